@@ -1,0 +1,182 @@
+/*
+ * iocd's configuration: one JSON-with-comments file, loaded and validated as a
+ * whole into a read-only struct config. Every module receives a const pointer
+ * to the part it needs. Reload builds a fresh struct config and swaps it in
+ * only when it validates.
+ *
+ * The file format, every key, its type, bounds and default are described in
+ * docs/configuration.md and in config/iocd.example.jsonc.
+ */
+#ifndef IOCD_CONFIG_CONFIG_H
+#define IOCD_CONFIG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/point.h"
+
+enum mqtt_protocol { MQTT_PROTO_V5 = 5, MQTT_PROTO_V311 = 4 };
+
+struct config_tls {
+  bool enabled;
+  char *ca_file;   /* NULL: the system's CA store (ca_path) */
+  char *ca_path;
+  char *cert_file; /* client certificate, with key_file */
+  char *key_file;
+  bool verify_hostname; /* default true */
+};
+
+struct config_mqtt {
+  char *host;      /* default "127.0.0.1" */
+  int port;        /* default 1883 (8883 with TLS) */
+  char *client_id; /* default "iocd-<hostname>" */
+  enum mqtt_protocol protocol; /* "5" (default) or "3.1.1" */
+  char *username;
+  char *password;
+  int keepalive_s;        /* default 30, 5..3600 */
+  bool clean_start;       /* default false: persistent session */
+  uint32_t session_expiry_s; /* MQTT 5; default 86400 */
+  int reconnect_min_ms;   /* default 500 */
+  int reconnect_max_ms;   /* default 30000 */
+  int idle_timeout_s;     /* connected but silent this long: logged and
+                             counted; 0 disables; default 300 */
+  struct config_tls tls;
+};
+
+enum payload_format {
+  FORMAT_JSON = 0,
+  FORMAT_VALUE,
+  FORMAT_LINE,
+  FORMAT_SENML,
+  FORMAT_AUTO, /* from the MQTT 5 content-type, else `fallback` */
+};
+
+enum time_unit {
+  TIME_S = 0,
+  TIME_MS,
+  TIME_US,
+  TIME_NS,
+  TIME_RFC3339, /* only RFC 3339 strings accepted */
+  TIME_AUTO,    /* RFC 3339 strings, numbers in `unit_numbers` */
+};
+
+struct config_kv {
+  char *key;
+  char *value;
+};
+
+struct config_field_type {
+  char *measurement; /* NULL: any measurement of the subscription */
+  char *field;
+  enum field_type type;
+};
+
+struct config_subscription {
+  char *name;    /* unique; labels the counters; default: the topic */
+  char *topic;   /* pattern: literal levels, {name} captures, + and # */
+  int qos;       /* 0, 1, 2; default 1 */
+  enum payload_format format;
+  enum payload_format fallback; /* for FORMAT_AUTO without content-type */
+  char *measurement;            /* fixed measurement, unless the pattern has
+                                   {measurement} or the payload names it */
+  char *field;                  /* `value` format: field name when the
+                                   pattern has no {field}; default "value" */
+  char *time_key;               /* json: the timestamp member; default "time" */
+  enum time_unit time_unit;     /* default TIME_AUTO */
+  enum time_unit time_unit_numbers; /* for TIME_AUTO numbers; default TIME_S */
+  char *measurement_key;        /* json: member naming the measurement; NULL */
+  char **tag_keys;              /* json: string members taken as tags */
+  size_t ntag_keys;
+  struct config_kv *tags;       /* static tags added to every point */
+  size_t ntags;
+  struct config_field_type *types; /* declared field types */
+  size_t ntypes;
+  bool allow_strings;           /* json: string members become string fields;
+                                   default false (rejected as wrong type) */
+  char *dead_letter;            /* topic to republish rejects to; NULL */
+};
+
+struct config_limits {
+  size_t max_payload_bytes;  /* default 65536 */
+  size_t max_series;         /* cardinality limit; default 100000 */
+  int max_json_depth;        /* default 8 */
+  size_t max_fields;         /* per point; default 256 */
+  int64_t max_future_s;      /* default 600 */
+  int64_t max_past_s;        /* default 31622400 (366 days) */
+  int log_burst;             /* rejected-message log lines per window; 10 */
+  int log_window_s;          /* default 10 */
+};
+
+enum influx_api { INFLUX_V1 = 1, INFLUX_V2 = 2 };
+
+struct config_influx {
+  bool enabled;
+  char *url;          /* default "http://127.0.0.1:8086" */
+  enum influx_api api;/* 1 (default) or 2 */
+  /* 1.x */
+  char *database;     /* required for 1.x */
+  char *retention_policy;
+  char *username;
+  char *password;
+  bool create_database; /* 1.x: CREATE DATABASE at start; default true */
+  /* 2.x */
+  char *org;
+  char *bucket;
+  char *token;
+  /* both */
+  bool gzip;             /* default true */
+  int timeout_ms;        /* per request; default 10000 */
+  int batch_points;      /* default 5000 */
+  size_t batch_bytes;    /* default 1 MiB */
+  int flush_interval_ms; /* default 1000 */
+  int retry_min_ms;      /* default 500 */
+  int retry_max_ms;      /* default 60000 */
+  int max_in_flight;     /* concurrent requests; default 2 */
+  size_t buffer_bytes;   /* in-memory queue limit; default 64 MiB */
+  char *ca_file;         /* https */
+  bool tls_verify;       /* default true */
+};
+
+struct config_file_output {
+  bool enabled;
+  char *path; /* "-" for stdout */
+};
+
+struct config {
+  char *path;      /* the file this was loaded from */
+  char *data_dir;  /* default "./var/iocd" */
+  enum log_level log_level;
+  enum log_format log_format;
+  int stats_interval_s;    /* periodic counter log; 0 disables; default 60 */
+  int shutdown_timeout_ms; /* flush bound at exit; default 10000 */
+  struct config_mqtt mqtt;
+  struct config_subscription *subs;
+  size_t nsubs;
+  struct config_limits limits;
+  struct config_influx influx;
+  struct config_file_output file;
+};
+
+/* Loads and validates path. On success returns IOCD_OK and *out (owned by the
+ * caller, freed with config_free). On failure returns IOCD_EPARSE, IOCD_EIO or
+ * IOCD_ENOMEM, *out is NULL, and errors (when not NULL) receives every problem
+ * found, one per line, each as "FILE:LINE:COL: PATH: what was expected", for
+ * example "iocd.jsonc:17:9: subscriptions[2].qos: expected 0, 1 or 2, got 3".
+ * ${NAME} in string values is replaced by the environment variable NAME; an
+ * unset variable is an error. */
+int config_load(const char *path, struct config **out, struct buf *errors);
+
+/* Same as config_load, from text in memory; name is used in messages. */
+int config_load_text(const char *name, const char *text, size_t len,
+                     struct config **out, struct buf *errors);
+
+void config_free(struct config *cfg);
+
+/* Helpers for the enums, for logs and messages. */
+const char *config_format_name(enum payload_format f);
+
+#endif

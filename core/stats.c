@@ -1,0 +1,400 @@
+/*
+ * Metrics registry: families (one name, help and kind) in registration order,
+ * each with its series in registration order, so /metrics output is stable.
+ * Registration does a linear search; it happens at start and on the first
+ * occurrence of a label set, never per message.
+ */
+#include "core/stats.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+
+struct series {
+  struct series *next;
+  char *labels; /* rendered: k="v",k2="v2" (escaped), or "" */
+  struct stat st;
+};
+
+struct family {
+  struct family *next;
+  char *name;
+  char *help;
+  enum stat_kind kind;
+  struct series *head, *tail;
+};
+
+struct stats {
+  struct family *head, *tail;
+};
+
+static struct stat dummy;
+
+struct stats *stats_new(void) {
+  return calloc(1, sizeof(struct stats));
+}
+
+void stats_free(struct stats *s) {
+  if (!s) {
+    return;
+  }
+  struct family *f = s->head;
+  while (f) {
+    struct family *fn = f->next;
+    struct series *se = f->head;
+    while (se) {
+      struct series *sn = se->next;
+      free(se->labels);
+      free(se);
+      se = sn;
+    }
+    free(f->name);
+    free(f->help);
+    free(f);
+    f = fn;
+  }
+  free(s);
+}
+
+/* Renders NULL-terminated key/value pairs as Prometheus label text. */
+static int render_labels(struct buf *b, va_list ap) {
+  const char *k;
+  bool first = true;
+  while ((k = va_arg(ap, const char *)) != NULL) {
+    const char *v = va_arg(ap, const char *);
+    if (!v) {
+      v = "";
+    }
+    int rc = buf_printf(b, "%s%s=\"", first ? "" : ",", k);
+    if (rc) {
+      return rc;
+    }
+    for (const char *p = v; *p; p++) {
+      if (*p == '\\' || *p == '"') {
+        rc = buf_putc(b, '\\');
+        if (!rc) {
+          rc = buf_putc(b, *p);
+        }
+      } else if (*p == '\n') {
+        rc = buf_puts(b, "\\n");
+      } else {
+        rc = buf_putc(b, *p);
+      }
+      if (rc) {
+        return rc;
+      }
+    }
+    rc = buf_putc(b, '"');
+    if (rc) {
+      return rc;
+    }
+    first = false;
+  }
+  return buf_putc(b, '\0') ? IOCD_ENOMEM : IOCD_OK;
+}
+
+static struct family *find_family(struct stats *s, const char *name) {
+  for (struct family *f = s->head; f; f = f->next) {
+    if (strcmp(f->name, name) == 0) {
+      return f;
+    }
+  }
+  return NULL;
+}
+
+static struct series *find_series(struct family *f, const char *labels) {
+  for (struct series *se = f->head; se; se = se->next) {
+    if (strcmp(se->labels, labels) == 0) {
+      return se;
+    }
+  }
+  return NULL;
+}
+
+static struct stat *reg(struct stats *s, enum stat_kind kind, const char *name,
+                        const char *help, const double *bounds, size_t nb,
+                        va_list ap) {
+  struct buf lb;
+  buf_init(&lb, 4096);
+  if (render_labels(&lb, ap)) {
+    buf_cleanup(&lb);
+    return &dummy;
+  }
+  struct family *f = find_family(s, name);
+  if (!f) {
+    f = calloc(1, sizeof *f);
+    if (!f) {
+      goto fail;
+    }
+    f->name = strdup(name);
+    f->help = strdup(help ? help : "");
+    f->kind = kind;
+    if (!f->name || !f->help) {
+      free(f->name);
+      free(f->help);
+      free(f);
+      goto fail;
+    }
+    if (s->tail) {
+      s->tail->next = f;
+    } else {
+      s->head = f;
+    }
+    s->tail = f;
+  }
+  struct series *se = find_series(f, lb.data);
+  if (se) {
+    buf_cleanup(&lb);
+    return &se->st;
+  }
+  se = calloc(1, sizeof *se);
+  if (!se) {
+    goto fail;
+  }
+  se->labels = buf_detach(&lb, NULL);
+  se->st.kind = f->kind;
+  if (nb > STAT_MAX_BUCKETS) {
+    nb = STAT_MAX_BUCKETS;
+  }
+  se->st.nbounds = bounds ? nb : 0;
+  for (size_t i = 0; i < se->st.nbounds; i++) {
+    se->st.bounds[i] = bounds[i];
+  }
+  if (f->tail) {
+    f->tail->next = se;
+  } else {
+    f->head = se;
+  }
+  f->tail = se;
+  return &se->st;
+fail:
+  buf_cleanup(&lb);
+  return &dummy;
+}
+
+struct stat *stats_counter(struct stats *s, const char *name,
+                           const char *help, ...) {
+  va_list ap;
+  va_start(ap, help);
+  struct stat *st = reg(s, STAT_COUNTER, name, help, NULL, 0, ap);
+  va_end(ap);
+  return st;
+}
+
+struct stat *stats_gauge(struct stats *s, const char *name, const char *help,
+                         ...) {
+  va_list ap;
+  va_start(ap, help);
+  struct stat *st = reg(s, STAT_GAUGE, name, help, NULL, 0, ap);
+  va_end(ap);
+  return st;
+}
+
+struct stat *stats_histogram(struct stats *s, const char *name,
+                             const char *help, const double *bounds,
+                             size_t nbounds, ...) {
+  va_list ap;
+  va_start(ap, nbounds);
+  struct stat *st = reg(s, STAT_HISTOGRAM, name, help, bounds, nbounds, ap);
+  va_end(ap);
+  return st;
+}
+
+void stat_observe(struct stat *st, double v) {
+  st->count++;
+  st->value += v;
+  for (size_t i = 0; i < st->nbounds; i++) {
+    if (v <= st->bounds[i]) {
+      st->buckets[i]++;
+      break;
+    }
+  }
+}
+
+struct stat *stats_find(struct stats *s, const char *name, ...) {
+  struct family *f = find_family(s, name);
+  if (!f) {
+    return NULL;
+  }
+  struct buf lb;
+  buf_init(&lb, 4096);
+  va_list ap;
+  va_start(ap, name);
+  int rc = render_labels(&lb, ap);
+  va_end(ap);
+  struct series *se = rc ? NULL : find_series(f, lb.data);
+  buf_cleanup(&lb);
+  return se ? &se->st : NULL;
+}
+
+/* True when every k="v" of want (comma separated) appears in have. */
+static bool labels_contain(const char *have, const char *want) {
+  const char *p = want;
+  while (*p) {
+    const char *end = p;
+    bool in_q = false;
+    while (*end && (in_q || *end != ',')) {
+      if (*end == '\\' && end[1]) {
+        end++;
+      } else if (*end == '"') {
+        in_q = !in_q;
+      }
+      end++;
+    }
+    size_t n = (size_t)(end - p);
+    bool found = false;
+    for (const char *h = have; *h;) {
+      const char *he = h;
+      bool q = false;
+      while (*he && (q || *he != ',')) {
+        if (*he == '\\' && he[1]) {
+          he++;
+        } else if (*he == '"') {
+          q = !q;
+        }
+        he++;
+      }
+      if ((size_t)(he - h) == n && memcmp(h, p, n) == 0) {
+        found = true;
+        break;
+      }
+      h = *he ? he + 1 : he;
+    }
+    if (!found) {
+      return false;
+    }
+    p = *end ? end + 1 : end;
+  }
+  return true;
+}
+
+uint64_t stats_sum(struct stats *s, const char *name, ...) {
+  struct family *f = find_family(s, name);
+  if (!f) {
+    return 0;
+  }
+  struct buf lb;
+  buf_init(&lb, 4096);
+  va_list ap;
+  va_start(ap, name);
+  int rc = render_labels(&lb, ap);
+  va_end(ap);
+  uint64_t sum = 0;
+  if (!rc) {
+    for (struct series *se = f->head; se; se = se->next) {
+      if (labels_contain(se->labels, lb.data)) {
+        sum += f->kind == STAT_GAUGE ? (uint64_t)se->st.value : se->st.count;
+      }
+    }
+  }
+  buf_cleanup(&lb);
+  return sum;
+}
+
+static const char *kind_name(enum stat_kind k) {
+  switch (k) {
+    case STAT_COUNTER:
+      return "counter";
+    case STAT_GAUGE:
+      return "gauge";
+    case STAT_HISTOGRAM:
+      return "histogram";
+  }
+  return "untyped";
+}
+
+static int render_series(struct buf *out, const char *name, const char *suffix,
+                         const char *labels, const char *extra) {
+  bool any = labels[0] || (extra && extra[0]);
+  return buf_printf(out, "%s%s%s%s%s%s%s", name, suffix, any ? "{" : "",
+                    labels, labels[0] && extra && extra[0] ? "," : "",
+                    extra ? extra : "", any ? "}" : "");
+}
+
+int stats_render_prometheus(struct stats *s, struct buf *out) {
+  int rc = IOCD_OK;
+  for (struct family *f = s->head; f && !rc; f = f->next) {
+    rc = buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help,
+                    f->name, kind_name(f->kind));
+    for (struct series *se = f->head; se && !rc; se = se->next) {
+      const struct stat *st = &se->st;
+      if (f->kind == STAT_COUNTER) {
+        rc = render_series(out, f->name, "", se->labels, NULL);
+        if (!rc) {
+          rc = buf_printf(out, " %llu\n", (unsigned long long)st->count);
+        }
+      } else if (f->kind == STAT_GAUGE) {
+        rc = render_series(out, f->name, "", se->labels, NULL);
+        if (!rc) {
+          rc = buf_printf(out, " %.17g\n", st->value);
+        }
+      } else {
+        uint64_t cum = 0;
+        for (size_t i = 0; i < st->nbounds && !rc; i++) {
+          char le[64];
+          snprintf(le, sizeof le, "le=\"%g\"", st->bounds[i]);
+          cum += st->buckets[i];
+          rc = render_series(out, f->name, "_bucket", se->labels, le);
+          if (!rc) {
+            rc = buf_printf(out, " %llu\n", (unsigned long long)cum);
+          }
+        }
+        if (!rc) {
+          rc = render_series(out, f->name, "_bucket", se->labels,
+                             "le=\"+Inf\"");
+        }
+        if (!rc) {
+          rc = buf_printf(out, " %llu\n", (unsigned long long)st->count);
+        }
+        if (!rc) {
+          rc = render_series(out, f->name, "_sum", se->labels, NULL);
+        }
+        if (!rc) {
+          rc = buf_printf(out, " %.17g\n", st->value);
+        }
+        if (!rc) {
+          rc = render_series(out, f->name, "_count", se->labels, NULL);
+        }
+        if (!rc) {
+          rc = buf_printf(out, " %llu\n", (unsigned long long)st->count);
+        }
+      }
+    }
+  }
+  return rc;
+}
+
+int stats_render_summary(struct stats *s, struct buf *out) {
+  int rc = IOCD_OK;
+  bool first = true;
+  for (struct family *f = s->head; f && !rc; f = f->next) {
+    if (f->kind == STAT_HISTOGRAM) {
+      continue;
+    }
+    for (struct series *se = f->head; se && !rc; se = se->next) {
+      if (f->kind == STAT_COUNTER && se->st.count == 0) {
+        continue;
+      }
+      if (f->kind == STAT_GAUGE && se->st.value == 0) {
+        continue;
+      }
+      if (!first) {
+        rc = buf_putc(out, ' ');
+      }
+      first = false;
+      if (!rc) {
+        rc = render_series(out, f->name, "", se->labels, NULL);
+      }
+      if (!rc) {
+        rc = f->kind == STAT_COUNTER
+                 ? buf_printf(out, "=%llu", (unsigned long long)se->st.count)
+                 : buf_printf(out, "=%g", se->st.value);
+      }
+    }
+  }
+  return rc;
+}

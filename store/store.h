@@ -1,0 +1,49 @@
+/*
+ * The store takes accepted points, encoded as line protocol, and delivers them
+ * to the configured outputs (InfluxDB over HTTP with libcurl's multi interface
+ * on the loop, and/or a file). It batches by points, bytes and time, retries
+ * with backoff, and on shutdown flushes within a time bound.
+ */
+#ifndef IOCD_STORE_STORE_H
+#define IOCD_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config/config.h"
+#include "core/err.h"
+#include "core/point.h"
+#include "core/stats.h"
+
+struct store;
+
+/* Creates the store and its outputs on loop. cfg is borrowed until
+ * store_reconfigure or store_close. Registers counters in stats. Returns
+ * NULL with err set on failure. */
+struct store *store_new(uv_loop_t *loop, const struct config *cfg,
+                        struct stats *stats, struct iocd_err *err);
+
+/* Encodes and queues the points of pb; source is the subscription index (for
+ * per-subscription accounting). Returns IOCD_OK, IOCD_EFULL when the buffer
+ * limit would be passed (nothing is queued: the caller decides), or
+ * IOCD_EINVAL when a point cannot be encoded. */
+int store_append(struct store *s, size_t source, const struct point_batch *pb);
+
+/* Applies a new configuration to the outputs (URL, credentials, batching).
+ * Requests in flight finish with the old settings. */
+int store_reconfigure(struct store *s, const struct config *cfg,
+                      struct iocd_err *err);
+
+/* Points accepted and not yet confirmed by every output. */
+uint64_t store_pending_points(const struct store *s);
+
+typedef void store_closed_fn(void *ud, uint64_t unwritten_points);
+
+/* Stops taking points, flushes what is queued and waits for the answers, at
+ * most timeout_ms; then closes every handle and calls cb with the number of
+ * points that could not be written (0 on a clean flush). Frees s after cb. */
+void store_close(struct store *s, uint64_t timeout_ms, store_closed_fn *cb,
+                 void *ud);
+
+#endif

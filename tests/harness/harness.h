@@ -1,0 +1,93 @@
+/*
+ * Test harness for integration tests: real mosquitto and influxd servers on
+ * free loopback ports, each with its own temporary directory, and the iocd
+ * binary run as a black box. Every function is blocking and meant for tests
+ * only. Functions return 0 on success and -1 on failure (with a message on
+ * stderr), so tests can cr_assert_eq(h_..., 0).
+ */
+#ifndef IOCD_TESTS_HARNESS_H
+#define IOCD_TESTS_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Creates a fresh directory /tmp/iocd-test-XXXXXX; out holds at least 64. */
+int h_tmpdir(char *out, size_t n);
+
+/* Removes a directory tree (for cleanup at the end of a test). */
+void h_rmtree(const char *path);
+
+/* A free TCP port on 127.0.0.1 (bound to port 0, read back, released). */
+int h_free_port(void);
+
+struct h_mosquitto {
+  pid_t pid;
+  int port;
+  char dir[256];  /* its config, persistence and log */
+};
+
+/* Starts mosquitto on a free port with persistence in its own directory
+ * (dir NULL: a new temporary one) and waits until it accepts connections.
+ * extra_conf lines are appended to its config (may be NULL). */
+int h_mosquitto_start(struct h_mosquitto *m, const char *dir,
+                      const char *extra_conf);
+/* SIGTERM and wait; keeps the directory (a restart reuses it). */
+void h_mosquitto_stop(struct h_mosquitto *m);
+/* Stops and starts again on the same port and directory. */
+int h_mosquitto_restart(struct h_mosquitto *m);
+
+struct h_influxd {
+  pid_t pid;
+  int port;
+  int rpc_port;
+  char dir[256];
+  char url[64]; /* http://127.0.0.1:PORT */
+};
+
+/* Starts influxd on free ports with its data in its own directory and waits
+ * for /ping to answer 204. */
+int h_influxd_start(struct h_influxd *d, const char *dir);
+void h_influxd_stop(struct h_influxd *d);
+int h_influxd_restart(struct h_influxd *d);
+
+/* Runs an InfluxQL statement (POST /query) and returns the JSON answer in
+ * *json (malloc'd, caller frees). db may be NULL. */
+int h_influx_query(const struct h_influxd *d, const char *db, const char *q,
+                   char **json);
+
+/* Runs q and returns the first value of the first series as a double
+ * (for SELECT count(...) and the like). Returns -1 if absent. */
+int h_influx_scalar(const struct h_influxd *d, const char *db, const char *q,
+                    double *out);
+
+/* Publishes one message with libmosquitto (blocking, waits for the
+ * acknowledgement at QoS 1 and 2). content_type may be NULL (MQTT 5). */
+int h_publish(int port, const char *topic, const void *payload, size_t len,
+              int qos, const char *content_type);
+
+struct h_iocd {
+  pid_t pid;
+  char config[512]; /* the config file path */
+  char log[512];    /* its stderr */
+};
+
+/* Writes the config text to DIR/iocd.jsonc and starts the iocd binary on it,
+ * with stderr to DIR/iocd.log. Does not wait for readiness. */
+int h_iocd_start(struct h_iocd *p, const char *dir, const char *config_text);
+/* Sends sig and waits up to timeout_ms; returns the exit status (or 128+sig
+ * when killed by a signal), or -1 on timeout (then SIGKILLs). */
+int h_iocd_stop(struct h_iocd *p, int sig, int timeout_ms);
+/* True when the iocd log contains needle. */
+bool h_iocd_log_contains(const struct h_iocd *p, const char *needle);
+/* Waits until the log contains needle, at most timeout_ms. */
+int h_iocd_wait_log(const struct h_iocd *p, const char *needle,
+                    int timeout_ms);
+
+/* Polls pred every 50 ms until it returns true or timeout_ms passes. */
+int h_wait_until(bool (*pred)(void *ud), void *ud, int timeout_ms);
+
+/* Path of the iocd binary under test (from the build). */
+const char *h_iocd_bin(void);
+
+#endif
