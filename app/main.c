@@ -1,3 +1,117 @@
-int main(void) {
-  return 0;
+/*
+ * iocd's command line: run the service, validate a configuration, print
+ * help or the version. Only this file exits the process.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/service.h"
+#include "config/config.h"
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/log.h"
+
+#define DEFAULT_CONFIG "/etc/iocd/iocd.jsonc"
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "Usage: iocd [run] [-c FILE]     run the service\n"
+          "       iocd check [-c FILE]     validate FILE and exit 0 (valid) "
+          "or 1\n"
+          "       iocd --help | --version\n"
+          "\n"
+          "Options:\n"
+          "  -c, --config FILE   configuration file (JSON with comments);\n"
+          "                      default: $IOCD_CONFIG, else " DEFAULT_CONFIG
+          "\n"
+          "  -h, --help          this help\n"
+          "  -V, --version       print the version\n"
+          "\n"
+          "Signals: SIGINT/SIGTERM stop after flushing buffered points;\n"
+          "SIGHUP reloads the configuration (kept only if it is valid).\n"
+          "Documentation: README.md and docs/ in the source tree.\n");
+}
+
+static int load(const char *path, struct config **cfg) {
+  struct buf errors;
+  buf_init(&errors, 1 << 20);
+  int rc = config_load(path, cfg, &errors);
+  if (rc) {
+    if (errors.len) {
+      fprintf(stderr, "%s%s", errors.data,
+              errors.data[errors.len - 1] == '\n' ? "" : "\n");
+    } else {
+      fprintf(stderr, "%s: %s\n", path, iocd_strerror(rc));
+    }
+  }
+  buf_cleanup(&errors);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  const char *cmd = "run";
+  const char *path = getenv("IOCD_CONFIG");
+  if (!path || !*path) {
+    path = DEFAULT_CONFIG;
+  }
+  int i = 1;
+  if (i < argc && argv[i][0] != '-') {
+    cmd = argv[i++];
+  }
+  for (; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      usage(stdout);
+      return 0;
+    }
+    if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+      printf("iocd %s\n", IOCD_VERSION);
+      return 0;
+    }
+    if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+      if (i + 1 >= argc) {
+        fprintf(stderr, "iocd: %s needs a file name\n", a);
+        return 1;
+      }
+      path = argv[++i];
+      continue;
+    }
+    if (strncmp(a, "--config=", 9) == 0) {
+      path = a + 9;
+      continue;
+    }
+    fprintf(stderr, "iocd: unknown option '%s'\n\n", a);
+    usage(stderr);
+    return 1;
+  }
+
+  if (strcmp(cmd, "check") == 0) {
+    struct config *cfg = NULL;
+    if (load(path, &cfg)) {
+      return 1;
+    }
+    struct iocd_err err = {{0}};
+    int rc = service_check(cfg, &err);
+    if (rc) {
+      fprintf(stderr, "%s: %s\n", path, err.msg);
+    } else {
+      printf("%s: OK (%zu subscription%s, outputs:%s%s)\n", path, cfg->nsubs,
+             cfg->nsubs == 1 ? "" : "s",
+             cfg->influx.enabled ? " influxdb" : "",
+             cfg->file.enabled ? " file" : "");
+    }
+    config_free(cfg);
+    return rc ? 1 : 0;
+  }
+  if (strcmp(cmd, "run") != 0) {
+    fprintf(stderr, "iocd: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 1;
+  }
+  struct config *cfg = NULL;
+  if (load(path, &cfg)) {
+    return 1;
+  }
+  return service_run(cfg);
 }

@@ -146,6 +146,11 @@ struct config_file_output {
   char *path; /* "-" for stdout */
 };
 
+struct config_api {
+  bool enabled;  /* default true */
+  char *listen;  /* "HOST:PORT"; default "127.0.0.1:8080" */
+};
+
 struct config {
   char *path;      /* the file this was loaded from */
   char *data_dir;  /* default "./var/iocd" */
@@ -159,6 +164,7 @@ struct config {
   struct config_limits limits;
   struct config_influx influx;
   struct config_file_output file;
+  struct config_api api; /* JSON key "api": {"enabled", "listen"} */
 };
 
 /* Loads and validates path. On success returns IOCD_OK and *out (owned by the

@@ -15,7 +15,8 @@ void buf_init(struct buf *b, size_t max) {
   b->data = NULL;
   b->len = 0;
   b->cap = 0;
-  b->max = max ? max : SIZE_MAX / 2;
+  /* Above SIZE_MAX / 2, len + n + 1 in buf_reserve could wrap around. */
+  b->max = max && max <= SIZE_MAX / 2 ? max : SIZE_MAX / 2;
 }
 
 void buf_cleanup(struct buf *b) {

@@ -17,7 +17,7 @@
 struct series {
   struct series *next;
   char *labels; /* rendered: k="v",k2="v2" (escaped), or "" */
-  struct stat st;
+  struct metric st;
 };
 
 struct family {
@@ -32,7 +32,7 @@ struct stats {
   struct family *head, *tail;
 };
 
-static struct stat dummy;
+static struct metric dummy;
 
 struct stats *stats_new(void) {
   return calloc(1, sizeof(struct stats));
@@ -115,7 +115,7 @@ static struct series *find_series(struct family *f, const char *labels) {
   return NULL;
 }
 
-static struct stat *reg(struct stats *s, enum stat_kind kind, const char *name,
+static struct metric *reg(struct stats *s, enum stat_kind kind, const char *name,
                         const char *help, const double *bounds, size_t nb,
                         va_list ap) {
   struct buf lb;
@@ -176,35 +176,35 @@ fail:
   return &dummy;
 }
 
-struct stat *stats_counter(struct stats *s, const char *name,
+struct metric *stats_counter(struct stats *s, const char *name,
                            const char *help, ...) {
   va_list ap;
   va_start(ap, help);
-  struct stat *st = reg(s, STAT_COUNTER, name, help, NULL, 0, ap);
+  struct metric *st = reg(s, STAT_COUNTER, name, help, NULL, 0, ap);
   va_end(ap);
   return st;
 }
 
-struct stat *stats_gauge(struct stats *s, const char *name, const char *help,
+struct metric *stats_gauge(struct stats *s, const char *name, const char *help,
                          ...) {
   va_list ap;
   va_start(ap, help);
-  struct stat *st = reg(s, STAT_GAUGE, name, help, NULL, 0, ap);
+  struct metric *st = reg(s, STAT_GAUGE, name, help, NULL, 0, ap);
   va_end(ap);
   return st;
 }
 
-struct stat *stats_histogram(struct stats *s, const char *name,
+struct metric *stats_histogram(struct stats *s, const char *name,
                              const char *help, const double *bounds,
                              size_t nbounds, ...) {
   va_list ap;
   va_start(ap, nbounds);
-  struct stat *st = reg(s, STAT_HISTOGRAM, name, help, bounds, nbounds, ap);
+  struct metric *st = reg(s, STAT_HISTOGRAM, name, help, bounds, nbounds, ap);
   va_end(ap);
   return st;
 }
 
-void stat_observe(struct stat *st, double v) {
+void stat_observe(struct metric *st, double v) {
   st->count++;
   st->value += v;
   for (size_t i = 0; i < st->nbounds; i++) {
@@ -215,7 +215,7 @@ void stat_observe(struct stat *st, double v) {
   }
 }
 
-struct stat *stats_find(struct stats *s, const char *name, ...) {
+struct metric *stats_find(struct stats *s, const char *name, ...) {
   struct family *f = find_family(s, name);
   if (!f) {
     return NULL;
@@ -272,6 +272,18 @@ static bool labels_contain(const char *have, const char *want) {
   return true;
 }
 
+/* Converting a negative, NaN or too large double to uint64_t is undefined
+ * behaviour, so clamp before truncating. */
+static uint64_t gauge_count(double v) {
+  if (!(v > 0)) {
+    return 0;
+  }
+  if (v >= 18446744073709551616.0) {
+    return UINT64_MAX;
+  }
+  return (uint64_t)v;
+}
+
 uint64_t stats_sum(struct stats *s, const char *name, ...) {
   struct family *f = find_family(s, name);
   if (!f) {
@@ -287,7 +299,8 @@ uint64_t stats_sum(struct stats *s, const char *name, ...) {
   if (!rc) {
     for (struct series *se = f->head; se; se = se->next) {
       if (labels_contain(se->labels, lb.data)) {
-        sum += f->kind == STAT_GAUGE ? (uint64_t)se->st.value : se->st.count;
+        sum += f->kind == STAT_GAUGE ? gauge_count(se->st.value)
+                                     : se->st.count;
       }
     }
   }
@@ -315,13 +328,46 @@ static int render_series(struct buf *out, const char *name, const char *suffix,
                     extra ? extra : "", any ? "}" : "");
 }
 
+/* Writes le="bound" with the bound in the shortest form that reads back
+ * as the same double: %g keeps only 6 digits, so a bound of 1234567 would
+ * be labelled le="1.23457e+06", a different number. */
+static void fmt_bound(char *le, size_t size, double bound) {
+  for (int prec = 15; prec <= 17; prec++) {
+    snprintf(le, size, "le=\"%.*g\"", prec, bound);
+    if (prec == 17 || strtod(le + 4, NULL) == bound) {
+      return;
+    }
+  }
+}
+
+/* The exposition format escapes backslash and newline in HELP text; an
+ * unescaped newline would end the line and corrupt the whole scrape. */
+static int put_help(struct buf *out, const char *help) {
+  int rc = IOCD_OK;
+  for (const char *p = help; *p && !rc; p++) {
+    if (*p == '\\') {
+      rc = buf_puts(out, "\\\\");
+    } else if (*p == '\n') {
+      rc = buf_puts(out, "\\n");
+    } else {
+      rc = buf_putc(out, *p);
+    }
+  }
+  return rc;
+}
+
 int stats_render_prometheus(struct stats *s, struct buf *out) {
   int rc = IOCD_OK;
   for (struct family *f = s->head; f && !rc; f = f->next) {
-    rc = buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help,
-                    f->name, kind_name(f->kind));
+    rc = buf_printf(out, "# HELP %s ", f->name);
+    if (!rc) {
+      rc = put_help(out, f->help);
+    }
+    if (!rc) {
+      rc = buf_printf(out, "\n# TYPE %s %s\n", f->name, kind_name(f->kind));
+    }
     for (struct series *se = f->head; se && !rc; se = se->next) {
-      const struct stat *st = &se->st;
+      const struct metric *st = &se->st;
       if (f->kind == STAT_COUNTER) {
         rc = render_series(out, f->name, "", se->labels, NULL);
         if (!rc) {
@@ -336,7 +382,7 @@ int stats_render_prometheus(struct stats *s, struct buf *out) {
         uint64_t cum = 0;
         for (size_t i = 0; i < st->nbounds && !rc; i++) {
           char le[64];
-          snprintf(le, sizeof le, "le=\"%g\"", st->bounds[i]);
+          fmt_bound(le, sizeof le, st->bounds[i]);
           cum += st->buckets[i];
           rc = render_series(out, f->name, "_bucket", se->labels, le);
           if (!rc) {

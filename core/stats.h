@@ -18,9 +18,10 @@ enum stat_kind { STAT_COUNTER, STAT_GAUGE, STAT_HISTOGRAM };
 
 #define STAT_MAX_BUCKETS 16
 
-/* One series. Fields are public so that updates inline; treat them as
+/* One series (struct metric, not "stat": that name is POSIX's). Fields are
+ * public so that updates inline; treat them as
  * read-only outside the stat_* helpers. */
-struct stat {
+struct metric {
   enum stat_kind kind;
   uint64_t count;  /* counter value, or histogram observation count */
   double value;    /* gauge value, or histogram sum */
@@ -39,29 +40,29 @@ void stats_free(struct stats *s);
  * "subscription", "igate", NULL). The name and help are copied; the same
  * name and labels return the same series. Never returns NULL: when memory runs
  * out the series is a private dummy that is never rendered. */
-struct stat *stats_counter(struct stats *s, const char *name,
+struct metric *stats_counter(struct stats *s, const char *name,
                            const char *help, ...);
-struct stat *stats_gauge(struct stats *s, const char *name, const char *help,
+struct metric *stats_gauge(struct stats *s, const char *name, const char *help,
                          ...);
 /* bounds: upper bounds of the buckets, ascending, at most STAT_MAX_BUCKETS. */
-struct stat *stats_histogram(struct stats *s, const char *name,
+struct metric *stats_histogram(struct stats *s, const char *name,
                              const char *help, const double *bounds,
                              size_t nbounds, ...);
 
-static inline void stat_inc(struct stat *st) {
+static inline void stat_inc(struct metric *st) {
   st->count++;
 }
-static inline void stat_add(struct stat *st, uint64_t n) {
+static inline void stat_add(struct metric *st, uint64_t n) {
   st->count += n;
 }
-static inline void stat_set(struct stat *st, double v) {
+static inline void stat_set(struct metric *st, double v) {
   st->value = v;
 }
-void stat_observe(struct stat *st, double v);
+void stat_observe(struct metric *st, double v);
 
 /* Looks a series up without creating it, for tests and reconciliation.
  * Labels as above. Returns NULL when absent. */
-struct stat *stats_find(struct stats *s, const char *name, ...);
+struct metric *stats_find(struct stats *s, const char *name, ...);
 
 /* Sum of the counter values (or gauge values, truncated) of every series of
  * a family whose labels contain the given key=value pairs (NULL-terminated;

@@ -1,2 +1,407 @@
-/* placeholder until the module lands */
-typedef int iocd_placeholder_unit;
+/*
+ * The store's front: accepted points are encoded once as line protocol and
+ * queued as one record per message; every enabled output reads the queue as
+ * its own reader. The store keeps the books shared by the outputs (queue
+ * gauges, per-subscription counts) and runs the two-step shutdown: drain
+ * until every output is done or the deadline passes, then close them all.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/container.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/lp.h"
+#include "store/store_int.h"
+
+const char *store__suppressed(char *buf, size_t n, uint32_t held) {
+  buf[0] = '\0';
+  if (held > 0) {
+    snprintf(buf, n, " (%u similar messages suppressed)", held);
+  }
+  return buf;
+}
+
+int64_t store__now_ms(const struct store *s) {
+  return (int64_t)uv_now(s->loop);
+}
+
+static void update_gauges(struct store *s) {
+  if (!s->q) {
+    return;
+  }
+  uint64_t points, bytes;
+  s->q->ops->totals(s->q, &points, &bytes);
+  stat_set(s->queue_points, (double)points);
+  stat_set(s->queue_bytes, (double)bytes);
+}
+
+static const char *sub_name(const struct config *cfg, size_t i) {
+  const struct config_subscription *sub = &cfg->subs[i];
+  if (sub->name && *sub->name) {
+    return sub->name;
+  }
+  return sub->topic ? sub->topic : "";
+}
+
+/* Maps every subscription of cfg to a source id, adding sources by name. */
+static int map_sources(struct store *s, const struct config *cfg) {
+  uint32_t *map = malloc((cfg->nsubs ? cfg->nsubs : 1) * sizeof *map);
+  if (!map) {
+    return IOCD_ENOMEM;
+  }
+  for (size_t i = 0; i < cfg->nsubs; i++) {
+    const char *name = sub_name(cfg, i);
+    size_t id = 0;
+    while (id < s->nsources && strcmp(s->sources[id].name, name) != 0) {
+      id++;
+    }
+    if (id == s->nsources) {
+      struct source *grown = malloc((s->nsources + 1) * sizeof *grown);
+      char *copy = strdup(name);
+      if (!grown || !copy) {
+        free(grown);
+        free(copy);
+        free(map);
+        return IOCD_ENOMEM;
+      }
+      if (s->nsources) {
+        memcpy(grown, s->sources, s->nsources * sizeof *grown);
+      }
+      free(s->sources);
+      s->sources = grown;
+      s->sources[id] = (struct source){
+          .name = copy,
+          .written = stats_counter(
+              s->stats, "iocd_source_points_written_total",
+              "Points written, by the subscription they came from.",
+              "subscription", copy, NULL),
+          .dropped = stats_counter(
+              s->stats, "iocd_source_points_dropped_total",
+              "Points dropped by the store, by the subscription they came "
+              "from.",
+              "subscription", copy, NULL),
+      };
+      s->nsources++;
+    }
+    map[i] = (uint32_t)id;
+  }
+  free(s->src_map);
+  s->src_map = map;
+  s->nsrc_map = cfg->nsubs;
+  return IOCD_OK;
+}
+
+/* The enabled outputs in the order they read the queue; the first one is
+ * the primary (InfluxDB when enabled), whose writes count per
+ * subscription. Returns how many. */
+static unsigned wanted(const struct config *cfg,
+                       const struct output_ops *out[STORE_MAX_OUTPUTS]) {
+  unsigned n = 0;
+  if (cfg->influx.enabled) {
+    out[n++] = &store__influx_ops;
+  }
+  if (cfg->file.enabled) {
+    out[n++] = &store__file_ops;
+  }
+  return n;
+}
+
+static int validate(const struct config *cfg, struct iocd_err *err) {
+  if (cfg->influx.enabled) {
+    struct influx_settings st;
+    store__influx_settings(&cfg->influx, &st);
+    int rc = store__influx_validate(&st, err);
+    if (rc) {
+      return rc;
+    }
+  }
+  if (cfg->file.enabled && (!cfg->file.path || !*cfg->file.path)) {
+    return iocd_err_set(err, IOCD_EINVAL,
+                        "file.path: required when the file output is "
+                        "enabled (\"-\" for stdout)");
+  }
+  return IOCD_OK;
+}
+
+static size_t buffer_bytes(const struct config *cfg) {
+  return cfg->influx.buffer_bytes ? cfg->influx.buffer_bytes
+                                  : STORE_DEFAULT_BUFFER_BYTES;
+}
+
+static void free_store(struct store *s) {
+  if (s->q) {
+    s->q->ops->free(s->q);
+  }
+  for (size_t i = 0; i < s->nsources; i++) {
+    free(s->sources[i].name);
+  }
+  free(s->sources);
+  free(s->src_map);
+  free(s->line_end);
+  buf_cleanup(&s->scratch);
+  free(s);
+}
+
+static void finish(struct store *s);
+
+struct store *store_new(uv_loop_t *loop, const struct config *cfg,
+                        struct stats *stats, struct iocd_err *err) {
+  if (validate(cfg, err) != IOCD_OK) {
+    return NULL;
+  }
+  struct store *s = calloc(1, sizeof *s);
+  if (!s) {
+    iocd_err_set(err, IOCD_ENOMEM, "store: out of memory");
+    return NULL;
+  }
+  s->loop = loop;
+  s->cfg = cfg;
+  s->stats = stats;
+  size_t cap = buffer_bytes(cfg);
+  buf_init(&s->scratch, cap < UINT32_MAX ? cap : UINT32_MAX);
+  s->queue_points = stats_gauge(stats, "iocd_queue_points",
+                                "Points queued and not yet written by every "
+                                "output.",
+                                NULL);
+  s->queue_bytes = stats_gauge(stats, "iocd_queue_bytes",
+                               "Bytes of line protocol queued.", NULL);
+  if (map_sources(s, cfg) != IOCD_OK) {
+    iocd_err_set(err, IOCD_ENOMEM, "store: out of memory");
+    free_store(s);
+    return NULL;
+  }
+  const struct output_ops *ops[STORE_MAX_OUTPUTS];
+  unsigned n = wanted(cfg, ops);
+  if (n > 0) {
+    s->q = store__memq_new(cap, n);
+    if (!s->q) {
+      iocd_err_set(err, IOCD_ENOMEM, "store: out of memory");
+      free_store(s);
+      return NULL;
+    }
+  }
+  uv_timer_init(loop, &s->timer);
+  for (unsigned i = 0; i < n; i++) {
+    struct output *o = ops[i]->create(s, i, cfg, err);
+    if (!o) {
+      /* Tear down what was built: outputs close asynchronously, so the
+       * store is freed by its timer's close callback, with no callback. */
+      s->closing = true;
+      finish(s);
+      return NULL;
+    }
+    o->primary = i == 0;
+    s->outs[s->nouts++] = o;
+  }
+  update_gauges(s);
+  return s;
+}
+
+int store_append(struct store *s, size_t source, const struct point_batch *pb) {
+  if (s->closing) {
+    return IOCD_ECLOSED;
+  }
+  if (source >= s->nsrc_map) {
+    return IOCD_EINVAL;
+  }
+  if (pb->npoints == 0 || s->nouts == 0) {
+    return IOCD_OK;
+  }
+  if (pb->npoints > UINT32_MAX) {
+    return IOCD_EFULL;
+  }
+  if (pb->npoints > s->cap_line_end) {
+    uint32_t *ends = malloc(pb->npoints * sizeof *ends);
+    if (!ends) {
+      return IOCD_ENOMEM;
+    }
+    free(s->line_end);
+    s->line_end = ends;
+    s->cap_line_end = pb->npoints;
+  }
+  buf_reset(&s->scratch);
+  for (size_t i = 0; i < pb->npoints; i++) {
+    int rc = lp_append_point(&s->scratch, pb, &pb->points[i]);
+    if (rc == IOCD_ETOOBIG) {
+      return IOCD_EFULL;
+    }
+    if (rc) {
+      return rc;
+    }
+    s->line_end[i] = (uint32_t)s->scratch.len;
+  }
+  int rc = s->q->ops->append(s->q, s->scratch.data, s->scratch.len, s->line_end,
+                             (uint32_t)pb->npoints, s->src_map[source],
+                             store__now_ms(s));
+  if (rc) {
+    return rc;
+  }
+  update_gauges(s);
+  for (unsigned i = 0; i < s->nouts; i++) {
+    s->outs[i]->ops->notify(s->outs[i]);
+  }
+  return IOCD_OK;
+}
+
+int store_reconfigure(struct store *s, const struct config *cfg,
+                      struct iocd_err *err) {
+  if (s->closing) {
+    return iocd_err_set(err, IOCD_ESTATE, "store: closing");
+  }
+  int rc = validate(cfg, err);
+  if (rc) {
+    return rc;
+  }
+  const struct output_ops *ops[STORE_MAX_OUTPUTS];
+  unsigned n = wanted(cfg, ops);
+  bool same = n == s->nouts;
+  for (unsigned i = 0; same && i < n; i++) {
+    same = ops[i] == s->outs[i]->ops;
+  }
+  if (!same) {
+    log_warn("store",
+             "enabling or disabling an output (influxdb.enabled, "
+             "file.enabled) takes effect at the next restart");
+  }
+  rc = map_sources(s, cfg);
+  if (rc) {
+    return iocd_err_set(err, rc, "store: out of memory");
+  }
+  /* From here on nothing of the old config may be used: it is freed after
+   * this returns. */
+  s->cfg = cfg;
+  if (s->q) {
+    s->q->ops->set_limit(s->q, buffer_bytes(cfg));
+  }
+  size_t cap = buffer_bytes(cfg);
+  s->scratch.max = cap < UINT32_MAX ? cap : UINT32_MAX;
+  for (unsigned i = 0; i < s->nouts; i++) {
+    rc = s->outs[i]->ops->reconfigure(s->outs[i], cfg, err);
+    if (rc) {
+      return rc;
+    }
+  }
+  return IOCD_OK;
+}
+
+uint64_t store_pending_points(const struct store *s) {
+  if (!s->q) {
+    return 0;
+  }
+  uint64_t points, bytes;
+  s->q->ops->totals(s->q, &points, &bytes);
+  return points;
+}
+
+void store__count_written(struct store *s, struct output *o,
+                          const struct sbatch *b, size_t l0, size_t l1) {
+  if (!o->primary) {
+    return;
+  }
+  for (size_t i = l0; i < l1; i++) {
+    stat_inc(s->sources[b->line_src[i]].written);
+  }
+}
+
+void store__count_dropped(struct store *s, struct output *o,
+                          const struct sbatch *b, size_t l0, size_t l1,
+                          const char *reason) {
+  stat_add(stats_counter(s->stats, "iocd_points_dropped_total",
+                         "Points an output gave up on, by reason.", "output",
+                         o->ops->name, "reason", reason, NULL),
+           l1 - l0);
+  if (!o->primary) {
+    return;
+  }
+  for (size_t i = l0; i < l1; i++) {
+    stat_inc(s->sources[b->line_src[i]].dropped);
+  }
+}
+
+void store__confirm(struct store *s, struct output *o, struct sbatch *b) {
+  s->q->ops->confirm(s->q, o->reader, b);
+  store__batch_free(b);
+  update_gauges(s);
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+  struct store *s = container_of((uv_timer_t *)h, struct store, timer);
+  store_closed_fn *cb = s->close_cb;
+  void *ud = s->close_ud;
+  uint64_t unwritten = s->unwritten;
+  if (cb) {
+    cb(ud, unwritten);
+  }
+  free_store(s);
+}
+
+void store__output_closed(struct store *s) {
+  if (--s->nopen > 0) {
+    return;
+  }
+  s->unwritten = store_pending_points(s);
+  update_gauges(s);
+  if (s->unwritten > 0) {
+    log_warn("store", "closed with %llu points not written",
+             (unsigned long long)s->unwritten);
+  }
+  uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+}
+
+/* Second step of the shutdown: every output aborts and closes. */
+static void finish(struct store *s) {
+  if (s->finishing) {
+    return;
+  }
+  s->finishing = true;
+  uv_timer_stop(&s->timer);
+  s->nopen = s->nouts + 1;
+  for (unsigned i = 0; i < s->nouts; i++) {
+    struct output *o = s->outs[i];
+    s->outs[i] = NULL;
+    o->ops->close(o);
+  }
+  s->nouts = 0;
+  /* The extra count keeps the store alive while the loop above runs, even
+   * when every output closes synchronously. */
+  store__output_closed(s);
+}
+
+void store__output_drained(struct store *s, struct output *o) {
+  if (o->drained || !s->closing || s->finishing) {
+    return;
+  }
+  o->drained = true;
+  for (unsigned i = 0; i < s->nouts; i++) {
+    if (!s->outs[i]->drained) {
+      return;
+    }
+  }
+  finish(s);
+}
+
+static void on_deadline(uv_timer_t *t) {
+  struct store *s = container_of(t, struct store, timer);
+  log_warn("store", "shutdown deadline reached: aborting what is in flight");
+  finish(s);
+}
+
+void store_close(struct store *s, uint64_t timeout_ms, store_closed_fn *cb,
+                 void *ud) {
+  if (s->closing) {
+    return;
+  }
+  s->closing = true;
+  s->close_cb = cb;
+  s->close_ud = ud;
+  uv_timer_start(&s->timer, on_deadline, timeout_ms, 0);
+  int64_t deadline = store__now_ms(s) + (int64_t)timeout_ms;
+  for (unsigned i = 0; i < s->nouts && !s->finishing; i++) {
+    s->outs[i]->ops->drain(s->outs[i], deadline);
+  }
+  if (s->nouts == 0) {
+    finish(s);
+  }
+}

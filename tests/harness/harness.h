@@ -66,6 +66,27 @@ int h_influx_scalar(const struct h_influxd *d, const char *db, const char *q,
 int h_publish(int port, const char *topic, const void *payload, size_t len,
               int qos, const char *content_type);
 
+/* Publishes payload at QoS 1 with the retain flag set (blocking); an empty
+ * payload clears the retained message of topic. */
+int h_publish_retained(int port, const char *topic, const char *payload);
+
+/* A persistent publisher for tests that send many messages: one MQTT 5
+ * connection, publishes pipelined. h_pub_open connects (blocking) and returns
+ * NULL on failure; h_pub_send queues one message (waiting only when too many
+ * are unacknowledged); h_pub_flush waits until every message sent so far is
+ * acknowledged (QoS 1 and 2) or written (QoS 0); h_pub_close disconnects and
+ * frees p (NULL is allowed). */
+struct h_pub;
+struct h_pub *h_pub_open(int port, const char *client_id);
+int h_pub_send(struct h_pub *p, const char *topic, const void *payload,
+               size_t len, int qos);
+int h_pub_flush(struct h_pub *p);
+void h_pub_close(struct h_pub *p);
+
+/* Waits until 127.0.0.1:port accepts a TCP connection, at most timeout_ms
+ * (for a second listener given in extra_conf). */
+int h_wait_port(int port, int timeout_ms);
+
 struct h_iocd {
   pid_t pid;
   char config[512]; /* the config file path */

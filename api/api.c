@@ -1,0 +1,227 @@
+/*
+ * libmicrohttpd driven by libuv: MHD runs in "external select" mode with
+ * epoll; its epoll fd is watched by one uv_poll_t, and a uv_timer_t follows
+ * MHD_get_timeout. Every request is answered synchronously from state in
+ * memory, so no connection is ever suspended.
+ */
+#include "api/api.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "core/buf.h"
+#include "core/container.h"
+#include "core/log.h"
+
+struct api {
+  uv_loop_t *loop;
+  struct MHD_Daemon *mhd;
+  uv_poll_t poll;
+  uv_timer_t timer;
+  struct stats *stats;
+  api_ready_fn *ready;
+  void *ud;
+  int open_handles;
+  api_closed_fn *closed_cb;
+  void *closed_ud;
+};
+
+static void on_timer(uv_timer_t *t);
+
+/* Runs MHD, then re-arms the timer from MHD's next timeout. */
+static void drive(struct api *a) {
+  MHD_UNSIGNED_LONG_LONG ms;
+  MHD_run(a->mhd);
+  if (MHD_get_timeout(a->mhd, &ms) == MHD_YES) {
+    uv_timer_start(&a->timer, on_timer, (uint64_t)ms, 0);
+  } else {
+    uv_timer_stop(&a->timer);
+  }
+}
+
+static void on_poll(uv_poll_t *p, int status, int events) {
+  (void)status;
+  (void)events;
+  drive(container_of(p, struct api, poll));
+}
+
+static void on_timer(uv_timer_t *t) {
+  drive(container_of(t, struct api, timer));
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status,
+                             const char *type, const char *body, size_t len) {
+  struct MHD_Response *r = MHD_create_response_from_buffer(
+      len, (void *)body, MHD_RESPMEM_MUST_COPY);
+  if (!r) {
+    return MHD_NO;
+  }
+  MHD_add_response_header(r, "Content-Type", type);
+  MHD_add_response_header(r, "Cache-Control", "no-store");
+  enum MHD_Result ret = MHD_queue_response(c, status, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
+                               const char *url, const char *method,
+                               const char *version, const char *data,
+                               size_t *size, void **con_cls) {
+  struct api *a = cls;
+  (void)version;
+  (void)data;
+  if (*con_cls == NULL) {
+    *con_cls = a; /* first call: headers only */
+    return MHD_YES;
+  }
+  if (*size) {
+    *size = 0; /* no endpoint takes a body yet */
+    return MHD_YES;
+  }
+  if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+    static const char msg[] = "{\"error\":\"method not allowed\"}\n";
+    return reply(c, 405, "application/json", msg, sizeof msg - 1);
+  }
+  if (strcmp(url, "/health") == 0) {
+    return reply(c, 200, "text/plain; charset=utf-8", "ok\n", 3);
+  }
+  if (strcmp(url, "/ready") == 0) {
+    char why[256] = "";
+    bool ok = a->ready ? a->ready(a->ud, why, sizeof why) : true;
+    char body[400];
+    int n = snprintf(body, sizeof body, "{\"ready\":%s,\"reason\":\"%s\"}\n",
+                     ok ? "true" : "false", ok ? "" : why);
+    if (n < 0 || (size_t)n >= sizeof body) {
+      n = (int)strlen(body);
+    }
+    return reply(c, ok ? 200 : 503, "application/json", body, (size_t)n);
+  }
+  if (strcmp(url, "/metrics") == 0) {
+    struct buf b;
+    buf_init(&b, 64u << 20);
+    enum MHD_Result ret;
+    if (stats_render_prometheus(a->stats, &b) != IOCD_OK) {
+      ret = reply(c, 500, "text/plain", "metrics too large\n", 18);
+    } else {
+      ret = reply(c, 200, "text/plain; version=0.0.4; charset=utf-8",
+                  b.data ? b.data : "", b.len);
+    }
+    buf_cleanup(&b);
+    return ret;
+  }
+  static const char nf[] = "{\"error\":\"not found\"}\n";
+  return reply(c, 404, "application/json", nf, sizeof nf - 1);
+}
+
+/* Parses HOST:PORT into a socket address. */
+static int parse_listen(const char *listen, struct sockaddr_storage *ss,
+                        struct iocd_err *err) {
+  memset(ss, 0, sizeof *ss);
+  const char *colon = strrchr(listen, ':');
+  if (!colon || colon == listen || !colon[1]) {
+    return iocd_err_set(err, IOCD_EINVAL,
+                        "api.listen: \"%s\" is not HOST:PORT", listen);
+  }
+  char *end;
+  long port = strtol(colon + 1, &end, 10);
+  if (*end || port < 1 || port > 65535) {
+    return iocd_err_set(err, IOCD_EINVAL,
+                        "api.listen: \"%s\": port must be 1..65535", listen);
+  }
+  char host[128];
+  size_t hn = (size_t)(colon - listen);
+  if (listen[0] == '[' && hn >= 2 && listen[hn - 1] == ']') {
+    listen++;
+    hn -= 2;
+  }
+  if (hn >= sizeof host) {
+    return iocd_err_set(err, IOCD_EINVAL, "api.listen: host too long");
+  }
+  memcpy(host, listen, hn);
+  host[hn] = '\0';
+  if (strcmp(host, "localhost") == 0) {
+    memcpy(host, "127.0.0.1", 10);
+  }
+  struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+  if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons((uint16_t)port);
+  } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons((uint16_t)port);
+  } else {
+    return iocd_err_set(err, IOCD_EINVAL,
+                        "api.listen: \"%s\" is not an IP address", host);
+  }
+  return IOCD_OK;
+}
+
+struct api *api_new(uv_loop_t *loop, const char *listen, struct stats *stats,
+                    api_ready_fn *ready, void *ud, struct iocd_err *err) {
+  struct sockaddr_storage ss;
+  if (parse_listen(listen, &ss, err)) {
+    return NULL;
+  }
+  struct api *a = calloc(1, sizeof *a);
+  if (!a) {
+    iocd_err_set(err, IOCD_ENOMEM, "out of memory");
+    return NULL;
+  }
+  a->loop = loop;
+  a->stats = stats;
+  a->ready = ready;
+  a->ud = ud;
+  unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+  if (ss.ss_family == AF_INET6) {
+    flags |= MHD_USE_IPv6;
+  }
+  a->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, a,
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                            MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                            MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_END);
+  if (!a->mhd) {
+    iocd_err_set(err, IOCD_EIO, "api.listen: cannot listen on %s", listen);
+    free(a);
+    return NULL;
+  }
+  const union MHD_DaemonInfo *info =
+      MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+  uv_poll_init(loop, &a->poll, info->epoll_fd);
+  uv_poll_start(&a->poll, UV_READABLE, on_poll);
+  uv_timer_init(loop, &a->timer);
+  a->open_handles = 2;
+  drive(a);
+  log_info("api", "listening on http://%s (/health, /ready, /metrics)",
+           listen);
+  return a;
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  struct api *a = h->data;
+  if (--a->open_handles == 0) {
+    MHD_stop_daemon(a->mhd);
+    api_closed_fn *cb = a->closed_cb;
+    void *ud = a->closed_ud;
+    free(a);
+    if (cb) {
+      cb(ud);
+    }
+  }
+}
+
+void api_close(struct api *a, api_closed_fn *cb, void *ud) {
+  a->closed_cb = cb;
+  a->closed_ud = ud;
+  a->poll.data = a;
+  a->timer.data = a;
+  uv_poll_stop(&a->poll);
+  uv_timer_stop(&a->timer);
+  uv_close((uv_handle_t *)&a->poll, on_handle_closed);
+  uv_close((uv_handle_t *)&a->timer, on_handle_closed);
+}

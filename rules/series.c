@@ -1,0 +1,954 @@
+/*
+ * The sample store behind the rules. Three chained hash tables index it:
+ * families (the registered (measurement, field) pairs), series (a family and
+ * a full tag set) and postings (a family and one label value, listing the
+ * series that carry it, in creation order). Selecting the series of a group
+ * walks the posting of the group's first label instead of the family, so
+ * an evaluation costs the series it reads, not the number of groups.
+ *
+ * Each series keeps its samples in a ring that grows by doubling up to
+ * max_samples and is trimmed on every append to the family's retention.
+ */
+#include "rules/series.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/container.h"
+#include "rules/expr.h"
+#include "rules/rules_int.h"
+
+#define DEFAULT_MAX_SAMPLES 10000
+#define DEFAULT_MAX_SERIES 100000
+#define DEFAULT_SLACK_NS (600 * NS_PER_SEC)
+#define MAX_TAGS 256
+#define RING_MIN 4
+#define TABLE_MIN 16
+
+#define FNV_INIT UINT64_C(0xcbf29ce484222325)
+#define FNV_PRIME UINT64_C(0x100000001b3)
+
+struct family {
+  struct hnode hn; /* must stay first */
+  char *meas;
+  char *field; /* NULL: the any-field times of meas */
+  int64_t retention_ns; /* longest range read; the slack is added at use */
+  struct series **all;  /* every series, in creation order */
+  size_t n, cap;
+};
+
+struct posting {
+  struct hnode hn; /* must stay first */
+  const struct family *fam;
+  struct series **v; /* in creation order */
+  size_t n, cap;
+  size_t kn, vn;
+  char *key, *value; /* point into text */
+  char text[];
+};
+
+struct table {
+  struct hnode **b;
+  size_t nb; /* 0 or a power of two */
+  size_t n;
+};
+
+struct series_store {
+  size_t max_samples, max_series;
+  int64_t slack_ns;
+  struct table fams, sers, posts;
+  struct stag *scratch; /* the tags of the point being added, sorted */
+  size_t scratch_cap;
+  struct series_store_stats st;
+};
+
+/* ---- hashing and tables -------------------------------------------------- */
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+  const unsigned char *s = p;
+  for (size_t i = 0; i < n; i++) {
+    h ^= s[i];
+    h *= FNV_PRIME;
+  }
+  return h;
+}
+
+static uint64_t fnv_byte(uint64_t h, unsigned char c) {
+  return (h ^ c) * FNV_PRIME;
+}
+
+/* splitmix64's finalizer: spreads a combination of two hashes over all bits,
+ * since the bucket index uses the low ones. */
+static uint64_t mix(uint64_t x) {
+  x ^= x >> 30;
+  x *= UINT64_C(0xbf58476d1ce4e5b9);
+  x ^= x >> 27;
+  x *= UINT64_C(0x94d049bb133111eb);
+  x ^= x >> 31;
+  return x;
+}
+
+/* Makes room for one more entry at a load factor of at most 1. Failing to
+ * grow a table that already has buckets is not an error: chains get longer. */
+static int table_reserve(struct series_store *st, struct table *t) {
+  if (t->n < t->nb) {
+    return IOCD_OK;
+  }
+  size_t nb = t->nb ? t->nb * 2 : TABLE_MIN;
+  struct hnode **b = calloc(nb, sizeof *b);
+  if (!b) {
+    return t->nb ? IOCD_OK : IOCD_ENOMEM;
+  }
+  for (size_t i = 0; i < t->nb; i++) {
+    struct hnode *h = t->b[i];
+    while (h) {
+      struct hnode *next = h->next;
+      size_t j = (size_t)(h->hash & (nb - 1));
+      h->next = b[j];
+      b[j] = h;
+      h = next;
+    }
+  }
+  free(t->b);
+  st->st.bytes += (nb - t->nb) * sizeof *b;
+  t->b = b;
+  t->nb = nb;
+  return IOCD_OK;
+}
+
+/* The table must have buckets (table_reserve succeeded). */
+static void table_insert(struct table *t, struct hnode *h) {
+  size_t j = (size_t)(h->hash & (t->nb - 1));
+  h->next = t->b[j];
+  t->b[j] = h;
+  t->n++;
+}
+
+static void table_remove(struct table *t, struct hnode *h) {
+  struct hnode **pp = &t->b[h->hash & (t->nb - 1)];
+  while (*pp && *pp != h) {
+    pp = &(*pp)->next;
+  }
+  if (*pp) {
+    *pp = h->next;
+    t->n--;
+  }
+}
+
+static struct hnode *table_first(const struct table *t, uint64_t hash) {
+  return t->nb ? t->b[hash & (t->nb - 1)] : NULL;
+}
+
+static bool str_eq(const char *a, size_t an, const char *b, size_t bn) {
+  return an == bn && (an == 0 || memcmp(a, b, an) == 0);
+}
+
+/* Bytewise order of two strings given with their lengths. */
+static int str_cmp(const char *a, size_t an, const char *b, size_t bn) {
+  size_t n = an < bn ? an : bn;
+  int c = n ? memcmp(a, b, n) : 0;
+  if (c) {
+    return c;
+  }
+  return an < bn ? -1 : an > bn;
+}
+
+/* ---- families ------------------------------------------------------------ */
+
+static uint64_t family_hash(const char *m, size_t mn, const char *f,
+                            size_t fn) {
+  uint64_t h = fnv(FNV_INIT, m, mn);
+  if (!f) {
+    return fnv_byte(h, 0xfe);
+  }
+  return fnv(fnv_byte(h, 0xff), f, fn);
+}
+
+static struct family *family_find(const struct series_store *st,
+                                  const char *m, size_t mn, const char *f,
+                                  size_t fn) {
+  uint64_t hash = family_hash(m, mn, f, fn);
+  for (struct hnode *h = table_first(&st->fams, hash); h; h = h->next) {
+    struct family *fam = container_of(h, struct family, hn);
+    if (h->hash != hash || !str_eq(fam->meas, strlen(fam->meas), m, mn)) {
+      continue;
+    }
+    if (!f ? !fam->field
+           : fam->field && str_eq(fam->field, strlen(fam->field), f, fn)) {
+      return fam;
+    }
+  }
+  return NULL;
+}
+
+const struct family *series__family(const struct series_store *st,
+                                    const char *measurement,
+                                    const char *field) {
+  if (!st || !measurement) {
+    return NULL;
+  }
+  return family_find(st, measurement, strlen(measurement), field,
+                     field ? strlen(field) : 0);
+}
+
+static void family_free(struct family *fam) {
+  free(fam->meas);
+  free(fam->field);
+  free(fam->all);
+  free(fam);
+}
+
+int series_store_want(struct series_store *st, const char *measurement,
+                      const char *field, int64_t range_ns) {
+  if (!st || !measurement || !*measurement || (field && !*field) ||
+      range_ns < 0) {
+    return IOCD_EINVAL;
+  }
+  if (!field) {
+    range_ns = 0;
+  }
+  size_t mn = strlen(measurement);
+  size_t fn = field ? strlen(field) : 0;
+  struct family *fam = family_find(st, measurement, mn, field, fn);
+  if (fam) {
+    if (range_ns > fam->retention_ns) {
+      fam->retention_ns = range_ns;
+    }
+    return IOCD_OK;
+  }
+  int rc = table_reserve(st, &st->fams);
+  if (rc) {
+    return rc;
+  }
+  fam = calloc(1, sizeof *fam);
+  if (!fam) {
+    return IOCD_ENOMEM;
+  }
+  fam->meas = strdup(measurement);
+  fam->field = field ? strdup(field) : NULL;
+  if (!fam->meas || (field && !fam->field)) {
+    family_free(fam);
+    return IOCD_ENOMEM;
+  }
+  fam->retention_ns = range_ns;
+  fam->hn.hash = family_hash(measurement, mn, field, fn);
+  table_insert(&st->fams, &fam->hn);
+  st->st.bytes += sizeof *fam + mn + fn + 2;
+  return IOCD_OK;
+}
+
+int series_store_want_expr(struct series_store *st, const struct expr *e) {
+  if (!st || !e) {
+    return IOCD_EINVAL;
+  }
+  size_t n;
+  const struct expr_read *r = expr_reads(e, &n);
+  for (size_t i = 0; i < n; i++) {
+    int rc =
+        series_store_want(st, r[i].measurement, r[i].field, r[i].range_ns);
+    if (rc) {
+      return rc;
+    }
+  }
+  return IOCD_OK;
+}
+
+/* ---- postings ------------------------------------------------------------ */
+
+static uint64_t posting_hash(const struct family *fam, const char *k,
+                             size_t kn, const char *v, size_t vn) {
+  uint64_t h = fnv(fam->hn.hash, k, kn);
+  return mix(fnv(fnv_byte(h, 0xff), v, vn));
+}
+
+static struct posting *posting_find(const struct series_store *st,
+                                    const struct family *fam, const char *k,
+                                    size_t kn, const char *v, size_t vn) {
+  uint64_t hash = posting_hash(fam, k, kn, v, vn);
+  for (struct hnode *h = table_first(&st->posts, hash); h; h = h->next) {
+    struct posting *p = container_of(h, struct posting, hn);
+    if (h->hash == hash && p->fam == fam && str_eq(p->key, p->kn, k, kn) &&
+        str_eq(p->value, p->vn, v, vn)) {
+      return p;
+    }
+  }
+  return NULL;
+}
+
+static void posting_free(struct series_store *st, struct posting *p) {
+  st->st.bytes -= sizeof *p + p->kn + p->vn + 2 + p->cap * sizeof *p->v;
+  free(p->v);
+  free(p);
+}
+
+/* Finds or creates the posting of (fam, tag) with room for one more series.
+ * A posting created here stays (empty) if a later step fails. */
+static int posting_reserve(struct series_store *st, const struct family *fam,
+                           const struct stag *t) {
+  struct posting *p = posting_find(st, fam, t->k, t->kn, t->v, t->vn);
+  if (!p) {
+    int rc = table_reserve(st, &st->posts);
+    if (rc) {
+      return rc;
+    }
+    p = calloc(1, sizeof *p + t->kn + t->vn + 2);
+    if (!p) {
+      return IOCD_ENOMEM;
+    }
+    p->fam = fam;
+    p->key = p->text;
+    p->kn = t->kn;
+    memcpy(p->key, t->k, t->kn);
+    p->key[t->kn] = '\0';
+    p->value = p->text + t->kn + 1;
+    p->vn = t->vn;
+    memcpy(p->value, t->v, t->vn);
+    p->value[t->vn] = '\0';
+    p->hn.hash = posting_hash(fam, t->k, t->kn, t->v, t->vn);
+    table_insert(&st->posts, &p->hn);
+    st->st.bytes += sizeof *p + t->kn + t->vn + 2;
+  }
+  if (p->n < p->cap) {
+    return IOCD_OK;
+  }
+  size_t cap = p->cap ? p->cap * 2 : 4;
+  struct series **v = realloc(p->v, cap * sizeof *v);
+  if (!v) {
+    return IOCD_ENOMEM;
+  }
+  st->st.bytes += (cap - p->cap) * sizeof *v;
+  p->v = v;
+  p->cap = cap;
+  return IOCD_OK;
+}
+
+/* Removes s from a list of series, keeping the order of the rest. */
+static void list_remove(struct series **v, size_t *n, const struct series *s) {
+  for (size_t i = 0; i < *n; i++) {
+    if (v[i] == s) {
+      memmove(v + i, v + i + 1, (*n - i - 1) * sizeof *v);
+      (*n)--;
+      return;
+    }
+  }
+}
+
+/* ---- series -------------------------------------------------------------- */
+
+static uint64_t tags_hash(const struct stag *t, size_t n) {
+  uint64_t h = FNV_INIT;
+  for (size_t i = 0; i < n; i++) {
+    h = fnv_byte(fnv(h, t[i].k, t[i].kn), 0xff);
+    h = fnv_byte(fnv(h, t[i].v, t[i].vn), 0xfe);
+  }
+  return h;
+}
+
+static bool tags_eq(const struct series *s, const struct stag *t, size_t n) {
+  if (s->ntags != n) {
+    return false;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (!str_eq(s->tags[i].k, s->tags[i].kn, t[i].k, t[i].kn) ||
+        !str_eq(s->tags[i].v, s->tags[i].vn, t[i].v, t[i].vn)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+static size_t series_size(size_t ntags) {
+  return sizeof(struct series) + ntags * sizeof(struct stag);
+}
+
+static size_t text_size(const struct stag *t, size_t n) {
+  size_t len = 0;
+  for (size_t i = 0; i < n; i++) {
+    len += t[i].kn + t[i].vn + 2;
+  }
+  return len;
+}
+
+static void series_free(struct series_store *st, struct series *s) {
+  st->st.bytes -= series_size(s->ntags) + text_size(s->tags, s->ntags) +
+                  s->ring.cap * sizeof(struct sample);
+  st->st.samples -= s->ring.n;
+  free(s->ring.s);
+  free(s->text);
+  free(s);
+}
+
+/* Finds the series of (fam, tags), creating it (and its postings) when new.
+ * Returns IOCD_OK, IOCD_ELIMIT at max_series, or IOCD_ENOMEM. */
+static int series_get(struct series_store *st, struct family *fam,
+                      const struct stag *tags, size_t ntags, uint64_t taghash,
+                      struct series **out) {
+  uint64_t hash = mix(fam->hn.hash ^ taghash);
+  for (struct hnode *h = table_first(&st->sers, hash); h; h = h->next) {
+    struct series *s = container_of(h, struct series, hn);
+    if (h->hash == hash && s->fam == fam && tags_eq(s, tags, ntags)) {
+      *out = s;
+      return IOCD_OK;
+    }
+  }
+  if (st->sers.n >= st->max_series) {
+    st->st.series_refused++;
+    return IOCD_ELIMIT;
+  }
+  /* Every step that can fail comes before the series is linked anywhere. */
+  int rc = table_reserve(st, &st->sers);
+  for (size_t i = 0; !rc && i < ntags; i++) {
+    rc = posting_reserve(st, fam, &tags[i]);
+  }
+  if (!rc && fam->n == fam->cap) {
+    size_t cap = fam->cap ? fam->cap * 2 : 16;
+    struct series **all = realloc(fam->all, cap * sizeof *all);
+    if (!all) {
+      return IOCD_ENOMEM;
+    }
+    st->st.bytes += (cap - fam->cap) * sizeof *all;
+    fam->all = all;
+    fam->cap = cap;
+  }
+  if (rc) {
+    return rc;
+  }
+  struct series *s = calloc(1, series_size(ntags));
+  size_t tlen = text_size(tags, ntags);
+  char *text = malloc(tlen ? tlen : 1);
+  if (!s || !text) {
+    free(s);
+    free(text);
+    return IOCD_ENOMEM;
+  }
+  s->fam = fam;
+  s->text = text;
+  s->ntags = ntags;
+  char *w = text;
+  for (size_t i = 0; i < ntags; i++) {
+    s->tags[i].k = w;
+    s->tags[i].kn = tags[i].kn;
+    memcpy(w, tags[i].k, tags[i].kn);
+    w[tags[i].kn] = '\0';
+    w += tags[i].kn + 1;
+    s->tags[i].v = w;
+    s->tags[i].vn = tags[i].vn;
+    memcpy(w, tags[i].v, tags[i].vn);
+    w[tags[i].vn] = '\0';
+    w += tags[i].vn + 1;
+  }
+  s->hn.hash = hash;
+  for (size_t i = 0; i < ntags; i++) {
+    struct posting *p =
+        posting_find(st, fam, tags[i].k, tags[i].kn, tags[i].v, tags[i].vn);
+    p->v[p->n++] = s;
+  }
+  fam->all[fam->n++] = s;
+  table_insert(&st->sers, &s->hn);
+  st->st.bytes += series_size(ntags) + tlen;
+  *out = s;
+  return IOCD_OK;
+}
+
+const char *series_tag(const struct series *s, const char *key) {
+  size_t kn = strlen(key);
+  for (size_t i = 0; i < s->ntags; i++) {
+    if (str_eq(s->tags[i].k, s->tags[i].kn, key, kn)) {
+      return s->tags[i].v;
+    }
+  }
+  return NULL;
+}
+
+size_t series_ntags(const struct series *s) {
+  return s->ntags;
+}
+
+void series_tag_at(const struct series *s, size_t i, const char **key,
+                   const char **value) {
+  *key = s->tags[i].k;
+  *value = s->tags[i].v;
+}
+
+bool series_group_values(const struct series *s, const char *const *keys,
+                         size_t n, const char **values) {
+  for (size_t i = 0; i < n; i++) {
+    values[i] = series_tag(s, keys[i]);
+    if (!values[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/* ---- rings --------------------------------------------------------------- */
+
+static struct sample *ring_slot(struct ring *r, size_t i) {
+  size_t j = r->head + i;
+  if (j >= r->cap) {
+    j -= r->cap;
+  }
+  return &r->s[j];
+}
+
+size_t series__upper(const struct ring *r, int64_t t) {
+  size_t lo = 0, hi = r->n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (ring_at(r, mid)->ts <= t) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+static void ring_pop_front(struct series_store *st, struct ring *r) {
+  r->head = r->head + 1 == r->cap ? 0 : r->head + 1;
+  r->n--;
+  st->st.samples--;
+}
+
+/* Makes room for one more sample (r->n < max_samples is the caller's). */
+static int ring_reserve(struct series_store *st, struct ring *r) {
+  if (r->n < r->cap) {
+    return IOCD_OK;
+  }
+  size_t cap = r->cap ? r->cap * 2 : RING_MIN;
+  if (cap > st->max_samples) {
+    cap = st->max_samples;
+  }
+  struct sample *s = malloc(cap * sizeof *s);
+  if (!s) {
+    return IOCD_ENOMEM;
+  }
+  for (size_t i = 0; i < r->n; i++) {
+    s[i] = *ring_at(r, i);
+  }
+  free(r->s);
+  st->st.bytes += (cap - r->cap) * sizeof *s;
+  r->s = s;
+  r->head = 0;
+  r->cap = cap;
+  return IOCD_OK;
+}
+
+/* a - b without overflow, for "newest minus retention". */
+static int64_t sub_sat(int64_t a, int64_t b) {
+  if (b > 0 && a < INT64_MIN + b) {
+    return INT64_MIN;
+  }
+  return a - b;
+}
+
+static int64_t add_sat(int64_t a, int64_t b) {
+  if (b > 0 && a > INT64_MAX - b) {
+    return INT64_MAX;
+  }
+  return a + b;
+}
+
+/* Puts one sample in the ring of s. Returns 1 when stored (added or
+ * replaced), 0 when dropped, IOCD_ENOMEM. */
+static int ring_put(struct series_store *st, struct series *s, int64_t ts,
+                    double v) {
+  struct ring *r = &s->ring;
+  int64_t keep = add_sat(s->fam->retention_ns, st->slack_ns);
+  size_t at = r->n;
+  if (r->n > 0) {
+    int64_t newest = ring_at(r, r->n - 1)->ts;
+    if (ts <= newest) {
+      at = series__upper(r, ts);
+      if (at > 0 && ring_at(r, at - 1)->ts == ts) {
+        ring_slot(r, at - 1)->v = v;
+        st->st.replaced++;
+        return 1;
+      }
+      if (ts <= sub_sat(newest, keep)) {
+        st->st.dropped_old++;
+        return 0;
+      }
+    }
+  }
+  if (r->n == st->max_samples) {
+    if (at == 0) {
+      st->st.dropped_cap++;
+      return 0;
+    }
+    ring_pop_front(st, r);
+    st->st.dropped_cap++;
+    at--;
+  }
+  int rc = ring_reserve(st, r);
+  if (rc) {
+    return rc;
+  }
+  for (size_t i = r->n; i > at; i--) {
+    *ring_slot(r, i) = *ring_at(r, i - 1);
+  }
+  *ring_slot(r, at) = (struct sample){.ts = ts, .v = v};
+  r->n++;
+  st->st.samples++;
+  st->st.added++;
+  if (at == r->n - 1) {
+    int64_t oldest_kept = sub_sat(ts, keep);
+    while (r->n > 1 && ring_at(r, 0)->ts <= oldest_kept) {
+      ring_pop_front(st, r);
+    }
+  }
+  return 1;
+}
+
+/* ---- adding samples ------------------------------------------------------ */
+
+/* Stores one sample of fam for the tag set in st->scratch. */
+static int add_one(struct series_store *st, struct family *fam,
+                   const struct stag *tags, size_t ntags, uint64_t taghash,
+                   int64_t ts, double v, series_change_fn *cb, void *ud) {
+  struct series *s;
+  int rc = series_get(st, fam, tags, ntags, taghash, &s);
+  if (rc) {
+    return rc;
+  }
+  rc = ring_put(st, s, ts, v);
+  if (rc < 0) {
+    return rc;
+  }
+  if (rc == 1 && cb) {
+    struct series_change c = {
+        .measurement = fam->meas,
+        .field = fam->field,
+        .series = s,
+        .ts_ns = ts,
+    };
+    cb(ud, &c);
+  }
+  return IOCD_OK;
+}
+
+static int scratch_reserve(struct series_store *st, size_t n) {
+  if (n > MAX_TAGS) {
+    return IOCD_ELIMIT;
+  }
+  if (n <= st->scratch_cap) {
+    return IOCD_OK;
+  }
+  struct stag *t = malloc(n * sizeof *t);
+  if (!t) {
+    return IOCD_ENOMEM;
+  }
+  free(st->scratch);
+  st->scratch = t;
+  st->scratch_cap = n;
+  return IOCD_OK;
+}
+
+/* Sorts the n tags of st->scratch by key (stably: of two equal keys the one
+ * given last wins and the other goes). Returns the count left. */
+static size_t scratch_sort(struct series_store *st, size_t n) {
+  struct stag *t = st->scratch;
+  for (size_t i = 1; i < n; i++) {
+    struct stag x = t[i];
+    size_t j = i;
+    while (j > 0 && str_cmp(t[j - 1].k, t[j - 1].kn, x.k, x.kn) > 0) {
+      t[j] = t[j - 1];
+      j--;
+    }
+    t[j] = x;
+  }
+  size_t w = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (i + 1 < n && str_eq(t[i].k, t[i].kn, t[i + 1].k, t[i + 1].kn)) {
+      continue;
+    }
+    t[w++] = t[i];
+  }
+  return w;
+}
+
+int series_store_add_point(struct series_store *st,
+                           const struct point_batch *pb,
+                           const struct point *p, series_change_fn *cb,
+                           void *ud) {
+  if (!st || !pb || !p || !p->has_ts) {
+    return IOCD_EINVAL;
+  }
+  const char *m = p->measurement.p;
+  size_t mn = p->measurement.len;
+  const struct field *f = pb_fields(pb, p);
+  struct family *any = family_find(st, m, mn, NULL, 0);
+  bool prepared = false, refused = false;
+  size_t ntags = 0;
+  uint64_t taghash = 0;
+  for (size_t i = 0; i <= p->nfields; i++) {
+    struct family *fam;
+    double v;
+    if (i < p->nfields) {
+      if (f[i].type == FIELD_STRING || f[i].type == FIELD_NONE) {
+        continue;
+      }
+      fam = family_find(st, m, mn, f[i].key.p, f[i].key.len);
+      if (!fam) {
+        continue;
+      }
+      v = f[i].type == FIELD_FLOAT ? f[i].v.f
+          : f[i].type == FIELD_INT ? (double)f[i].v.i
+                                   : (f[i].v.b ? 1.0 : 0.0);
+    } else {
+      /* Last, the any-field time: a point of any field keeps it alive. */
+      fam = any;
+      v = 1.0;
+      if (!fam) {
+        break;
+      }
+    }
+    if (!prepared) {
+      int rc = scratch_reserve(st, p->ntags);
+      if (rc == IOCD_ELIMIT) {
+        st->st.series_refused++;
+        return rc;
+      }
+      if (rc) {
+        return rc;
+      }
+      const struct tag *t = pb_tags(pb, p);
+      for (size_t k = 0; k < p->ntags; k++) {
+        if (t[k].value.len == 0) {
+          continue;
+        }
+        st->scratch[ntags++] = (struct stag){.k = t[k].key.p,
+                                             .kn = t[k].key.len,
+                                             .v = t[k].value.p,
+                                             .vn = t[k].value.len};
+      }
+      ntags = scratch_sort(st, ntags);
+      taghash = tags_hash(st->scratch, ntags);
+      prepared = true;
+    }
+    int rc = add_one(st, fam, st->scratch, ntags, taghash, p->ts_ns, v, cb,
+                     ud);
+    if (rc == IOCD_ELIMIT) {
+      refused = true;
+    } else if (rc) {
+      return rc;
+    }
+  }
+  return refused ? IOCD_ELIMIT : IOCD_OK;
+}
+
+int series_store_add(struct series_store *st, const char *measurement,
+                     const char *field, const struct series_label *labels,
+                     size_t nlabels, int64_t ts_ns, double v,
+                     series_change_fn *cb, void *ud) {
+  if (!st || !measurement || !field || (nlabels && !labels)) {
+    return IOCD_EINVAL;
+  }
+  size_t mn = strlen(measurement);
+  struct family *fam = family_find(st, measurement, mn, field, strlen(field));
+  struct family *any = family_find(st, measurement, mn, NULL, 0);
+  if (!fam && !any) {
+    return IOCD_OK;
+  }
+  int rc = scratch_reserve(st, nlabels);
+  if (rc == IOCD_ELIMIT) {
+    st->st.series_refused++;
+  }
+  if (rc) {
+    return rc;
+  }
+  size_t ntags = 0;
+  for (size_t i = 0; i < nlabels; i++) {
+    if (!labels[i].key || !labels[i].value) {
+      return IOCD_EINVAL;
+    }
+    if (!*labels[i].value) {
+      continue;
+    }
+    st->scratch[ntags++] = (struct stag){.k = labels[i].key,
+                                         .kn = strlen(labels[i].key),
+                                         .v = labels[i].value,
+                                         .vn = strlen(labels[i].value)};
+  }
+  ntags = scratch_sort(st, ntags);
+  uint64_t taghash = tags_hash(st->scratch, ntags);
+  bool refused = false;
+  if (fam) {
+    rc = add_one(st, fam, st->scratch, ntags, taghash, ts_ns, v, cb, ud);
+    if (rc == IOCD_ELIMIT) {
+      refused = true;
+    } else if (rc) {
+      return rc;
+    }
+  }
+  if (any) {
+    rc = add_one(st, any, st->scratch, ntags, taghash, ts_ns, 1.0, cb, ud);
+    if (rc == IOCD_ELIMIT) {
+      refused = true;
+    } else if (rc) {
+      return rc;
+    }
+  }
+  return refused ? IOCD_ELIMIT : IOCD_OK;
+}
+
+/* ---- selection ----------------------------------------------------------- */
+
+static const char *tag_or_empty(const struct series *s, const char *key) {
+  const char *v = series_tag(s, key);
+  return v ? v : "";
+}
+
+static bool in_group(const struct series *s, const struct group *g) {
+  for (size_t i = 0; g && i < g->n; i++) {
+    if (strcmp(tag_or_empty(s, g->keys[i]), g->values[i]) != 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+static bool matches(const struct series *s, const struct matcher *m,
+                    size_t nm) {
+  for (size_t i = 0; i < nm; i++) {
+    bool eq = strcmp(tag_or_empty(s, m[i].key), m[i].value) == 0;
+    if (eq == m[i].neg) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void series__select(const struct series_store *st, const struct family *fam,
+                    const struct group *g, const struct matcher *m, size_t nm,
+                    series__visit_fn *fn, void *ud) {
+  if (!st || !fam) {
+    return;
+  }
+  struct series *const *list = fam->all;
+  size_t n = fam->n;
+  for (size_t i = 0; g && i < g->n; i++) {
+    if (!*g->values[i]) {
+      continue;
+    }
+    const struct posting *p =
+        posting_find(st, fam, g->keys[i], strlen(g->keys[i]), g->values[i],
+                     strlen(g->values[i]));
+    if (!p) {
+      return;
+    }
+    list = p->v;
+    n = p->n;
+    break;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (in_group(list[i], g) && matches(list[i], m, nm)) {
+      fn(ud, list[i]);
+    }
+  }
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+struct series_store *series_store_new(const struct series_store_opts *opts) {
+  struct series_store *st = calloc(1, sizeof *st);
+  if (!st) {
+    return NULL;
+  }
+  struct series_store_opts o = {0};
+  if (opts) {
+    o = *opts;
+  }
+  st->max_samples = o.max_samples ? o.max_samples : DEFAULT_MAX_SAMPLES;
+  st->max_series = o.max_series ? o.max_series : DEFAULT_MAX_SERIES;
+  st->slack_ns = o.slack_ns > 0 ? o.slack_ns
+                 : o.slack_ns == 0 ? DEFAULT_SLACK_NS
+                                   : 0;
+  st->st.bytes = sizeof *st;
+  return st;
+}
+
+static void unlink_series(struct series_store *st, struct series *s) {
+  for (size_t i = 0; i < s->ntags; i++) {
+    struct posting *p = posting_find(st, s->fam, s->tags[i].k, s->tags[i].kn,
+                                     s->tags[i].v, s->tags[i].vn);
+    if (!p) {
+      continue;
+    }
+    list_remove(p->v, &p->n, s);
+    if (p->n == 0) {
+      table_remove(&st->posts, &p->hn);
+      posting_free(st, p);
+    }
+  }
+  table_remove(&st->sers, &s->hn);
+}
+
+size_t series_store_gc(struct series_store *st, int64_t before_ns) {
+  if (!st) {
+    return 0;
+  }
+  size_t removed = 0;
+  for (size_t b = 0; b < st->fams.nb; b++) {
+    for (struct hnode *h = st->fams.b[b]; h; h = h->next) {
+      struct family *fam = container_of(h, struct family, hn);
+      size_t w = 0;
+      for (size_t i = 0; i < fam->n; i++) {
+        struct series *s = fam->all[i];
+        const struct ring *r = &s->ring;
+        if (r->n > 0 && ring_at(r, r->n - 1)->ts >= before_ns) {
+          fam->all[w++] = s;
+          continue;
+        }
+        unlink_series(st, s);
+        series_free(st, s);
+        removed++;
+      }
+      fam->n = w;
+    }
+  }
+  return removed;
+}
+
+void series_store_free(struct series_store *st) {
+  if (!st) {
+    return;
+  }
+  for (size_t b = 0; b < st->sers.nb; b++) {
+    struct hnode *h = st->sers.b[b];
+    while (h) {
+      struct hnode *next = h->next;
+      series_free(st, container_of(h, struct series, hn));
+      h = next;
+    }
+  }
+  for (size_t b = 0; b < st->posts.nb; b++) {
+    struct hnode *h = st->posts.b[b];
+    while (h) {
+      struct hnode *next = h->next;
+      posting_free(st, container_of(h, struct posting, hn));
+      h = next;
+    }
+  }
+  for (size_t b = 0; b < st->fams.nb; b++) {
+    struct hnode *h = st->fams.b[b];
+    while (h) {
+      struct hnode *next = h->next;
+      family_free(container_of(h, struct family, hn));
+      h = next;
+    }
+  }
+  free(st->sers.b);
+  free(st->posts.b);
+  free(st->fams.b);
+  free(st->scratch);
+  free(st);
+}
+
+void series_store_get_stats(const struct series_store *st,
+                            struct series_store_stats *out) {
+  *out = st->st;
+  out->families = st->fams.n;
+  out->series = st->sers.n;
+}

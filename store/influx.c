@@ -1,0 +1,1032 @@
+/*
+ * The InfluxDB output: line protocol POSTed to /write (1.x) or /api/v2/write
+ * (2.x) with libcurl's multi interface driven by the uv loop (one uv_poll_t
+ * per socket curl opens, one uv_timer_t for curl's timeout, completions read
+ * after each curl_multi_socket_action).
+ *
+ * Batches are taken from the queue when they are due (points, bytes or age)
+ * and a request slot is free; the outbox sends them in queue order, splits
+ * them on 400/413/422 until a rejected line is alone (then drops it), and
+ * retries the rest with backoff, holding later data back until a failed
+ * part is through. docs/store.md has the policy table.
+ */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "core/clock.h"
+#include "core/container.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "store/store_int.h"
+
+/* The part of an answer body kept for the log: InfluxDB's errors are one
+ * short JSON object. */
+#define RESP_MAX 4096
+/* A rejected line is logged up to this many bytes. */
+#define LOG_LINE_MAX 200
+#define LOG_BURST 5
+#define LOG_WINDOW_MS 10000
+
+struct influx;
+
+struct csock {
+  uv_poll_t poll;
+  curl_socket_t fd;
+  struct influx *ix;
+  struct csock *prev, *next;
+  bool closing;
+};
+
+enum req_kind { REQ_WRITE, REQ_CREATE_DB };
+
+struct request {
+  struct request *prev, *next;
+  struct influx *ix;
+  enum req_kind kind;
+  CURL *easy;
+  struct curl_slist *headers;
+  struct buf body; /* gzip'd points, or the CREATE DATABASE form */
+  struct buf resp;
+  char retry_after[64];
+  struct part *part; /* REQ_WRITE */
+  int64_t start_ns;
+  char errbuf[CURL_ERROR_SIZE];
+};
+
+enum {
+  CLASS_1XX,
+  CLASS_2XX,
+  CLASS_3XX,
+  CLASS_4XX,
+  CLASS_5XX,
+  CLASS_NET,
+  NCLASSES
+};
+
+struct influx {
+  struct output base;
+  uv_loop_t *loop;
+  struct influx_settings st;
+  struct buf write_url;
+  struct buf query_url;
+  struct buf auth; /* "Authorization: Token ..." (2.x) */
+  CURLM *multi;
+  uv_timer_t curl_timer; /* curl's own timeouts */
+  uv_timer_t wake_timer; /* batch age and retry delays */
+  unsigned open_handles;
+  struct csock *socks;
+  struct request *reqs;
+  struct outbox box;
+
+  bool db_ready; /* CREATE DATABASE done (or not wanted) */
+  bool ddl_inflight;
+  unsigned ddl_attempts;
+  unsigned ddl_close_fails;
+  int64_t ddl_not_before;
+
+  uint64_t failures; /* failed requests since the last success */
+  uint64_t rng;
+  struct log_limit fail_lim;
+  struct log_limit reject_lim;
+
+  bool draining;
+  bool closing;
+  int64_t deadline_ms;
+
+  struct metric *written;
+  struct metric *retries;
+  struct metric *up;
+  struct metric *latency;
+  struct metric *requests[NCLASSES];
+};
+
+static void pump(struct influx *ix);
+static void check_drained(struct influx *ix);
+
+static int64_t now_ms(const struct influx *ix) {
+  return store__now_ms(ix->base.store);
+}
+
+static bool need_db(const struct influx *ix) {
+  return ix->st.api == INFLUX_V1 && ix->st.create_database && !ix->db_ready;
+}
+
+static size_t pending_points(const struct influx *ix) {
+  return (size_t)store_pending_points(ix->base.store);
+}
+
+/* ---- uv <-> curl ---- */
+
+static void on_handle_closed(uv_handle_t *h);
+
+static void final_free(struct influx *ix) {
+  struct store *s = ix->base.store;
+  buf_cleanup(&ix->write_url);
+  buf_cleanup(&ix->query_url);
+  buf_cleanup(&ix->auth);
+  store__influx_settings_cleanup(&ix->st);
+  free(ix);
+  curl_global_cleanup();
+  store__output_closed(s);
+}
+
+static void on_sock_closed(uv_handle_t *h) {
+  struct csock *c = container_of((uv_poll_t *)h, struct csock, poll);
+  struct influx *ix = c->ix;
+  if (c->prev) {
+    c->prev->next = c->next;
+  } else {
+    ix->socks = c->next;
+  }
+  if (c->next) {
+    c->next->prev = c->prev;
+  }
+  free(c);
+  if (--ix->open_handles == 0 && ix->closing) {
+    final_free(ix);
+  }
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  struct influx *ix = h->data;
+  if (--ix->open_handles == 0 && ix->closing) {
+    final_free(ix);
+  }
+}
+
+static void sock_close(struct csock *c) {
+  if (c->closing) {
+    return;
+  }
+  c->closing = true;
+  uv_poll_stop(&c->poll);
+  uv_close((uv_handle_t *)&c->poll, on_sock_closed);
+}
+
+static void check_multi(struct influx *ix);
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  struct csock *c = container_of(h, struct csock, poll);
+  struct influx *ix = c->ix;
+  if (ix->closing) {
+    return;
+  }
+  int flags = 0;
+  if (status < 0) {
+    flags = CURL_CSELECT_ERR;
+  }
+  if (events & UV_READABLE) {
+    flags |= CURL_CSELECT_IN;
+  }
+  if (events & UV_WRITABLE) {
+    flags |= CURL_CSELECT_OUT;
+  }
+  int running;
+  curl_multi_socket_action(ix->multi, c->fd, flags, &running);
+  check_multi(ix);
+  check_drained(ix);
+}
+
+static void on_curl_timeout(uv_timer_t *t) {
+  struct influx *ix = container_of(t, struct influx, curl_timer);
+  int running;
+  curl_multi_socket_action(ix->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  check_multi(ix);
+  check_drained(ix);
+}
+
+/* CURLMOPT_TIMERFUNCTION: only (re)arms the uv timer; calling back into
+ * curl from here is not allowed. */
+static int on_curl_timer_set(CURLM *m, long ms, void *userp) {
+  (void)m;
+  struct influx *ix = userp;
+  if (ix->closing) {
+    return 0;
+  }
+  if (ms < 0) {
+    uv_timer_stop(&ix->curl_timer);
+  } else {
+    uv_timer_start(&ix->curl_timer, on_curl_timeout, (uint64_t)ms, 0);
+  }
+  return 0;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: one uv_poll_t per socket, created on first use
+ * and closed on CURL_POLL_REMOVE (curl closes the socket after this). */
+static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *userp,
+                          void *sockp) {
+  (void)e;
+  struct influx *ix = userp;
+  struct csock *c = sockp;
+  if (what == CURL_POLL_REMOVE) {
+    if (c) {
+      sock_close(c);
+    }
+    return 0;
+  }
+  if (ix->closing) {
+    return -1;
+  }
+  if (!c) {
+    c = calloc(1, sizeof *c);
+    if (!c) {
+      return -1;
+    }
+    if (uv_poll_init_socket(ix->loop, &c->poll, fd) != 0) {
+      free(c);
+      return -1;
+    }
+    c->fd = fd;
+    c->ix = ix;
+    c->next = ix->socks;
+    if (ix->socks) {
+      ix->socks->prev = c;
+    }
+    ix->socks = c;
+    ix->open_handles++;
+    curl_multi_assign(ix->multi, fd, c);
+  }
+  int events = 0;
+  if (what & CURL_POLL_IN) {
+    events |= UV_READABLE;
+  }
+  if (what & CURL_POLL_OUT) {
+    events |= UV_WRITABLE;
+  }
+  uv_poll_start(&c->poll, events, on_poll);
+  return 0;
+}
+
+/* ---- requests ---- */
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud) {
+  struct request *r = ud;
+  size_t len = size * n;
+  /* Past the cap the rest of the answer is read and ignored. */
+  (void)buf_append(&r->resp, p, len);
+  return len;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud) {
+  struct request *r = ud;
+  size_t len = size * n;
+  static const char name[] = "retry-after:";
+  if (len > sizeof name - 1 && strncasecmp(p, name, sizeof name - 1) == 0) {
+    size_t vlen = len - (sizeof name - 1);
+    if (vlen >= sizeof r->retry_after) {
+      vlen = sizeof r->retry_after - 1;
+    }
+    memcpy(r->retry_after, p + sizeof name - 1, vlen);
+    r->retry_after[vlen] = '\0';
+  }
+  /* A new response (after a 100 Continue or a redirect) starts over. */
+  if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
+    r->retry_after[0] = '\0';
+  }
+  return len;
+}
+
+static void request_free(struct request *r) {
+  if (!r) {
+    return;
+  }
+  struct influx *ix = r->ix;
+  if (r->prev) {
+    r->prev->next = r->next;
+  } else if (ix->reqs == r) {
+    ix->reqs = r->next;
+  }
+  if (r->next) {
+    r->next->prev = r->prev;
+  }
+  if (r->easy) {
+    curl_easy_cleanup(r->easy);
+  }
+  curl_slist_free_all(r->headers);
+  buf_cleanup(&r->body);
+  buf_cleanup(&r->resp);
+  free(r);
+}
+
+static struct request *request_new(struct influx *ix, enum req_kind kind) {
+  struct request *r = calloc(1, sizeof *r);
+  if (!r) {
+    return NULL;
+  }
+  r->ix = ix;
+  r->kind = kind;
+  buf_init(&r->body, 0);
+  buf_init(&r->resp, RESP_MAX);
+  r->easy = curl_easy_init();
+  if (!r->easy) {
+    free(r);
+    return NULL;
+  }
+  return r;
+}
+
+static int add_header(struct request *r, const char *h) {
+  struct curl_slist *l = curl_slist_append(r->headers, h);
+  if (!l) {
+    return IOCD_ENOMEM;
+  }
+  r->headers = l;
+  return IOCD_OK;
+}
+
+/* Sets the options every request shares and hands it to the multi handle.
+ * body must outlive the transfer (curl does not copy POSTFIELDS). */
+static int request_start(struct influx *ix, struct request *r, const char *url,
+                         const char *body, size_t len) {
+  CURL *e = r->easy;
+  const struct influx_settings *st = &ix->st;
+  bool bad = false;
+  bad |= curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDS, body) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len) !=
+         CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers) != CURLE_OK;
+  bad |=
+      curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)st->timeout_ms) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)r) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)r) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)r) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf) != CURLE_OK;
+  bad |=
+      curl_easy_setopt(e, CURLOPT_USERAGENT, "iocd/" IOCD_VERSION) != CURLE_OK;
+  if (st->api == INFLUX_V1 && st->username && *st->username) {
+    bad |=
+        curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_USERNAME, st->username) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_PASSWORD,
+                            st->password ? st->password : "") != CURLE_OK;
+  }
+  if (st->ca_file && *st->ca_file) {
+    bad |= curl_easy_setopt(e, CURLOPT_CAINFO, st->ca_file) != CURLE_OK;
+  }
+  if (!st->tls_verify) {
+    bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L) != CURLE_OK;
+  }
+  if (bad) {
+    return IOCD_ENOMEM;
+  }
+  r->start_ns = clock_mono_ns();
+  if (curl_multi_add_handle(ix->multi, e) != CURLM_OK) {
+    return IOCD_ENOMEM;
+  }
+  r->next = ix->reqs;
+  if (ix->reqs) {
+    ix->reqs->prev = r;
+  }
+  ix->reqs = r;
+  return IOCD_OK;
+}
+
+static int64_t backoff(struct influx *ix, unsigned attempt) {
+  return store__backoff_ms(ix->st.retry_min_ms, ix->st.retry_max_ms, attempt,
+                           store__rand(&ix->rng));
+}
+
+/* ---- CREATE DATABASE ---- */
+
+static void start_create_db(struct influx *ix) {
+  struct request *r = request_new(ix, REQ_CREATE_DB);
+  int rc = r ? IOCD_OK : IOCD_ENOMEM;
+  if (!rc) {
+    rc = store__create_db_body(&r->body, ix->st.database);
+  }
+  if (!rc) {
+    rc = add_header(r, "Content-Type: application/x-www-form-urlencoded");
+  }
+  if (!rc) {
+    rc = add_header(r, "Expect:");
+  }
+  if (!rc) {
+    rc = request_start(ix, r, ix->query_url.data, r->body.data, r->body.len);
+  }
+  if (rc) {
+    request_free(r);
+    log_error("store", "influxdb: out of memory; will try again");
+    ix->ddl_not_before = now_ms(ix) + ix->st.retry_min_ms;
+    return;
+  }
+  ix->ddl_inflight = true;
+}
+
+static void recovered(struct influx *ix) {
+  stat_set(ix->up, 1);
+  if (ix->failures > 0) {
+    log_info("store",
+             "InfluxDB writes recovered after %llu failures, %zu points "
+             "waiting",
+             (unsigned long long)ix->failures, pending_points(ix));
+    ix->failures = 0;
+  }
+}
+
+static void ddl_done(struct influx *ix, struct request *r, CURLcode res,
+                     long status) {
+  ix->ddl_inflight = false;
+  char text[256];
+  bool refused =
+      store__error_text(r->resp.data, r->resp.len, text, sizeof text);
+  bool transport_ok = res == CURLE_OK;
+  enum write_action act = store__classify(status, transport_ok, 1);
+  if (act == ACT_WRITTEN && !refused) {
+    ix->db_ready = true;
+    ix->ddl_attempts = 0;
+    recovered(ix);
+    log_info("store", "InfluxDB database \"%s\" is there (CREATE DATABASE)",
+             ix->st.database);
+    return;
+  }
+  if (act != ACT_RETRY) {
+    /* The server answered and refused (no admin rights, ...). The
+     * database may exist all the same: the writes will tell. */
+    stat_set(ix->up, 1);
+    ix->db_ready = true;
+    log_error("store",
+              "InfluxDB: CREATE DATABASE \"%s\" failed: HTTP %ld: %s; "
+              "writing anyway: create the database by hand or give "
+              "influxdb.username admin rights",
+              ix->st.database, status, text[0] ? text : "(no message)");
+    return;
+  }
+  stat_set(ix->up, 0);
+  ix->failures++;
+  int64_t now = now_ms(ix);
+  int64_t delay = backoff(ix, ix->ddl_attempts++);
+  if (ix->draining) {
+    if (++ix->ddl_close_fails >= 2) {
+      ix->db_ready = true;
+      return;
+    }
+    delay = ix->st.retry_min_ms;
+  }
+  ix->ddl_not_before = now + delay;
+  uint32_t held = 0;
+  if (log_limit_allow(&ix->fail_lim, now, LOG_BURST, LOG_WINDOW_MS, &held)) {
+    log_warn("store",
+             "InfluxDB: CREATE DATABASE \"%s\" failed: %s; retry in %.1f s%s",
+             ix->st.database,
+             transport_ok
+                 ? text
+                 : (r->errbuf[0] ? r->errbuf : curl_easy_strerror(res)),
+             (double)delay / 1000.0, SUPPRESSED(held));
+  }
+}
+
+/* ---- writes ---- */
+
+static void finish_part(struct influx *ix, struct part *p) {
+  struct sbatch *b = store__outbox_finish(&ix->box, p);
+  if (b) {
+    store__confirm(ix->base.store, &ix->base, b);
+  }
+}
+
+static void log_rejected(struct influx *ix, const struct part *p, long status,
+                         const char *text) {
+  uint32_t held = 0;
+  if (!log_limit_allow(&ix->reject_lim, now_ms(ix), LOG_BURST, LOG_WINDOW_MS,
+                       &held)) {
+    return;
+  }
+  const struct sbatch *b = p->batch;
+  const char *line = b->body + b->line_off[p->l0];
+  size_t len = b->line_off[p->l0 + 1] - b->line_off[p->l0];
+  while (len > 0 && line[len - 1] == '\n') {
+    len--;
+  }
+  bool cut = len > LOG_LINE_MAX;
+  if (cut) {
+    len = LOG_LINE_MAX;
+    /* Do not cut a UTF-8 sequence in half. */
+    while (len > 0 && ((unsigned char)line[len] & 0xC0) == 0x80) {
+      len--;
+    }
+  }
+  log_error("store",
+            "InfluxDB rejected a point, dropped: HTTP %ld: %s: %.*s%s%s",
+            status, text[0] ? text : "(no message)", (int)len, line,
+            cut ? "..." : "", SUPPRESSED(held));
+}
+
+static void log_failure(struct influx *ix, const struct request *r,
+                        CURLcode res, long status, const char *text,
+                        size_t npoints, int64_t delay) {
+  uint32_t held = 0;
+  if (!log_limit_allow(&ix->fail_lim, now_ms(ix), LOG_BURST, LOG_WINDOW_MS,
+                       &held)) {
+    return;
+  }
+  double secs = (double)delay / 1000.0;
+  const char *msg = text[0] ? text : "(no message)";
+  if (res != CURLE_OK) {
+    log_warn("store",
+             "InfluxDB write to %s failed: %s; %zu points kept, retry in "
+             "%.1f s%s",
+             ix->st.url, r->errbuf[0] ? r->errbuf : curl_easy_strerror(res),
+             npoints, secs, SUPPRESSED(held));
+  } else if (status == 401 || status == 403) {
+    log_error("store",
+              "InfluxDB refused the write: HTTP %ld: %s: check %s and that "
+              "this user may write; %zu points kept, retry in %.1f s%s",
+              status, msg,
+              ix->st.api == INFLUX_V2
+                  ? "influxdb.token"
+                  : "influxdb.username and influxdb.password",
+              npoints, secs, SUPPRESSED(held));
+  } else if (status == 404 && ix->st.api == INFLUX_V1) {
+    log_error("store",
+              "InfluxDB: database \"%s\" not found (HTTP 404: %s): %s; %zu "
+              "points kept, retry in %.1f s%s",
+              ix->st.database, msg,
+              ix->st.create_database
+                  ? "running CREATE DATABASE again"
+                  : "create it, or set influxdb.create_database",
+              npoints, secs, SUPPRESSED(held));
+  } else if (status == 404) {
+    log_error("store",
+              "InfluxDB: org \"%s\" or bucket \"%s\" not found (HTTP 404: "
+              "%s): create them or fix influxdb.org and influxdb.bucket; "
+              "%zu points kept, retry in %.1f s%s",
+              ix->st.org, ix->st.bucket, msg, npoints, secs, SUPPRESSED(held));
+  } else if (status >= 500 || status == 429 || status == 408) {
+    log_warn("store",
+             "InfluxDB write failed: HTTP %ld: %s; %zu points kept, retry "
+             "in %.1f s%s",
+             status, msg, npoints, secs, SUPPRESSED(held));
+  } else {
+    log_error("store",
+              "InfluxDB answered HTTP %ld: %s: check influxdb.url (%s); %zu "
+              "points kept, retry in %.1f s%s",
+              status, msg, ix->st.url, npoints, secs, SUPPRESSED(held));
+  }
+}
+
+/* A retryable failure of p: back off, at least as long as Retry-After
+ * asks; at shutdown try once more if the deadline allows, then give up. */
+static void write_failed(struct influx *ix, struct part *p,
+                         const struct request *r, CURLcode res, long status,
+                         const char *text) {
+  stat_set(ix->up, 0);
+  ix->failures++;
+  int64_t now = now_ms(ix);
+  int64_t delay = backoff(ix, p->attempts);
+  int64_t asked;
+  if (r && r->retry_after[0] &&
+      store__retry_after_parse(r->retry_after, clock_realtime_ns() / NS_PER_SEC,
+                               &asked) == IOCD_OK &&
+      asked > delay) {
+    delay = asked;
+  }
+  if (status == 404 && res == CURLE_OK && ix->st.api == INFLUX_V1 &&
+      ix->st.create_database) {
+    ix->db_ready = false;
+    ix->ddl_not_before = now;
+  }
+  size_t npoints = p->l1 - p->l0;
+  if (ix->draining) {
+    delay = ix->st.retry_min_ms;
+    if (++p->close_fails >= 2 || now + delay >= ix->deadline_ms) {
+      store__outbox_abandon(&ix->box, p);
+      log_warn("store",
+               "InfluxDB write failed at shutdown: %zu points not written",
+               npoints);
+      return;
+    }
+  }
+  stat_inc(ix->retries);
+  if (r) {
+    log_failure(ix, r, res, status, text, npoints, delay);
+  }
+  store__outbox_retry(&ix->box, p, now + delay);
+}
+
+static void count_request(struct influx *ix, long status, bool ok) {
+  int k = CLASS_NET;
+  if (ok) {
+    k = status >= 500   ? CLASS_5XX
+        : status >= 400 ? CLASS_4XX
+        : status >= 300 ? CLASS_3XX
+        : status >= 200 ? CLASS_2XX
+                        : CLASS_1XX;
+  }
+  stat_inc(ix->requests[k]);
+}
+
+static void write_done(struct influx *ix, struct request *r, CURLcode res,
+                       long status) {
+  struct part *p = r->part;
+  struct store *s = ix->base.store;
+  bool transport_ok = res == CURLE_OK;
+  size_t nlines = p->l1 - p->l0;
+  stat_observe(ix->latency,
+               (double)(clock_mono_ns() - r->start_ns) / (double)NS_PER_SEC);
+  count_request(ix, status, transport_ok);
+  char text[256];
+  store__error_text(r->resp.data, r->resp.len, text, sizeof text);
+
+  switch (store__classify(status, transport_ok, nlines)) {
+    case ACT_WRITTEN:
+      recovered(ix);
+      stat_add(ix->written, nlines);
+      store__count_written(s, &ix->base, p->batch, p->l0, p->l1);
+      finish_part(ix, p);
+      break;
+    case ACT_SPLIT:
+      recovered(ix);
+      log_debug("store",
+                "InfluxDB refused a batch of %zu points (HTTP %ld: %s): "
+                "sending it in halves",
+                nlines, status, text);
+      if (store__outbox_split(&ix->box, p) != IOCD_OK) {
+        log_error("store", "influxdb: out of memory; will try again");
+        write_failed(ix, p, NULL, res, status, text);
+      }
+      break;
+    case ACT_DROP:
+      recovered(ix);
+      log_rejected(ix, p, status, text);
+      store__count_dropped(s, &ix->base, p->batch, p->l0, p->l1, "rejected");
+      finish_part(ix, p);
+      break;
+    case ACT_RETRY:
+    case ACT_RETRY_FIX:
+      write_failed(ix, p, r, res, status, text);
+      break;
+  }
+}
+
+static void send_part(struct influx *ix, struct part *p) {
+  const struct sbatch *b = p->batch;
+  const char *body = b->body + b->line_off[p->l0];
+  size_t len = b->line_off[p->l1] - b->line_off[p->l0];
+  struct request *r = request_new(ix, REQ_WRITE);
+  int rc = r ? IOCD_OK : IOCD_ENOMEM;
+  if (!rc && ix->st.gzip) {
+    rc = store__gzip(&r->body, body, len);
+    if (!rc) {
+      body = r->body.data;
+      len = r->body.len;
+      rc = add_header(r, "Content-Encoding: gzip");
+    }
+  }
+  if (!rc) {
+    rc = add_header(r, "Content-Type: text/plain; charset=utf-8");
+  }
+  if (!rc) {
+    /* No "Expect: 100-continue" round trip before large bodies. */
+    rc = add_header(r, "Expect:");
+  }
+  if (!rc && ix->auth.len) {
+    rc = add_header(r, ix->auth.data);
+  }
+  if (!rc) {
+    r->part = p;
+    rc = request_start(ix, r, ix->write_url.data, body, len);
+  }
+  if (rc) {
+    request_free(r);
+    log_error("store", "influxdb: cannot start a request: %s; will try again",
+              iocd_strerror(rc));
+    store__outbox_sent(&ix->box, p);
+    write_failed(ix, p, NULL, CURLE_OUT_OF_MEMORY, 0, "");
+    return;
+  }
+  store__outbox_sent(&ix->box, p);
+}
+
+static void check_multi(struct influx *ix) {
+  CURLMsg *m;
+  int left;
+  while (ix->multi && (m = curl_multi_info_read(ix->multi, &left))) {
+    if (m->msg != CURLMSG_DONE) {
+      continue;
+    }
+    /* m is invalid once the handle is removed: read it first. */
+    CURL *e = m->easy_handle;
+    CURLcode res = m->data.result;
+    char *priv = NULL;
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_multi_remove_handle(ix->multi, e);
+    struct request *r = (struct request *)(void *)priv;
+    if (r->kind == REQ_WRITE) {
+      write_done(ix, r, res, status);
+    } else {
+      ddl_done(ix, r, res, status);
+    }
+    request_free(r);
+  }
+  pump(ix);
+}
+
+/* Takes the next batch when it is due. Returns true when one was added. */
+static bool take_batch(struct influx *ix, int64_t now, int64_t *wake) {
+  struct queue *q = ix->base.store->q;
+  struct qlevel lv;
+  q->ops->level(q, ix->base.reader, &lv);
+  if (lv.points == 0) {
+    return false;
+  }
+  int64_t due;
+  if (!ix->draining &&
+      !store__batch_due(&lv, ix->st.batch_points, ix->st.batch_bytes,
+                        ix->st.flush_ms, now, &due)) {
+    if (due < *wake) {
+      *wake = due;
+    }
+    return false;
+  }
+  struct part *p = malloc(sizeof *p);
+  struct sbatch *b = NULL;
+  if (!p ||
+      q->ops->take(q, ix->base.reader, ix->st.batch_points, ix->st.batch_bytes,
+                   &b) != IOCD_OK ||
+      !b) {
+    free(p);
+    if (now + ix->st.retry_min_ms < *wake) {
+      *wake = now + ix->st.retry_min_ms;
+    }
+    return false;
+  }
+  store__outbox_push(&ix->box, p, b);
+  return true;
+}
+
+static void on_wake(uv_timer_t *t) {
+  struct influx *ix = container_of(t, struct influx, wake_timer);
+  pump(ix);
+  check_drained(ix);
+}
+
+static void pump(struct influx *ix) {
+  if (ix->closing) {
+    return;
+  }
+  int64_t now = now_ms(ix);
+  int64_t wake = INT64_MAX;
+  if (need_db(ix)) {
+    if (!ix->ddl_inflight) {
+      if (now >= ix->ddl_not_before) {
+        start_create_db(ix);
+      } else {
+        wake = ix->ddl_not_before;
+      }
+    }
+  } else {
+    while (ix->box.ninflight < ix->st.max_in_flight) {
+      bool gated;
+      struct part *p = store__outbox_next(&ix->box, now, &wake, &gated);
+      if (!p) {
+        if (gated || !take_batch(ix, now, &wake)) {
+          break;
+        }
+        continue;
+      }
+      send_part(ix, p);
+    }
+  }
+  if (wake == INT64_MAX) {
+    uv_timer_stop(&ix->wake_timer);
+  } else {
+    uv_timer_start(&ix->wake_timer, on_wake,
+                   (uint64_t)(wake > now ? wake - now : 0), 0);
+  }
+}
+
+static void check_drained(struct influx *ix) {
+  if (!ix->draining || ix->closing || ix->base.drained) {
+    return;
+  }
+  if (ix->box.ninflight > 0 || ix->ddl_inflight ||
+      !store__outbox_idle(&ix->box)) {
+    return;
+  }
+  struct queue *q = ix->base.store->q;
+  struct qlevel lv;
+  q->ops->level(q, ix->base.reader, &lv);
+  if (lv.records == 0) {
+    store__output_drained(ix->base.store, &ix->base);
+  }
+}
+
+/* ---- the output ---- */
+
+static int build(const struct config_influx *ci, struct influx_settings *st,
+                 struct buf *wurl, struct buf *qurl, struct buf *auth,
+                 struct iocd_err *err) {
+  store__influx_settings(ci, st);
+  int rc = store__influx_validate(st, err);
+  if (rc) {
+    return rc;
+  }
+  rc = store__influx_settings_own(st);
+  if (!rc) {
+    rc = store__influx_url(wurl, st);
+  }
+  if (!rc) {
+    rc = store__influx_query_url(qurl, st);
+  }
+  if (!rc && st->api == INFLUX_V2 && st->token && *st->token) {
+    rc = buf_printf(auth, "Authorization: Token %s", st->token);
+  }
+  if (rc) {
+    store__influx_settings_cleanup(st);
+    return iocd_err_set(err, rc, "store: influxdb: %s", iocd_strerror(rc));
+  }
+  return IOCD_OK;
+}
+
+static struct output *influx_create(struct store *s, unsigned reader,
+                                    const struct config *cfg,
+                                    struct iocd_err *err) {
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    iocd_err_set(err, IOCD_EIO, "store: influxdb: curl_global_init failed");
+    return NULL;
+  }
+  struct influx *ix = calloc(1, sizeof *ix);
+  if (!ix) {
+    curl_global_cleanup();
+    iocd_err_set(err, IOCD_ENOMEM, "store: out of memory");
+    return NULL;
+  }
+  ix->base.ops = &store__influx_ops;
+  ix->base.store = s;
+  ix->base.reader = reader;
+  ix->loop = s->loop;
+  buf_init(&ix->write_url, 0);
+  buf_init(&ix->query_url, 0);
+  buf_init(&ix->auth, 0);
+  store__outbox_init(&ix->box);
+  ix->rng = (uint64_t)clock_mono_ns() ^ ((uint64_t)(uintptr_t)ix << 16) ^
+            UINT64_C(0x9E3779B97F4A7C15);
+  if (ix->rng == 0) {
+    ix->rng = 1;
+  }
+  if (build(&cfg->influx, &ix->st, &ix->write_url, &ix->query_url, &ix->auth,
+            err) != IOCD_OK) {
+    buf_cleanup(&ix->write_url);
+    buf_cleanup(&ix->query_url);
+    buf_cleanup(&ix->auth);
+    free(ix);
+    curl_global_cleanup();
+    return NULL;
+  }
+  ix->multi = curl_multi_init();
+  if (!ix->multi) {
+    store__influx_settings_cleanup(&ix->st);
+    buf_cleanup(&ix->write_url);
+    buf_cleanup(&ix->query_url);
+    buf_cleanup(&ix->auth);
+    free(ix);
+    curl_global_cleanup();
+    iocd_err_set(err, IOCD_ENOMEM, "store: out of memory");
+    return NULL;
+  }
+  curl_multi_setopt(ix->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+  curl_multi_setopt(ix->multi, CURLMOPT_SOCKETDATA, (void *)ix);
+  curl_multi_setopt(ix->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer_set);
+  curl_multi_setopt(ix->multi, CURLMOPT_TIMERDATA, (void *)ix);
+  uv_timer_init(ix->loop, &ix->curl_timer);
+  uv_timer_init(ix->loop, &ix->wake_timer);
+  ix->curl_timer.data = ix;
+  ix->wake_timer.data = ix;
+  ix->open_handles = 2;
+
+  struct stats *st = s->stats;
+  ix->written =
+      stats_counter(st, "iocd_points_written_total",
+                    "Points written, by output.", "output", "influxdb", NULL);
+  /* Registered now so that the series shows 0 before the first drop;
+   * store__count_dropped counts it. */
+  (void)stats_counter(st, "iocd_points_dropped_total",
+                      "Points an output gave up on, by reason.", "output",
+                      "influxdb", "reason", "rejected", NULL);
+  ix->retries = stats_counter(st, "iocd_write_retries_total",
+                              "Write requests scheduled again after a "
+                              "failure.",
+                              "output", "influxdb", NULL);
+  ix->up = stats_gauge(st, "iocd_influxdb_up",
+                       "1 when the last InfluxDB request got an answer "
+                       "that was not a failure.",
+                       NULL);
+  static const double bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                  0.5,   1,    2.5,   5,    10,  30};
+  ix->latency = stats_histogram(
+      st, "iocd_write_batch_seconds", "Duration of InfluxDB write requests.",
+      bounds, sizeof bounds / sizeof bounds[0], "output", "influxdb", NULL);
+  static const char *const classes[NCLASSES] = {"1xx", "2xx", "3xx",
+                                                "4xx", "5xx", "network"};
+  for (int i = 0; i < NCLASSES; i++) {
+    ix->requests[i] =
+        stats_counter(st, "iocd_write_requests_total",
+                      "Write requests, by output and outcome.", "output",
+                      "influxdb", "status", classes[i], NULL);
+  }
+  ix->db_ready = !(ix->st.api == INFLUX_V1 && ix->st.create_database);
+  return &ix->base;
+}
+
+static void influx_notify(struct output *o) {
+  pump(container_of(o, struct influx, base));
+}
+
+static int influx_reconfigure(struct output *o, const struct config *cfg,
+                              struct iocd_err *err) {
+  struct influx *ix = container_of(o, struct influx, base);
+  if (!cfg->influx.enabled) {
+    return IOCD_OK;
+  }
+  struct influx_settings st;
+  struct buf wurl, qurl, auth;
+  buf_init(&wurl, 0);
+  buf_init(&qurl, 0);
+  buf_init(&auth, 0);
+  int rc = build(&cfg->influx, &st, &wurl, &qurl, &auth, err);
+  if (rc) {
+    buf_cleanup(&wurl);
+    buf_cleanup(&qurl);
+    buf_cleanup(&auth);
+    return rc;
+  }
+  bool moved = strcmp(wurl.data, ix->write_url.data) != 0;
+  bool had = ix->st.api == INFLUX_V1 && ix->st.create_database;
+  bool want = st.api == INFLUX_V1 && st.create_database;
+  buf_cleanup(&ix->write_url);
+  buf_cleanup(&ix->query_url);
+  buf_cleanup(&ix->auth);
+  store__influx_settings_cleanup(&ix->st);
+  ix->write_url = wurl;
+  ix->query_url = qurl;
+  ix->auth = auth;
+  ix->st = st;
+  if (!want) {
+    ix->db_ready = true;
+  } else if (moved || !had) {
+    /* Another server or database: make sure it exists there too. */
+    ix->db_ready = false;
+    ix->ddl_not_before = 0;
+  }
+  pump(ix);
+  return IOCD_OK;
+}
+
+static void influx_drain(struct output *o, int64_t deadline_ms) {
+  struct influx *ix = container_of(o, struct influx, base);
+  ix->draining = true;
+  ix->deadline_ms = deadline_ms;
+  int64_t now = now_ms(ix);
+  store__outbox_wake_all(&ix->box, now);
+  ix->ddl_not_before = now;
+  pump(ix);
+  check_drained(ix);
+}
+
+static void influx_close(struct output *o) {
+  struct influx *ix = container_of(o, struct influx, base);
+  ix->closing = true;
+  uv_timer_stop(&ix->curl_timer);
+  uv_timer_stop(&ix->wake_timer);
+  size_t aborted = 0;
+  while (ix->reqs) {
+    struct request *r = ix->reqs;
+    curl_multi_remove_handle(ix->multi, r->easy);
+    if (r->kind == REQ_WRITE) {
+      aborted++;
+    }
+    request_free(r);
+  }
+  if (aborted) {
+    log_warn("store", "InfluxDB: %zu requests aborted at shutdown", aborted);
+  }
+  curl_multi_cleanup(ix->multi);
+  ix->multi = NULL;
+  store__outbox_cleanup(&ix->box);
+  for (struct csock *c = ix->socks; c; c = c->next) {
+    sock_close(c);
+  }
+  uv_close((uv_handle_t *)&ix->curl_timer, on_handle_closed);
+  uv_close((uv_handle_t *)&ix->wake_timer, on_handle_closed);
+}
+
+const struct output_ops store__influx_ops = {
+    .name = "influxdb",
+    .create = influx_create,
+    .notify = influx_notify,
+    .reconfigure = influx_reconfigure,
+    .drain = influx_drain,
+    .close = influx_close,
+};

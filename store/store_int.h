@@ -1,0 +1,380 @@
+/*
+ * What the files of store/ share: resolved settings, the queue interface (the
+ * in-memory queue today, an on-disk journal later), batches and the outbox
+ * that schedules their requests, the output interface, and the pure helpers
+ * (retry policy, backoff, URLs, gzip) that the unit tests exercise directly.
+ *
+ * Nothing here is public: the rest of iocd sees only store/store.h.
+ */
+#ifndef IOCD_STORE_STORE_INT_H
+#define IOCD_STORE_STORE_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config/config.h"
+#include "core/buf.h"
+#include "core/stats.h"
+#include "store/store.h"
+
+/* ---- Defaults: the one place where a zero in struct config_influx becomes
+ * the documented value (booleans are taken as they are). ---- */
+
+#define STORE_DEFAULT_URL "http://127.0.0.1:8086"
+#define STORE_DEFAULT_TIMEOUT_MS 10000
+#define STORE_DEFAULT_BATCH_POINTS 5000
+#define STORE_DEFAULT_BATCH_BYTES ((size_t)1 << 20)
+#define STORE_DEFAULT_FLUSH_MS 1000
+#define STORE_DEFAULT_RETRY_MIN_MS 500
+#define STORE_DEFAULT_RETRY_MAX_MS 60000
+#define STORE_DEFAULT_MAX_IN_FLIGHT 2
+#define STORE_DEFAULT_BUFFER_BYTES ((size_t)64 << 20)
+
+/* A Retry-After longer than this is taken as this: a misconfigured proxy
+ * must not park the writer for days. */
+#define STORE_RETRY_AFTER_CAP_MS (INT64_C(3600) * 1000)
+
+/* The file output writes at most this much per uv_fs_write. */
+#define STORE_FILE_CHUNK_BYTES ((size_t)1 << 20)
+
+/* Outputs a store can have (influx, file); a bit per reader in the queue. */
+#define STORE_MAX_OUTPUTS 4
+
+/* The InfluxDB settings with defaults applied. Strings are borrowed from the
+ * struct config they came from. */
+struct influx_settings {
+  const char *url; /* without trailing '/' handling: see store__influx_url */
+  enum influx_api api;
+  const char *database;
+  const char *retention_policy;
+  const char *username;
+  const char *password;
+  bool create_database;
+  const char *org;
+  const char *bucket;
+  const char *token;
+  bool gzip;
+  int64_t timeout_ms;
+  size_t batch_points;
+  size_t batch_bytes;
+  int64_t flush_ms;
+  int64_t retry_min_ms;
+  int64_t retry_max_ms;
+  unsigned max_in_flight;
+  size_t buffer_bytes;
+  const char *ca_file;
+  bool tls_verify;
+  char *owned; /* after store__influx_settings_own: the strings' storage */
+};
+
+/* Fills out from ci; the strings are borrowed from ci. */
+void store__influx_settings(const struct config_influx *ci,
+                            struct influx_settings *out);
+
+/* Copies the strings of st into storage of its own, so that st outlives
+ * the config it came from. Returns IOCD_OK or IOCD_ENOMEM. */
+int store__influx_settings_own(struct influx_settings *st);
+void store__influx_settings_cleanup(struct influx_settings *st);
+
+/* Checks what the writer cannot work without (a database for 1.x, an org and
+ * a bucket for 2.x, an http(s) URL). Returns IOCD_OK or IOCD_EINVAL with err
+ * naming the config key. */
+int store__influx_validate(const struct influx_settings *st,
+                           struct iocd_err *err);
+
+/* ---- Batches ---- */
+
+/* A run of consecutive queue records taken by one reader, laid out as one
+ * request body. Each line is one point; line_off has npoints + 1 entries (the
+ * last is len), so any range of lines is a contiguous slice of body.
+ * line_src gives each line's source id (for per-subscription counts). The
+ * batch owns all three arrays. first_seq and nrecords identify the records
+ * for the queue's confirm. parts counts the outbox parts still open on it. */
+struct sbatch {
+  char *body;
+  size_t len;
+  size_t npoints;
+  size_t *line_off;
+  uint32_t *line_src;
+  uint64_t first_seq;
+  size_t nrecords;
+  unsigned parts;
+};
+
+void store__batch_free(struct sbatch *b);
+
+/* ---- The queue: encoded records in arrival order, read by several readers
+ * (one per output) at their own pace. A record leaves the queue when every
+ * reader has confirmed it. The memory queue is the only implementation now;
+ * the on-disk journal will implement the same table. ---- */
+
+/* How much one reader has not taken yet. oldest_ms is the append time of the
+ * oldest record not taken (meaningless when points is 0). */
+struct qlevel {
+  size_t points;
+  size_t bytes;
+  size_t records;
+  int64_t oldest_ms;
+};
+
+struct queue;
+
+struct queue_ops {
+  /* Appends one record: len bytes of line protocol, npoints lines whose end
+   * offsets (relative to data) are line_end[0..npoints-1]. Returns IOCD_OK,
+   * IOCD_EFULL (nothing queued) or IOCD_ENOMEM. */
+  int (*append)(struct queue *q, const char *data, size_t len,
+                const uint32_t *line_end, uint32_t npoints, uint32_t source,
+                int64_t now_ms);
+  void (*level)(struct queue *q, unsigned reader, struct qlevel *out);
+  /* Takes the next records for reader as one batch: as many whole records
+   * as fit in max_points and max_bytes, and always at least one. *out is
+   * NULL when nothing is left. Returns IOCD_OK or IOCD_ENOMEM (nothing
+   * taken). */
+  int (*take)(struct queue *q, unsigned reader, size_t max_points,
+              size_t max_bytes, struct sbatch **out);
+  /* The reader is done with the records of b (written or dropped): they
+   * leave the queue once every reader is. b stays the caller's. */
+  void (*confirm)(struct queue *q, unsigned reader, const struct sbatch *b);
+  /* Points and bytes of every record still held. */
+  void (*totals)(const struct queue *q, uint64_t *points, uint64_t *bytes);
+  void (*set_limit)(struct queue *q, size_t max_bytes);
+  void (*free)(struct queue *q);
+};
+
+struct queue {
+  const struct queue_ops *ops;
+};
+
+/* The in-memory queue: at most max_bytes of line protocol, nreaders readers
+ * (1..STORE_MAX_OUTPUTS). Returns NULL when memory runs out. */
+struct queue *store__memq_new(size_t max_bytes, unsigned nreaders);
+
+/* True when the lines not taken yet should be sealed into a batch now: at
+ * least batch_points points, batch_bytes bytes, or the oldest one waited
+ * flush_ms. Otherwise *due_ms is when it will be (INT64_MAX if never). */
+bool store__batch_due(const struct qlevel *lv, size_t batch_points,
+                      size_t batch_bytes, int64_t flush_ms, int64_t now_ms,
+                      int64_t *due_ms);
+
+/* ---- The outbox: the batches an output has taken, cut into parts (ranges
+ * of lines sent as one request), in queue order. A part that failed and
+ * waits for a retry holds back every later part that has not been sent yet,
+ * so that data reaches the server in the order it arrived. ---- */
+
+enum part_state {
+  PART_READY,     /* to send */
+  PART_INFLIGHT,  /* a request is out */
+  PART_WAIT,      /* failed, retried at not_before_ms */
+  PART_ABANDONED, /* given up at shutdown; its batch stays unconfirmed */
+};
+
+struct part {
+  struct part *prev, *next;
+  struct sbatch *batch;
+  size_t l0, l1; /* lines [l0, l1) of batch */
+  enum part_state state;
+  bool failed;          /* a retryable failure is not resolved yet */
+  unsigned attempts;    /* failed attempts so far */
+  unsigned close_fails; /* failures since shutdown began */
+  int64_t not_before_ms;
+};
+
+struct outbox {
+  struct part *head, *tail;
+  size_t nparts;
+  size_t ninflight;
+};
+
+void store__outbox_init(struct outbox *ob);
+
+/* Appends batch b as one part covering all its lines, using storage p
+ * (allocated by the caller beforehand, so that taking a batch from the queue
+ * can never fail after the fact). */
+void store__outbox_push(struct outbox *ob, struct part *p, struct sbatch *b);
+
+/* The next part to send at now_ms, or NULL. *gated is set when a failed part
+ * holds back the rest; *wake_ms is lowered to when a waiting part is due. */
+struct part *store__outbox_next(struct outbox *ob, int64_t now_ms,
+                                int64_t *wake_ms, bool *gated);
+
+/* p's request is out. */
+void store__outbox_sent(struct outbox *ob, struct part *p);
+
+/* p is resolved (written or dropped) and removed. Returns its batch when no
+ * part of it is left (the caller confirms and frees it), else NULL. */
+struct sbatch *store__outbox_finish(struct outbox *ob, struct part *p);
+
+/* p failed and is retried at not_before_ms. */
+void store__outbox_retry(struct outbox *ob, struct part *p,
+                         int64_t not_before_ms);
+
+/* Cuts p (at least two lines) into halves, both ready, in order. Returns
+ * IOCD_OK or IOCD_ENOMEM (p unchanged but no longer in flight). */
+int store__outbox_split(struct outbox *ob, struct part *p);
+
+/* p is given up (shutdown): it neither gates nor gets sent again. */
+void store__outbox_abandon(struct outbox *ob, struct part *p);
+
+/* Makes every waiting part due at now_ms (shutdown ignores backoff). */
+void store__outbox_wake_all(struct outbox *ob, int64_t now_ms);
+
+/* True when no part is ready, waiting or in flight. */
+bool store__outbox_idle(const struct outbox *ob);
+
+/* Frees every part and each batch once. */
+void store__outbox_cleanup(struct outbox *ob);
+
+/* ---- Retry policy ---- */
+
+enum write_action {
+  ACT_WRITTEN,   /* 2xx */
+  ACT_RETRY,     /* network, timeout, 408, 429, 5xx: backoff */
+  ACT_RETRY_FIX, /* 401, 403, 404, other 3xx/4xx: backoff, an admin fixes */
+  ACT_SPLIT,     /* 400, 413, 422 with several lines: halves */
+  ACT_DROP,      /* 400, 413, 422 with one line: rejected */
+};
+
+/* status is the HTTP status (ignored when !transport_ok). */
+enum write_action store__classify(long status, bool transport_ok,
+                                  size_t nlines);
+
+/* "2xx", "4xx", "5xx", "3xx", "1xx" or "network". */
+const char *store__status_class(long status, bool transport_ok);
+
+/* Exponential backoff with full jitter: the ceiling is min_ms * 2^attempt,
+ * capped at max_ms, and the delay is uniform in [min_ms, ceiling], drawn
+ * from rnd. attempt 0 is the first retry. */
+int64_t store__backoff_ms(int64_t min_ms, int64_t max_ms, unsigned attempt,
+                          uint64_t rnd);
+
+/* A xorshift64* step; *state must not be 0. */
+uint64_t store__rand(uint64_t *state);
+
+/* Parses a Retry-After value, delta-seconds or an HTTP-date (compared with
+ * now_s, seconds since the epoch), into a delay in ms, 0 for a date in the
+ * past and at most STORE_RETRY_AFTER_CAP_MS. Returns IOCD_OK or
+ * IOCD_EPARSE. */
+int store__retry_after_parse(const char *value, int64_t now_s,
+                             int64_t *delay_ms);
+
+/* ---- HTTP helpers ---- */
+
+/* {url}/write?db=..[&rp=..]&precision=ns for 1.x, {url}/api/v2/write?org=..
+ * &bucket=..&precision=ns for 2.x, parameters percent-encoded with
+ * curl_easy_escape. A trailing '/' of url is dropped. Returns IOCD_OK or a
+ * buf/ENOMEM error. */
+int store__influx_url(struct buf *out, const struct influx_settings *st);
+
+/* {url}/query (1.x), for CREATE DATABASE. */
+int store__influx_query_url(struct buf *out, const struct influx_settings *st);
+
+/* The form body `q=CREATE DATABASE "db"`, percent-encoded, with `"` and `\`
+ * in the name escaped for InfluxQL. */
+int store__create_db_body(struct buf *out, const char *db);
+
+/* gzip (RFC 1952) of in into out (appended). Returns IOCD_OK, IOCD_ENOMEM,
+ * IOCD_ETOOBIG or IOCD_EIO. */
+int store__gzip(struct buf *out, const char *in, size_t len);
+
+/* The human part of an InfluxDB answer: the "error" member of a JSON body
+ * (also inside "results"; "message" for 2.x), else the body itself;
+ * truncated to fit out, with control characters replaced by spaces. Returns
+ * true when the body carried such an error member. */
+bool store__error_text(const char *body, size_t len, char *out, size_t n);
+
+/* ---- Outputs ---- */
+
+struct store;
+struct output;
+
+struct output_ops {
+  const char *name; /* the `output` label: "influxdb", "file" */
+  /* Creates the output as reader `reader` of the store's queue. */
+  struct output *(*create)(struct store *s, unsigned reader,
+                           const struct config *cfg, struct iocd_err *err);
+  /* New records were queued. */
+  void (*notify)(struct output *o);
+  /* Applies new settings to future requests. */
+  int (*reconfigure)(struct output *o, const struct config *cfg,
+                     struct iocd_err *err);
+  /* Shutdown, first step: send everything now; call store__output_drained
+   * once nothing is left to try. */
+  void (*drain)(struct output *o, int64_t deadline_ms);
+  /* Shutdown, last step: abort what is in flight, close every handle, free
+   * o, then call store__output_closed (possibly before returning). */
+  void (*close)(struct output *o);
+};
+
+extern const struct output_ops store__influx_ops;
+extern const struct output_ops store__file_ops;
+
+struct output {
+  const struct output_ops *ops;
+  struct store *store;
+  unsigned reader;
+  bool primary; /* its writes count per subscription */
+  bool drained;
+};
+
+/* A subscription, by name, as the store has seen it: the counters of points
+ * written and dropped for it. Ids are indices into store->sources and never
+ * change, so records queued before a reload keep their meaning. */
+struct source {
+  char *name;
+  struct metric *written;
+  struct metric *dropped;
+};
+
+struct store {
+  uv_loop_t *loop;
+  const struct config *cfg;
+  struct stats *stats;
+  struct queue *q;
+  struct output *outs[STORE_MAX_OUTPUTS];
+  unsigned nouts;
+
+  struct source *sources;
+  size_t nsources;
+  uint32_t *src_map; /* subscription index -> source id */
+  size_t nsrc_map;
+
+  struct buf scratch; /* one message's line protocol */
+  uint32_t *line_end; /* one message's line ends */
+  size_t cap_line_end;
+
+  uv_timer_t timer; /* shutdown deadline; its close frees the store */
+  bool closing;
+  bool finishing;
+  unsigned nopen; /* outputs not closed yet */
+  store_closed_fn *close_cb;
+  void *close_ud;
+  uint64_t unwritten;
+
+  struct metric *queue_points;
+  struct metric *queue_bytes;
+};
+
+/* Called by outputs. */
+void store__count_written(struct store *s, struct output *o,
+                          const struct sbatch *b, size_t l0, size_t l1);
+void store__count_dropped(struct store *s, struct output *o,
+                          const struct sbatch *b, size_t l0, size_t l1,
+                          const char *reason);
+/* Confirms b to the queue for o and frees it. */
+void store__confirm(struct store *s, struct output *o, struct sbatch *b);
+void store__output_drained(struct store *s, struct output *o);
+void store__output_closed(struct store *s);
+
+/* Writes " (N similar messages suppressed)" into buf when held > 0, else
+ * an empty string; returns buf. For rate-limited log lines. */
+const char *store__suppressed(char *buf, size_t n, uint32_t held);
+/* The same on a buffer that lives as long as the enclosing block. */
+#define SUPPRESSED(held) store__suppressed((char[48]){0}, 48, (held))
+
+/* Milliseconds of the loop clock. */
+int64_t store__now_ms(const struct store *s);
+
+#endif

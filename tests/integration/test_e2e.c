@@ -1,0 +1,566 @@
+/*
+ * End to end, as a user sees iocd: a real mosquitto and a real influxd on
+ * free loopback ports, the iocd binary run as a black box on a config file,
+ * messages published over MQTT, and the rows read back from InfluxDB's
+ * /query, the counters from /metrics, the exit status and the log.
+ */
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "tests/harness/harness.h"
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+struct env {
+  char dir[256];
+  struct h_mosquitto mq;
+  struct h_influxd db;
+  struct h_iocd iocd;
+  int api_port;
+  char config[8192];
+};
+
+/* Starts the two servers; the config text names their ports. */
+static void env_start(struct env *e) {
+  memset(e, 0, sizeof *e);
+  cr_assert_eq(h_tmpdir(e->dir, sizeof e->dir), 0);
+  cr_assert_eq(h_mosquitto_start(&e->mq, NULL, NULL), 0);
+  cr_assert_eq(h_influxd_start(&e->db, NULL), 0);
+  e->api_port = h_free_port();
+}
+
+static void env_stop(struct env *e) {
+  if (e->iocd.pid > 0) {
+    h_iocd_stop(&e->iocd, SIGKILL, 5000);
+  }
+  h_mosquitto_stop(&e->mq);
+  h_influxd_stop(&e->db);
+  h_rmtree(e->mq.dir);
+  h_rmtree(e->db.dir);
+  h_rmtree(e->dir);
+}
+
+/* The configuration for these tests: extra subscriptions may be appended
+ * through subs (JSON objects separated by commas). */
+static void env_config(struct env *e, const char *client_id, const char *subs,
+                       const char *extra) {
+  snprintf(e->config, sizeof e->config,
+           "// written by test_e2e\n"
+           "{\n"
+           "  \"data_dir\": \"%s/data\",\n"
+           "  \"log\": {\"level\": \"info\"},\n"
+           "  \"shutdown_timeout\": \"10s\",\n"
+           "  \"mqtt\": {\"host\": \"127.0.0.1\", \"port\": %d,\n"
+           "           \"client_id\": \"%s\", \"reconnect_min\": \"100ms\",\n"
+           "           \"reconnect_max\": \"500ms\"},\n"
+           "  \"influxdb\": {\"url\": \"%s\", \"database\": \"ioc\",\n"
+           "               \"flush_interval\": \"100ms\",\n"
+           "               \"retry_min\": \"100ms\", \"retry_max\": \"1s\"},\n"
+           "  \"api\": {\"listen\": \"127.0.0.1:%d\"},\n"
+           "  \"limits\": {\"max_past\": \"36600d\"},\n"
+           "  \"subscriptions\": [\n"
+           "    {\"name\": \"igate\", \"topic\": \"ioc/{district}/igate\",\n"
+           "     \"measurement\": \"igate\", \"qos\": 1,\n"
+           "     \"types\": {\"received\": \"integer\", \"share\": "
+           "\"float\"},\n"
+           "     \"tags\": {\"system\": \"igate\"}}%s%s\n"
+           "  ]%s\n"
+           "}\n",
+           e->dir, e->mq.port, client_id, e->db.url, e->api_port,
+           subs ? ",\n    " : "", subs ? subs : "", extra ? extra : "");
+}
+
+static void iocd_start(struct env *e) {
+  /* A fresh log per run, so "subscribed" is this run's. */
+  char log[600];
+  snprintf(log, sizeof log, "%s/iocd.log", e->dir);
+  unlink(log);
+  cr_assert_eq(h_iocd_start(&e->iocd, e->dir, e->config), 0);
+  cr_assert_eq(h_iocd_wait_log(&e->iocd, "subscribed", 10000), 0,
+               "iocd did not subscribe; see %s", e->iocd.log);
+}
+
+static size_t collect(char *p, size_t sz, size_t n, void *ud) {
+  return buf_append(ud, p, sz * n) == 0 ? sz * n : 0;
+}
+
+/* GET http://127.0.0.1:PORT/path into out; returns the HTTP status. */
+static long http_get(int port, const char *path, struct buf *out) {
+  char url[256];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+  CURL *c = curl_easy_init();
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+  long status = 0;
+  if (curl_easy_perform(c) == CURLE_OK) {
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  }
+  curl_easy_cleanup(c);
+  return status;
+}
+
+/* The value of one series on /metrics (exact name and labels), or -1. */
+static double metric(int port, const char *series) {
+  struct buf b;
+  buf_init(&b, 16u << 20);
+  double v = -1;
+  if (http_get(port, "/metrics", &b) == 200 && b.data) {
+    size_t n = strlen(series);
+    for (const char *p = b.data; (p = strstr(p, series)) != NULL; p += n) {
+      if ((p == b.data || p[-1] == '\n') && p[n] == ' ') {
+        v = strtod(p + n + 1, NULL);
+        break;
+      }
+    }
+  }
+  buf_cleanup(&b);
+  return v;
+}
+
+static double count_of(struct env *e, const char *q) {
+  double v = -1;
+  if (h_influx_scalar(&e->db, "ioc", q, &v) != 0) {
+    return -1;
+  }
+  return v;
+}
+
+struct count_wait {
+  struct env *e;
+  const char *q;
+  double want;
+};
+
+static bool count_reached(void *ud) {
+  struct count_wait *w = ud;
+  return count_of(w->e, w->q) >= w->want;
+}
+
+static int wait_count(struct env *e, const char *q, double want, int ms) {
+  struct count_wait w = {e, q, want};
+  return h_wait_until(count_reached, &w, ms);
+}
+
+static void publish(struct env *e, const char *topic, const char *payload) {
+  cr_assert_eq(h_publish(e->mq.port, topic, payload, strlen(payload), 1, NULL),
+               0);
+}
+
+Test(e2e, writes_json_with_vietnamese_tags_exact_values_types_and_time,
+     .timeout = 60) {
+  struct env e;
+  env_start(&e);
+  env_config(&e, "e2e-json", NULL, NULL);
+  iocd_start(&e);
+
+  publish(&e, "ioc/Ea H'Leo/igate",
+          "{\"received\": 1520, \"share\": 30, \"online_l3\": 161, "
+          "\"time\": \"2020-09-30T17:00:00+07:00\"}");
+  publish(&e, "ioc/Buôn Ma Thuột/igate",
+          "{\"received\": 44388, \"share\": 12.5, \"online_l3\": 4043, "
+          "\"time\": 1601460000}");
+  publish(&e, "ioc/M'Đrắk/igate",
+          "{\"received\": 6658, \"share\": 0.25, \"online_l3\": 606, "
+          "\"time\": 1601460000}");
+  cr_assert_eq(wait_count(&e, "SELECT count(received) FROM igate", 3, 15000),
+               0, "3 points did not arrive; see %s", e.iocd.log);
+
+  char *json = NULL;
+  cr_assert_eq(h_influx_query(&e.db, "ioc",
+                              "SELECT received, share, online_l3 FROM igate "
+                              "WHERE district='Ea H\\'Leo' AND system='igate'",
+                              &json),
+               0);
+  cr_assert(strstr(json, "[1601460000000000000,1520,30,161]") != NULL,
+            "unexpected row: %s", json);
+  free(json);
+
+  cr_assert_eq(h_influx_query(&e.db, "ioc",
+                              "SELECT received, share FROM igate WHERE "
+                              "district='Buôn Ma Thuột'",
+                              &json),
+               0);
+  cr_assert(strstr(json, "[1601460000000000000,44388,12.5]") != NULL, "%s",
+            json);
+  free(json);
+
+  cr_assert_eq(h_influx_query(&e.db, "ioc", "SHOW FIELD KEYS FROM igate",
+                              &json),
+               0);
+  /* Declared integer stays integer, declared float stays float even when
+   * written as 30, an undeclared integer literal is learned as integer. */
+  cr_assert(strstr(json, "[\"received\",\"integer\"]") != NULL, "%s", json);
+  cr_assert(strstr(json, "[\"share\",\"float\"]") != NULL, "%s", json);
+  cr_assert(strstr(json, "[\"online_l3\",\"integer\"]") != NULL, "%s", json);
+  free(json);
+
+  cr_assert_eq(h_influx_query(&e.db, "ioc",
+                              "SHOW TAG VALUES FROM igate WITH KEY = district",
+                              &json),
+               0);
+  cr_assert(strstr(json, "\"Ea H'Leo\"") && strstr(json, "\"M'Đrắk\"") &&
+                strstr(json, "\"Buôn Ma Thuột\""),
+            "%s", json);
+  free(json);
+
+  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
+  env_stop(&e);
+}
+
+Test(e2e, value_line_and_senml_payloads_arrive, .timeout = 60) {
+  struct env e;
+  env_start(&e);
+  env_config(&e, "e2e-formats",
+             "{\"name\": \"sensors\", \"topic\": "
+             "\"ioc/{district}/sensors/{field}\", \"format\": \"value\", "
+             "\"measurement\": \"sensors\"},\n"
+             "    {\"name\": \"line\", \"topic\": \"ioc/{district}/line\", "
+             "\"format\": \"line\"},\n"
+             "    {\"name\": \"senml\", \"topic\": \"ioc/{district}/senml\", "
+             "\"format\": \"senml\", \"measurement\": \"senml\"}",
+             NULL);
+  iocd_start(&e);
+
+  publish(&e, "ioc/Lắk/sensors/temperature", "27.5");
+  publish(&e, "ioc/Lắk/sensors/visitors", "42");
+  publish(&e, "ioc/Cư Kuin/line",
+          "idesk,district=Spoofed documents_sent=120i,note=\"a \\\"b\\\"\" "
+          "1601460000000000000");
+  publish(&e, "ioc/Ea Súp/senml",
+          "[{\"bn\":\"station1/\",\"bt\":1601460000,\"n\":\"temp\","
+          "\"u\":\"Cel\",\"v\":31.5},{\"n\":\"rain\",\"u\":\"mm\",\"v\":2,"
+          "\"t\":60}]");
+
+  cr_assert_eq(wait_count(&e, "SELECT count(temperature) FROM sensors", 1,
+                          15000),
+               0);
+  cr_assert_eq(wait_count(&e, "SELECT count(visitors) FROM sensors", 1,
+                          15000),
+               0);
+  cr_assert_eq(wait_count(&e, "SELECT count(documents_sent) FROM idesk", 1,
+                          15000),
+               0);
+  char *json = NULL;
+  cr_assert_eq(h_influx_query(&e.db, "ioc",
+                              "SELECT temperature FROM sensors WHERE "
+                              "district='Lắk'",
+                              &json),
+               0);
+  cr_assert(strstr(json, ",27.5]") != NULL, "%s", json);
+  free(json);
+  /* The topic's district wins over the payload's tag. */
+  cr_assert_eq(h_influx_query(&e.db, "ioc",
+                              "SELECT documents_sent, note FROM idesk WHERE "
+                              "district='Cư Kuin'",
+                              &json),
+               0);
+  cr_assert(strstr(json, "[1601460000000000000,120,\"a \\\"b\\\"\"]") != NULL,
+            "%s", json);
+  free(json);
+  cr_assert_eq(wait_count(&e, "SELECT count(*) FROM senml", 1, 15000), 0);
+  cr_assert_eq(h_influx_query(&e.db, "ioc",
+                              "SELECT * FROM senml WHERE district='Ea Súp'",
+                              &json),
+               0);
+  cr_assert(strstr(json, "31.5") && strstr(json, "1601460060000000000"), "%s",
+            json);
+  free(json);
+  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
+  env_stop(&e);
+}
+
+Test(e2e, bad_messages_are_rejected_counted_and_the_next_one_is_stored,
+     .timeout = 60) {
+  struct env e;
+  env_start(&e);
+  env_config(&e, "e2e-bad", NULL, NULL);
+  iocd_start(&e);
+
+  publish(&e, "ioc/Ea Kar/igate", "{\"received\": 1,");
+  publish(&e, "ioc/Ea Kar/igate", "{\"received\": \"many\"}");
+  publish(&e, "ioc/Ea Kar/igate", "{\"received\": 2.5}");
+  publish(&e, "ioc/Ea Kar/igate", "{\"share\": 1e999}");
+  const char bad_utf8[] = "{\"received\": 3, \"x\": \"\xC3\x28\"}";
+  publish(&e, "ioc/Ea Kar/igate", bad_utf8);
+  char *big = malloc(70000);
+  cr_assert_not_null(big);
+  memset(big, ' ', 70000);
+  memcpy(big, "{\"received\": 4}", 15);
+  cr_assert_eq(h_publish(e.mq.port, "ioc/Ea Kar/igate", big, 70000, 1, NULL),
+               0);
+  free(big);
+  publish(&e, "ioc/Ea Kar/igate", "{\"received\": 5, \"time\": 1601460000}");
+
+  cr_assert_eq(wait_count(&e, "SELECT count(received) FROM igate", 1, 15000),
+               0);
+  double n = count_of(&e, "SELECT count(received) FROM igate");
+  cr_assert_eq(n, 1.0, "only the good message is stored, got %g", n);
+
+  const char *reasons[] = {"malformed", "wrong_type", "type_conflict",
+                           "not_finite", "invalid_utf8", "too_big"};
+  for (size_t i = 0; i < sizeof reasons / sizeof *reasons; i++) {
+    char series[160];
+    snprintf(series, sizeof series,
+             "iocd_rejects_total{subscription=\"igate\",reason=\"%s\"}",
+             reasons[i]);
+    cr_assert_eq(metric(e.api_port, series), 1.0, "%s", series);
+  }
+  cr_assert_eq(
+      metric(e.api_port, "iocd_messages_total{subscription=\"igate\"}"), 7.0);
+  cr_assert(h_iocd_log_contains(&e.iocd, "wrong_type"));
+  cr_assert(h_iocd_log_contains(&e.iocd, "ioc/Ea Kar/igate"));
+  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
+  env_stop(&e);
+}
+
+Test(e2e, messages_published_while_iocd_is_down_arrive_after_restart,
+     .timeout = 90) {
+  struct env e;
+  env_start(&e);
+  env_config(&e, "e2e-session", NULL, NULL);
+  iocd_start(&e);
+  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
+
+  for (int i = 0; i < 20; i++) {
+    char payload[128];
+    snprintf(payload, sizeof payload, "{\"received\": %d, \"time\": %d}", i,
+             1601460000 + i);
+    publish(&e, "ioc/Krông Búk/igate", payload);
+  }
+  iocd_start(&e);
+  cr_assert_eq(wait_count(&e, "SELECT count(received) FROM igate", 20, 20000),
+               0, "messages published while iocd was down were lost");
+  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
+  env_stop(&e);
+}
+
+/* Publishes n QoS 1 messages with distinct timestamps from one publisher. */
+static void publish_seq(struct env *e, const char *district, int from, int n) {
+  struct h_pub *p = h_pub_open(e->mq.port, NULL);
+  cr_assert_not_null(p);
+  char topic[128];
+  snprintf(topic, sizeof topic, "ioc/%s/igate", district);
+  for (int i = from; i < from + n; i++) {
+    char payload[128];
+    int len = snprintf(payload, sizeof payload,
+                       "{\"received\": %d, \"time\": %lld}", i,
+                       1601460000000LL + i);
+    cr_assert_eq(h_pub_send(p, topic, payload, (size_t)len, 1), 0);
+  }
+  cr_assert_eq(h_pub_flush(p), 0);
+  h_pub_close(p);
+}
+
+Test(e2e, broker_restart_mid_stream_loses_nothing_at_qos1, .timeout = 120) {
+  struct env e;
+  env_start(&e);
+  env_config(&e, "e2e-broker-restart", NULL,
+             "");
+  /* Millisecond timestamps for the sequence. */
+  char *at = strstr(e.config, "\"tags\"");
+  cr_assert_not_null(at);
+  char cfg[8192];
+  snprintf(cfg, sizeof cfg, "%.*s\"time_unit_numbers\": \"ms\", %s",
+           (int)(at - e.config), e.config, at);
+  memcpy(e.config, cfg, sizeof cfg);
+  iocd_start(&e);
+
+  publish_seq(&e, "Krông Năng", 0, 2000);
+  cr_assert_eq(h_mosquitto_restart(&e.mq), 0);
+  publish_seq(&e, "Krông Năng", 2000, 2000);
+  cr_assert_eq(wait_count(&e, "SELECT count(received) FROM igate", 4000,
+                          60000),
+               0, "got %g of 4000 points",
+               count_of(&e, "SELECT count(received) FROM igate"));
+  cr_assert_eq(count_of(&e, "SELECT count(received) FROM igate"), 4000.0);
+  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
+  env_stop(&e);
+}
+
+Test(e2e, sigterm_under_load_writes_everything_accepted, .timeout = 120) {
+  struct env e;
+  env_start(&e);
+  env_config(&e, "e2e-sigterm", NULL, NULL);
+  char *at = strstr(e.config, "\"tags\"");
+  char cfg[8192];
+  snprintf(cfg, sizeof cfg, "%.*s\"time_unit_numbers\": \"ms\", %s",
+           (int)(at - e.config), e.config, at);
+  memcpy(e.config, cfg, sizeof cfg);
+  iocd_start(&e);
+
+  publish_seq(&e, "Krông Pắc", 0, 5000);
+  /* Stop while iocd is still working through the stream. */
+  int status = h_iocd_stop(&e.iocd, SIGTERM, 30000);
+  cr_assert_eq(status, 0, "exit status %d: points left unwritten", status);
+  double written = count_of(&e, "SELECT count(received) FROM igate");
+  cr_assert(h_iocd_log_contains(&e.iocd, "all accepted points written"));
+
+  /* What iocd had not taken yet is still queued at the broker. */
+  iocd_start(&e);
+  cr_assert_eq(wait_count(&e, "SELECT count(received) FROM igate", 5000,
+                          60000),
+               0, "had %g before the restart, %g now", written,
+               count_of(&e, "SELECT count(received) FROM igate"));
+  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
+  env_stop(&e);
+}
+
+Test(e2e, sighup_applies_a_valid_config_and_keeps_the_old_one_otherwise,
+     .timeout = 60) {
+  struct env e;
+  env_start(&e);
+  env_config(&e, "e2e-reload", NULL, NULL);
+  iocd_start(&e);
+
+  /* A broken file: iocd logs why and keeps running on the old one. */
+  FILE *f = fopen(e.iocd.config, "w");
+  cr_assert_not_null(f);
+  fputs("{ \"mqtt\": { \"port\": \"not a number\" } }\n", f);
+  fclose(f);
+  kill(e.iocd.pid, SIGHUP);
+  cr_assert_eq(h_iocd_wait_log(&e.iocd, "reload failed", 10000), 0);
+  cr_assert(h_iocd_log_contains(&e.iocd, "mqtt.port"));
+  publish(&e, "ioc/Lắk/igate", "{\"received\": 1, \"time\": 1601460000}");
+  cr_assert_eq(wait_count(&e, "SELECT count(received) FROM igate", 1, 15000),
+               0);
+
+  /* A valid file with a new subscription: it is applied. */
+  env_config(&e, "e2e-reload",
+             "{\"name\": \"idesk\", \"topic\": \"ioc/{district}/idesk\", "
+             "\"measurement\": \"idesk\"}",
+             NULL);
+  f = fopen(e.iocd.config, "w");
+  cr_assert_not_null(f);
+  fputs(e.config, f);
+  fclose(f);
+  kill(e.iocd.pid, SIGHUP);
+  cr_assert_eq(h_iocd_wait_log(&e.iocd, "configuration reloaded", 10000), 0);
+  cr_assert_eq(metric(e.api_port, "iocd_config_reloads_total"), 1.0);
+  cr_assert_eq(metric(e.api_port, "iocd_config_reload_failures_total"), 1.0);
+  /* Give the new SUBSCRIBE a moment to be acknowledged. */
+  sleep_ms(500);
+  publish(&e, "ioc/Lắk/idesk", "{\"documents_sent\": 9, \"time\": 1601460000}");
+  cr_assert_eq(wait_count(&e, "SELECT count(documents_sent) FROM idesk", 1,
+                          15000),
+               0);
+  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
+  env_stop(&e);
+}
+
+Test(e2e, health_ready_and_metrics_are_served, .timeout = 60) {
+  struct env e;
+  env_start(&e);
+  env_config(&e, "e2e-api", NULL, NULL);
+  iocd_start(&e);
+  struct buf b;
+  buf_init(&b, 1 << 20);
+  cr_assert_eq(http_get(e.api_port, "/health", &b), 200);
+  buf_reset(&b);
+  cr_assert_eq(http_get(e.api_port, "/ready", &b), 200, "%s",
+               b.data ? b.data : "");
+  buf_reset(&b);
+  cr_assert_eq(http_get(e.api_port, "/metrics", &b), 200);
+  cr_assert(strstr(b.data, "# TYPE iocd_messages_total counter") != NULL);
+  cr_assert(strstr(b.data, "iocd_mqtt_connected 1") != NULL, "%s", b.data);
+  buf_reset(&b);
+  cr_assert_eq(http_get(e.api_port, "/nope", &b), 404);
+  buf_cleanup(&b);
+
+  h_mosquitto_stop(&e.mq);
+  buf_init(&b, 1 << 20);
+  bool not_ready = false;
+  for (int i = 0; i < 100 && !not_ready; i++) {
+    buf_reset(&b);
+    not_ready = http_get(e.api_port, "/ready", &b) == 503;
+    sleep_ms(50);
+  }
+  cr_assert(not_ready, "/ready stays 200 with the broker down");
+  cr_assert(strstr(b.data, "MQTT") != NULL, "%s", b.data);
+  buf_cleanup(&b);
+  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
+  env_stop(&e);
+}
+
+/* Runs the iocd binary with args and returns its exit status; its stdout and
+ * stderr go to out. */
+static int run_iocd(const char *const *args, struct buf *out) {
+  char cmd[2048];
+  size_t pos = (size_t)snprintf(cmd, sizeof cmd, "'%s'", h_iocd_bin());
+  for (size_t i = 0; args[i]; i++) {
+    pos += (size_t)snprintf(cmd + pos, sizeof cmd - pos, " '%s'", args[i]);
+  }
+  snprintf(cmd + pos, sizeof cmd - pos, " 2>&1");
+  FILE *p = popen(cmd, "r");
+  cr_assert_not_null(p);
+  char chunk[4096];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof chunk, p)) > 0) {
+    buf_append(out, chunk, n);
+  }
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(e2e, check_names_file_line_and_exits_1_on_a_bad_config) {
+  char dir[256];
+  cr_assert_eq(h_tmpdir(dir, sizeof dir), 0);
+  char path[512];
+  snprintf(path, sizeof path, "%s/bad.jsonc", dir);
+  FILE *f = fopen(path, "w");
+  cr_assert_not_null(f);
+  fputs("{\n  // broker\n  \"mqtt\": {\"port\": 70000},\n"
+        "  \"subscriptions\": [{\"topic\": \"ioc/{district}/igate\"}],\n"
+        "  \"file\": {\"enabled\": true, \"path\": \"-\"}\n}\n",
+        f);
+  fclose(f);
+  struct buf out;
+  buf_init(&out, 1 << 20);
+  const char *args[] = {"check", "-c", path, NULL};
+  cr_assert_eq(run_iocd(args, &out), 1);
+  char want[600];
+  snprintf(want, sizeof want, "%s:3:20: mqtt.port: expected an integer from 1 to 65535, got 70000", path);
+  cr_assert(strstr(out.data, want) != NULL, "got: %s", out.data);
+
+  f = fopen(path, "w");
+  cr_assert_not_null(f);
+  fputs("{\"subscriptions\": [{\"topic\": \"ioc/{district}/igate\"}],\n"
+        " \"file\": {\"enabled\": true, \"path\": \"-\"}}\n",
+        f);
+  fclose(f);
+  buf_reset(&out);
+  cr_assert_eq(run_iocd(args, &out), 0, "%s", out.data);
+  cr_assert(strstr(out.data, "OK") != NULL);
+
+  buf_reset(&out);
+  const char *help[] = {"--help", NULL};
+  cr_assert_eq(run_iocd(help, &out), 0);
+  cr_assert(strstr(out.data, "iocd check") != NULL);
+  buf_reset(&out);
+  const char *version[] = {"--version", NULL};
+  cr_assert_eq(run_iocd(version, &out), 0);
+  cr_assert(strncmp(out.data, "iocd ", 5) == 0);
+  buf_cleanup(&out);
+  h_rmtree(dir);
+}
+
+Test(e2e, example_config_is_valid) {
+  struct buf out;
+  buf_init(&out, 1 << 20);
+  const char *args[] = {"check", "-c", IOCD_SOURCE_DIR
+                        "/config/iocd.example.jsonc", NULL};
+  cr_assert_eq(run_iocd(args, &out), 0, "%s", out.data);
+  buf_cleanup(&out);
+}
