@@ -213,7 +213,10 @@ static void reload(struct service *svc) {
   buf_cleanup(&errors);
   /* The pipeline validates patterns before anything else changes, so a
    * failure here leaves every module on the old configuration. */
-  rc = ingest_reconfigure(svc->ingest, ncfg, &err);
+  rc = service_check(ncfg, &err);
+  if (!rc) {
+    rc = ingest_reconfigure(svc->ingest, ncfg, &err);
+  }
   if (rc) {
     stat_inc(svc->st_reload_failures);
     log_error("service", "reload failed, keeping the running configuration: "
@@ -296,6 +299,18 @@ int service_check(const struct config *cfg, struct iocd_err *err) {
     rc = ingest_topic_filter(cfg->subs[i].topic, f, n, err);
     free(f);
   }
+  /* A dead-letter topic that a subscription matches would feed every reject
+   * back into iocd, forever. */
+  for (size_t i = 0; !rc && i < cfg->nsubs; i++) {
+    const char *dl = cfg->subs[i].dead_letter;
+    int hit = dl ? ingest_match(in, dl) : -1;
+    if (hit >= 0) {
+      rc = iocd_err_set(err, IOCD_EINVAL,
+                        "subscriptions[%zu].dead_letter: \"%s\" matches the "
+                        "topic of subscription %s: rejects would loop back",
+                        i, dl, cfg->subs[hit].name);
+    }
+  }
   ingest_free(in);
   stats_free(stats);
   return rc;
@@ -344,6 +359,10 @@ int service_run(struct config *cfg) {
   svc.store = store_new(&svc.loop, cfg, svc.stats, &err);
   if (!svc.store) {
     log_error("service", "cannot start the store: %s", err.msg);
+    goto fail;
+  }
+  if (service_check(cfg, &err)) {
+    log_error("service", "%s", err.msg);
     goto fail;
   }
   svc.ingest = ingest_new(cfg, svc.stats, sink, &svc, &err);

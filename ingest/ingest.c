@@ -433,6 +433,17 @@ int ingest_reconfigure(struct ingest *in, const struct config *cfg,
   return IOCD_OK;
 }
 
+int ingest_match(const struct ingest *in, const char *topic) {
+  struct capture caps[INGEST_MAX_CAPTURES];
+  size_t tlen = strlen(topic);
+  for (size_t i = 0; i < in->nsubs; i++) {
+    if (ingest__pattern_match(&in->subs[i].pat, topic, tlen, caps) >= 0) {
+      return (int)i;
+    }
+  }
+  return -1;
+}
+
 size_t ingest_series_count(const struct ingest *in) {
   return ingest__schema_series(&in->schema);
 }

@@ -90,6 +90,9 @@ int ingest_message(struct ingest *in, const char *topic, const void *payload,
 int ingest_topic_filter(const char *pattern, char *out, size_t n,
                         struct iocd_err *err);
 
+/* The index of the first subscription whose pattern matches topic, or -1. */
+int ingest_match(const struct ingest *in, const char *topic);
+
 /* Number of distinct series seen (for the cardinality gauge). */
 size_t ingest_series_count(const struct ingest *in);
 

@@ -564,3 +564,88 @@ Test(e2e, example_config_is_valid) {
   cr_assert_eq(run_iocd(args, &out), 0, "%s", out.data);
   buf_cleanup(&out);
 }
+
+Test(e2e, content_type_picks_the_decoder_and_rejects_go_to_the_dead_letter,
+     .timeout = 60) {
+  struct env e;
+  env_start(&e);
+  env_config(&e, "e2e-auto",
+             "{\"name\": \"auto\", \"topic\": \"ioc/{district}/auto\", "
+             "\"format\": \"auto\", \"measurement\": \"auto\", "
+             "\"dead_letter\": \"iocd/rejected/auto\"}",
+             NULL);
+  iocd_start(&e);
+
+  /* A subscriber on the dead-letter topic, through the broker. */
+  char cmd[512];
+  snprintf(cmd, sizeof cmd,
+           "timeout 20 mosquitto_sub -p %d -t iocd/rejected/auto -C 1 "
+           "-W 15 > %s/dead.txt 2>&1 &",
+           e.mq.port, e.dir);
+  cr_assert_eq(system(cmd), 0);
+  sleep_ms(500);
+
+  const char *json = "{\"v\": 7, \"time\": 1601460000}";
+  cr_assert_eq(h_publish(e.mq.port, "ioc/Lắk/auto", json, strlen(json), 1,
+                         "application/json"),
+               0);
+  const char *line = "auto v=8i 1601460001000000000";
+  cr_assert_eq(h_publish(e.mq.port, "ioc/Lắk/auto", line, strlen(line), 1,
+                         "application/x-influx-line-protocol"),
+               0);
+  const char *bad = "{\"v\": ";
+  cr_assert_eq(h_publish(e.mq.port, "ioc/Lắk/auto", bad, strlen(bad), 1,
+                         "application/json"),
+               0);
+  cr_assert_eq(wait_count(&e, "SELECT count(v) FROM auto", 2, 15000), 0);
+  char *rows = NULL;
+  cr_assert_eq(h_influx_query(&e.db, "ioc", "SELECT v FROM auto", &rows), 0);
+  cr_assert(strstr(rows, "[1601460000000000000,7]") &&
+                strstr(rows, "[1601460001000000000,8]"),
+            "%s", rows);
+  free(rows);
+
+  char path[600];
+  snprintf(path, sizeof path, "%s/dead.txt", e.dir);
+  bool got = false;
+  for (int i = 0; i < 100 && !got; i++) {
+    FILE *f = fopen(path, "r");
+    char text[256] = "";
+    if (f) {
+      size_t n = fread(text, 1, sizeof text - 1, f);
+      text[n] = '\0';
+      fclose(f);
+    }
+    got = strstr(text, "{\"v\": ") != NULL;
+    sleep_ms(100);
+  }
+  cr_assert(got, "the rejected payload did not reach the dead-letter topic");
+  cr_assert_eq(metric(e.api_port, "iocd_dead_letters_total"), 1.0);
+  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
+  env_stop(&e);
+}
+
+Test(e2e, check_refuses_a_dead_letter_topic_that_loops_back) {
+  char dir[256];
+  cr_assert_eq(h_tmpdir(dir, sizeof dir), 0);
+  char path[512];
+  snprintf(path, sizeof path, "%s/loop.jsonc", dir);
+  FILE *f = fopen(path, "w");
+  cr_assert_not_null(f);
+  fputs("{\"subscriptions\": [{\"name\": \"senml\", \"topic\": "
+        "\"ioc/{district}/senml\", \"format\": \"senml\", \"dead_letter\": "
+        "\"ioc/_rejected/senml\"}],\n"
+        " \"file\": {\"path\": \"-\"}}\n",
+        f);
+  fclose(f);
+  struct buf out;
+  buf_init(&out, 1 << 20);
+  const char *args[] = {"check", "-c", path, NULL};
+  cr_assert_eq(run_iocd(args, &out), 1);
+  cr_assert(strstr(out.data, "subscriptions[0].dead_letter: "
+                             "\"ioc/_rejected/senml\" matches the topic of "
+                             "subscription senml") != NULL,
+            "%s", out.data);
+  buf_cleanup(&out);
+  h_rmtree(dir);
+}
