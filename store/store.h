@@ -20,18 +20,24 @@ struct store;
 
 /* Creates the store and its outputs on loop. cfg is borrowed until
  * store_reconfigure or store_close. Registers counters in stats. Returns
- * NULL with err set on failure. */
+ * NULL with err set on failure; outputs already built then close on the
+ * loop, so the caller still runs it before uv_loop_close. */
 struct store *store_new(uv_loop_t *loop, const struct config *cfg,
                         struct stats *stats, struct iocd_err *err);
 
 /* Encodes and queues the points of pb; source is the subscription index (for
  * per-subscription accounting). Returns IOCD_OK, IOCD_EFULL when the buffer
  * limit would be passed (nothing is queued: the caller decides), or
- * IOCD_EINVAL when a point cannot be encoded. */
+ * IOCD_EINVAL when a point cannot be encoded or source is not an index of
+ * cfg->subs. Also IOCD_ENOMEM, and IOCD_ECLOSED once store_close was
+ * called. pb is borrowed for the call. */
 int store_append(struct store *s, size_t source, const struct point_batch *pb);
 
 /* Applies a new configuration to the outputs (URL, credentials, batching).
- * Requests in flight finish with the old settings. */
+ * Requests in flight finish with the old settings. Returns IOCD_EINVAL with
+ * err when the new settings are unusable (the old ones stay). The store
+ * keeps copies of what it needs: the old cfg may be freed afterwards.
+ * Enabling or disabling an output needs a restart. */
 int store_reconfigure(struct store *s, const struct config *cfg,
                       struct iocd_err *err);
 

@@ -397,20 +397,26 @@ int h_mosquitto_restart(struct h_mosquitto *m) {
 
 /* ---- influxd ---- */
 
+/* A response body, NUL-terminated, at most READ_MAX bytes. */
+struct body {
+  char *data;
+  size_t len;
+};
+
 static size_t collect(char *ptr, size_t size, size_t nmemb, void *ud) {
-  char **pbuf = ud;
+  struct body *b = ud;
   size_t add = size * nmemb;
-  size_t have = *pbuf ? strlen(*pbuf) : 0;
-  if (have + add + 1 > READ_MAX) {
-    return 0;
+  if (b->len + add + 1 > READ_MAX) {
+    return 0; /* curl fails the transfer */
   }
-  char *bigger = realloc(*pbuf, have + add + 1);
+  char *bigger = realloc(b->data, b->len + add + 1);
   if (!bigger) {
     return 0;
   }
-  memcpy(bigger + have, ptr, add);
-  bigger[have + add] = '\0';
-  *pbuf = bigger;
+  memcpy(bigger + b->len, ptr, add);
+  b->len += add;
+  bigger[b->len] = '\0';
+  b->data = bigger;
   return add;
 }
 
@@ -421,7 +427,7 @@ static long http(const char *url, const char *body, char **answer) {
   if (!e) {
     return -1;
   }
-  char *resp = NULL;
+  struct body resp = {NULL, 0};
   curl_easy_setopt(e, CURLOPT_URL, url);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);
@@ -438,9 +444,9 @@ static long http(const char *url, const char *body, char **answer) {
   }
   curl_easy_cleanup(e);
   if (answer) {
-    *answer = resp;
+    *answer = resp.data;
   } else {
-    free(resp);
+    free(resp.data);
   }
   return code;
 }

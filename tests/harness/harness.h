@@ -29,7 +29,12 @@ struct h_mosquitto {
 
 /* Starts mosquitto on a free port with persistence in its own directory
  * (dir NULL: a new temporary one) and waits until it accepts connections.
- * extra_conf lines are appended to its config (may be NULL). */
+ * extra_conf lines are appended to its config (may be NULL).
+ * The broker runs as root, saves its state every second and at exit (so
+ * sessions and queued QoS 1/2 messages survive a restart), queues up to
+ * 100000 messages per session, and logs to DIR/mosquitto.log connections,
+ * subscriptions ("<client id> <qos> <filter>") and unsubscriptions
+ * ("<client id> <filter>"), which tests may wait for. */
 int h_mosquitto_start(struct h_mosquitto *m, const char *dir,
                       const char *extra_conf);
 /* SIGTERM and wait; keeps the directory (a restart reuses it). */

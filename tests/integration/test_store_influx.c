@@ -612,6 +612,10 @@ Test(store_file, appends_exact_line_protocol_in_arrival_order) {
 Test(store_file, an_unwritable_path_fails_store_new_with_its_name) {
   struct t t;
   t_init(&t);
+  /* The InfluxDB output is built first and must be torn down again. */
+  char url[64];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d", h_free_port());
+  t_influx(&t, url, "x");
   t.cfg.file.enabled = true;
   t.cfg.file.path = "/nonexistent-dir/x/points.lp";
   struct iocd_err err = {{0}};
