@@ -35,6 +35,8 @@ struct service {
   struct api *api;
   uv_signal_t sig_int, sig_term, sig_hup;
   uv_timer_t stats_timer;
+  uv_timer_t resume_timer; /* while intake is paused for back-pressure */
+  bool paused;
   enum svc_state state;
   uint64_t unwritten;
   int exit_code;
@@ -42,7 +44,15 @@ struct service {
   struct metric *st_reload_failures;
   struct metric *st_dead_letters;
   struct metric *st_buffer_full;
+  struct metric *st_pauses;
 };
+
+/* Back-pressure: above PAUSE_AT of the buffer, stop reading from the broker
+ * (it keeps queueing for the persistent session); below RESUME_AT, read
+ * again. The gap keeps intake from flapping. */
+#define PAUSE_AT 0.8
+#define RESUME_AT 0.5
+#define RESUME_CHECK_MS 100
 
 static void apply_logging(const struct config *cfg) {
   log_set_level(cfg->log_level);
@@ -53,6 +63,34 @@ static void apply_logging(const struct config *cfg) {
 static int sink(void *ud, size_t sub, const struct point_batch *pb) {
   struct service *svc = ud;
   return store_append(svc->store, sub, pb);
+}
+
+static void on_resume_timer(uv_timer_t *t) {
+  struct service *svc = container_of(t, struct service, resume_timer);
+  double fill = store_fill(svc->store);
+  if (svc->state != SVC_RUNNING || fill >= RESUME_AT) {
+    return;
+  }
+  uv_timer_stop(t);
+  svc->paused = false;
+  mqtt_resume(svc->mqtt);
+  log_info("service", "buffer down to %.0f%%: intake resumed", fill * 100);
+}
+
+static void maybe_pause(struct service *svc) {
+  double fill = store_fill(svc->store);
+  if (svc->paused || fill < PAUSE_AT) {
+    return;
+  }
+  svc->paused = true;
+  stat_inc(svc->st_pauses);
+  mqtt_pause(svc->mqtt);
+  uv_timer_start(&svc->resume_timer, on_resume_timer, RESUME_CHECK_MS,
+                 RESUME_CHECK_MS);
+  log_warn("service",
+           "buffer %.0f%% full (outputs behind): intake paused; the broker "
+           "queues for iocd's session until the outputs catch up",
+           fill * 100);
 }
 
 static void on_message(void *ud, const struct mqtt_msg *msg) {
@@ -66,11 +104,13 @@ static void on_message(void *ud, const struct mqtt_msg *msg) {
   if (rc == IOCD_EFULL) {
     stat_inc(svc->st_buffer_full);
     log_error("service",
-              "buffer full: message on \"%s\" not stored; pausing intake "
-              "until the outputs catch up",
+              "buffer full: message on \"%s\" lost (already acknowledged "
+              "to the broker); pausing intake until the outputs catch up",
               msg->topic);
+    maybe_pause(svc);
     return;
   }
+  maybe_pause(svc);
   if (res.reason != INGEST_OK && res.sub >= 0) {
     const struct config_subscription *sc = &svc->cfg->subs[res.sub];
     if (sc->dead_letter &&
@@ -143,6 +183,7 @@ static void close_own_handles(struct service *svc) {
   uv_close((uv_handle_t *)&svc->sig_term, close_cb_noop);
   uv_close((uv_handle_t *)&svc->sig_hup, close_cb_noop);
   uv_close((uv_handle_t *)&svc->stats_timer, close_cb_noop);
+  uv_close((uv_handle_t *)&svc->resume_timer, close_cb_noop);
 }
 
 static void on_api_closed(void *ud) {
@@ -191,6 +232,7 @@ static void begin_stop(struct service *svc, const char *why) {
   log_info("service", "%s: stopping", why);
   svc->state = SVC_STOPPING_MQTT;
   uv_timer_stop(&svc->stats_timer);
+  uv_timer_stop(&svc->resume_timer);
   uv_signal_stop(&svc->sig_hup);
   mqtt_close(svc->mqtt, on_mqtt_closed, svc);
 }
@@ -355,6 +397,10 @@ int service_run(struct config *cfg) {
   svc.st_buffer_full =
       stats_counter(svc.stats, "iocd_buffer_full_total",
                     "Messages not stored because the buffer was full.", NULL);
+  svc.st_pauses = stats_counter(svc.stats, "iocd_intake_pauses_total",
+                                "Times intake paused because the buffer "
+                                "was filling up.",
+                                NULL);
 
   svc.store = store_new(&svc.loop, cfg, svc.stats, &err);
   if (!svc.store) {
@@ -389,6 +435,7 @@ int service_run(struct config *cfg) {
   uv_signal_start(&svc.sig_term, on_signal, SIGTERM);
   uv_signal_start(&svc.sig_hup, on_signal, SIGHUP);
   uv_timer_init(&svc.loop, &svc.stats_timer);
+  uv_timer_init(&svc.loop, &svc.resume_timer);
   if (cfg->stats_interval_s > 0) {
     uint64_t ms = (uint64_t)cfg->stats_interval_s * 1000;
     uv_timer_start(&svc.stats_timer, on_stats_timer, ms, ms);

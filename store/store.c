@@ -295,6 +295,16 @@ uint64_t store_pending_points(const struct store *s) {
   return points;
 }
 
+double store_fill(const struct store *s) {
+  if (!s->q || !s->cfg) {
+    return 0;
+  }
+  uint64_t points, bytes;
+  s->q->ops->totals(s->q, &points, &bytes);
+  size_t cap = buffer_bytes(s->cfg);
+  return cap ? (double)bytes / (double)cap : 0;
+}
+
 void store__count_written(struct store *s, struct output *o,
                           const struct sbatch *b, size_t l0, size_t l1) {
   if (!o->primary) {

@@ -44,6 +44,10 @@ int store_reconfigure(struct store *s, const struct config *cfg,
 /* Points accepted and not yet confirmed by every output. */
 uint64_t store_pending_points(const struct store *s);
 
+/* How full the buffer is, from 0 (empty) to 1 (store_append refuses). The
+ * service pauses intake above a high mark and resumes below a low one. */
+double store_fill(const struct store *s);
+
 typedef void store_closed_fn(void *ud, uint64_t unwritten_points);
 
 /* Stops taking points, flushes what is queued and waits for the answers, at

@@ -649,3 +649,40 @@ Test(e2e, check_refuses_a_dead_letter_topic_that_loops_back) {
   buf_cleanup(&out);
   h_rmtree(dir);
 }
+
+Test(e2e, influxdb_outage_pauses_intake_and_loses_nothing, .timeout = 120) {
+  struct env e;
+  env_start(&e);
+  env_config(&e, "e2e-outage", NULL, NULL);
+  /* A small buffer, so that the outage fills it. */
+  char *at = strstr(e.config, "\"flush_interval\"");
+  cr_assert_not_null(at);
+  char cfg[8192];
+  snprintf(cfg, sizeof cfg, "%.*s\"buffer\": \"1MiB\", %s",
+           (int)(at - e.config), e.config, at);
+  memcpy(e.config, cfg, sizeof cfg);
+  at = strstr(e.config, "\"tags\"");
+  snprintf(cfg, sizeof cfg, "%.*s\"time_unit_numbers\": \"ms\", %s",
+           (int)(at - e.config), e.config, at);
+  memcpy(e.config, cfg, sizeof cfg);
+  iocd_start(&e);
+
+  h_influxd_stop(&e.db);
+  publish_seq(&e, "Ea H'Leo", 0, 20000);
+  cr_assert_eq(h_iocd_wait_log(&e.iocd, "intake paused", 20000), 0,
+               "intake did not pause with InfluxDB down; see %s",
+               e.iocd.log);
+  cr_assert_eq(metric(e.api_port, "iocd_buffer_full_total"), 0.0);
+  cr_assert(metric(e.api_port, "iocd_intake_pauses_total") >= 1.0);
+
+  cr_assert_eq(h_influxd_restart(&e.db), 0);
+  cr_assert_eq(wait_count(&e, "SELECT count(received) FROM igate", 20000,
+                          60000),
+               0, "got %g of 20000",
+               count_of(&e, "SELECT count(received) FROM igate"));
+  cr_assert_eq(count_of(&e, "SELECT count(received) FROM igate"), 20000.0);
+  cr_assert(h_iocd_log_contains(&e.iocd, "intake resumed"));
+  cr_assert_eq(metric(e.api_port, "iocd_buffer_full_total"), 0.0);
+  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
+  env_stop(&e);
+}

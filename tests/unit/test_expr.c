@@ -19,15 +19,15 @@
 
 /* 2020-01-01T00:00:00Z: iGate's counters restart on 1 January. */
 #define NEW_YEAR (INT64_C(1577836800) * NS_PER_SEC)
-#define SEC(x) ((int64_t)(x) * NS_PER_SEC)
+#define SEC(x) ((int64_t)(x)*NS_PER_SEC)
 #define MINUTES(x) SEC(60 * (x))
 #define HOURS(x) SEC(3600 * (x))
 #define DAYS(x) SEC(86400 * (x))
 
 static const char *const by_district[] = {"district"};
 
-#define DISTRICT(name)                                                   \
-  (&(struct group){                                                      \
+#define DISTRICT(name) \
+  (&(struct group){    \
       .keys = by_district, .values = (const char *const[]){name}, .n = 1})
 
 struct res {
@@ -58,9 +58,8 @@ static struct res eval_in(const struct eval_ctx *c, const char *text) {
   return r;
 }
 
-static struct res eval_at(const struct series_store *st,
-                          const struct group *g, int64_t t,
-                          const char *text) {
+static struct res eval_at(const struct series_store *st, const struct group *g,
+                          int64_t t, const char *text) {
   struct eval_ctx c = {.t_ns = t, .store = st, .group = g};
   return eval_in(&c, text);
 }
@@ -71,8 +70,8 @@ static void assert_value(struct res r, double want, const char *text) {
   cr_assert(r.v == want, "%s: got %.17g, want %.17g", text, r.v, want);
 }
 
-static void assert_missing(struct res r, enum expr_why why,
-                           const char *culprit, const char *text) {
+static void assert_missing(struct res r, enum expr_why why, const char *culprit,
+                           const char *text) {
   cr_assert(r.missing, "%s: got %.17g, want MISSING", text, r.v);
   cr_assert_eq(r.why, why, "%s: why %s, want %s", text, expr_why_name(r.why),
                expr_why_name(why));
@@ -81,8 +80,7 @@ static void assert_missing(struct res r, enum expr_why why,
   }
 }
 
-static struct series_store *store_wanting(const char *const *texts,
-                                          size_t n) {
+static struct series_store *store_wanting(const char *const *texts, size_t n) {
   struct series_store *st = series_store_new(NULL);
   cr_assert_not_null(st);
   for (size_t i = 0; i < n; i++) {
@@ -96,9 +94,9 @@ static struct series_store *store_wanting(const char *const *texts,
 static void add(struct series_store *st, const char *meas, const char *field,
                 const char *district, int64_t ts, double v) {
   struct series_label l[] = {{"district", district}};
-  cr_assert_eq(series_store_add(st, meas, field, l, district ? 1 : 0, ts, v,
-                                NULL, NULL),
-               IOCD_OK);
+  cr_assert_eq(
+      series_store_add(st, meas, field, l, district ? 1 : 0, ts, v, NULL, NULL),
+      IOCD_OK);
 }
 
 /* ---- parser: canonical text ---------------------------------------------- */
@@ -208,8 +206,7 @@ Test(expr_parse, prints_every_construct_in_canonical_form) {
   for (size_t i = 0; i < sizeof canon_cases / sizeof canon_cases[0]; i++) {
     struct expr *e = parse_ok(canon_cases[i].in);
     cr_expect_str_eq(expr_to_string(e), canon_cases[i].canon,
-                     "input %s: got %s", canon_cases[i].in,
-                     expr_to_string(e));
+                     "input %s: got %s", canon_cases[i].in, expr_to_string(e));
     expr_free(e);
   }
 }
@@ -236,12 +233,12 @@ static const struct {
     {"- -2", 2},
     {"2 * -3 + 1", -5},
     {"not 1 < 0", 1},
-    {"not 0 and 0", 0},     /* (not 0) and 0: not binds tighter than and */
+    {"not 0 and 0", 0}, /* (not 0) and 0: not binds tighter than and */
     {"not (0 and 0)", 1},
-    {"1 or 0 and 0", 1},    /* 1 or (0 and 0) */
+    {"1 or 0 and 0", 1}, /* 1 or (0 and 0) */
     {"(1 or 0) and 0", 0},
     {"0 and 1 or 1", 1},
-    {"1 + 1 == 2", 1},      /* comparison binds looser than + */
+    {"1 + 1 == 2", 1}, /* comparison binds looser than + */
     {"2 * 3 > 5 and 1", 1},
     {"-2 < -1", 1},
     {"3 <= 3", 1},
@@ -282,17 +279,16 @@ static const struct {
     {"1 +", 4,
      "expected a number, a series, a parameter or '(', got the end of the "
      "expression"},
-    {"1 +* 2", 4,
-     "expected a number, a series, a parameter or '(', got '*'"},
+    {"1 +* 2", 4, "expected a number, a series, a parameter or '(', got '*'"},
     {"and", 1, "expected a number, a series, a parameter or '(', got 'and'"},
     {"a.b and", 8,
      "expected a number, a series, a parameter or '(', got the end of the "
      "expression"},
     {"avg(igate.received[1d]", 23, "expected ')' after the arguments of avg"},
-    {"avg(igate.received[1d] x", 24,
-     "expected ')' after the arguments of avg"},
-    {"(1 + 2", 7, "expected ')' to close '(' at column 1, got the end of the "
-                  "expression"},
+    {"avg(igate.received[1d] x", 24, "expected ')' after the arguments of avg"},
+    {"(1 + 2", 7,
+     "expected ')' to close '(' at column 1, got the end of the "
+     "expression"},
     {"foo(igate.received)", 1, "unknown function 'foo'"},
     {"avg(igate.received[1d], igate.x[1d])", 23,
      "avg takes exactly 1 argument"},
@@ -385,8 +381,9 @@ Test(expr_parse, limits_nesting_and_length) {
   struct iocd_err err = {{0}};
   int col = -1;
   cr_assert_null(expr_parse(deep, &err, &col));
-  cr_assert_str_eq(err.msg, "column 65: expression nests deeper than 64 "
-                            "levels");
+  cr_assert_str_eq(err.msg,
+                   "column 65: expression nests deeper than 64 "
+                   "levels");
   cr_assert_eq(col, 65);
 
   /* 64 levels are fine. */
@@ -416,8 +413,8 @@ Test(expr_parse, limits_nesting_and_length) {
     n += (size_t)snprintf(sum + n, 5, i ? " + 1" : "1");
   }
   cr_assert_null(expr_parse(sum, &err, &col));
-  cr_assert(strstr(err.msg, "expression too long: more than 512 terms"),
-            "%s", err.msg);
+  cr_assert(strstr(err.msg, "expression too long: more than 512 terms"), "%s",
+            err.msg);
   free(sum);
 }
 
@@ -571,9 +568,9 @@ Test(expr_window, handles_the_new_year_counter_reset) {
   assert_value(eval_at(st, g, t, "increase(igate.received[6h])"), 6,
                "increase 6h");
   /* A window that spans only the reset sees the counter's new value. */
-  assert_value(eval_at(st, g, NEW_YEAR + MINUTES(30),
-                       "increase(igate.received[5h])"),
-               4, "increase across the reset");
+  assert_value(
+      eval_at(st, g, NEW_YEAR + MINUTES(30), "increase(igate.received[5h])"), 4,
+      "increase across the reset");
   series_store_free(st);
 }
 
@@ -584,16 +581,15 @@ static const struct {
 } counter_cases[] = {
     {{100, 120}, 2, 20},
     {{5, 5, 5}, 3, 0},
-    {{10, 3, 8, 2, 2}, 5, 3 + 5 + 2 + 0},    /* two resets */
-    {{10, 0, 0, 7}, 4, 7},                   /* reset to exactly zero */
-    {{0.5, 1.75, 0.25}, 3, 1.25 + 0.25},     /* float counters */
+    {{10, 3, 8, 2, 2}, 5, 3 + 5 + 2 + 0}, /* two resets */
+    {{10, 0, 0, 7}, 4, 7},                /* reset to exactly zero */
+    {{0.5, 1.75, 0.25}, 3, 1.25 + 0.25},  /* float counters */
     {{1e15, 1e15 + 4}, 2, 4},
 };
 
 Test(expr_window, counts_increase_across_resets) {
   int64_t t = NEW_YEAR;
-  for (size_t i = 0; i < sizeof counter_cases / sizeof counter_cases[0];
-       i++) {
+  for (size_t i = 0; i < sizeof counter_cases / sizeof counter_cases[0]; i++) {
     const char *w[] = {"increase(c.n[1h])"};
     struct series_store *st = store_wanting(w, 1);
     size_t n = counter_cases[i].n;
@@ -604,8 +600,7 @@ Test(expr_window, counts_increase_across_resets) {
     assert_value(eval_at(st, NULL, t, "increase(c.n[1h])"),
                  counter_cases[i].increase, "increase");
     assert_value(eval_at(st, NULL, t, "rate(c.n[1h])"),
-                 counter_cases[i].increase / (600.0 * (double)(n - 1)),
-                 "rate");
+                 counter_cases[i].increase / (600.0 * (double)(n - 1)), "rate");
     series_store_free(st);
   }
 }
@@ -647,8 +642,8 @@ Test(expr_instant, uses_the_newest_sample_only_while_fresh) {
   assert_value(eval_at(st, g, t - MINUTES(15), "igate.received"), 7, "past");
 
   /* A longer freshness in the context, or per measurement. */
-  struct eval_ctx c = {.t_ns = t + HOURS(1), .store = st, .group = g,
-                       .freshness_ns = HOURS(2)};
+  struct eval_ctx c = {
+      .t_ns = t + HOURS(1), .store = st, .group = g, .freshness_ns = HOURS(2)};
   assert_value(eval_in(&c, "igate.received"), 9, "freshness_ns");
   series_store_free(st);
 }
@@ -666,8 +661,8 @@ Test(expr_instant, takes_freshness_per_measurement_from_the_callback) {
   int64_t t = NEW_YEAR + DAYS(100);
   add(st, "province", "services_l3", NULL, t - DAYS(1), 595);
   add(st, "igate", "received", NULL, t - DAYS(1), 221942);
-  struct eval_ctx c = {.t_ns = t, .store = st,
-                       .freshness = freshness_by_measurement};
+  struct eval_ctx c = {
+      .t_ns = t, .store = st, .freshness = freshness_by_measurement};
   assert_value(eval_in(&c, "province.services_l3"), 595, "daily feed");
   assert_missing(eval_in(&c, "igate.received"), EXPR_WHY_STALE,
                  "igate.received", "default freshness");
@@ -721,9 +716,9 @@ Test(expr_group, adds_up_the_series_that_match_and_honours_matchers) {
   /* A province-level series without the district label is in no district
    * group. */
   struct series_label prov[] = {{"system", "igate"}};
-  cr_assert_eq(series_store_add(st, "igate", "received", prov, 1, t, 5000,
-                                NULL, NULL),
-               IOCD_OK);
+  cr_assert_eq(
+      series_store_add(st, "igate", "received", prov, 1, t, 5000, NULL, NULL),
+      IOCD_OK);
   const struct group *g = DISTRICT("Cư M'gar");
   assert_value(eval_at(st, g, t, "igate.received"), 30 + 102, "sum instant");
   assert_value(eval_at(st, g, t, "increase(igate.received[1d])"), 20 + 2,
@@ -774,20 +769,18 @@ static const struct {
   const char *text;
   int want; /* 1, 0 or M */
 } kleene_cases[] = {
-    {"$t and $t", 1}, {"$t and $f", 0}, {"$t and $m", M},
-    {"$f and $t", 0}, {"$f and $f", 0}, {"$f and $m", 0},
-    {"$m and $t", M}, {"$m and $f", 0}, {"$m and $m", M},
-    {"$t or $t", 1},  {"$t or $f", 1},  {"$t or $m", 1},
-    {"$f or $t", 1},  {"$f or $f", 0},  {"$f or $m", M},
-    {"$m or $t", 1},  {"$m or $f", M},  {"$m or $m", M},
-    {"not $t", 0},    {"not $f", 1},    {"not $m", M},
-    {"$m + 1", M},    {"1 - $m", M},    {"$m * 0", M},
-    {"$m / 1", M},    {"1 / $m", M},    {"-$m", M},
-    {"$m < 1", M},    {"1 == $m", M},   {"$m != $m", M},
-    {"1 / 0 or $t", 1},
-    {"1 / 0 and $f", 0},
-    {"not (1 / 0)", M},
-    {"2 and 3", 1},   /* any non-zero number is true */
+    {"$t and $t", 1},   {"$t and $f", 0},    {"$t and $m", M},
+    {"$f and $t", 0},   {"$f and $f", 0},    {"$f and $m", 0},
+    {"$m and $t", M},   {"$m and $f", 0},    {"$m and $m", M},
+    {"$t or $t", 1},    {"$t or $f", 1},     {"$t or $m", 1},
+    {"$f or $t", 1},    {"$f or $f", 0},     {"$f or $m", M},
+    {"$m or $t", 1},    {"$m or $f", M},     {"$m or $m", M},
+    {"not $t", 0},      {"not $f", 1},       {"not $m", M},
+    {"$m + 1", M},      {"1 - $m", M},       {"$m * 0", M},
+    {"$m / 1", M},      {"1 / $m", M},       {"-$m", M},
+    {"$m < 1", M},      {"1 == $m", M},      {"$m != $m", M},
+    {"1 / 0 or $t", 1}, {"1 / 0 and $f", 0}, {"not (1 / 0)", M},
+    {"2 and 3", 1}, /* any non-zero number is true */
     {"-1 or 0", 1},
 };
 
@@ -904,14 +897,16 @@ static int office_hours(void *ud, const char *name, const struct group *g,
   }
   /* Office hours are 01:00-10:00 UTC here (08:00-17:00 in Vietnam). */
   int64_t day_from = from % DAYS(1), day_to = to % DAYS(1);
-  return to - from < DAYS(1) && day_from >= HOURS(1) &&
-         day_to <= HOURS(10) && day_from <= day_to;
+  return to - from < DAYS(1) && day_from >= HOURS(1) && day_to <= HOURS(10) &&
+         day_from <= day_to;
 }
 
 Test(expr_calendar, asks_the_hook_about_the_window) {
   struct cal_calls cc = {0};
   int64_t t = NEW_YEAR + DAYS(1) + HOURS(4);
-  struct eval_ctx c = {.t_ns = t, .calendar = office_hours, .ud = &cc,
+  struct eval_ctx c = {.t_ns = t,
+                       .calendar = office_hours,
+                       .ud = &cc,
                        .group = DISTRICT("Krông Pắc")};
   assert_value(eval_in(&c, "during(\"office_hours\", 2h)"), 1, "office");
   cr_assert_eq(cc.from, t - HOURS(2));
@@ -962,8 +957,8 @@ Test(expr_default_rules, online_share_per_district_against_its_target) {
   /* Too few dossiers for the share to mean anything. */
   add_day(st, "Lắk", t, 12, 0, 0);
   int calls = 0;
-  struct eval_ctx c = {.t_ns = t, .store = st, .param = online_target,
-                       .ud = &calls};
+  struct eval_ctx c = {
+      .t_ns = t, .store = st, .param = online_target, .ud = &calls};
   struct expr *rule = parse_ok(online_share);
   struct expr *guard = parse_ok(online_guard);
   static const struct {
@@ -981,11 +976,10 @@ Test(expr_default_rules, online_share_per_district_against_its_target) {
     c.group = DISTRICT(want[i].district);
     struct expr_value v, lhs, rhs;
     cr_assert_eq(expr_eval(guard, &c, &v), IOCD_OK);
-    cr_assert(!v.missing && v.v == want[i].guard, "%s guard",
-              want[i].district);
+    cr_assert(!v.missing && v.v == want[i].guard, "%s guard", want[i].district);
     cr_assert_eq(expr_eval(rule, &c, &v), IOCD_OK);
-    cr_assert(!v.missing && v.v == want[i].fires, "%s: %g",
-              want[i].district, v.v);
+    cr_assert(!v.missing && v.v == want[i].fires, "%s: %g", want[i].district,
+              v.v);
     cr_assert_eq(expr_eval_sides(rule, &c, &lhs, &rhs), IOCD_OK);
     cr_assert(!lhs.missing && fabs(lhs.v - want[i].share) < 1e-12,
               "%s share %.17g", want[i].district, lhs.v);
@@ -1025,8 +1019,9 @@ Test(expr_default_rules, services_offered_and_dossier_ratios) {
   cr_assert(lhs.v == 595.0 / 1626.0);
   cr_assert(rhs.v == 0.6);
   expr_free(l3);
-  assert_value(eval_in(&c, "province.services_l4 / province.services_total "
-                           "< 30%"),
+  assert_value(eval_in(&c,
+                       "province.services_l4 / province.services_total "
+                       "< 30%"),
                1, "level 4");
   /* 197,552 / 221,942 = 89%: not below 85%. */
   c.group = DISTRICT("Buôn Hồ");
@@ -1087,11 +1082,10 @@ Test(expr_default_rules, idesk_stalled_and_silent_feeds) {
   const char *silent = "age(igate) > 10m";
   assert_value(eval_at(st, DISTRICT("Ea Súp"), t, silent), 1, "silent");
   assert_value(eval_at(st, DISTRICT("Krông Năng"), t, silent), 0, "alive");
-  assert_value(eval_at(st, DISTRICT("Ea Súp"), t, "absent(igate.received)"),
-               1, "absent");
-  assert_value(
-      eval_at(st, DISTRICT("Krông Năng"), t, "absent(igate.received)"), 0,
-      "present");
+  assert_value(eval_at(st, DISTRICT("Ea Súp"), t, "absent(igate.received)"), 1,
+               "absent");
+  assert_value(eval_at(st, DISTRICT("Krông Năng"), t, "absent(igate.received)"),
+               0, "present");
   series_store_free(st);
 }
 
@@ -1105,9 +1099,12 @@ static uint64_t lcg(uint64_t *s) {
 static const char *const replay_districts[] = {"Buôn Ma Thuột", "Ea H'Leo",
                                                "Lắk", "M'Đrắk"};
 static const char *const replay_exprs[] = {
-    "increase(igate.received[1h])", "rate(igate.received[30m])",
-    "avg(igate.received[15m])",     "igate.received",
-    "delta(igate.received[1h])",    "age(igate)",
+    "increase(igate.received[1h])",
+    "rate(igate.received[30m])",
+    "avg(igate.received[15m])",
+    "igate.received",
+    "delta(igate.received[1h])",
+    "age(igate)",
     "max(igate.received[1h]) - min(igate.received[1h])",
 };
 
@@ -1129,8 +1126,8 @@ static void replay(double *out, size_t n) {
     for (int d = 0; d < 4; d++) {
       for (int e = 0; e < 7; e++) {
         struct expr *x = parse_ok(replay_exprs[e]);
-        struct eval_ctx c = {.t_ns = t, .store = st,
-                             .group = DISTRICT(replay_districts[d])};
+        struct eval_ctx c = {
+            .t_ns = t, .store = st, .group = DISTRICT(replay_districts[d])};
         struct expr_value v;
         expr_eval(x, &c, &v);
         cr_assert_lt(k, n);

@@ -18,14 +18,14 @@
 #include "rules/series.h"
 
 #define T0 (INT64_C(1600000000) * NS_PER_SEC)
-#define SEC(x) ((int64_t)(x) * NS_PER_SEC)
+#define SEC(x) ((int64_t)(x)*NS_PER_SEC)
 #define MINUTES(x) SEC(60 * (x))
 #define HOURS(x) SEC(3600 * (x))
 
 static const char *const by_district[] = {"district"};
 
-#define DISTRICT(name)                                                   \
-  (&(struct group){                                                      \
+#define DISTRICT(name) \
+  (&(struct group){    \
       .keys = by_district, .values = (const char *const[]){name}, .n = 1})
 
 /* Evaluates text; MISSING comes back as -1 (no test value is negative). */
@@ -168,8 +168,7 @@ Test(series_store, reports_the_any_field_time_for_age_and_absent) {
   pb_init(&pb);
   /* A point with only a string field still shows the feed is alive. */
   struct point *p = pb_point_new(&pb, "igate", 5);
-  cr_assert_eq(pb_tag(&pb, p, "district", 8, "M'Đrắk", strlen("M'Đrắk"),
-                      true),
+  cr_assert_eq(pb_tag(&pb, p, "district", 8, "M'Đrắk", strlen("M'Đrắk"), true),
                IOCD_OK);
   cr_assert_eq(pb_field_string(&pb, p, "status", 6, "ok", 2), IOCD_OK);
   p->ts_ns = T0;
@@ -179,8 +178,7 @@ Test(series_store, reports_the_any_field_time_for_age_and_absent) {
   cr_assert_eq(ch.n, 1);
   cr_assert_str_eq(ch.field[0], "(any)");
   cr_assert_str_eq(ch.district[0], "M'Đrắk");
-  cr_assert(eval_at(st, DISTRICT("M'Đrắk"), T0 + SEC(42), "age(igate)") ==
-            42);
+  cr_assert(eval_at(st, DISTRICT("M'Đrắk"), T0 + SEC(42), "age(igate)") == 42);
   pb_cleanup(&pb);
   series_store_free(st);
 }
@@ -195,9 +193,9 @@ Test(series_store, names_no_group_for_a_series_without_the_label) {
   struct point_batch pb;
   pb_init(&pb);
   struct point *p = pb_point_new(&pb, "province", 8);
-  cr_assert_eq(pb_tag(&pb, p, "province", 8, "Đắk Lắk", strlen("Đắk Lắk"),
-                      true),
-               IOCD_OK);
+  cr_assert_eq(
+      pb_tag(&pb, p, "province", 8, "Đắk Lắk", strlen("Đắk Lắk"), true),
+      IOCD_OK);
   cr_assert_eq(pb_field_int(&pb, p, "services_l3", 11, 595), IOCD_OK);
   p->ts_ns = T0;
   p->has_ts = true;
@@ -218,12 +216,11 @@ Test(series_store, exposes_the_labels_of_a_changed_series) {
   struct series_store *st = series_store_new(NULL);
   cr_assert_eq(series_store_want(st, "igate", "received", 0), IOCD_OK);
   const struct series *s = NULL;
-  struct series_label l[] = {{"system", "igate"},
-                             {"district", "Buôn Ma Thuột"},
-                             {"empty", ""}};
-  cr_assert_eq(series_store_add(st, "igate", "received", l, 3, T0, 1,
-                                keep_series, &s),
-               IOCD_OK);
+  struct series_label l[] = {
+      {"system", "igate"}, {"district", "Buôn Ma Thuột"}, {"empty", ""}};
+  cr_assert_eq(
+      series_store_add(st, "igate", "received", l, 3, T0, 1, keep_series, &s),
+      IOCD_OK);
   cr_assert_not_null(s);
   /* Sorted by key; the empty value is no label. */
   cr_assert_eq(series_ntags(s), 2);
@@ -248,16 +245,14 @@ Test(series_store, treats_tag_order_and_empty_tags_as_the_same_series) {
   struct series_store *st = series_store_new(NULL);
   cr_assert_eq(series_store_want(st, "m", "f", HOURS(1)), IOCD_OK);
   struct series_label a[] = {{"district", "Lắk"}, {"system", "igate"}};
-  struct series_label b[] = {{"system", "igate"}, {"x", ""},
-                             {"district", "Lắk"}};
+  struct series_label b[] = {
+      {"system", "igate"}, {"x", ""}, {"district", "Lắk"}};
   cr_assert_eq(series_store_add(st, "m", "f", a, 2, T0, 1, NULL, NULL),
                IOCD_OK);
-  cr_assert_eq(series_store_add(st, "m", "f", b, 3, T0 + SEC(1), 2, NULL,
-                                NULL),
+  cr_assert_eq(series_store_add(st, "m", "f", b, 3, T0 + SEC(1), 2, NULL, NULL),
                IOCD_OK);
   cr_assert_eq(stats_of(st).series, 1);
-  cr_assert(eval_at(st, DISTRICT("Lắk"), T0 + SEC(1), "count(m.f[1h])") ==
-            2);
+  cr_assert(eval_at(st, DISTRICT("Lắk"), T0 + SEC(1), "count(m.f[1h])") == 2);
   series_store_free(st);
 }
 
@@ -437,8 +432,7 @@ Test(series_store, rejects_bad_arguments) {
   struct point *p = igate_point(&pb, "Lắk", T0);
   p->has_ts = false;
   cr_assert_eq(series_store_add_point(st, &pb, p, NULL, NULL), IOCD_EINVAL);
-  cr_assert_eq(series_store_add(st, "igate", NULL, NULL, 0, T0, 1, NULL,
-                                NULL),
+  cr_assert_eq(series_store_add(st, "igate", NULL, NULL, 0, T0, 1, NULL, NULL),
                IOCD_EINVAL);
   cr_assert_eq(stats_of(st).samples, 0);
   pb_cleanup(&pb);
