@@ -80,12 +80,12 @@ static const struct fninfo {
   enum fn fn;
   enum fn_args args;
 } fns[] = {
-    {"avg", F_AVG, FA_WINDOW},           {"min", F_MIN, FA_WINDOW},
-    {"max", F_MAX, FA_WINDOW},           {"sum", F_SUM, FA_WINDOW},
-    {"count", F_COUNT, FA_WINDOW},       {"last", F_LAST, FA_WINDOW},
-    {"delta", F_DELTA, FA_WINDOW},       {"increase", F_INCREASE, FA_WINDOW},
-    {"rate", F_RATE, FA_WINDOW},         {"age", F_AGE, FA_INSTANT},
-    {"absent", F_ABSENT, FA_INSTANT},    {"during", F_DURING, FA_CALENDAR},
+    {"avg", F_AVG, FA_WINDOW},        {"min", F_MIN, FA_WINDOW},
+    {"max", F_MAX, FA_WINDOW},        {"sum", F_SUM, FA_WINDOW},
+    {"count", F_COUNT, FA_WINDOW},    {"last", F_LAST, FA_WINDOW},
+    {"delta", F_DELTA, FA_WINDOW},    {"increase", F_INCREASE, FA_WINDOW},
+    {"rate", F_RATE, FA_WINDOW},      {"age", F_AGE, FA_INSTANT},
+    {"absent", F_ABSENT, FA_INSTANT}, {"during", F_DURING, FA_CALENDAR},
 };
 
 struct selector {
@@ -320,7 +320,7 @@ static const struct {
 /* Lexes the duration whose first digits start at p->s[start]; the unit text
  * starts at *pos. */
 static bool lex_duration(struct parser *p, size_t start, size_t *pos,
-                         bool whole, struct tok *t) {
+                         struct tok *t) {
   size_t i = start;
   int64_t total = 0;
   size_t last_unit = NUNITS;
@@ -349,11 +349,6 @@ static bool lex_duration(struct parser *p, size_t start, size_t *pos,
     if (u == NUNITS) {
       fail(p, ustart, "unknown unit '%.*s' in %.*s (use ms, s, m, h, d or w)",
            (int)(i - ustart), p->s + ustart, (int)(i - start), p->s + start);
-      return false;
-    }
-    if (!whole) {
-      fail(p, start, "durations take whole numbers: %.*s", (int)(i - start),
-           p->s + start);
       return false;
     }
     if (last_unit != NUNITS && u <= last_unit) {
@@ -423,7 +418,26 @@ static bool lex_number(struct parser *p, size_t start, struct tok *t) {
   }
   if (i < p->len && ident_start(p->s[i])) {
     size_t pos;
-    if (!lex_duration(p, start, &pos, whole, t)) {
+    if (!whole) {
+      size_t u = i;
+      while (u < p->len && ident_char(p->s[u]) && !is_digit(p->s[u])) {
+        u++;
+      }
+      bool known = false;
+      for (size_t k = 0; k < NUNITS; k++) {
+        known |= strlen(units[k].name) == u - i &&
+                 !memcmp(units[k].name, p->s + i, u - i);
+      }
+      if (known) {
+        fail(p, start, "durations take whole numbers: %.*s", (int)(u - start),
+             p->s + start);
+      } else {
+        fail(p, i, "unknown unit '%.*s' in %.*s (use ms, s, m, h, d or w)",
+             (int)(u - i), p->s + i, (int)(u - start), p->s + start);
+      }
+      return false;
+    }
+    if (!lex_duration(p, start, &pos, t)) {
       return false;
     }
     t->end = pos;
@@ -742,8 +756,10 @@ static bool parse_matchers(struct parser *p, struct selector *sel) {
     } else if (p->tok.kind != T_RBRACE) {
       char got[64];
       describe(p, got, sizeof got);
-      fail(p, p->tok.start, "expected ',' or '}' to close '{' at column %d, "
-           "got %s", column_of(p, open), got);
+      fail(p, p->tok.start,
+           "expected ',' or '}' to close '{' at column %d, "
+           "got %s",
+           column_of(p, open), got);
       return false;
     }
   }
@@ -753,8 +769,7 @@ static bool parse_matchers(struct parser *p, struct selector *sel) {
 /* The function a selector is an argument of (NULL: none) decides what it
  * may be: a range is required by window functions and refused elsewhere,
  * a bare measurement is allowed only in age() and absent(). */
-static struct node *parse_selector(struct parser *p,
-                                   const struct fninfo *in) {
+static struct node *parse_selector(struct parser *p, const struct fninfo *in) {
   size_t start = p->tok.start;
   struct node *n = node_new(p, K_SEL, start);
   if (!n) {
@@ -934,9 +949,9 @@ static struct node *parse_call(struct parser *p) {
     }
   }
   if (p->tok.kind == T_COMMA) {
-    fail(p, p->tok.start, "%s takes %s", fi->name,
-         fi->args == FA_CALENDAR ? "at most 2 arguments"
-                                 : "exactly 1 argument");
+    fail(
+        p, p->tok.start, "%s takes %s", fi->name,
+        fi->args == FA_CALENDAR ? "at most 2 arguments" : "exactly 1 argument");
     goto err;
   }
   if (p->tok.kind != T_RPAREN) {
@@ -1016,12 +1031,6 @@ static struct node *parse_primary(struct parser *p) {
       return parse_selector(p, NULL);
     case T_STR:
       return parse_selector(p, NULL);
-    case T_EOF:
-      if (start == 0) {
-        fail(p, start, "empty expression");
-        return NULL;
-      }
-      break;
     default:
       break;
   }
@@ -1152,4 +1161,860 @@ static struct node *parse_cmp(struct parser *p) {
     return NULL;
   }
   return binary(p, op, l, r, at);
+}
+
+static struct node *parse_not(struct parser *p) {
+  if (!tok_is(&p->tok, "not")) {
+    return parse_cmp(p);
+  }
+  size_t start = p->tok.start;
+  if (!enter(p, start) || !advance(p)) {
+    return NULL;
+  }
+  struct node *sub = parse_not(p);
+  if (!sub) {
+    return NULL;
+  }
+  p->depth--;
+  struct node *n = node_new(p, K_NOT, start);
+  if (!n) {
+    node_free(sub);
+    return NULL;
+  }
+  n->u.sub = sub;
+  return n;
+}
+
+static struct node *parse_and(struct parser *p) {
+  struct node *l = parse_not(p);
+  while (l && tok_is(&p->tok, "and")) {
+    size_t at = p->tok.start;
+    struct node *r = advance(p) ? parse_not(p) : NULL;
+    if (!r) {
+      node_free(l);
+      return NULL;
+    }
+    l = binary(p, OP_AND, l, r, at);
+  }
+  return l;
+}
+
+static struct node *parse_or(struct parser *p) {
+  struct node *l = parse_and(p);
+  while (l && tok_is(&p->tok, "or")) {
+    size_t at = p->tok.start;
+    struct node *r = advance(p) ? parse_and(p) : NULL;
+    if (!r) {
+      node_free(l);
+      return NULL;
+    }
+    l = binary(p, OP_OR, l, r, at);
+  }
+  return l;
+}
+
+/* ---- canonical text ------------------------------------------------------ */
+
+/* Binding strength, as in the grammar: or 1, and 2, not 3, comparisons 4,
+ * + - 5, * / 6, unary minus 7, everything else 8. */
+static int prec_of(const struct node *n) {
+  switch (n->kind) {
+    case K_BIN:
+      switch (n->u.bin.op) {
+        case OP_OR:
+          return 1;
+        case OP_AND:
+          return 2;
+        case OP_ADD:
+        case OP_SUB:
+          return 5;
+        case OP_MUL:
+        case OP_DIV:
+          return 6;
+        case OP_LT:
+        case OP_LE:
+        case OP_GT:
+        case OP_GE:
+        case OP_EQ:
+        case OP_NE:
+          return 4;
+      }
+      return 4;
+    case K_NOT:
+      return 3;
+    case K_NEG:
+      return 7;
+    case K_NUM:
+    case K_PARAM:
+    case K_SEL:
+    case K_CALL:
+      break;
+  }
+  return 8;
+}
+
+/* The fewest significant digits that read back to the same double, written
+ * without an exponent when 17 digits or fewer allow it (1000, not 1e+03). */
+static int put_number(struct buf *b, double v) {
+  char text[40];
+  int prec = 1;
+  for (; prec < 17; prec++) {
+    snprintf(text, sizeof text, "%.*g", prec, v);
+    if (strtod(text, NULL) == v) {
+      break;
+    }
+  }
+  snprintf(text, sizeof text, "%.*g", prec, v);
+  for (int q = prec; q <= 17 && strchr(text, 'e'); q++) {
+    char plain[40];
+    snprintf(plain, sizeof plain, "%.*g", q, v);
+    if (!strchr(plain, 'e')) {
+      memcpy(text, plain, sizeof text);
+    }
+  }
+  return buf_puts(b, text);
+}
+
+static int put_duration(struct buf *b, int64_t ms) {
+  if (ms == 0) {
+    return buf_puts(b, "0s");
+  }
+  int rc = IOCD_OK;
+  for (size_t u = 0; u < NUNITS && !rc; u++) {
+    if (ms >= units[u].ms) {
+      rc =
+          buf_printf(b, "%lld%s", (long long)(ms / units[u].ms), units[u].name);
+      ms %= units[u].ms;
+    }
+  }
+  return rc;
+}
+
+static int put_quoted(struct buf *b, const char *s) {
+  int rc = buf_putc(b, '"');
+  for (; *s && !rc; s++) {
+    if (*s == '"' || *s == '\\') {
+      rc = buf_putc(b, '\\');
+    }
+    if (!rc) {
+      rc = buf_putc(b, *s);
+    }
+  }
+  return rc ? rc : buf_putc(b, '"');
+}
+
+/* A name as an identifier when it lexes back as one, else quoted. Keywords
+ * are quoted where the parser would read them as keywords. */
+static int put_name(struct buf *b, const char *s, bool quote_keywords) {
+  size_t n = strlen(s);
+  bool plain = n > 0 && ident_start(s[0]);
+  for (size_t i = 1; plain && i < n; i++) {
+    plain = ident_char(s[i]);
+  }
+  if (plain && quote_keywords && is_keyword(s, n)) {
+    plain = false;
+  }
+  return plain ? buf_puts(b, s) : put_quoted(b, s);
+}
+
+static int render(struct buf *b, const struct node *n, int min_prec);
+
+static int render_sel(struct buf *b, const struct selector *sel) {
+  int rc = put_name(b, sel->meas, true);
+  if (!rc && sel->field) {
+    rc = buf_putc(b, '.');
+    if (!rc) {
+      rc = put_name(b, sel->field, false);
+    }
+  }
+  if (!rc && sel->nm) {
+    rc = buf_putc(b, '{');
+    for (size_t i = 0; i < sel->nm && !rc; i++) {
+      if (i) {
+        rc = buf_puts(b, ", ");
+      }
+      if (!rc) {
+        rc = put_name(b, sel->m[i].key, false);
+      }
+      if (!rc) {
+        rc = buf_puts(b, sel->m[i].neg ? "!=" : "=");
+      }
+      if (!rc) {
+        rc = put_quoted(b, sel->m[i].value);
+      }
+    }
+    if (!rc) {
+      rc = buf_putc(b, '}');
+    }
+  }
+  if (!rc && sel->range_ms) {
+    rc = buf_putc(b, '[');
+    if (!rc) {
+      rc = put_duration(b, sel->range_ms);
+    }
+    if (!rc) {
+      rc = buf_putc(b, ']');
+    }
+  }
+  return rc;
+}
+
+static int render_inner(struct buf *b, const struct node *n) {
+  int rc = IOCD_OK;
+  switch (n->kind) {
+    case K_NUM:
+      if (n->u.num.lk == LIT_DURATION) {
+        return put_duration(b, n->u.num.ms);
+      }
+      rc = put_number(b, n->u.num.shown);
+      if (!rc && n->u.num.lk == LIT_PERCENT) {
+        rc = buf_putc(b, '%');
+      }
+      return rc;
+    case K_PARAM:
+      return buf_printf(b, "$%s", n->u.param);
+    case K_SEL:
+      return render_sel(b, &n->u.sel);
+    case K_CALL:
+      rc = buf_printf(b, "%s(", n->u.call.fi->name);
+      if (!rc && n->u.call.arg) {
+        rc = render_sel(b, &n->u.call.arg->u.sel);
+      }
+      if (!rc && n->u.call.cal) {
+        rc = put_quoted(b, n->u.call.cal);
+        if (!rc && n->u.call.ms) {
+          rc = buf_puts(b, ", ");
+          if (!rc) {
+            rc = put_duration(b, n->u.call.ms);
+          }
+        }
+      }
+      return rc ? rc : buf_putc(b, ')');
+    case K_NEG:
+      rc = buf_putc(b, '-');
+      if (rc) {
+        return rc;
+      }
+      /* "--x" would read as a typo; -(-x) parses to the same tree. */
+      return render(b, n->u.sub, n->u.sub->kind == K_NEG ? 8 : 7);
+    case K_NOT:
+      rc = buf_puts(b, "not ");
+      return rc ? rc : render(b, n->u.sub, 3);
+    case K_BIN: {
+      int prec = prec_of(n);
+      /* Left-associative: the right operand binds tighter. Comparisons do
+       * not chain, so both their operands must. */
+      int lp = prec == 4 ? 5 : prec;
+      rc = render(b, n->u.bin.l, lp);
+      if (!rc) {
+        rc = buf_printf(b, " %s ", op_text[n->u.bin.op]);
+      }
+      return rc ? rc : render(b, n->u.bin.r, prec + 1);
+    }
+  }
+  return rc;
+}
+
+static int render(struct buf *b, const struct node *n, int min_prec) {
+  bool paren = prec_of(n) < min_prec;
+  int rc = paren ? buf_putc(b, '(') : IOCD_OK;
+  if (!rc) {
+    rc = render_inner(b, n);
+  }
+  if (!rc && paren) {
+    rc = buf_putc(b, ')');
+  }
+  return rc;
+}
+
+static char *render_new(const struct node *n) {
+  struct buf b;
+  buf_init(&b, 4 * EXPR_MAX_LEN);
+  if (render(&b, n, 0) || (!b.data && buf_puts(&b, ""))) {
+    buf_cleanup(&b);
+    return NULL;
+  }
+  return buf_detach(&b, NULL);
+}
+
+/* Gives every node that can be a culprit its canonical text. */
+static int fill_texts(struct node *n) {
+  switch (n->kind) {
+    case K_SEL:
+    case K_CALL:
+    case K_PARAM:
+      n->text = render_new(n);
+      return n->text ? IOCD_OK : IOCD_ENOMEM;
+    case K_NEG:
+    case K_NOT:
+      return fill_texts(n->u.sub);
+    case K_BIN:
+      if (n->u.bin.op == OP_DIV) {
+        n->text = render_new(n->u.bin.r);
+        if (!n->text) {
+          return IOCD_ENOMEM;
+        }
+      }
+      int rc = fill_texts(n->u.bin.l);
+      return rc ? rc : fill_texts(n->u.bin.r);
+    case K_NUM:
+      break;
+  }
+  return IOCD_OK;
+}
+
+/* ---- what an expression reads -------------------------------------------- */
+
+static bool same_name(const char *a, const char *b) {
+  return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static int add_read(struct expr *e, size_t *cap, const struct selector *sel) {
+  int64_t range = sel->range_ms * NS_PER_MS;
+  for (size_t i = 0; i < e->nreads; i++) {
+    if (same_name(e->reads[i].measurement, sel->meas) &&
+        same_name(e->reads[i].field, sel->field)) {
+      if (range > e->reads[i].range_ns) {
+        e->reads[i].range_ns = range;
+      }
+      return IOCD_OK;
+    }
+  }
+  if (e->nreads == *cap) {
+    size_t ncap = *cap ? *cap * 2 : 4;
+    struct expr_read *r = realloc(e->reads, ncap * sizeof *r);
+    if (!r) {
+      return IOCD_ENOMEM;
+    }
+    e->reads = r;
+    *cap = ncap;
+  }
+  e->reads[e->nreads++] = (struct expr_read){
+      .measurement = sel->meas, .field = sel->field, .range_ns = range};
+  return IOCD_OK;
+}
+
+static int add_name(const char ***v, size_t *n, size_t *cap, const char *s) {
+  for (size_t i = 0; i < *n; i++) {
+    if (strcmp((*v)[i], s) == 0) {
+      return IOCD_OK;
+    }
+  }
+  if (*n == *cap) {
+    size_t ncap = *cap ? *cap * 2 : 4;
+    const char **nv = realloc(*v, ncap * sizeof *nv);
+    if (!nv) {
+      return IOCD_ENOMEM;
+    }
+    *v = nv;
+    *cap = ncap;
+  }
+  (*v)[(*n)++] = s;
+  return IOCD_OK;
+}
+
+struct caps {
+  size_t reads, params, cals;
+};
+
+static int collect(struct expr *e, struct caps *caps, const struct node *n) {
+  switch (n->kind) {
+    case K_SEL:
+      return add_read(e, &caps->reads, &n->u.sel);
+    case K_PARAM:
+      return add_name(&e->params, &e->nparams, &caps->params, n->u.param);
+    case K_CALL:
+      if (n->u.call.cal) {
+        return add_name(&e->cals, &e->ncals, &caps->cals, n->u.call.cal);
+      }
+      return collect(e, caps, n->u.call.arg);
+    case K_NEG:
+    case K_NOT:
+      return collect(e, caps, n->u.sub);
+    case K_BIN: {
+      int rc = collect(e, caps, n->u.bin.l);
+      return rc ? rc : collect(e, caps, n->u.bin.r);
+    }
+    case K_NUM:
+      break;
+  }
+  return IOCD_OK;
+}
+
+const struct expr_read *expr_reads(const struct expr *e, size_t *n) {
+  *n = e->nreads;
+  return e->reads;
+}
+
+const char *const *expr_params(const struct expr *e, size_t *n) {
+  *n = e->nparams;
+  return e->params;
+}
+
+const char *const *expr_calendars(const struct expr *e, size_t *n) {
+  *n = e->ncals;
+  return e->cals;
+}
+
+const char *expr_to_string(const struct expr *e) {
+  return e->text;
+}
+
+/* ---- parse entry point --------------------------------------------------- */
+
+struct expr *expr_parse(const char *text, struct iocd_err *err, int *err_col) {
+  struct parser p = {0};
+  p.s = text ? text : "";
+  p.len = strlen(p.s);
+  p.err = err;
+  buf_init(&p.str, EXPR_MAX_LEN);
+  struct node *root = NULL;
+  struct expr *e = NULL;
+  size_t bad;
+  if (p.len > EXPR_MAX_LEN) {
+    fail(&p, 0, "expression longer than %d bytes", EXPR_MAX_LEN);
+    goto out;
+  }
+  if (!utf8_valid(p.s, p.len, &bad)) {
+    fail(&p, bad, "invalid UTF-8");
+    goto out;
+  }
+  if (!advance(&p)) {
+    goto out;
+  }
+  if (p.tok.kind == T_EOF) {
+    fail(&p, 0, "empty expression");
+    goto out;
+  }
+  root = parse_or(&p);
+  if (!root) {
+    goto out;
+  }
+  if (p.tok.kind != T_EOF) {
+    char got[64];
+    describe(&p, got, sizeof got);
+    fail(&p, p.tok.start, "unexpected %s after a complete expression", got);
+    goto out;
+  }
+  e = calloc(1, sizeof *e);
+  if (!e) {
+    goto nomem;
+  }
+  e->root = root;
+  root = NULL;
+  struct caps caps = {0};
+  if (fill_texts(e->root) || collect(e, &caps, e->root)) {
+    goto nomem;
+  }
+  e->text = render_new(e->root);
+  if (!e->text) {
+    goto nomem;
+  }
+  goto out;
+nomem:
+  fail_nomem(&p);
+  expr_free(e);
+  e = NULL;
+out:
+  node_free(root);
+  buf_cleanup(&p.str);
+  if (!e && !p.rc) {
+    fail_nomem(&p);
+  }
+  if (err_col) {
+    *err_col = e ? 0 : p.col;
+  }
+  return e;
+}
+
+/* ---- evaluation ---------------------------------------------------------- */
+
+const char *expr_why_name(enum expr_why why) {
+  switch (why) {
+    case EXPR_WHY_NONE:
+      return "none";
+    case EXPR_WHY_NO_SERIES:
+      return "no series";
+    case EXPR_WHY_STALE:
+      return "stale";
+    case EXPR_WHY_EMPTY_WINDOW:
+      return "empty window";
+    case EXPR_WHY_TOO_FEW:
+      return "too few samples";
+    case EXPR_WHY_NO_PARAM:
+      return "no parameter value";
+    case EXPR_WHY_DIV_ZERO:
+      return "division by zero";
+    case EXPR_WHY_NO_CALENDAR:
+      return "no calendar";
+  }
+  return "unknown";
+}
+
+enum expr_truth expr_truth_of(const struct expr_value *v) {
+  if (v->missing) {
+    return EXPR_MISSING;
+  }
+  return v->v != 0 && !isnan(v->v) ? EXPR_TRUE : EXPR_FALSE;
+}
+
+static void set_num(struct expr_value *o, double v) {
+  *o = (struct expr_value){.v = v};
+}
+
+static void set_missing(struct expr_value *o, enum expr_why why,
+                        const char *culprit) {
+  *o = (struct expr_value){.missing = true, .why = why, .culprit = culprit};
+}
+
+static int64_t sub_sat(int64_t a, int64_t b) {
+  if (b > 0 && a < INT64_MIN + b) {
+    return INT64_MIN;
+  }
+  return a - b;
+}
+
+/* (to - from) in seconds, for to >= from, exact to the nanosecond for ages
+ * up to 2^53 ns and whole seconds beyond. */
+static double seconds_between(int64_t from, int64_t to) {
+  uint64_t d = (uint64_t)to - (uint64_t)from;
+  uint64_t ns = (uint64_t)NS_PER_SEC;
+  return (double)(d / ns) + (double)(d % ns) / 1e9;
+}
+
+static int64_t freshness_for(const struct eval_ctx *c,
+                             const struct selector *sel) {
+  int64_t f = c->freshness ? c->freshness(c->ud, sel->meas, sel->field) : 0;
+  if (f <= 0) {
+    f = c->freshness_ns;
+  }
+  return f > 0 ? f : EXPR_DEFAULT_FRESHNESS_NS;
+}
+
+/* The newest sample at or before t of each series, for instant selectors,
+ * age() and absent(). */
+struct instant {
+  int64_t t;
+  uint64_t fresh;
+  double sum;
+  size_t nfresh;
+  bool seen;
+  int64_t newest;
+};
+
+static void visit_instant(void *ud, const struct series *s) {
+  struct instant *a = ud;
+  const struct ring *r = &s->ring;
+  size_t i = series__upper(r, a->t);
+  if (i == 0) {
+    return;
+  }
+  const struct sample *x = ring_at(r, i - 1);
+  if (!a->seen || x->ts > a->newest) {
+    a->newest = x->ts;
+  }
+  a->seen = true;
+  if ((uint64_t)a->t - (uint64_t)x->ts <= a->fresh) {
+    a->sum += x->v;
+    a->nfresh++;
+  }
+}
+
+static void collect_instant(const struct selector *sel,
+                            const struct eval_ctx *c, struct instant *a) {
+  *a = (struct instant){.t = c->t_ns, .fresh = (uint64_t)freshness_for(c, sel)};
+  const struct family *fam = series__family(c->store, sel->meas, sel->field);
+  series__select(c->store, fam, c->group, sel->m, sel->nm, visit_instant, a);
+}
+
+/* A window function over (t - range, t], one series at a time; results of
+ * several series are added, except min and max. */
+struct window {
+  enum fn fn;
+  int64_t from, t;
+  double acc;
+  size_t nres;
+  bool seen;
+  bool too_few;
+};
+
+static double counter_increase(const struct ring *r, size_t lo, size_t hi) {
+  double inc = 0;
+  for (size_t i = lo + 1; i < hi; i++) {
+    double prev = ring_at(r, i - 1)->v, cur = ring_at(r, i)->v;
+    /* A drop is a reset to zero: the counter counted cur since. */
+    inc += cur >= prev ? cur - prev : cur;
+  }
+  return inc;
+}
+
+static void visit_window(void *ud, const struct series *s) {
+  struct window *a = ud;
+  const struct ring *r = &s->ring;
+  size_t hi = series__upper(r, a->t);
+  if (hi == 0) {
+    return;
+  }
+  a->seen = true;
+  size_t lo = series__upper(r, a->from);
+  if (lo >= hi) {
+    return;
+  }
+  size_t k = hi - lo;
+  double v = 0;
+  switch (a->fn) {
+    case F_COUNT:
+      v = (double)k;
+      break;
+    case F_SUM:
+    case F_AVG:
+      for (size_t i = lo; i < hi; i++) {
+        v += ring_at(r, i)->v;
+      }
+      if (a->fn == F_AVG) {
+        v /= (double)k;
+      }
+      break;
+    case F_MIN:
+    case F_MAX:
+      v = ring_at(r, lo)->v;
+      for (size_t i = lo + 1; i < hi; i++) {
+        double x = ring_at(r, i)->v;
+        if (a->fn == F_MIN ? x < v : x > v) {
+          v = x;
+        }
+      }
+      break;
+    case F_LAST:
+      v = ring_at(r, hi - 1)->v;
+      break;
+    case F_DELTA:
+    case F_INCREASE:
+    case F_RATE:
+      if (k < 2) {
+        a->too_few = true;
+        return;
+      }
+      if (a->fn == F_DELTA) {
+        v = ring_at(r, hi - 1)->v - ring_at(r, lo)->v;
+      } else {
+        v = counter_increase(r, lo, hi);
+      }
+      if (a->fn == F_RATE) {
+        v /= seconds_between(ring_at(r, lo)->ts, ring_at(r, hi - 1)->ts);
+      }
+      break;
+    case F_AGE:
+    case F_ABSENT:
+    case F_DURING:
+      return;
+  }
+  if (a->nres == 0) {
+    a->acc = v;
+  } else if (a->fn == F_MIN) {
+    a->acc = v < a->acc ? v : a->acc;
+  } else if (a->fn == F_MAX) {
+    a->acc = v > a->acc ? v : a->acc;
+  } else {
+    a->acc += v;
+  }
+  a->nres++;
+}
+
+static void eval_call(const struct node *n, const struct eval_ctx *c,
+                      struct expr_value *o) {
+  const struct fninfo *fi = n->u.call.fi;
+  if (fi->fn == F_DURING) {
+    int64_t from = sub_sat(c->t_ns, n->u.call.ms * NS_PER_MS);
+    int r = c->calendar
+                ? c->calendar(c->ud, n->u.call.cal, c->group, from, c->t_ns)
+                : -1;
+    if (r < 0) {
+      set_missing(o, EXPR_WHY_NO_CALENDAR, n->text);
+    } else {
+      set_num(o, r ? 1 : 0);
+    }
+    return;
+  }
+  const struct selector *sel = &n->u.call.arg->u.sel;
+  if (fi->fn == F_AGE || fi->fn == F_ABSENT) {
+    struct instant a;
+    collect_instant(sel, c, &a);
+    if (fi->fn == F_ABSENT) {
+      set_num(o, a.nfresh ? 0 : 1);
+    } else if (!a.seen) {
+      set_missing(o, EXPR_WHY_NO_SERIES, n->text);
+    } else {
+      set_num(o, seconds_between(a.newest, c->t_ns));
+    }
+    return;
+  }
+  struct window a = {
+      .fn = fi->fn,
+      .t = c->t_ns,
+      .from = sub_sat(c->t_ns, sel->range_ms * NS_PER_MS),
+  };
+  const struct family *fam = series__family(c->store, sel->meas, sel->field);
+  series__select(c->store, fam, c->group, sel->m, sel->nm, visit_window, &a);
+  if (a.nres > 0) {
+    set_num(o, a.acc);
+  } else if (fi->fn == F_COUNT) {
+    set_num(o, 0);
+  } else {
+    set_missing(o,
+                !a.seen     ? EXPR_WHY_NO_SERIES
+                : a.too_few ? EXPR_WHY_TOO_FEW
+                            : EXPR_WHY_EMPTY_WINDOW,
+                n->text);
+  }
+}
+
+static void eval(const struct node *n, const struct eval_ctx *c,
+                 struct expr_value *o);
+
+/* Kleene's and/or: a false operand decides and, a true one decides or,
+ * whatever the other; otherwise MISSING stays MISSING. */
+static void eval_logic(const struct node *n, const struct eval_ctx *c,
+                       struct expr_value *o) {
+  bool is_and = n->u.bin.op == OP_AND;
+  enum expr_truth decides = is_and ? EXPR_FALSE : EXPR_TRUE;
+  struct expr_value l, r;
+  eval(n->u.bin.l, c, &l);
+  enum expr_truth tl = expr_truth_of(&l);
+  if (tl == decides) {
+    set_num(o, is_and ? 0 : 1);
+    return;
+  }
+  eval(n->u.bin.r, c, &r);
+  enum expr_truth tr = expr_truth_of(&r);
+  if (tr == decides) {
+    set_num(o, is_and ? 0 : 1);
+  } else if (tl != EXPR_MISSING && tr != EXPR_MISSING) {
+    set_num(o, is_and ? 1 : 0);
+  } else {
+    *o = tl == EXPR_MISSING ? l : r;
+  }
+}
+
+static void eval(const struct node *n, const struct eval_ctx *c,
+                 struct expr_value *o) {
+  switch (n->kind) {
+    case K_NUM:
+      set_num(o, n->u.num.v);
+      return;
+    case K_PARAM: {
+      double v;
+      if (c->param && c->param(c->ud, n->u.param, c->group, &v)) {
+        set_num(o, v);
+      } else {
+        set_missing(o, EXPR_WHY_NO_PARAM, n->text);
+      }
+      return;
+    }
+    case K_SEL: {
+      struct instant a;
+      collect_instant(&n->u.sel, c, &a);
+      if (a.nfresh) {
+        set_num(o, a.sum);
+      } else {
+        set_missing(o, a.seen ? EXPR_WHY_STALE : EXPR_WHY_NO_SERIES, n->text);
+      }
+      return;
+    }
+    case K_CALL:
+      eval_call(n, c, o);
+      return;
+    case K_NEG:
+      eval(n->u.sub, c, o);
+      if (!o->missing) {
+        o->v = -o->v;
+      }
+      return;
+    case K_NOT: {
+      eval(n->u.sub, c, o);
+      enum expr_truth t = expr_truth_of(o);
+      if (t != EXPR_MISSING) {
+        set_num(o, t == EXPR_TRUE ? 0 : 1);
+      }
+      return;
+    }
+    case K_BIN:
+      break;
+  }
+  enum op op = n->u.bin.op;
+  if (op == OP_AND || op == OP_OR) {
+    eval_logic(n, c, o);
+    return;
+  }
+  struct expr_value l, r;
+  eval(n->u.bin.l, c, &l);
+  if (l.missing) {
+    *o = l;
+    return;
+  }
+  eval(n->u.bin.r, c, &r);
+  if (r.missing) {
+    *o = r;
+    return;
+  }
+  double a = l.v, b = r.v;
+  switch (op) {
+    case OP_ADD:
+      set_num(o, a + b);
+      return;
+    case OP_SUB:
+      set_num(o, a - b);
+      return;
+    case OP_MUL:
+      set_num(o, a * b);
+      return;
+    case OP_DIV:
+      if (b == 0) {
+        set_missing(o, EXPR_WHY_DIV_ZERO, n->text);
+      } else {
+        set_num(o, a / b);
+      }
+      return;
+    case OP_LT:
+      set_num(o, a < b);
+      return;
+    case OP_LE:
+      set_num(o, a <= b);
+      return;
+    case OP_GT:
+      set_num(o, a > b);
+      return;
+    case OP_GE:
+      set_num(o, a >= b);
+      return;
+    case OP_EQ:
+      set_num(o, a == b);
+      return;
+    case OP_NE:
+      set_num(o, a != b);
+      return;
+    case OP_AND:
+    case OP_OR:
+      return;
+  }
+}
+
+int expr_eval(const struct expr *e, const struct eval_ctx *ctx,
+              struct expr_value *out) {
+  if (!e || !ctx || !out) {
+    return IOCD_EINVAL;
+  }
+  eval(e->root, ctx, out);
+  return IOCD_OK;
+}
+
+int expr_eval_sides(const struct expr *e, const struct eval_ctx *ctx,
+                    struct expr_value *lhs, struct expr_value *rhs) {
+  if (!e || !ctx || !lhs || !rhs || e->root->kind != K_BIN ||
+      prec_of(e->root) != 4) {
+    return IOCD_EINVAL;
+  }
+  eval(e->root->u.bin.l, ctx, lhs);
+  eval(e->root->u.bin.r, ctx, rhs);
+  return IOCD_OK;
 }

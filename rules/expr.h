@@ -87,8 +87,8 @@ const char *expr_why_name(enum expr_why why);
  * in evaluation order (left to right) that made it so. */
 struct expr_value {
   bool missing;
-  double v;           /* valid when !missing; comparisons and logic: 1 or 0 */
-  enum expr_why why;  /* EXPR_WHY_NONE when !missing */
+  double v;            /* valid when !missing; comparisons and logic: 1 or 0 */
+  enum expr_why why;   /* EXPR_WHY_NONE when !missing */
   const char *culprit; /* when missing: canonical text of the selector,
                           function, parameter or divisor responsible, e.g.
                           "increase(igate.received[1d])"; owned by the
@@ -116,14 +116,14 @@ typedef int expr_calendar_fn(void *ud, const char *name, const struct group *g,
 /* Everything one evaluation reads. {0} plus t_ns and store is a valid
  * context: every parameter and calendar is then MISSING. */
 struct eval_ctx {
-  int64_t t_ns;                      /* evaluation time */
-  const struct series_store *store;  /* may be NULL: every series missing */
-  const struct group *group;         /* NULL: no group, every series */
-  int64_t freshness_ns;              /* 0: 10 minutes */
-  expr_param_fn *param;              /* may be NULL */
-  expr_freshness_fn *freshness;      /* may be NULL: freshness_ns for all */
-  expr_calendar_fn *calendar;        /* may be NULL */
-  void *ud;                          /* passed to the three callbacks */
+  int64_t t_ns;                     /* evaluation time */
+  const struct series_store *store; /* may be NULL: every series missing */
+  const struct group *group;        /* NULL: no group, every series */
+  int64_t freshness_ns;             /* 0: 10 minutes */
+  expr_param_fn *param;             /* may be NULL */
+  expr_freshness_fn *freshness;     /* may be NULL: freshness_ns for all */
+  expr_calendar_fn *calendar;       /* may be NULL */
+  void *ud;                         /* passed to the three callbacks */
 };
 
 #define EXPR_DEFAULT_FRESHNESS_NS (INT64_C(600) * INT64_C(1000000000))

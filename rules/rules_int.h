@@ -69,8 +69,7 @@ struct matcher {
 /* The family (registration) of (measurement, field), field NULL for the
  * any-field times; NULL when nothing registered it. */
 const struct family *series__family(const struct series_store *st,
-                                    const char *measurement,
-                                    const char *field);
+                                    const char *measurement, const char *field);
 
 typedef void series__visit_fn(void *ud, const struct series *s);
 

@@ -32,7 +32,7 @@
 struct family {
   struct hnode hn; /* must stay first */
   char *meas;
-  char *field; /* NULL: the any-field times of meas */
+  char *field;          /* NULL: the any-field times of meas */
   int64_t retention_ns; /* longest range read; the slack is added at use */
   struct series **all;  /* every series, in creation order */
   size_t n, cap;
@@ -165,9 +165,8 @@ static uint64_t family_hash(const char *m, size_t mn, const char *f,
   return fnv(fnv_byte(h, 0xff), f, fn);
 }
 
-static struct family *family_find(const struct series_store *st,
-                                  const char *m, size_t mn, const char *f,
-                                  size_t fn) {
+static struct family *family_find(const struct series_store *st, const char *m,
+                                  size_t mn, const char *f, size_t fn) {
   uint64_t hash = family_hash(m, mn, f, fn);
   for (struct hnode *h = table_first(&st->fams, hash); h; h = h->next) {
     struct family *fam = container_of(h, struct family, hn);
@@ -245,8 +244,7 @@ int series_store_want_expr(struct series_store *st, const struct expr *e) {
   size_t n;
   const struct expr_read *r = expr_reads(e, &n);
   for (size_t i = 0; i < n; i++) {
-    int rc =
-        series_store_want(st, r[i].measurement, r[i].field, r[i].range_ns);
+    int rc = series_store_want(st, r[i].measurement, r[i].field, r[i].range_ns);
     if (rc) {
       return rc;
     }
@@ -256,8 +254,8 @@ int series_store_want_expr(struct series_store *st, const struct expr *e) {
 
 /* ---- postings ------------------------------------------------------------ */
 
-static uint64_t posting_hash(const struct family *fam, const char *k,
-                             size_t kn, const char *v, size_t vn) {
+static uint64_t posting_hash(const struct family *fam, const char *k, size_t kn,
+                             const char *v, size_t vn) {
   uint64_t h = fnv(fam->hn.hash, k, kn);
   return mix(fnv(fnv_byte(h, 0xff), v, vn));
 }
@@ -669,9 +667,8 @@ static size_t scratch_sort(struct series_store *st, size_t n) {
 }
 
 int series_store_add_point(struct series_store *st,
-                           const struct point_batch *pb,
-                           const struct point *p, series_change_fn *cb,
-                           void *ud) {
+                           const struct point_batch *pb, const struct point *p,
+                           series_change_fn *cb, void *ud) {
   if (!st || !pb || !p || !p->has_ts) {
     return IOCD_EINVAL;
   }
@@ -727,8 +724,7 @@ int series_store_add_point(struct series_store *st,
       taghash = tags_hash(st->scratch, ntags);
       prepared = true;
     }
-    int rc = add_one(st, fam, st->scratch, ntags, taghash, p->ts_ns, v, cb,
-                     ud);
+    int rc = add_one(st, fam, st->scratch, ntags, taghash, p->ts_ns, v, cb, ud);
     if (rc == IOCD_ELIMIT) {
       refused = true;
     } else if (rc) {
@@ -862,7 +858,7 @@ struct series_store *series_store_new(const struct series_store_opts *opts) {
   }
   st->max_samples = o.max_samples ? o.max_samples : DEFAULT_MAX_SAMPLES;
   st->max_series = o.max_series ? o.max_series : DEFAULT_MAX_SERIES;
-  st->slack_ns = o.slack_ns > 0 ? o.slack_ns
+  st->slack_ns = o.slack_ns > 0    ? o.slack_ns
                  : o.slack_ns == 0 ? DEFAULT_SLACK_NS
                                    : 0;
   st->st.bytes = sizeof *st;
