@@ -81,6 +81,16 @@ static void env_config(struct env *e, const char *client_id, const char *subs,
            subs ? ",\n    " : "", subs ? subs : "", extra ? extra : "");
 }
 
+/* Inserts text into the config right before the first occurrence of key. */
+static void config_insert(struct env *e, const char *key, const char *text) {
+  char *at = strstr(e->config, key);
+  cr_assert_not_null(at, "%s not in the config", key);
+  char cfg[sizeof e->config];
+  snprintf(cfg, sizeof cfg, "%.*s%s%s", (int)(at - e->config), e->config, text,
+           at);
+  memcpy(e->config, cfg, sizeof cfg);
+}
+
 static void iocd_start(struct env *e) {
   /* A fresh log per run, so "subscribed" is this run's. */
   char log[600];
@@ -367,15 +377,9 @@ static void publish_seq(struct env *e, const char *district, int from, int n) {
 Test(e2e, broker_restart_mid_stream_loses_nothing_at_qos1, .timeout = 120) {
   struct env e;
   env_start(&e);
-  env_config(&e, "e2e-broker-restart", NULL,
-             "");
+  env_config(&e, "e2e-broker-restart", NULL, NULL);
   /* Millisecond timestamps for the sequence. */
-  char *at = strstr(e.config, "\"tags\"");
-  cr_assert_not_null(at);
-  char cfg[8192];
-  snprintf(cfg, sizeof cfg, "%.*s\"time_unit_numbers\": \"ms\", %s",
-           (int)(at - e.config), e.config, at);
-  memcpy(e.config, cfg, sizeof cfg);
+  config_insert(&e, "\"tags\"", "\"time_unit_numbers\": \"ms\", ");
   iocd_start(&e);
 
   publish_seq(&e, "Krông Năng", 0, 2000);
@@ -394,11 +398,7 @@ Test(e2e, sigterm_under_load_writes_everything_accepted, .timeout = 120) {
   struct env e;
   env_start(&e);
   env_config(&e, "e2e-sigterm", NULL, NULL);
-  char *at = strstr(e.config, "\"tags\"");
-  char cfg[8192];
-  snprintf(cfg, sizeof cfg, "%.*s\"time_unit_numbers\": \"ms\", %s",
-           (int)(at - e.config), e.config, at);
-  memcpy(e.config, cfg, sizeof cfg);
+  config_insert(&e, "\"tags\"", "\"time_unit_numbers\": \"ms\", ");
   iocd_start(&e);
 
   publish_seq(&e, "Krông Pắc", 0, 5000);
@@ -655,16 +655,8 @@ Test(e2e, influxdb_outage_pauses_intake_and_loses_nothing, .timeout = 120) {
   env_start(&e);
   env_config(&e, "e2e-outage", NULL, NULL);
   /* A small buffer, so that the outage fills it. */
-  char *at = strstr(e.config, "\"flush_interval\"");
-  cr_assert_not_null(at);
-  char cfg[8192];
-  snprintf(cfg, sizeof cfg, "%.*s\"buffer\": \"1MiB\", %s",
-           (int)(at - e.config), e.config, at);
-  memcpy(e.config, cfg, sizeof cfg);
-  at = strstr(e.config, "\"tags\"");
-  snprintf(cfg, sizeof cfg, "%.*s\"time_unit_numbers\": \"ms\", %s",
-           (int)(at - e.config), e.config, at);
-  memcpy(e.config, cfg, sizeof cfg);
+  config_insert(&e, "\"flush_interval\"", "\"buffer\": \"1MiB\", ");
+  config_insert(&e, "\"tags\"", "\"time_unit_numbers\": \"ms\", ");
   iocd_start(&e);
 
   h_influxd_stop(&e.db);
