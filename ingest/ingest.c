@@ -512,6 +512,13 @@ static int check_name(struct ingest_result *res, const char *pre,
   return IOCD_OK;
 }
 
+/* The fast path of check_name: true when s passes every check, without
+ * building any message. */
+static bool name_ok(const struct str *s, bool tag_value) {
+  return s->len > 0 && utf8_valid(s->p, s->len, NULL) && !has_control(s) &&
+         !(tag_value && s->p[s->len - 1] == '\\');
+}
+
 static bool is_time_key(const struct str *s) {
   return s->len == 4 && memcmp(s->p, "time", 4) == 0;
 }
@@ -547,11 +554,10 @@ static int check_point(struct decode_ctx *ctx, struct point_batch *pb,
                             "reserved",
                             pre);
     }
-    snprintf(what, sizeof what, "tag %s value",
-             ingest__quote(q, sizeof q, tags[i].key.p, tags[i].key.len));
-    rc = check_name(res, pre, what, &tags[i].value, true);
-    if (rc) {
-      return rc;
+    if (!name_ok(&tags[i].value, true)) {
+      snprintf(what, sizeof what, "tag %s value",
+               ingest__quote(q, sizeof q, tags[i].key.p, tags[i].key.len));
+      return check_name(res, pre, what, &tags[i].value, true);
     }
   }
   if (p->nfields == 0) {
@@ -567,26 +573,28 @@ static int check_point(struct decode_ctx *ctx, struct point_batch *pb,
     if (rc) {
       return rc;
     }
-    ingest__quote(q, sizeof q, f[i].key.p, f[i].key.len);
     if (is_time_key(&f[i].key)) {
       return ingest__reject(res, INGEST_BAD_NAME,
                             "%sfield key \"time\" is reserved", pre);
     }
     if (f[i].type == FIELD_FLOAT && !isfinite(f[i].v.f)) {
-      return ingest__reject(res, INGEST_NOT_FINITE, "%sfield %s is not finite",
-                            pre, q);
+      return ingest__reject(
+          res, INGEST_NOT_FINITE, "%sfield %s is not finite", pre,
+          ingest__quote(q, sizeof q, f[i].key.p, f[i].key.len));
     }
     if (f[i].type == FIELD_STRING &&
         !utf8_valid(f[i].v.s.p, f[i].v.s.len, NULL)) {
-      return ingest__reject(res, INGEST_INVALID_UTF8,
-                            "%sfield %s: string value is not valid UTF-8", pre,
-                            q);
+      return ingest__reject(
+          res, INGEST_INVALID_UTF8,
+          "%sfield %s: string value is not valid UTF-8", pre,
+          ingest__quote(q, sizeof q, f[i].key.p, f[i].key.len));
     }
     for (size_t j = 0; j < i; j++) {
       if (f[j].key.len == f[i].key.len &&
           memcmp(f[j].key.p, f[i].key.p, f[i].key.len) == 0) {
-        return ingest__reject(res, INGEST_MALFORMED, "%sfield %s appears twice",
-                              pre, q);
+        return ingest__reject(
+            res, INGEST_MALFORMED, "%sfield %s appears twice", pre,
+            ingest__quote(q, sizeof q, f[i].key.p, f[i].key.len));
       }
     }
   }

@@ -204,6 +204,15 @@ static int mosq_create(struct mqtt *m, const struct config_mqtt *cfg,
       mosq, MOSQ_OPT_PROTOCOL_VERSION,
       cfg->protocol == MQTT_PROTO_V311 ? MQTT_PROTOCOL_V311 : MQTT_PROTOCOL_V5);
   const char *what = "protocol version";
+  /* libmosquitto 2.0.11 counts its MQTT 5 receive quota down for every
+   * QoS 2 PUBLISH and, under a burst, fails the connection with a protocol
+   * error once the default quota (20) is spent. The largest quota the
+   * protocol allows keeps QoS 2 subscriptions working; the broker's own
+   * max_inflight_messages still bounds what it sends. */
+  if (!rc && cfg->protocol != MQTT_PROTO_V311) {
+    what = "receive maximum";
+    rc = mosquitto_int_option(mosq, MOSQ_OPT_RECEIVE_MAXIMUM, 65535);
+  }
   if (!rc && (cfg->username || cfg->password)) {
     what = "username/password";
     rc = mosquitto_username_pw_set(mosq, cfg->username, cfg->password);
@@ -525,6 +534,7 @@ static void start_connect(struct mqtt *m) {
   m->refused[0] = '\0';
   m->fail_counted = false;
   m->state = CS_CONNECTING;
+  mosquitto_log_callback_set(m->mosq, handle_log);
   m->work_busy = true;
   log_debug(MOD, "connecting to %s:%d", m->host, m->port);
   int urc = uv_queue_work(m->loop, &m->work, connect_work, connect_done);
@@ -643,6 +653,11 @@ static void handle_connack(struct mosquitto *mosq, void *ud, int rc, int flags,
     return;
   }
   bool session_present = flags & 1;
+  /* libmosquitto formats a log line for every packet; once connected only
+   * debug logging wants them (start_connect sets the callback again). */
+  if (!log_enabled(LOG_DEBUG)) {
+    mosquitto_log_callback_set(mosq, NULL);
+  }
   m->state = CS_CONNECTED;
   m->attempt = 0;
   m->lib_err[0] = '\0';
@@ -712,6 +727,24 @@ static void handle_log(struct mosquitto *mosq, void *ud, int level,
 
 /* ---- loop callbacks ---- */
 
+/* loop_read handles one packet per call and returns MOSQ_ERR_SUCCESS with
+ * errno EAGAIN once the socket is drained. Reading on until then (bounded,
+ * so one busy connection cannot hold the loop) costs one readiness event per
+ * burst of messages instead of one per message. Stops early when the
+ * connection goes, the poll handle is replaced, or intake is paused. */
+#define READ_BURST_MAX 64
+
+static void read_burst(struct mqtt *m, struct conn_poll *c) {
+  for (int i = 0; i < READ_BURST_MAX; i++) {
+    errno = 0;
+    int rc = mosquitto_loop_read(m->mosq, 1);
+    if (rc != MOSQ_ERR_SUCCESS || errno == EAGAIN || errno == EWOULDBLOCK ||
+        m->poll != c || m->paused || mosquitto_socket(m->mosq) < 0) {
+      return;
+    }
+  }
+}
+
 static void on_poll(uv_poll_t *h, int status, int events) {
   struct conn_poll *c = container_of(h, struct conn_poll, handle);
   struct mqtt *m = c->m;
@@ -724,7 +757,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
    * the CONNACK. On a poll error, the read reports it. */
   if (status < 0 || (events & UV_READABLE) ||
       (m->state == CS_HANDSHAKE && (events & UV_WRITABLE))) {
-    mosquitto_loop_read(m->mosq, 1);
+    read_burst(m, c);
   }
   /* A second on_disconnect fires if loop_write runs on a closed socket. */
   if ((events & UV_WRITABLE) && m->poll == c &&
@@ -737,7 +770,8 @@ static void on_poll(uv_poll_t *h, int status, int events) {
 
 static void check_idle(struct mqtt *m) {
   int idle_s = m->cfg->idle_timeout_s;
-  if (idle_s <= 0 || m->state != CS_CONNECTED || m->nsubs == 0) {
+  /* While paused the silence is ours, not the feed's. */
+  if (idle_s <= 0 || m->state != CS_CONNECTED || m->nsubs == 0 || m->paused) {
     return;
   }
   uint64_t now = uv_now(m->loop);
@@ -1137,6 +1171,7 @@ void mqtt_resume(struct mqtt *m) {
     return;
   }
   m->paused = false;
+  m->idle_since_ms = uv_now(m->loop);
   /* A connection lost while paused was not retried: connect now, from the
    * timer, since this may be called inside on_message. */
   if (m->started && !m->closing && m->state == CS_IDLE && !m->work_busy) {

@@ -207,6 +207,11 @@ int store__create_db_body(struct buf *out, const char *db) {
   return rc;
 }
 
+/* Level 1: line protocol compresses well even at the fastest level (the
+ * benchmark measured level 6 at 4.6 times the CPU for bodies 26% smaller),
+ * and the writer's CPU is on the loop that also reads MQTT. */
+#define GZIP_LEVEL 1
+
 int store__gzip(struct buf *out, const char *in, size_t len) {
   if (len > UINT32_MAX / 2) {
     return IOCD_ETOOBIG;
@@ -220,7 +225,8 @@ int store__gzip(struct buf *out, const char *in, size_t len) {
   }
   z_stream z = {0};
   /* windowBits 15 + 16: a gzip header instead of a zlib one. */
-  if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+  if (deflateInit2(&z, GZIP_LEVEL, Z_DEFLATED, 15 + 16, 8,
+                   Z_DEFAULT_STRATEGY) != Z_OK) {
     return IOCD_ENOMEM;
   }
   z.next_in = (Bytef *)(uintptr_t)in;

@@ -678,3 +678,34 @@ Test(e2e, influxdb_outage_pauses_intake_and_loses_nothing, .timeout = 120) {
   cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
   env_stop(&e);
 }
+
+Test(e2e, qos2_burst_arrives_whole, .timeout = 120) {
+  struct env e;
+  env_start(&e);
+  env_config(&e, "e2e-qos2", NULL, NULL);
+  config_insert(&e, "\"tags\"", "\"time_unit_numbers\": \"ms\", ");
+  char *q = strstr(e.config, "\"qos\": 1");
+  cr_assert_not_null(q);
+  q[7] = '2';
+  iocd_start(&e);
+
+  struct h_pub *p = h_pub_open(e.mq.port, NULL);
+  cr_assert_not_null(p);
+  for (int i = 0; i < 3000; i++) {
+    char payload[128];
+    int len = snprintf(payload, sizeof payload,
+                       "{\"received\": %d, \"time\": %lld}", i,
+                       1601460000000LL + i);
+    cr_assert_eq(h_pub_send(p, "ioc/Cư M'gar/igate", payload, (size_t)len, 2),
+                 0);
+  }
+  cr_assert_eq(h_pub_flush(p), 0);
+  h_pub_close(p);
+  cr_assert_eq(wait_count(&e, "SELECT count(received) FROM igate", 3000,
+                          60000),
+               0, "got %g of 3000 QoS 2 messages; see %s",
+               count_of(&e, "SELECT count(received) FROM igate"), e.iocd.log);
+  cr_assert_eq(metric(e.api_port, "iocd_mqtt_disconnects_total"), 0.0);
+  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
+  env_stop(&e);
+}
