@@ -13,6 +13,7 @@
  * an on-disk journal) are rows of the variants table; each is measured in
  * every round against the same raw phase.
  */
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -33,8 +34,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <curl/curl.h>
 
 #include "core/buf.h"
 #include "tests/harness/harness.h"
@@ -61,9 +60,9 @@
 #define MAX_ROUNDS 100
 
 static const char *const districts[] = {
-    "Buôn Ma Thuột", "Buôn Hồ",    "Buôn Đôn",  "Cư Kuin",    "Cư M'gar",
-    "Ea H'Leo",      "Ea Kar",     "Ea Súp",    "Krông Ana",  "Krông Bông",
-    "Krông Búk",     "Krông Năng", "Krông Pắc", "Lắk",        "M'Đrắk",
+    "Buôn Ma Thuột", "Buôn Hồ",    "Buôn Đôn",  "Cư Kuin",   "Cư M'gar",
+    "Ea H'Leo",      "Ea Kar",     "Ea Súp",    "Krông Ana", "Krông Bông",
+    "Krông Búk",     "Krông Năng", "Krông Pắc", "Lắk",       "M'Đrắk",
 };
 #define NDISTRICTS (sizeof districts / sizeof districts[0])
 
@@ -108,14 +107,14 @@ struct cpu_snap {
 
 struct phase_result {
   bool ok;
-  double seconds;      /* first publish to the last message consumed */
-  double pub_seconds;  /* first publish to the last acknowledgement */
+  double seconds;        /* first publish to the last message consumed */
+  double pub_seconds;    /* first publish to the last acknowledgement */
   double ingest_seconds; /* iocd: first publish to N messages taken in */
-  long consumed;       /* messages (raw) or points (iocd) confirmed */
-  long missing;        /* points not found in InfluxDB */
-  struct cpu_snap cpu; /* CPU seconds spent during the phase */
-  double rss_mib;      /* consumer's peak RSS */
-  int exit_status;     /* iocd's exit status after SIGTERM */
+  long consumed;         /* messages (raw) or points (iocd) confirmed */
+  long missing;          /* points not found in InfluxDB */
+  struct cpu_snap cpu;   /* CPU seconds spent during the phase */
+  double rss_mib;        /* consumer's peak RSS */
+  int exit_status;       /* iocd's exit status after SIGTERM */
 };
 
 struct bench {
@@ -134,7 +133,11 @@ struct pub_group {
   int qos;
   enum fmt fmt;
   int64_t ts_base_ms;
-  pthread_barrier_t start;
+  pthread_mutex_t mu; /* guards ready, go and cancel */
+  pthread_cond_t cv;
+  int ready; /* threads connected (or failed) and waiting for go */
+  bool go;
+  bool cancel;
   atomic_int finished;
   atomic_llong last_ack_ns;
 };
@@ -282,8 +285,8 @@ static size_t lp_tag(char *out, size_t n, const char *s) {
  * cumulative dossier counters in the proportions of the seed (89% resolved,
  * 10.6% online at level 3, 6% at level 4) and a small overdue backlog. The
  * timestamp is ts_base + j milliseconds, distinct for every message, so
- * InfluxDB keeps every point. Returns the payload length, or -1. For the
- * value format, *topic_out receives the per-field topic. */
+ * InfluxDB keeps every point. topic receives the topic to publish to (one
+ * per field in the value format). Returns the payload length, or -1. */
 static int make_payload(const struct pub *p, long j, char *out, size_t n,
                         char *topic, size_t tn) {
   long received = 1000 + (long)p->index * 3700 + j;
@@ -294,32 +297,32 @@ static int make_payload(const struct pub *p, long j, char *out, size_t n,
   long long ts_ms = (long long)p->g->ts_base_ms + j;
   int k = -1;
   switch (p->g->fmt) {
-  case FMT_JSON:
-    k = snprintf(out, n,
-                 "{\"received\": %ld, \"resolved\": %ld, \"online_l3\": %ld, "
-                 "\"online_l4\": %ld, \"overdue\": %ld, \"time\": %lld}",
-                 received, resolved, l3, l4, overdue, ts_ms);
-    snprintf(topic, tn, "%s", p->topic);
-    break;
-  case FMT_LINE: {
-    char tag[192];
-    lp_tag(tag, sizeof tag, p->district);
-    k = snprintf(out, n,
-                 "igate,district=%s received=%ldi,resolved=%ldi,"
-                 "online_l3=%ldi,online_l4=%ldi,overdue=%ldi %lld000000",
-                 tag, received, resolved, l3, l4, overdue, ts_ms);
-    snprintf(topic, tn, "%s", p->topic);
-    break;
-  }
-  case FMT_VALUE: {
-    /* One field per message, the fields in turn: a bare number carries no
-     * timestamp, so iocd stamps it on arrival. */
-    long values[NFIELDS] = {received, resolved, l3, l4, overdue};
-    size_t f = (size_t)(j % (long)NFIELDS);
-    k = snprintf(out, n, "%ld", values[f]);
-    snprintf(topic, tn, "%s/%s", p->topic, fields[f]);
-    break;
-  }
+    case FMT_JSON:
+      k = snprintf(out, n,
+                   "{\"received\": %ld, \"resolved\": %ld, \"online_l3\": %ld, "
+                   "\"online_l4\": %ld, \"overdue\": %ld, \"time\": %lld}",
+                   received, resolved, l3, l4, overdue, ts_ms);
+      snprintf(topic, tn, "%s", p->topic);
+      break;
+    case FMT_LINE: {
+      char tag[192];
+      lp_tag(tag, sizeof tag, p->district);
+      k = snprintf(out, n,
+                   "igate,district=%s received=%ldi,resolved=%ldi,"
+                   "online_l3=%ldi,online_l4=%ldi,overdue=%ldi %lld000000",
+                   tag, received, resolved, l3, l4, overdue, ts_ms);
+      snprintf(topic, tn, "%s", p->topic);
+      break;
+    }
+    case FMT_VALUE: {
+      /* One field per message, the fields in turn: a bare number carries no
+       * timestamp, so iocd stamps it on arrival. */
+      long values[NFIELDS] = {received, resolved, l3, l4, overdue};
+      size_t f = (size_t)(j % (long)NFIELDS);
+      k = snprintf(out, n, "%ld", values[f]);
+      snprintf(topic, tn, "%s/%s", p->topic, fields[f]);
+      break;
+    }
   }
   if (k < 0 || (size_t)k >= n) {
     return -1;
@@ -429,8 +432,7 @@ static bool pub_send_all(struct pub *p) {
     if (len < 0) {
       return pub_fail(p, "payload too long", 0);
     }
-    if (p->unacked >= PUB_WINDOW &&
-        !pub_drain(p, PUB_WINDOW - 1, STALL_MS)) {
+    if (p->unacked >= PUB_WINDOW && !pub_drain(p, PUB_WINDOW - 1, STALL_MS)) {
       return false;
     }
     p->unacked++;
@@ -455,9 +457,17 @@ static bool pub_send_all(struct pub *p) {
 static void *pub_main(void *arg) {
   struct pub *p = arg;
   bool ok = pub_connect(p);
-  /* Every thread reaches the barrier, connected or not, so the phase never
-   * waits for a thread that gave up. */
-  pthread_barrier_wait(&p->g->start);
+  /* Every thread reports ready, connected or not, so the phase never waits
+   * for a thread that gave up. */
+  struct pub_group *g = p->g;
+  pthread_mutex_lock(&g->mu);
+  g->ready++;
+  pthread_cond_broadcast(&g->cv);
+  while (!g->go) {
+    pthread_cond_wait(&g->cv, &g->mu);
+  }
+  ok = ok && !g->cancel;
+  pthread_mutex_unlock(&g->mu);
   if (ok && pub_send_all(p)) {
     int64_t now = mono_ns();
     long long prev = atomic_load(&p->g->last_ack_ns);
@@ -477,14 +487,32 @@ static void *pub_main(void *arg) {
   return NULL;
 }
 
-/* The publishers of one phase, connected and waiting at the barrier until
- * pubs_go releases them. */
+/* The publishers of one phase, connected and waiting until pubs_go
+ * releases them. */
 struct pubs {
   struct pub_group g;
   struct pub *p;
   int n;
   int started;
 };
+
+/* Joins the threads; returns -1 when any publisher failed. */
+static int pubs_join(struct pubs *ps) {
+  int rc = 0;
+  for (int k = 0; k < ps->started; k++) {
+    pthread_join(ps->p[k].thread, NULL);
+    if (ps->p[k].failed) {
+      fprintf(stderr, "bench: publisher %d (%s): %s\n", k, ps->p[k].district,
+              ps->p[k].err);
+      rc = -1;
+    }
+  }
+  pthread_cond_destroy(&ps->g.cv);
+  pthread_mutex_destroy(&ps->g.mu);
+  free(ps->p);
+  ps->p = NULL;
+  return rc;
+}
 
 static int pubs_start(struct pubs *ps, const struct bench *b) {
   const struct opts *o = &b->o;
@@ -503,12 +531,8 @@ static int pubs_start(struct pubs *ps, const struct bench *b) {
     fprintf(stderr, "bench: out of memory\n");
     return -1;
   }
-  if (pthread_barrier_init(&ps->g.start, NULL, (unsigned)ps->n + 1) != 0) {
-    free(ps->p);
-    ps->p = NULL;
-    fprintf(stderr, "bench: pthread_barrier_init failed\n");
-    return -1;
-  }
+  pthread_mutex_init(&ps->g.mu, NULL);
+  pthread_cond_init(&ps->g.cv, NULL);
   long per = o->n / ps->n, extra = o->n % ps->n, first = 0;
   for (int k = 0; k < ps->n; k++) {
     struct pub *p = &ps->p[k];
@@ -520,8 +544,7 @@ static int pubs_start(struct pubs *ps, const struct bench *b) {
       snprintf(p->district, sizeof p->district, "%s", districts[k]);
     } else {
       snprintf(p->district, sizeof p->district, "%s %zu",
-               districts[(size_t)k % NDISTRICTS],
-               (size_t)k / NDISTRICTS + 1);
+               districts[(size_t)k % NDISTRICTS], (size_t)k / NDISTRICTS + 1);
     }
     snprintf(p->topic, sizeof p->topic, "ioc/%s/igate", p->district);
     p->first = first;
@@ -531,40 +554,34 @@ static int pubs_start(struct pubs *ps, const struct bench *b) {
   for (int k = 0; k < ps->n; k++) {
     if (pthread_create(&ps->p[k].thread, NULL, pub_main, &ps->p[k]) != 0) {
       fprintf(stderr, "bench: pthread_create failed\n");
-      /* The barrier needs all n + 1: the threads already started would
-       * wait forever, so this is fatal. */
-      abort();
+      pthread_mutex_lock(&ps->g.mu);
+      ps->g.go = true;
+      ps->g.cancel = true;
+      pthread_cond_broadcast(&ps->g.cv);
+      pthread_mutex_unlock(&ps->g.mu);
+      pubs_join(ps);
+      return -1;
     }
     ps->started++;
   }
   return 0;
 }
 
-/* Releases the publishers; returns the time of the first publish. */
+/* Waits until every publisher is connected, releases them and returns the
+ * time of the first publish. */
 static int64_t pubs_go(struct pubs *ps) {
-  pthread_barrier_wait(&ps->g.start);
+  pthread_mutex_lock(&ps->g.mu);
+  while (ps->g.ready < ps->n) {
+    pthread_cond_wait(&ps->g.cv, &ps->g.mu);
+  }
+  ps->g.go = true;
+  pthread_cond_broadcast(&ps->g.cv);
+  pthread_mutex_unlock(&ps->g.mu);
   return mono_ns();
 }
 
 static bool pubs_finished(struct pubs *ps) {
   return atomic_load(&ps->g.finished) == ps->n;
-}
-
-/* Joins the threads; returns -1 when any publisher failed. */
-static int pubs_join(struct pubs *ps) {
-  int rc = 0;
-  for (int k = 0; k < ps->started; k++) {
-    pthread_join(ps->p[k].thread, NULL);
-    if (ps->p[k].failed) {
-      fprintf(stderr, "bench: publisher %d (%s): %s\n", k,
-              ps->p[k].district, ps->p[k].err);
-      rc = -1;
-    }
-  }
-  pthread_barrier_destroy(&ps->g.start);
-  free(ps->p);
-  ps->p = NULL;
-  return rc;
 }
 
 /* ---- the raw phase ---- */
@@ -575,9 +592,31 @@ static pid_t spawn_sub(const struct bench *b, const char *id,
   snprintf(port, sizeof port, "%d", b->mq.port);
   snprintf(qos, sizeof qos, "%d", b->o.qos);
   snprintf(count, sizeof count, "%ld", b->o.n);
-  char *argv[] = {MOSQUITTO_SUB_BIN, "-h", "127.0.0.1", "-p", port, "-V",
-                  "5", "-q", qos, "-i", (char *)id, "-t", "ioc/#", "-C",
-                  count, NULL};
+  /* MQTT 5 like iocd. At QoS 2, mosquitto_sub 2.0.11 stops in a burst
+   * with "A network protocol error occurred" (so does libmosquitto in
+   * iocd) unless its receive maximum is far above the number in flight:
+   * 20 (the default), 100 and 1000 all failed at 20000 messages. */
+  char client_id[64];
+  snprintf(client_id, sizeof client_id, "%s", id);
+  char *argv[24] = {MOSQUITTO_SUB_BIN,
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    port,
+                    "-V",
+                    "5",
+                    "-q",
+                    qos,
+                    "-i",
+                    client_id,
+                    "-t",
+                    "ioc/#",
+                    "-C",
+                    count};
+  if (b->o.qos == 2) {
+    char *more[] = {"-D", "connect", "receive-maximum", "65535"};
+    memcpy(&argv[15], more, sizeof more);
+  }
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid != 0) {
@@ -698,16 +737,15 @@ static int phase_raw(struct bench *b, int round, struct phase_result *r) {
     return -1;
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    fprintf(stderr, "bench: mosquitto_sub failed (status %d, see %s)\n",
-            status, errlog);
+    fprintf(stderr, "bench: mosquitto_sub failed (status %d, see %s)\n", status,
+            errlog);
     return -1;
   }
   cpu_delta(&c0, &c1, &r->cpu);
   r->cpu.consumer = sub_cpu;
   r->rss_mib = rss;
   r->seconds = (double)(t_end - t0) / 1e9;
-  r->pub_seconds =
-      (double)(atomic_load(&ps.g.last_ack_ns) - t0) / 1e9;
+  r->pub_seconds = (double)(atomic_load(&ps.g.last_ack_ns) - t0) / 1e9;
   r->consumed = b->o.n;
   r->ok = true;
   return 0;
@@ -743,8 +781,7 @@ static double metric_value(const struct bench *b, const char *series) {
     return -1;
   }
   size_t n = strlen(series);
-  for (const char *p = b->body.data; (p = strstr(p, series)) != NULL;
-       p += n) {
+  for (const char *p = b->body.data; (p = strstr(p, series)) != NULL; p += n) {
     if ((p == b->body.data || p[-1] == '\n') && p[n] == ' ') {
       char *end;
       double v = strtod(p + n + 1, &end);
@@ -756,8 +793,7 @@ static double metric_value(const struct bench *b, const char *series) {
 
 /* Points stored in InfluxDB: one count per field, since a value-format
  * message carries one field. */
-static long influx_points(const struct bench *b, const char *db,
-                          enum fmt fmt) {
+static long influx_points(const struct bench *b, const char *db, enum fmt fmt) {
   size_t nq = fmt == FMT_VALUE ? NFIELDS : 1;
   long total = 0;
   for (size_t i = 0; i < nq; i++) {
@@ -772,29 +808,28 @@ static long influx_points(const struct bench *b, const char *db,
   return total;
 }
 
+/* The members of the subscription object after its name and QoS. */
 static const char *sub_config(enum fmt fmt) {
   switch (fmt) {
-  case FMT_JSON:
-    return "{\"name\": \"igate\", \"topic\": \"ioc/{district}/igate\",\n"
-           "     \"format\": \"json\", \"measurement\": \"igate\",\n"
-           "     \"time_unit_numbers\": \"ms\",\n"
-           "     \"types\": {\"received\": \"integer\", \"resolved\": "
-           "\"integer\",\n"
-           "               \"online_l3\": \"integer\", \"online_l4\": "
-           "\"integer\",\n"
-           "               \"overdue\": \"integer\"}}";
-  case FMT_VALUE:
-    return "{\"name\": \"igate\", "
-           "\"topic\": \"ioc/{district}/igate/{field}\",\n"
-           "     \"format\": \"value\", \"measurement\": \"igate\",\n"
-           "     \"types\": {\"received\": \"integer\", \"resolved\": "
-           "\"integer\",\n"
-           "               \"online_l3\": \"integer\", \"online_l4\": "
-           "\"integer\",\n"
-           "               \"overdue\": \"integer\"}}";
-  case FMT_LINE:
-    return "{\"name\": \"igate\", \"topic\": \"ioc/{district}/igate\",\n"
-           "     \"format\": \"line\"}";
+    case FMT_JSON:
+      return "\"topic\": \"ioc/{district}/igate\",\n"
+             "     \"format\": \"json\", \"measurement\": \"igate\",\n"
+             "     \"time_unit_numbers\": \"ms\",\n"
+             "     \"types\": {\"received\": \"integer\", \"resolved\": "
+             "\"integer\",\n"
+             "               \"online_l3\": \"integer\", \"online_l4\": "
+             "\"integer\",\n"
+             "               \"overdue\": \"integer\"}";
+    case FMT_VALUE:
+      return "\"topic\": \"ioc/{district}/igate/{field}\",\n"
+             "     \"format\": \"value\", \"measurement\": \"igate\",\n"
+             "     \"types\": {\"received\": \"integer\", \"resolved\": "
+             "\"integer\",\n"
+             "               \"online_l3\": \"integer\", \"online_l4\": "
+             "\"integer\",\n"
+             "               \"overdue\": \"integer\"}";
+    case FMT_LINE:
+      return "\"topic\": \"ioc/{district}/igate\", \"format\": \"line\"";
   }
   return "";
 }
@@ -842,23 +877,24 @@ static int write_iocd_config(const struct bench *b, const char *dir,
                              const char *client_id, const char *db,
                              int api_port, const struct variant *v,
                              struct buf *out) {
-  int rc = buf_printf(
-      out,
-      "// written by bench_ingest\n"
-      "{\n"
-      "  \"data_dir\": \"%s/data\",\n"
-      "  \"log\": {\"level\": \"info\"},\n"
-      "  \"mqtt\": {\"host\": \"127.0.0.1\", \"port\": %d,\n"
-      "           \"client_id\": \"%s\"},\n"
-      "  \"influxdb\": {\"url\": \"%s\", \"database\": \"%s\"},\n"
-      "  \"api\": {\"listen\": \"127.0.0.1:%d\"},\n"
-      "  \"subscriptions\": [\n"
-      "    %s\n"
-      "  ]%s%s\n"
-      "}\n",
-      dir, b->mq.port, client_id, b->db.url, db, api_port,
-      sub_config(b->o.fmt), v->extra_config ? ",\n  " : "",
-      v->extra_config ? v->extra_config : "");
+  int rc =
+      buf_printf(out,
+                 "// written by bench_ingest\n"
+                 "{\n"
+                 "  \"data_dir\": \"%s/data\",\n"
+                 "  \"log\": {\"level\": \"info\"},\n"
+                 "  \"mqtt\": {\"host\": \"127.0.0.1\", \"port\": %d,\n"
+                 "           \"client_id\": \"%s\"},\n"
+                 "  \"influxdb\": {\"url\": \"%s\", \"database\": \"%s\"},\n"
+                 "  \"api\": {\"listen\": \"127.0.0.1:%d\"},\n"
+                 "  \"subscriptions\": [\n"
+                 "    {\"name\": \"igate\", \"qos\": %d,\n"
+                 "     %s}\n"
+                 "  ]%s%s\n"
+                 "}\n",
+                 dir, b->mq.port, client_id, b->db.url, db, api_port, b->o.qos,
+                 sub_config(b->o.fmt), v->extra_config ? ",\n  " : "",
+                 v->extra_config ? v->extra_config : "");
   return rc == 0 ? 0 : -1;
 }
 
@@ -911,8 +947,8 @@ static int measure_iocd(struct bench *b, const struct h_iocd *iocd,
     } else if (pubs_finished(&ps) &&
                now - moved_at > (int64_t)STALL_MS * 1000000) {
       fprintf(stderr,
-              "bench: %s: stuck at %ld of %ld points for %d s (see %s)\n",
-              name, written, want, STALL_MS / 1000, iocd->log);
+              "bench: %s: stuck at %ld of %ld points for %d s (see %s)\n", name,
+              written, want, STALL_MS / 1000, iocd->log);
       break;
     }
     sleep_ms(by_metric ? POLL_MS : 250);
@@ -1044,12 +1080,13 @@ static void print_header(const struct bench *b) {
   printf("iocd ingest benchmark, %s\n", date);
   printf("machine:    %ld CPUs, %s, load average %s at start\n",
          sysconf(_SC_NPROCESSORS_ONLN), cpu, load);
-  printf("parameters: N=%ld messages, %d publishers, QoS %d, format %s, "
-         "%d round%s\n",
-         b->o.n, b->o.publishers, b->o.qos, fmt_names[b->o.fmt], b->o.rounds,
-         b->o.rounds == 1 ? "" : "s");
-  printf("servers:    mosquitto on :%d, influxd on :%d, iocd %s\n",
-         b->mq.port, b->db.port, h_iocd_bin());
+  printf(
+      "parameters: N=%ld messages, %d publishers, QoS %d, format %s, "
+      "%d round%s\n",
+      b->o.n, b->o.publishers, b->o.qos, fmt_names[b->o.fmt], b->o.rounds,
+      b->o.rounds == 1 ? "" : "s");
+  printf("servers:    mosquitto on :%d, influxd on :%d, iocd %s\n", b->mq.port,
+         b->db.port, h_iocd_bin());
   fflush(stdout);
 }
 
@@ -1073,8 +1110,8 @@ static void print_row(int round, const char *phase,
       snprintf(ratio, sizeof ratio, "%.3f", raw->seconds / r->seconds);
     }
   }
-  printf("%5d  %-10s %7.2f %7.2f %9.0f %9s %6s %8.2f %7.1f\n", round,
-         phase, r->seconds, r->pub_seconds, rate, pts, ratio,
+  printf("%5d  %-10s %7.2f %7.2f %9.0f %9s %6s %8.2f %7.1f\n", round, phase,
+         r->seconds, r->pub_seconds, rate, pts, ratio,
          per_100k(r->cpu.consumer, n), r->rss_mib);
 }
 
@@ -1083,8 +1120,7 @@ static void print_cpu_row(int round, const char *phase,
   if (!r->ok) {
     return;
   }
-  double total = r->cpu.consumer + r->cpu.broker + r->cpu.influxd +
-                 r->cpu.self;
+  double total = r->cpu.consumer + r->cpu.broker + r->cpu.influxd + r->cpu.self;
   printf("%5d  %-10s %9.2f %9.2f %9.2f %9.2f %9.2f   %4.2f\n", round, phase,
          per_100k(r->cpu.consumer, n), per_100k(r->cpu.broker, n),
          per_100k(r->cpu.influxd, n), per_100k(r->cpu.self, n),
@@ -1102,7 +1138,6 @@ static double median(double *v, int n) {
 }
 
 /* ---- command line ---- */
-
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -1123,8 +1158,9 @@ static int parse_long(const char *opt, const char *s, long lo, long hi,
   errno = 0;
   long v = s ? strtol(s, &end, 10) : 0;
   if (!s || errno || end == s || *end || v < lo || v > hi) {
-    fprintf(stderr, "bench_ingest: %s: expected an integer in %ld..%ld, "
-                    "got \"%s\"\n",
+    fprintf(stderr,
+            "bench_ingest: %s: expected an integer in %ld..%ld, "
+            "got \"%s\"\n",
             opt, lo, hi, s ? s : "");
     return -1;
   }
@@ -1133,8 +1169,8 @@ static int parse_long(const char *opt, const char *s, long lo, long hi,
 }
 
 static int parse_args(int argc, char **argv, struct opts *o) {
-  *o = (struct opts){.n = 200000, .publishers = 15, .qos = 1,
-                     .fmt = FMT_JSON, .rounds = 1};
+  *o = (struct opts){
+      .n = 200000, .publishers = 15, .qos = 1, .fmt = FMT_JSON, .rounds = 1};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1170,16 +1206,16 @@ static int parse_args(int argc, char **argv, struct opts *o) {
       i++;
     } else if (strcmp(a, "--format") == 0) {
       bool found = false;
-      for (size_t f = 0; val && f < sizeof fmt_names / sizeof *fmt_names;
-           f++) {
+      for (size_t f = 0; val && f < sizeof fmt_names / sizeof *fmt_names; f++) {
         if (strcmp(val, fmt_names[f]) == 0) {
           o->fmt = (enum fmt)f;
           found = true;
         }
       }
       if (!found) {
-        fprintf(stderr, "bench_ingest: --format: expected json, value or "
-                        "line, got \"%s\"\n",
+        fprintf(stderr,
+                "bench_ingest: --format: expected json, value or "
+                "line, got \"%s\"\n",
                 val ? val : "");
         return -1;
       }
@@ -1260,13 +1296,13 @@ int main(int argc, char **argv) {
     sleep_ms(2000);
   }
 
-  printf("\nthroughput (time s: first publish to the last message consumed,"
-         "\n            for iocd to the last point confirmed written; "
-         "pub s: to the\n            last acknowledgement at the "
-         "publishers; ratio: raw time / time)\n");
-  printf("%5s  %-10s %7s %7s %9s %9s %6s %8s %7s\n", "round", "phase",
-         "time s", "pub s", "msgs/s", "points/s", "ratio", "CPU/100k",
-         "RSS MiB");
+  printf(
+      "\nthroughput (time s: first publish to the last message consumed,"
+      "\n            for iocd to the last point confirmed written; "
+      "pub s: to the\n            last acknowledgement at the "
+      "publishers; ratio: raw time / time)\n");
+  printf("%5s  %-10s %7s %7s %9s %9s %6s %8s %7s\n", "round", "phase", "time s",
+         "pub s", "msgs/s", "points/s", "ratio", "CPU/100k", "RSS MiB");
   for (int round = 1; round <= b.o.rounds; round++) {
     struct phase_result *row = &res[(round - 1) * (int)(1 + NVARIANTS)];
     print_row(round, "raw", &row[0], &row[0], b.o.n);
@@ -1274,10 +1310,11 @@ int main(int argc, char **argv) {
       print_row(round, variants[v].name, &row[1 + v], &row[0], b.o.n);
     }
   }
-  printf("\nCPU seconds per 100k messages, by process (machine: busy "
-         "CPUs = total / time)\n");
-  printf("%5s  %-10s %9s %9s %9s %9s %9s   %s\n", "round", "phase",
-         "consumer", "broker", "influxd", "publish", "total", "busy");
+  printf(
+      "\nCPU seconds per 100k messages, by process (machine: busy "
+      "CPUs = total / time)\n");
+  printf("%5s  %-10s %9s %9s %9s %9s %9s   %s\n", "round", "phase", "consumer",
+         "broker", "influxd", "publish", "total", "busy");
   for (int round = 1; round <= b.o.rounds; round++) {
     struct phase_result *row = &res[(round - 1) * (int)(1 + NVARIANTS)];
     print_cpu_row(round, "raw", &row[0], b.o.n);
@@ -1306,9 +1343,10 @@ int main(int argc, char **argv) {
     for (int round = 1; round <= b.o.rounds; round++) {
       struct phase_result *row = &res[(round - 1) * (int)(1 + NVARIANTS)];
       if (row[1 + v].ok && row[1 + v].ingest_seconds > 0) {
-        printf("\n  round %d: all messages taken in after %.2f s, written "
-               "after %.2f s",
-               round, row[1 + v].ingest_seconds, row[1 + v].seconds);
+        printf(
+            "\n  round %d: all messages taken in after %.2f s, written "
+            "after %.2f s",
+            round, row[1 + v].ingest_seconds, row[1 + v].seconds);
       }
     }
     printf("\n");
