@@ -94,6 +94,7 @@ struct selector {
   struct matcher *m;
   size_t nm;
   int64_t range_ms; /* 0: no range */
+  bool working;     /* the range is working time ([2wh]) */
 };
 
 struct node {
@@ -129,6 +130,8 @@ struct expr {
   char *text;
   struct expr_read *reads;
   size_t nreads;
+  bool silence; /* uses age() or absent() */
+  bool working; /* uses a working-time range */
   const char **params;
   size_t nparams;
   const char **cals;
@@ -219,6 +222,7 @@ struct tok {
   enum lit lk;
   double v, shown;
   int64_t ms;
+  bool working; /* a duration in working-time units (wh, wm) */
   /* T_IDENT, T_PARAM (the name, without '$'); T_STR is in parser.str */
   const char *id;
   size_t idn;
@@ -317,6 +321,18 @@ static const struct {
 
 #define NUNITS (sizeof units / sizeof units[0])
 
+/* Working-time units, for ranges only: a working hour is an hour of the
+ * calendar's office hours, wherever the clock is. */
+static const struct {
+  const char *name;
+  int64_t ms;
+} wunits[] = {
+    {"wh", INT64_C(3600000)},
+    {"wm", INT64_C(60000)},
+};
+
+#define NWUNITS (sizeof wunits / sizeof wunits[0])
+
 /* Lexes the duration whose first digits start at p->s[start]; the unit text
  * starts at *pos. */
 static bool lex_duration(struct parser *p, size_t start, size_t *pos,
@@ -324,6 +340,8 @@ static bool lex_duration(struct parser *p, size_t start, size_t *pos,
   size_t i = start;
   int64_t total = 0;
   size_t last_unit = NUNITS;
+  size_t last_wunit = NWUNITS;
+  bool clock_units = false, working_units = false;
   for (;;) {
     size_t dstart = i;
     while (i < p->len && is_digit(p->s[i])) {
@@ -346,19 +364,40 @@ static bool lex_duration(struct parser *p, size_t start, size_t *pos,
                            !memcmp(units[u].name, p->s + ustart, i - ustart))) {
       u++;
     }
-    if (u == NUNITS) {
+    size_t wu = 0;
+    while (u == NUNITS && wu < NWUNITS &&
+           !(strlen(wunits[wu].name) == i - ustart &&
+             !memcmp(wunits[wu].name, p->s + ustart, i - ustart))) {
+      wu++;
+    }
+    if (u == NUNITS && wu == NWUNITS) {
       fail(p, ustart, "unknown unit '%.*s' in %.*s (use ms, s, m, h, d or w)",
            (int)(i - ustart), p->s + ustart, (int)(i - start), p->s + start);
       return false;
     }
-    if (last_unit != NUNITS && u <= last_unit) {
+    if ((u < NUNITS && last_unit != NUNITS && u <= last_unit) ||
+        (u == NUNITS && last_wunit != NWUNITS && wu <= last_wunit)) {
       fail(p, dstart,
            "the units of a duration go from the largest to the smallest, "
            "each once: %.*s",
            (int)(i - start), p->s + start);
       return false;
     }
-    last_unit = u;
+    if (u < NUNITS) {
+      last_unit = u;
+      clock_units = true;
+    } else {
+      last_wunit = wu;
+      working_units = true;
+    }
+    if (clock_units && working_units) {
+      fail(p, dstart,
+           "a duration cannot mix working time (wh, wm) with clock time: "
+           "%.*s",
+           (int)(i - start), p->s + start);
+      return false;
+    }
+    int64_t unit_ms = u < NUNITS ? units[u].ms : wunits[wu].ms;
     char digits[MAX_NUMBER_TEXT];
     size_t dn = ustart - dstart;
     if (dn >= sizeof digits) {
@@ -369,17 +408,18 @@ static bool lex_duration(struct parser *p, size_t start, size_t *pos,
     errno = 0;
     char *end;
     long long n = strtoll(digits, &end, 10);
-    if (errno || *end || n > (MAX_DURATION_MS - total) / units[u].ms) {
+    if (errno || *end || n > (MAX_DURATION_MS - total) / unit_ms) {
       fail(p, start, "duration out of range: %.*s", (int)(i - start),
            p->s + start);
       return false;
     }
-    total += (int64_t)n * units[u].ms;
+    total += (int64_t)n * unit_ms;
   }
   *pos = i;
   t->kind = T_NUM;
   t->lk = LIT_DURATION;
   t->ms = total;
+  t->working = working_units;
   t->v = (double)total / 1000.0;
   t->shown = t->v;
   return true;
@@ -841,6 +881,7 @@ static struct node *parse_selector(struct parser *p, const struct fninfo *in) {
       goto err;
     }
     sel->range_ms = p->tok.ms;
+    sel->working = p->tok.working;
     if (!advance(p)) {
       goto err;
     }
@@ -895,7 +936,8 @@ static bool parse_calendar_args(struct parser *p, struct node *n) {
   if (!advance(p)) {
     return false;
   }
-  if (p->tok.kind != T_NUM || p->tok.lk != LIT_DURATION || p->tok.ms <= 0) {
+  if (p->tok.kind != T_NUM || p->tok.lk != LIT_DURATION || p->tok.ms <= 0 ||
+      p->tok.working) {
     fail(p, p->tok.start,
          "expected a duration such as 2h as the second argument of during");
     return false;
@@ -972,6 +1014,12 @@ static struct node *parse_primary(struct parser *p) {
   size_t start = p->tok.start;
   switch (p->tok.kind) {
     case T_NUM: {
+      if (p->tok.working) {
+        fail(p, start,
+             "working-time durations (wh, wm) are allowed only in a range, "
+             "as in increase(idesk.documents_sent[2wh])");
+        return NULL;
+      }
       struct node *n = node_new(p, K_NUM, start);
       if (!n) {
         return NULL;
@@ -1290,6 +1338,18 @@ static int put_duration(struct buf *b, int64_t ms) {
   return rc;
 }
 
+static int put_wduration(struct buf *b, int64_t ms) {
+  int rc = IOCD_OK;
+  for (size_t u = 0; u < NWUNITS && !rc; u++) {
+    if (ms >= wunits[u].ms) {
+      rc = buf_printf(b, "%lld%s", (long long)(ms / wunits[u].ms),
+                      wunits[u].name);
+      ms %= wunits[u].ms;
+    }
+  }
+  return rc;
+}
+
 static int put_quoted(struct buf *b, const char *s) {
   int rc = buf_putc(b, '"');
   for (; *s && !rc; s++) {
@@ -1350,7 +1410,8 @@ static int render_sel(struct buf *b, const struct selector *sel) {
   if (!rc && sel->range_ms) {
     rc = buf_putc(b, '[');
     if (!rc) {
-      rc = put_duration(b, sel->range_ms);
+      rc = sel->working ? put_wduration(b, sel->range_ms)
+                        : put_duration(b, sel->range_ms);
     }
     if (!rc) {
       rc = buf_putc(b, ']');
@@ -1470,12 +1531,17 @@ static bool same_name(const char *a, const char *b) {
 }
 
 static int add_read(struct expr *e, size_t *cap, const struct selector *sel) {
-  int64_t range = sel->range_ms * NS_PER_MS;
+  int64_t range = sel->working ? 0 : sel->range_ms * NS_PER_MS;
+  int64_t wrange = sel->working ? sel->range_ms * NS_PER_MS : 0;
+  e->working |= sel->working;
   for (size_t i = 0; i < e->nreads; i++) {
     if (same_name(e->reads[i].measurement, sel->meas) &&
         same_name(e->reads[i].field, sel->field)) {
       if (range > e->reads[i].range_ns) {
         e->reads[i].range_ns = range;
+      }
+      if (wrange > e->reads[i].working_ns) {
+        e->reads[i].working_ns = wrange;
       }
       return IOCD_OK;
     }
@@ -1489,8 +1555,10 @@ static int add_read(struct expr *e, size_t *cap, const struct selector *sel) {
     e->reads = r;
     *cap = ncap;
   }
-  e->reads[e->nreads++] = (struct expr_read){
-      .measurement = sel->meas, .field = sel->field, .range_ns = range};
+  e->reads[e->nreads++] = (struct expr_read){.measurement = sel->meas,
+                                             .field = sel->field,
+                                             .range_ns = range,
+                                             .working_ns = wrange};
   return IOCD_OK;
 }
 
@@ -1527,6 +1595,9 @@ static int collect(struct expr *e, struct caps *caps, const struct node *n) {
       if (n->u.call.cal) {
         return add_name(&e->cals, &e->ncals, &caps->cals, n->u.call.cal);
       }
+      if (n->u.call.fi->fn == F_AGE || n->u.call.fi->fn == F_ABSENT) {
+        e->silence = true;
+      }
       return collect(e, caps, n->u.call.arg);
     case K_NEG:
     case K_NOT:
@@ -1558,6 +1629,14 @@ const char *const *expr_calendars(const struct expr *e, size_t *n) {
 
 const char *expr_to_string(const struct expr *e) {
   return e->text;
+}
+
+bool expr_uses_silence(const struct expr *e) {
+  return e->silence;
+}
+
+bool expr_uses_working(const struct expr *e) {
+  return e->working;
 }
 
 /* ---- parse entry point --------------------------------------------------- */
@@ -1696,8 +1775,10 @@ static int64_t freshness_for(const struct eval_ctx *c,
 struct instant {
   int64_t t;
   uint64_t fresh;
+  int64_t floor; /* heard_since, at most t; 0: none */
   double sum;
   size_t nfresh;
+  size_t nheard; /* fresh when heard at max(newest, floor) */
   bool seen;
   int64_t newest;
 };
@@ -1718,11 +1799,26 @@ static void visit_instant(void *ud, const struct series *s) {
     a->sum += x->v;
     a->nfresh++;
   }
+  int64_t heard = x->ts > a->floor ? x->ts : a->floor;
+  if ((uint64_t)a->t - (uint64_t)heard <= a->fresh) {
+    a->nheard++;
+  }
+}
+
+/* The heard-since floor of c, never after the evaluation time. */
+static int64_t floor_of(const struct eval_ctx *c) {
+  int64_t f = c->heard_since_ns;
+  if (f <= 0) {
+    return 0;
+  }
+  return f < c->t_ns ? f : c->t_ns;
 }
 
 static void collect_instant(const struct selector *sel,
                             const struct eval_ctx *c, struct instant *a) {
-  *a = (struct instant){.t = c->t_ns, .fresh = (uint64_t)freshness_for(c, sel)};
+  *a = (struct instant){.t = c->t_ns,
+                        .fresh = (uint64_t)freshness_for(c, sel),
+                        .floor = floor_of(c)};
   const struct family *fam = series__family(c->store, sel->meas, sel->field);
   series__select(c->store, fam, c->group, sel->m, sel->nm, visit_instant, a);
 }
@@ -1841,18 +1937,37 @@ static void eval_call(const struct node *n, const struct eval_ctx *c,
     struct instant a;
     collect_instant(sel, c, &a);
     if (fi->fn == F_ABSENT) {
-      set_num(o, a.nfresh ? 0 : 1);
-    } else if (!a.seen) {
+      /* With a floor, a series (or the lack of one) counts as heard at the
+       * floor at the earliest. */
+      bool heard = a.floor ? a.nheard > 0 ||
+                                 (uint64_t)c->t_ns - (uint64_t)a.floor <=
+                                     a.fresh
+                           : a.nfresh > 0;
+      set_num(o, heard ? 0 : 1);
+    } else if (!a.seen && !a.floor) {
       set_missing(o, EXPR_WHY_NO_SERIES, n->text);
     } else {
-      set_num(o, seconds_between(a.newest, c->t_ns));
+      int64_t newest = a.seen && a.newest > a.floor ? a.newest : a.floor;
+      set_num(o, seconds_between(newest, c->t_ns));
     }
     return;
+  }
+  int64_t from;
+  if (sel->working) {
+    from = c->working ? c->working(c->ud, c->group, c->t_ns,
+                                   sel->range_ms * NS_PER_MS, false)
+                      : INT64_MIN;
+    if (from == INT64_MIN) {
+      set_missing(o, EXPR_WHY_NO_CALENDAR, n->text);
+      return;
+    }
+  } else {
+    from = sub_sat(c->t_ns, sel->range_ms * NS_PER_MS);
   }
   struct window a = {
       .fn = fi->fn,
       .t = c->t_ns,
-      .from = sub_sat(c->t_ns, sel->range_ms * NS_PER_MS),
+      .from = from,
   };
   const struct family *fam = series__family(c->store, sel->meas, sel->field);
   series__select(c->store, fam, c->group, sel->m, sel->nm, visit_window, &a);
@@ -2017,4 +2132,213 @@ int expr_eval_sides(const struct expr *e, const struct eval_ctx *ctx,
   eval(e->root->u.bin.l, ctx, lhs);
   eval(e->root->u.bin.r, ctx, rhs);
   return IOCD_OK;
+}
+
+/* ---- horizon ------------------------------------------------------------- */
+
+/* What a series contributes to a horizon: the times at which its samples
+ * turn stale, leave a window, or (stamped after t) come into existence. */
+struct horizon {
+  const struct eval_ctx *c;
+  const struct selector *sel;
+  enum fn fn;       /* F_AVG..F_RATE for windows; F_AGE, F_ABSENT; or
+                       F_DURING as "instant selector" */
+  int64_t t, from;  /* from: window start (exclusive) */
+  uint64_t fresh;
+  int64_t floor;
+  int64_t next;     /* the result so far */
+  bool seen;
+  int64_t newest;   /* age(): the newest sample at or before t */
+};
+
+static void h_at(struct horizon *h, int64_t u) {
+  if (u > h->t && u < h->next) {
+    h->next = u;
+  }
+}
+
+static int64_t add_sat(int64_t a, int64_t b) {
+  if (b > 0 && a > INT64_MAX - b) {
+    return INT64_MAX;
+  }
+  return a + b;
+}
+
+static void visit_horizon(void *ud, const struct series *s) {
+  struct horizon *h = ud;
+  const struct ring *r = &s->ring;
+  size_t hi = series__upper(r, h->t);
+  if (hi < r->n) {
+    h_at(h, ring_at(r, hi)->ts);
+  }
+  if (hi == 0) {
+    return;
+  }
+  const struct sample *x = ring_at(r, hi - 1);
+  switch (h->fn) {
+    case F_AGE:
+      if (!h->seen || x->ts > h->newest) {
+        h->newest = x->ts;
+      }
+      h->seen = true;
+      return;
+    case F_ABSENT: {
+      int64_t heard = x->ts > h->floor ? x->ts : h->floor;
+      if ((uint64_t)h->t - (uint64_t)heard <= h->fresh) {
+        h_at(h, add_sat(heard, (int64_t)h->fresh + 1));
+      }
+      return;
+    }
+    case F_DURING:
+      /* An instant selector: the newest sample turning stale. */
+      if ((uint64_t)h->t - (uint64_t)x->ts <= h->fresh) {
+        h_at(h, add_sat(x->ts, (int64_t)h->fresh + 1));
+      }
+      return;
+    default:
+      break;
+  }
+  size_t lo = series__upper(r, h->from);
+  if (lo >= hi) {
+    return;
+  }
+  /* The oldest sample in the window is the first to leave it. */
+  int64_t ts = ring_at(r, lo)->ts;
+  const struct eval_ctx *c = h->c;
+  int64_t d = h->sel->range_ms * NS_PER_MS;
+  if (h->sel->working) {
+    h_at(h, c->working ? c->working(c->ud, c->group, ts, d, true)
+                       : INT64_MAX);
+  } else {
+    h_at(h, add_sat(ts, d));
+  }
+}
+
+static int64_t h_selector(const struct eval_ctx *c, const struct selector *sel,
+                          enum fn fn, struct horizon *out) {
+  struct horizon h = {
+      .c = c,
+      .sel = sel,
+      .fn = fn,
+      .t = c->t_ns,
+      .fresh = (uint64_t)freshness_for(c, sel),
+      .floor = floor_of(c),
+      .next = INT64_MAX,
+  };
+  if (fn != F_AGE && fn != F_ABSENT && fn != F_DURING) {
+    if (sel->working) {
+      h.from = c->working ? c->working(c->ud, c->group, c->t_ns,
+                                       sel->range_ms * NS_PER_MS, false)
+                          : INT64_MIN;
+      if (h.from == INT64_MIN) {
+        return INT64_MAX;
+      }
+    } else {
+      h.from = sub_sat(c->t_ns, sel->range_ms * NS_PER_MS);
+    }
+  }
+  const struct family *fam = series__family(c->store, sel->meas, sel->field);
+  series__select(c->store, fam, c->group, sel->m, sel->nm, visit_horizon, &h);
+  if (fn == F_ABSENT && h.floor &&
+      (uint64_t)c->t_ns - (uint64_t)h.floor <= h.fresh) {
+    h_at(&h, add_sat(h.floor, (int64_t)h.fresh + 1));
+  }
+  if (out) {
+    *out = h;
+  }
+  return h.next;
+}
+
+static int64_t horizon(const struct node *n, const struct eval_ctx *c);
+
+/* age() compared with a value that does not change with time: the
+ * comparison can only flip where age() equals that value. */
+static int64_t h_age_cmp(const struct node *age, const struct node *other,
+                         const struct eval_ctx *c) {
+  struct horizon h;
+  int64_t next = h_selector(c, &age->u.call.arg->u.sel, F_AGE, &h);
+  int64_t other_next = horizon(other, c);
+  if (other_next < next) {
+    next = other_next;
+  }
+  if (!h.seen && !h.floor) {
+    return next; /* MISSING until a sample arrives */
+  }
+  int64_t newest = h.seen && h.newest > h.floor ? h.newest : h.floor;
+  struct expr_value v;
+  eval(other, c, &v);
+  if (v.missing || isnan(v.v)) {
+    return next;
+  }
+  double ns = ceil(v.v * 1e9);
+  if (ns >= 9.2e18) {
+    return next;
+  }
+  int64_t cross = ns <= 0 ? newest : add_sat(newest, (int64_t)ns);
+  /* At the crossing age equals the value; a strict comparison flips just
+   * after it. */
+  int64_t at = cross > c->t_ns ? cross : cross == c->t_ns ? c->t_ns + 1 : 0;
+  if (at && at < next) {
+    next = at;
+  }
+  return next;
+}
+
+static bool is_age(const struct node *n) {
+  return n->kind == K_CALL && n->u.call.fi->fn == F_AGE;
+}
+
+static int64_t horizon(const struct node *n, const struct eval_ctx *c) {
+  switch (n->kind) {
+    case K_NUM:
+    case K_PARAM:
+      return INT64_MAX;
+    case K_SEL:
+      return h_selector(c, &n->u.sel, F_DURING, NULL);
+    case K_CALL: {
+      const struct fninfo *fi = n->u.call.fi;
+      if (fi->fn == F_DURING) {
+        if (!c->calendar_next) {
+          return INT64_MAX;
+        }
+        int64_t u = c->calendar_next(c->ud, n->u.call.cal, c->group, c->t_ns,
+                                     n->u.call.ms * NS_PER_MS);
+        return u > c->t_ns ? u : INT64_MAX;
+      }
+      if (fi->fn == F_AGE) {
+        struct horizon h;
+        int64_t next = h_selector(c, &n->u.call.arg->u.sel, F_AGE, &h);
+        /* A bare age() changes all the time: look again in a second. */
+        if (h.seen || h.floor) {
+          int64_t soon = add_sat(c->t_ns, NS_PER_SEC);
+          next = soon < next ? soon : next;
+        }
+        return next;
+      }
+      return h_selector(c, &n->u.call.arg->u.sel, fi->fn, NULL);
+    }
+    case K_NEG:
+    case K_NOT:
+      return horizon(n->u.sub, c);
+    case K_BIN:
+      break;
+  }
+  const struct node *l = n->u.bin.l, *r = n->u.bin.r;
+  if (prec_of(n) == 4) {
+    if (is_age(l) && !is_age(r)) {
+      return h_age_cmp(l, r, c);
+    }
+    if (is_age(r) && !is_age(l)) {
+      return h_age_cmp(r, l, c);
+    }
+  }
+  int64_t a = horizon(l, c), b = horizon(r, c);
+  return a < b ? a : b;
+}
+
+int64_t expr_horizon(const struct expr *e, const struct eval_ctx *ctx) {
+  if (!e || !ctx) {
+    return INT64_MAX;
+  }
+  return horizon(e->root, ctx);
 }

@@ -8,7 +8,9 @@
  * district) at one time against a series store. Values are numbers or
  * MISSING (no fresh data, no parameter, division by zero), with Kleene logic
  * for and/or/not. docs/rules-language.md is the reference: grammar, units,
- * functions, and where and why results differ from Prometheus.
+ * functions, and where and why results differ from Prometheus. Working-time
+ * ranges ([2wh], [90wm]), the heard-since floor of age()/absent() and
+ * expr_horizon serve the engine and are described in docs/rules.md.
  *
  * Pure: no clock, no I/O. Time is an argument (int64 nanoseconds since the
  * epoch), so a recorded input replays to the same results.
@@ -53,6 +55,11 @@ struct expr_read {
   const char *measurement;
   const char *field;
   int64_t range_ns;
+  /* The longest working-time range ([2wh]) it is read over, 0: none. Its
+   * wall-clock length depends on the calendar (a weekend, Tết), so whoever
+   * keeps samples for it converts it (calendar_span_bound); range_ns does
+   * not include it. */
+  int64_t working_ns;
 };
 
 /* What e reads, each (measurement, field) once, in order of first use: for
@@ -113,6 +120,21 @@ typedef int64_t expr_freshness_fn(void *ud, const char *measurement,
 typedef int expr_calendar_fn(void *ud, const char *name, const struct group *g,
                              int64_t from_ns, int64_t to_ns);
 
+/* The calendar behind working-time ranges ([2wh], [90wm]) for group g.
+ * forward false: the start s of the last d of working time before t (the
+ * window is (s, t]); forward true: the earliest u such that [t, u) holds d
+ * of working time (when a sample at t leaves such a window). Returns
+ * INT64_MIN (backward) or INT64_MAX (forward) when there is no such time
+ * or no calendar: the range is then MISSING ("no calendar"). */
+typedef int64_t expr_working_fn(void *ud, const struct group *g, int64_t t_ns,
+                                int64_t d_ns, bool forward);
+
+/* The earliest time after t at which during(name, d) may change for group g
+ * (d 0 for the one-argument form), for expr_horizon. INT64_MAX: never. */
+typedef int64_t expr_calendar_next_fn(void *ud, const char *name,
+                                      const struct group *g, int64_t t_ns,
+                                      int64_t d_ns);
+
 /* Everything one evaluation reads. {0} plus t_ns and store is a valid
  * context: every parameter and calendar is then MISSING. */
 struct eval_ctx {
@@ -123,7 +145,17 @@ struct eval_ctx {
   expr_param_fn *param;             /* may be NULL */
   expr_freshness_fn *freshness;     /* may be NULL: freshness_ns for all */
   expr_calendar_fn *calendar;       /* may be NULL */
-  void *ud;                         /* passed to the three callbacks */
+  void *ud;                         /* passed to the callbacks */
+  expr_working_fn *working;         /* may be NULL: [2wh] ranges MISSING */
+  expr_calendar_next_fn *calendar_next; /* may be NULL (expr_horizon) */
+  /* Silence is not counted before this time: age() and absent() treat
+   * every matching series as heard at max(its newest sample, this), and a
+   * selector that never had a sample as heard at this time (age() is then
+   * a number, not MISSING). It is the time the engine started listening,
+   * or the time its broker connection came back, so that iocd's own
+   * deafness is not taken for the sources' silence. 0: none. Values of
+   * instant selectors are not affected. */
+  int64_t heard_since_ns;
 };
 
 #define EXPR_DEFAULT_FRESHNESS_NS (INT64_C(600) * INT64_C(1000000000))
@@ -141,6 +173,22 @@ int expr_eval(const struct expr *e, const struct eval_ctx *ctx,
  * or IOCD_EINVAL when the top of e is not a comparison. */
 int expr_eval_sides(const struct expr *e, const struct eval_ctx *ctx,
                     struct expr_value *lhs, struct expr_value *rhs);
+
+/* The earliest time after ctx->t_ns at which the value of e in ctx could
+ * differ if the store received no new sample: a fresh sample goes stale, a
+ * sample leaves (or a sample stamped in the future enters) a window, age()
+ * reaches the value it is compared with, absent() turns, the calendar of
+ * during() starts or ends. Conservative: the value may well be the same
+ * then (an age() that is not compared with a constant is re-evaluated each
+ * second). INT64_MAX when only new samples can change it. For scheduling
+ * evaluations: the engine evaluates an instance at its horizon, not on
+ * every tick. */
+int64_t expr_horizon(const struct expr *e, const struct eval_ctx *ctx);
+
+/* Whether e reads a series through age() or absent() (what silence rules
+ * use), and whether it uses a working-time range. */
+bool expr_uses_silence(const struct expr *e);
+bool expr_uses_working(const struct expr *e);
 
 /* Three-valued truth of a value: MISSING, or a number that is true when not
  * zero (and not NaN). */

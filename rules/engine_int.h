@@ -1,0 +1,101 @@
+/*
+ * What engine.c and state_io.c share inside rules/: the layout of the
+ * engine's rules and instances, so that saving and restoring state reads
+ * and writes them directly.
+ */
+#ifndef IOCD_RULES_ENGINE_INT_H
+#define IOCD_RULES_ENGINE_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rules/alert.h"
+#include "rules/calendar.h"
+#include "rules/engine.h"
+#include "rules/expr.h"
+#include "rules/series.h"
+
+struct rlevel {
+  char *severity;
+  struct expr *fire;
+  struct expr *clear; /* NULL: none */
+};
+
+struct kv {
+  char *key;
+  char *value;
+};
+
+struct inst {
+  struct rule *rule;
+  struct inst *hnext; /* in the rule's table */
+  uint64_t hash;
+  uint64_t seq;       /* creation order, for ties in the wake heap */
+  struct group group; /* keys: the rule's by; values: values[] */
+  const char **values;
+  char *text;         /* the strings of values[] */
+  struct alert a;
+  size_t heap_idx;    /* SIZE_MAX: not scheduled */
+  int64_t wake;
+  uint64_t mark;      /* arrival batch that last touched it */
+  /* The last evaluation's number and threshold (expr_eval_sides). */
+  bool has_value, has_threshold;
+  double value, threshold;
+  /* The last transition: why, when, what set it off. */
+  char *reason;
+  int64_t reason_ns;
+  enum alert_trigger by;
+};
+
+struct rule {
+  char *name;
+  size_t index; /* position in the engine's rule array */
+  bool builtin; /* the broker alert */
+  struct rlevel levels[ALERT_MAX_LEVELS];
+  size_t nlevels;
+  struct expr *guard;
+  char **by;
+  size_t nby;
+  struct alert_params params; /* warmup_until is set per evaluation */
+  const struct calendar *cal; /* working time and [2wh] ranges */
+  bool working_only;
+  int64_t freshness_ns; /* 0: the hook's, else the engine's */
+  struct kv *annotations;
+  size_t nannotations;
+  struct kv *labels;
+  size_t nlabels;
+  struct alert_kv *label_view; /* labels as alert_kv, for events */
+  char **expected; /* nexpected * nby values */
+  size_t nexpected;
+  bool inhibited;
+  char *canonical;
+  char hash[17];
+  /* Instances, in creation order, and a table over their values. */
+  struct inst **insts;
+  size_t ninsts, cap_insts;
+  struct inst **table;
+  size_t table_size;
+};
+
+/* Finds rule name (not the broker alert); NULL when absent. */
+struct rule *engine__rule(const struct engine *e, const char *name);
+
+/* Number of rules (the broker alert excluded) and the i-th. */
+size_t engine__nrules(const struct engine *e);
+struct rule *engine__rule_at(const struct engine *e, size_t i);
+
+/* Finds or creates the instance of r for values[0..r->nby). Returns NULL
+ * when memory runs out or max_instances is reached. */
+struct inst *engine__instance(struct engine *e, struct rule *r,
+                              const char *const *values);
+
+/* Sets inst's last transition reason (copied). Returns IOCD_OK or
+ * IOCD_ENOMEM. */
+int engine__set_reason(struct inst *in, const char *reason);
+
+/* Schedules inst's next evaluation at the engine's listening time or its
+ * deadline, whichever comes first (after a restore). */
+void engine__schedule_restored(struct engine *e, struct inst *in);
+
+#endif
