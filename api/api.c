@@ -26,6 +26,9 @@ struct api {
   struct stats *stats;
   api_ready_fn *ready;
   void *ud;
+  api_render_fn *alerts;
+  api_render_fn *rules;
+  void *rules_ud;
   int open_handles;
   api_closed_fn *closed_cb;
   void *closed_ud;
@@ -114,8 +117,35 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
     buf_cleanup(&b);
     return ret;
   }
+  api_render_fn *render = NULL;
+  if (strcmp(url, "/api/v1/alerts") == 0) {
+    render = a->alerts;
+  } else if (strcmp(url, "/api/v1/rules") == 0) {
+    render = a->rules;
+  }
+  if (render) {
+    struct buf b;
+    buf_init(&b, 64u << 20);
+    enum MHD_Result ret;
+    int rc = render(a->rules_ud, &b);
+    if (rc == IOCD_OK) {
+      ret = reply(c, 200, "application/json", b.data ? b.data : "", b.len);
+    } else {
+      static const char err[] = "{\"error\":\"cannot render the answer\"}\n";
+      ret = reply(c, 500, "application/json", err, sizeof err - 1);
+    }
+    buf_cleanup(&b);
+    return ret;
+  }
   static const char nf[] = "{\"error\":\"not found\"}\n";
   return reply(c, 404, "application/json", nf, sizeof nf - 1);
+}
+
+void api_set_rules(struct api *a, api_render_fn *alerts, api_render_fn *rules,
+                   void *ud) {
+  a->alerts = alerts;
+  a->rules = rules;
+  a->rules_ud = ud;
 }
 
 /* Parses HOST:PORT into a socket address. */
@@ -197,7 +227,9 @@ struct api *api_new(uv_loop_t *loop, const char *listen, struct stats *stats,
   uv_timer_init(loop, &a->timer);
   a->open_handles = 2;
   drive(a);
-  log_info("api", "listening on http://%s (/health, /ready, /metrics)",
+  log_info("api",
+           "listening on http://%s (/health, /ready, /metrics, "
+           "/api/v1/alerts, /api/v1/rules)",
            listen);
   return a;
 }

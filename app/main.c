@@ -2,10 +2,12 @@
  * iocd's command line: run the service, validate a configuration, print
  * help or the version. Only this file exits the process.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/rules_cli.h"
 #include "app/service.h"
 #include "config/config.h"
 #include "core/buf.h"
@@ -19,6 +21,10 @@ static void usage(FILE *out) {
           "Usage: iocd [run] [-c FILE]     run the service\n"
           "       iocd check [-c FILE]     validate FILE and exit 0 (valid) "
           "or 1\n"
+          "       iocd rules test FILE...  run rule unit tests; exit 0 when "
+          "all pass,\n"
+          "                                1 otherwise "
+          "(docs/rules-guide.md)\n"
           "       iocd --help | --version\n"
           "\n"
           "Options:\n"
@@ -49,6 +55,24 @@ static int load(const char *path, struct config **cfg) {
   return rc;
 }
 
+/* Whether msg starts with "FILE:LINE:COL: ". */
+static bool located(const char *msg) {
+  const char *p = strchr(msg, ':');
+  for (int part = 0; p && part < 2; part++) {
+    if (p[1] < '0' || p[1] > '9') {
+      return false;
+    }
+    p++;
+    while (*p >= '0' && *p <= '9') {
+      p++;
+    }
+    if (*p != ':') {
+      return false;
+    }
+  }
+  return p && p[1] == ' ';
+}
+
 int main(int argc, char **argv) {
   const char *cmd = "run";
   const char *path = getenv("IOCD_CONFIG");
@@ -58,6 +82,15 @@ int main(int argc, char **argv) {
   int i = 1;
   if (i < argc && argv[i][0] != '-') {
     cmd = argv[i++];
+  }
+  if (strcmp(cmd, "rules") == 0) {
+    if (i + 1 >= argc || strcmp(argv[i], "test") != 0) {
+      fprintf(stderr, "iocd: usage: iocd rules test FILE...\n");
+      return 1;
+    }
+    i++;
+    return rules_cli_test((const char *const *)&argv[i], (size_t)(argc - i),
+                          stdout, stderr);
   }
   for (; i < argc; i++) {
     const char *a = argv[i];
@@ -94,10 +127,13 @@ int main(int argc, char **argv) {
     struct iocd_err err = {{0}};
     int rc = service_check(cfg, &err);
     if (rc) {
-      fprintf(stderr, "%s: %s\n", path, err.msg);
+      /* A message about a rule already starts with its FILE:LINE:COL. */
+      fprintf(stderr, "%s%s%s\n", located(err.msg) ? "" : path,
+              located(err.msg) ? "" : ": ", err.msg);
     } else {
-      printf("%s: OK (%zu subscription%s, outputs:%s%s)\n", path, cfg->nsubs,
-             cfg->nsubs == 1 ? "" : "s",
+      printf("%s: OK (%zu subscription%s, %zu rule%s, outputs:%s%s)\n", path,
+             cfg->nsubs, cfg->nsubs == 1 ? "" : "s", cfg->rules.n,
+             cfg->rules.n == 1 ? "" : "s",
              cfg->influx.enabled ? " influxdb" : "",
              cfg->file.enabled ? " file" : "");
     }

@@ -8,12 +8,18 @@
  */
 #include "app/service.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "api/api.h"
+#include "api/api_rules.h"
+#include "app/rules_setup.h"
 #include "core/buf.h"
 #include "core/container.h"
 #include "core/clock.h"
@@ -21,6 +27,7 @@
 #include "core/stats.h"
 #include "ingest/ingest.h"
 #include "ingest/mqtt.h"
+#include "rules/engine.h"
 #include "store/store.h"
 
 enum svc_state { SVC_RUNNING, SVC_STOPPING_MQTT, SVC_STOPPING_STORE, SVC_DONE };
@@ -45,7 +52,34 @@ struct service {
   struct metric *st_dead_letters;
   struct metric *st_buffer_full;
   struct metric *st_pauses;
+  /* Rules: the engine sees every accepted point; its events become log
+   * lines and `alerts` points. The parameter hook reads params_cfg, which
+   * a reload points at the new configuration before the engine sees it. */
+  struct engine *engine;
+  const struct config *params_cfg;
+  uv_timer_t rules_timer;
+  int64_t last_tick_ns;
+  int64_t broker_down_since_ns; /* 0 while connected */
+  bool broker_reported_down;
+  bool state_dirty;
+  int64_t last_save_ns;
+  struct point_batch alert_pb;
+  struct metric *st_alert_events;
+  struct metric *st_alert_points_lost;
+  struct metric *st_state_saves;
+  struct metric *st_state_save_failures;
+  struct metric *st_instances, *st_pending, *st_firing, *st_nodata;
+  struct metric *st_insufficient, *st_held, *st_evaluations;
+  uint64_t evaluations_seen;
 };
+
+/* The rules timer: at most this period, so that the broker's state and
+ * due deadlines are seen within a second. */
+#define RULES_POLL_MS 1000
+/* The broker must be unreachable this long (and at least two evaluation
+ * intervals) before the broker alert is raised: a reconnect is not an
+ * outage, and neither is the first connection at start. */
+#define BROKER_GRACE_NS (INT64_C(5) * NS_PER_SEC)
 
 /* Back-pressure: above PAUSE_AT of the buffer, stop reading from the broker
  * (it keeps queueing for the persistent session); below RESUME_AT, read
@@ -59,10 +93,380 @@ static void apply_logging(const struct config *cfg) {
   log_set_format(cfg->log_format);
 }
 
-/* The ingest sink: accepted points go to the store. */
+static void rules_rearm(struct service *svc, int64_t now);
+
+/* The ingest sink: accepted points go to the store, then to the rules
+ * engine (only once the store took them: a refused message is not seen by
+ * the rules either), at their arrival time. */
 static int sink(void *ud, size_t sub, const struct point_batch *pb) {
   struct service *svc = ud;
-  return store_append(svc->store, sub, pb);
+  int rc = store_append(svc->store, sub, pb);
+  if (rc || !svc->engine) {
+    return rc;
+  }
+  int64_t now = clock_realtime_ns();
+  for (size_t i = 0; i < pb->npoints; i++) {
+    engine_add_point(svc->engine, pb, &pb->points[i], now);
+  }
+  rules_rearm(svc, now);
+  return IOCD_OK;
+}
+
+/* Rules. */
+
+static void put_labels(struct buf *b, const struct alert_event *ev) {
+  buf_putc(b, '{');
+  size_t n = 0;
+  for (size_t i = 0; ev->group && i < ev->group->n; i++, n++) {
+    buf_printf(b, "%s%s=\"%s\"", n ? "," : "", ev->group->keys[i],
+               ev->group->values[i]);
+  }
+  for (size_t i = 0; i < ev->nlabels; i++, n++) {
+    buf_printf(b, "%s%s=\"%s\"", n ? "," : "", ev->labels[i].key,
+               ev->labels[i].value);
+  }
+  buf_putc(b, '}');
+}
+
+/* Field names of an alert point; an annotation may not take one. */
+static bool alert_field_reserved(const char *k) {
+  static const char *const names[] = {"value",   "threshold",  "reason",
+                                      "trigger", "prev_state", "active"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    if (strcmp(k, names[i]) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+static int add_tag(struct point_batch *pb, struct point *p, const char *k,
+                   const char *v) {
+  if (!v || !*v) {
+    return IOCD_OK; /* InfluxDB refuses empty tag values */
+  }
+  return pb_tag(pb, p, k, strlen(k), v, strlen(v), false);
+}
+
+/* The `alerts` point of an event: tags rule, severity, state and the
+ * labels; fields value, threshold, reason, trigger, prev_state, active
+ * (1 while pending, firing, nodata or insufficient) and the annotations,
+ * so Grafana can draw annotations and a table of active alerts. */
+static int alert_point(struct point_batch *pb, const struct alert_event *ev) {
+  pb_reset(pb);
+  static const char meas[] = "alerts";
+  struct point *p = pb_point_new(pb, meas, sizeof meas - 1);
+  if (!p) {
+    return IOCD_ENOMEM;
+  }
+  p->ts_ns = ev->t_ns;
+  p->has_ts = true;
+  const char *state = alert_state_name(ev->state);
+  int rc = add_tag(pb, p, "rule", ev->rule);
+  if (!rc) {
+    rc = add_tag(pb, p, "severity", ev->severity);
+  }
+  if (!rc) {
+    rc = add_tag(pb, p, "state", state);
+  }
+  for (size_t i = 0; !rc && ev->group && i < ev->group->n; i++) {
+    rc = add_tag(pb, p, ev->group->keys[i], ev->group->values[i]);
+  }
+  for (size_t i = 0; !rc && i < ev->nlabels; i++) {
+    rc = add_tag(pb, p, ev->labels[i].key, ev->labels[i].value);
+  }
+  if (!rc && ev->has_value) {
+    rc = pb_field_float(pb, p, "value", 5, ev->value);
+  }
+  if (!rc && ev->has_threshold) {
+    rc = pb_field_float(pb, p, "threshold", 9, ev->threshold);
+  }
+  if (!rc && ev->reason) {
+    rc = pb_field_string(pb, p, "reason", 6, ev->reason, strlen(ev->reason));
+  }
+  const char *by = alert_trigger_name(ev->by);
+  if (!rc) {
+    rc = pb_field_string(pb, p, "trigger", 7, by, strlen(by));
+  }
+  const char *prev = alert_state_name(ev->prev);
+  if (!rc) {
+    rc = pb_field_string(pb, p, "prev_state", 10, prev, strlen(prev));
+  }
+  bool active = ev->state != ALERT_RESOLVED && ev->state != ALERT_INACTIVE;
+  if (!rc) {
+    rc = pb_field_int(pb, p, "active", 6, active ? 1 : 0);
+  }
+  for (size_t i = 0; !rc && i < ev->nannotations; i++) {
+    const struct alert_kv *a = &ev->annotations[i];
+    if (!alert_field_reserved(a->key)) {
+      rc = pb_field_string(pb, p, a->key, strlen(a->key), a->value,
+                           strlen(a->value));
+    }
+  }
+  if (!rc) {
+    pb_point_sort_tags(pb, p);
+  }
+  return rc;
+}
+
+/* Every transition: a log line and a point; the state file is due. */
+static void on_alert_event(void *ud, const struct alert_event *ev) {
+  struct service *svc = ud;
+  stat_inc(svc->st_alert_events);
+  svc->state_dirty = true;
+  struct buf b;
+  buf_init(&b, 1 << 16);
+  buf_puts(&b, ev->rule);
+  put_labels(&b, ev);
+  buf_printf(&b, " %s -> %s", alert_state_name(ev->prev),
+             alert_state_name(ev->state));
+  if (ev->severity_changed && ev->prev_severity) {
+    buf_printf(&b, " severity=%s->%s", ev->prev_severity,
+               ev->severity ? ev->severity : "");
+  } else if (ev->severity) {
+    buf_printf(&b, " severity=%s", ev->severity);
+  }
+  if (ev->has_value) {
+    buf_printf(&b, " value=%.6g", ev->value);
+  }
+  if (ev->has_threshold) {
+    buf_printf(&b, " threshold=%.6g", ev->threshold);
+  }
+  buf_printf(&b, " by=%s why: %s", alert_trigger_name(ev->by),
+             ev->reason ? ev->reason : "");
+  log_warn("rules", "alert %s", b.data ? b.data : ev->rule);
+  buf_cleanup(&b);
+  if (svc->state != SVC_RUNNING || !svc->store) {
+    return;
+  }
+  int rc = alert_point(&svc->alert_pb, ev);
+  if (!rc) {
+    /* Alerts go in with the first subscription's accounting: the store
+     * counts points by subscription and has no source of its own. */
+    rc = store_append(svc->store, 0, &svc->alert_pb);
+  }
+  if (rc) {
+    stat_inc(svc->st_alert_points_lost);
+    log_error("rules", "alert point of %s not stored: %s", ev->rule,
+              iocd_strerror(rc));
+  }
+}
+
+/* Creates dir and its missing parents (mode 0755). */
+static int make_dirs(const char *dir) {
+  char p[4096];
+  size_t n = strlen(dir);
+  if (n == 0 || n >= sizeof p) {
+    return IOCD_EINVAL;
+  }
+  memcpy(p, dir, n + 1);
+  for (size_t i = 1; i <= n; i++) {
+    if (p[i] != '/' && p[i] != '\0') {
+      continue;
+    }
+    char saved = p[i];
+    p[i] = '\0';
+    if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+      return IOCD_EIO;
+    }
+    p[i] = saved;
+  }
+  return IOCD_OK;
+}
+
+/* Writes the state file atomically: a temporary file, fsync, rename. */
+static int save_state(struct service *svc) {
+  struct buf b;
+  buf_init(&b, 256u << 20);
+  char path[4096], tmp[4200];
+  snprintf(path, sizeof path, "%s/rules-state.json", svc->cfg->data_dir);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  int rc = engine_state_save(svc->engine, &b);
+  int fd = -1;
+  if (rc) {
+    goto out;
+  }
+  if (make_dirs(svc->cfg->data_dir)) {
+    log_error("rules", "cannot create %s: %s", svc->cfg->data_dir,
+              strerror(errno));
+  }
+  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    rc = IOCD_EIO;
+    log_error("rules", "cannot write %s: %s", tmp, strerror(errno));
+    goto out;
+  }
+  size_t off = 0;
+  while (off < b.len) {
+    ssize_t w = write(fd, b.data + off, b.len - off);
+    if (w < 0 && errno == EINTR) {
+      continue;
+    }
+    if (w < 0) {
+      rc = IOCD_EIO;
+      log_error("rules", "cannot write %s: %s", tmp, strerror(errno));
+      goto out;
+    }
+    off += (size_t)w;
+  }
+  if (fsync(fd) != 0) {
+    rc = IOCD_EIO;
+    log_error("rules", "cannot sync %s: %s", tmp, strerror(errno));
+    goto out;
+  }
+  close(fd);
+  fd = -1;
+  if (rename(tmp, path) != 0) {
+    rc = IOCD_EIO;
+    log_error("rules", "cannot rename %s to %s: %s", tmp, path,
+              strerror(errno));
+  }
+out:
+  if (fd >= 0) {
+    close(fd);
+    unlink(tmp);
+  }
+  buf_cleanup(&b);
+  stat_inc(rc ? svc->st_state_save_failures : svc->st_state_saves);
+  if (!rc) {
+    svc->state_dirty = false;
+  }
+  return rc;
+}
+
+/* Restores the state file, if any, before any data arrives. */
+static void restore_state(struct service *svc) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/rules-state.json", svc->cfg->data_dir);
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    if (errno != ENOENT) {
+      log_error("rules", "cannot read %s: %s", path, strerror(errno));
+    }
+    return;
+  }
+  struct buf b;
+  buf_init(&b, 256u << 20);
+  int rc = IOCD_OK;
+  while (!rc) {
+    char chunk[16384];
+    size_t n = fread(chunk, 1, sizeof chunk, f);
+    if (n) {
+      rc = buf_append(&b, chunk, n);
+    }
+    if (n < sizeof chunk) {
+      break;
+    }
+  }
+  fclose(f);
+  struct engine_restore_report rep = {0};
+  struct iocd_err err = {{0}};
+  if (!rc) {
+    rc = engine_state_restore(svc->engine, b.data ? b.data : "", b.len, &rep,
+                              &err);
+  }
+  if (rc) {
+    log_error("rules", "%s: not restored: %s", path,
+              err.msg[0] ? err.msg : iocd_strerror(rc));
+  } else {
+    log_info("rules",
+             "alert state restored from %s: %zu instances (%zu of changed "
+             "rules and %zu of removed rules dropped)",
+             path, rep.restored, rep.changed, rep.unknown);
+  }
+  buf_cleanup(&b);
+}
+
+static void on_rules_timer(uv_timer_t *t);
+
+/* The next time the rules timer must run: a deadline the engine asked
+ * for, else the poll period. */
+static void rules_rearm(struct service *svc, int64_t now) {
+  if (!svc->engine || svc->state != SVC_RUNNING) {
+    return;
+  }
+  int64_t wake = engine_next_wake(svc->engine);
+  int64_t due = uv_timer_get_due_in(&svc->rules_timer) > 0
+                    ? (int64_t)uv_timer_get_due_in(&svc->rules_timer)
+                    : RULES_POLL_MS;
+  if (wake == INT64_MAX || wake - now >= due * NS_PER_MS) {
+    return;
+  }
+  int64_t ms = wake > now ? (wake - now + NS_PER_MS - 1) / NS_PER_MS : 0;
+  uv_timer_start(&svc->rules_timer, on_rules_timer, (uint64_t)ms,
+                 RULES_POLL_MS);
+}
+
+/* The broker dependency: connected or not, with a grace period. */
+static void check_broker(struct service *svc, int64_t now) {
+  if (mqtt_connected(svc->mqtt)) {
+    svc->broker_down_since_ns = 0;
+    if (svc->broker_reported_down) {
+      svc->broker_reported_down = false;
+      engine_set_broker_up(svc->engine, true, now);
+    }
+    return;
+  }
+  if (svc->broker_down_since_ns == 0) {
+    svc->broker_down_since_ns = now;
+  }
+  int64_t grace = 2 * svc->cfg->rules.evaluation_interval_ms * NS_PER_MS;
+  if (grace < BROKER_GRACE_NS) {
+    grace = BROKER_GRACE_NS;
+  }
+  if (!svc->broker_reported_down && now - svc->broker_down_since_ns >= grace) {
+    svc->broker_reported_down = true;
+    engine_set_broker_up(svc->engine, false, now);
+  }
+}
+
+/* The engine's figures on /metrics. */
+static void rules_gauges(struct service *svc) {
+  struct engine_stats st;
+  engine_get_stats(svc->engine, &st);
+  stat_set(svc->st_instances, (double)st.instances);
+  stat_set(svc->st_pending, (double)st.pending);
+  stat_set(svc->st_firing, (double)st.firing);
+  stat_set(svc->st_nodata, (double)st.nodata);
+  stat_set(svc->st_insufficient, (double)st.insufficient);
+  stat_set(svc->st_held, (double)st.held);
+  stat_add(svc->st_evaluations, st.evaluations - svc->evaluations_seen);
+  svc->evaluations_seen = st.evaluations;
+}
+
+static void on_rules_timer(uv_timer_t *t) {
+  struct service *svc = container_of(t, struct service, rules_timer);
+  if (svc->state != SVC_RUNNING) {
+    return;
+  }
+  int64_t now = clock_realtime_ns();
+  check_broker(svc, now);
+  int64_t interval = svc->cfg->rules.evaluation_interval_ms * NS_PER_MS;
+  if (now >= engine_next_wake(svc->engine) ||
+      now - svc->last_tick_ns >= interval) {
+    engine_tick(svc->engine, now);
+    svc->last_tick_ns = now;
+  }
+  if (svc->state_dirty &&
+      now - svc->last_save_ns >= svc->cfg->rules.save_interval_ms * NS_PER_MS) {
+    svc->last_save_ns = now;
+    save_state(svc);
+  }
+  rules_gauges(svc);
+  uv_timer_start(&svc->rules_timer, on_rules_timer, RULES_POLL_MS,
+                 RULES_POLL_MS);
+  rules_rearm(svc, now);
+}
+
+/* The alerts and rules the API lists. */
+static int render_alerts(void *ud, struct buf *out) {
+  struct service *svc = ud;
+  return api_rules_alerts_json(svc->engine, out);
+}
+
+static int render_rules(void *ud, struct buf *out) {
+  struct service *svc = ud;
+  return api_rules_rules_json(svc->engine, svc->cfg, out);
 }
 
 static void on_resume_timer(uv_timer_t *t) {
@@ -179,6 +583,7 @@ static void close_cb_noop(uv_handle_t *h) {
 }
 
 static void close_own_handles(struct service *svc) {
+  uv_close((uv_handle_t *)&svc->rules_timer, close_cb_noop);
   uv_close((uv_handle_t *)&svc->sig_int, close_cb_noop);
   uv_close((uv_handle_t *)&svc->sig_term, close_cb_noop);
   uv_close((uv_handle_t *)&svc->sig_hup, close_cb_noop);
@@ -230,11 +635,33 @@ static void begin_stop(struct service *svc, const char *why) {
     return;
   }
   log_info("service", "%s: stopping", why);
+  if (svc->engine) {
+    /* The alert state as it is now: nothing will change it any more. */
+    save_state(svc);
+  }
   svc->state = SVC_STOPPING_MQTT;
+  uv_timer_stop(&svc->rules_timer);
   uv_timer_stop(&svc->stats_timer);
   uv_timer_stop(&svc->resume_timer);
   uv_signal_stop(&svc->sig_hup);
   mqtt_close(svc->mqtt, on_mqtt_closed, svc);
+}
+
+/* Applies the rules of ncfg; unchanged rules keep their state. */
+static int reload_rules(struct service *svc, const struct config *ncfg,
+                        struct iocd_err *err) {
+  struct rules_setup rs;
+  int rc = rules_setup_init(&rs, ncfg, err);
+  if (rc) {
+    return rc;
+  }
+  svc->params_cfg = ncfg;
+  rc = rules_setup_reconfigure(&rs, svc->engine, clock_realtime_ns(), err);
+  if (rc) {
+    svc->params_cfg = svc->cfg;
+  }
+  rules_setup_cleanup(&rs);
+  return rc;
 }
 
 static void reload(struct service *svc) {
@@ -273,8 +700,12 @@ static void reload(struct service *svc) {
   if (!rc) {
     rc = subscribe_all(svc, ncfg, &err);
   }
+  if (!rc) {
+    rc = reload_rules(svc, ncfg, &err);
+  }
   if (rc) {
-    /* Partly applied: put the old configuration back everywhere. */
+    /* Partly applied: put the old configuration back everywhere (the
+     * engine changes only when reload_rules succeeds, the last step). */
     struct iocd_err ignored;
     ingest_reconfigure(svc->ingest, svc->cfg, &ignored);
     store_reconfigure(svc->store, svc->cfg, &ignored);
@@ -296,8 +727,8 @@ static void reload(struct service *svc) {
     uv_timer_start(&svc->stats_timer, on_stats_timer, ms, ms);
   }
   stat_inc(svc->st_reloads);
-  log_info("service", "configuration reloaded (%zu subscriptions)",
-           ncfg->nsubs);
+  log_info("service", "configuration reloaded (%zu subscriptions, %zu rules)",
+           ncfg->nsubs, ncfg->rules.n);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -355,6 +786,21 @@ int service_check(const struct config *cfg, struct iocd_err *err) {
   }
   ingest_free(in);
   stats_free(stats);
+  /* The rules as the engine takes them: templates, calendars, and what
+   * the loader cannot see. */
+  struct rules_setup rs;
+  if (!rc) {
+    rc = rules_setup_init(&rs, cfg, err);
+    if (!rc) {
+      struct engine_opts opts;
+      const struct config *pc = cfg;
+      struct engine *e = NULL;
+      rules_setup_opts(&rs, &opts, &pc, NULL, NULL, 0);
+      rc = rules_setup_engine(&rs, &opts, &e, err);
+      engine_free(e);
+      rules_setup_cleanup(&rs);
+    }
+  }
   return rc;
 }
 
@@ -365,6 +811,66 @@ static void on_fail_mqtt_closed(void *ud) {
 static void on_fail_store_closed(void *ud, uint64_t unwritten) {
   (void)ud;
   (void)unwritten;
+}
+
+/* Builds the engine, restores the saved alert state and starts its timer
+ * (stopped again if the start fails later). */
+static int start_rules(struct service *svc, struct iocd_err *err) {
+  svc->st_alert_events = stats_counter(
+      svc->stats, "iocd_alert_events_total",
+      "Alert transitions (pending, firing, resolved, ...).", NULL);
+  svc->st_alert_points_lost =
+      stats_counter(svc->stats, "iocd_alert_points_lost_total",
+                    "Alert transitions not stored as points.", NULL);
+  svc->st_state_saves =
+      stats_counter(svc->stats, "iocd_rules_state_saves_total",
+                    "Writes of the alert state file.", NULL);
+  svc->st_state_save_failures =
+      stats_counter(svc->stats, "iocd_rules_state_save_failures_total",
+                    "Failed writes of the alert state file.", NULL);
+  svc->st_instances =
+      stats_gauge(svc->stats, "iocd_rules_instances",
+                  "Rule instances (rule x group), all states.", NULL);
+  svc->st_pending = stats_gauge(svc->stats, "iocd_alerts_pending",
+                                "Alert instances pending.", NULL);
+  svc->st_firing = stats_gauge(svc->stats, "iocd_alerts_firing",
+                               "Alert instances firing.", NULL);
+  svc->st_nodata = stats_gauge(svc->stats, "iocd_alerts_nodata",
+                               "Alert instances in their no-data state.", NULL);
+  svc->st_insufficient =
+      stats_gauge(svc->stats, "iocd_alerts_insufficient",
+                  "Alert instances below their minimum denominator.", NULL);
+  svc->st_held =
+      stats_gauge(svc->stats, "iocd_alerts_held",
+                  "Instances held back while the broker is unreachable.", NULL);
+  svc->st_evaluations = stats_counter(
+      svc->stats, "iocd_rules_evaluations_total",
+      "Rule instance evaluations (on arrival and on ticks).", NULL);
+  svc->params_cfg = svc->cfg;
+  pb_init(&svc->alert_pb);
+  struct rules_setup rs;
+  int rc = rules_setup_init(&rs, svc->cfg, err);
+  if (rc) {
+    return rc;
+  }
+  struct engine_opts opts;
+  int64_t now = clock_realtime_ns();
+  rules_setup_opts(&rs, &opts, &svc->params_cfg, on_alert_event, svc, now);
+  rc = rules_setup_engine(&rs, &opts, &svc->engine, err);
+  rules_setup_cleanup(&rs);
+  if (rc) {
+    return rc;
+  }
+  restore_state(svc);
+  svc->last_tick_ns = now;
+  svc->last_save_ns = now;
+  uv_timer_init(&svc->loop, &svc->rules_timer);
+  uv_timer_start(&svc->rules_timer, on_rules_timer, RULES_POLL_MS,
+                 RULES_POLL_MS);
+  log_info("rules", "%zu rules loaded; evaluation every %lld ms",
+           svc->cfg->rules.n,
+           (long long)svc->cfg->rules.evaluation_interval_ms);
+  return IOCD_OK;
 }
 
 int service_run(struct config *cfg) {
@@ -411,6 +917,10 @@ int service_run(struct config *cfg) {
     log_error("service", "%s", err.msg);
     goto fail;
   }
+  if (start_rules(&svc, &err)) {
+    log_error("service", "cannot start the rules: %s", err.msg);
+    goto fail;
+  }
   svc.ingest = ingest_new(cfg, svc.stats, sink, &svc, &err);
   if (!svc.ingest) {
     log_error("service", "cannot start ingest: %s", err.msg);
@@ -448,6 +958,8 @@ int service_run(struct config *cfg) {
       log_error("service", "cannot start the API: %s", err.msg);
       begin_stop(&svc, "start failure");
       svc.exit_code = 1;
+    } else {
+      api_set_rules(svc.api, render_alerts, render_rules, &svc);
     }
   }
   rc = svc.exit_code ? IOCD_OK : mqtt_start(svc.mqtt);
@@ -466,6 +978,8 @@ int service_run(struct config *cfg) {
 
   uv_run(&svc.loop, UV_RUN_DEFAULT);
   ingest_free(svc.ingest);
+  engine_free(svc.engine);
+  pb_cleanup(&svc.alert_pb);
   stats_free(svc.stats);
   rc = uv_loop_close(&svc.loop);
   if (rc) {
@@ -485,8 +999,13 @@ fail:
   if (svc.store) {
     store_close(svc.store, 0, on_fail_store_closed, NULL);
   }
+  if (svc.engine) {
+    uv_close((uv_handle_t *)&svc.rules_timer, close_cb_noop);
+  }
   uv_run(&svc.loop, UV_RUN_DEFAULT);
   ingest_free(svc.ingest);
+  engine_free(svc.engine);
+  pb_cleanup(&svc.alert_pb);
   stats_free(svc.stats);
   uv_loop_close(&svc.loop);
   config_free(cfg);

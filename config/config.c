@@ -44,6 +44,8 @@ _Static_assert(sizeof(enum influx_api) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum log_format) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum field_type) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum journal_fsync) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum journal_when_full) == sizeof(int), "enum size");
 
 struct errrec {
   size_t off;
@@ -861,6 +863,19 @@ static const struct enum_name number_unit_names[] = {
     {"s", TIME_S}, {"ms", TIME_MS}, {"us", TIME_US}, {"ns", TIME_NS}, {NULL, 0},
 };
 
+static const struct enum_name fsync_names[] = {
+    {"interval", JOURNAL_FSYNC_INTERVAL},
+    {"never", JOURNAL_FSYNC_NEVER},
+    {"always", JOURNAL_FSYNC_ALWAYS},
+    {NULL, 0},
+};
+
+static const struct enum_name when_full_names[] = {
+    {"pause", JOURNAL_FULL_PAUSE},
+    {"drop_oldest", JOURNAL_FULL_DROP_OLDEST},
+    {NULL, 0},
+};
+
 static const struct enum_name field_type_names[] = {
     {"float", FIELD_FLOAT},
     {"integer", FIELD_INT},
@@ -918,6 +933,7 @@ static void tls_check(struct ctx *c, struct val v, void *base);
 static void mqtt_check(struct ctx *c, struct val v, void *base);
 static void influx_check(struct ctx *c, struct val v, void *base);
 static void api_check(struct ctx *c, struct val v, void *base);
+static void journal_check(struct ctx *c, struct val v, void *base);
 static void set_subs(struct ctx *c, struct val v, void *base);
 static void set_tag_keys(struct ctx *c, struct val v, void *base);
 static void set_tags(struct ctx *c, struct val v, void *base);
@@ -1045,6 +1061,30 @@ static const struct key api_keys[] = {
 #undef T
 static const struct object api_object = OBJECT(api_keys, NULL, api_check);
 
+#define T struct config_journal
+static const struct key journal_keys[] = {
+    KBOOL("enabled", T, enabled, true),
+    KSIZE("segment_bytes", T, segment_bytes, 4 * Z_KIB, Z_GIB, 16 * Z_MIB),
+    KSIZE("max_bytes", T, max_bytes, 64 * Z_KIB, 65536 * Z_GIB, Z_GIB),
+    KSIZE("memory", T, memory_bytes, 64 * Z_KIB, 64 * Z_GIB, 64 * Z_MIB),
+    KENUM("fsync", T, fsync, fsync_names, JOURNAL_FSYNC_INTERVAL),
+    KDUR("fsync_interval", T, fsync_interval_ms, S_INT, D_MS, 10, D_H, D_S),
+    KENUM("when_full", T, when_full, when_full_names, JOURNAL_FULL_PAUSE),
+    KINT("replay_rate", T, replay_rate, S_I64, 0, 1000000000, 0),
+};
+#undef T
+static const struct object journal_object =
+    OBJECT(journal_keys, NULL, journal_check);
+
+/* The rules sections need every rule file and the whole main file (a rule
+ * may use a parameter defined after it), so config__load_rules reads them
+ * after the walk; here they are only known keys. */
+static void rules_section(struct ctx *c, struct val v, void *base) {
+  (void)c;
+  (void)v;
+  (void)base;
+}
+
 #define T struct config
 static const struct key root_keys[] = {
     KSTR("data_dir", T, data_dir, "./var/iocd"),
@@ -1059,6 +1099,14 @@ static const struct key root_keys[] = {
     KOBJ("influxdb", T, influx, &influx_object),
     KOBJ("file", T, file, &file_object),
     KOBJ("api", T, api, &api_object),
+    KOBJ("journal", T, journal, &journal_object),
+    /* Read by rules_config.c once the whole file is walked. */
+    KFN("calendar", rules_section),
+    KFN("sources", rules_section),
+    KFN("rule_engine", rules_section),
+    KFN("params", rules_section),
+    KFN("rules", rules_section),
+    KFN("rule_files", rules_section),
 };
 #undef T
 static const struct object root_object = OBJECT(root_keys, NULL, NULL);
@@ -1180,6 +1228,24 @@ static void api_check(struct ctx *c, struct val v, void *base) {
            qs(&d));
     path_pop(c, mark);
     desc_done(&d);
+  }
+}
+
+/* Rotation must leave room for at least one closed segment besides the one
+ * being written, or drop_oldest would have nothing to drop. */
+static void journal_check(struct ctx *c, struct val v, void *base) {
+  struct config_journal *jn = base;
+  if (jn->max_bytes / 2 < jn->segment_bytes) {
+    char a[32], b[32];
+    config__format_size((int64_t)jn->max_bytes, a, sizeof a);
+    config__format_size((int64_t)jn->segment_bytes, b, sizeof b);
+    struct val mv;
+    size_t off = find_child(c, v, "max_bytes", &mv)
+                     ? voff(c, mv)
+                     : child_off(c, v, "segment_bytes");
+    size_t mark = path_key(c, "max_bytes");
+    report(c, off, "%s is less than twice journal.segment_bytes (%s)", a, b);
+    path_pop(c, mark);
   }
 }
 
@@ -1475,6 +1541,33 @@ static void report_syntax(struct ctx *c, const char *end) {
   report(c, at, "syntax error near '%s'", snip);
 }
 
+/* Takes a complete message from rules_config.c; order places it among the
+ * others (a byte offset in this file). */
+static void rules_sink(void *ud, size_t order, const char *msg) {
+  struct ctx *c = ud;
+  c->total++;
+  if (c->nerrs >= MAX_ERRORS) {
+    return;
+  }
+  if (c->nerrs == c->caperrs) {
+    size_t cap = c->caperrs ? c->caperrs * 2 : 16;
+    struct errrec *e = realloc(c->errs, cap * sizeof *e);
+    if (!e) {
+      c->nomem = true;
+      return;
+    }
+    c->errs = e;
+    c->caperrs = cap;
+  }
+  char *m = strdup(msg);
+  if (!m) {
+    c->nomem = true;
+    return;
+  }
+  c->errs[c->nerrs] = (struct errrec){order, c->nerrs, m};
+  c->nerrs++;
+}
+
 static bool blank(const char *s, size_t len) {
   for (size_t i = 0; i < len; i++) {
     if ((unsigned char)s[i] > 32) {
@@ -1556,6 +1649,10 @@ int config_load_text(const char *name, const char *text, size_t len,
   apply_defaults(&c, &root_object, cfg);
   walk_object(&c, root, &root_object, cfg);
   finish(&c, root, cfg);
+  struct config__doc doc = {c.name, c.text, c.len, &c.lines, &c.pm};
+  if (config__load_rules(&doc, json, cfg, rules_sink, &c) != IOCD_OK) {
+    c.nomem = true;
+  }
 out:
   if (!rc && c.nomem) {
     rc = IOCD_ENOMEM;
@@ -1669,6 +1766,7 @@ void config_free(struct config *cfg) {
   }
   free(cfg->subs);
   free_strings(&root_object, cfg);
+  config__free_rules(cfg);
   free(cfg->path);
   free(cfg);
 }

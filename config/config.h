@@ -151,6 +151,151 @@ struct config_api {
   char *listen;  /* "HOST:PORT"; default "127.0.0.1:8080" */
 };
 
+enum journal_fsync {
+  JOURNAL_FSYNC_INTERVAL = 0, /* fdatasync every fsync_interval (default) */
+  JOURNAL_FSYNC_NEVER,        /* leave it to the kernel */
+  JOURNAL_FSYNC_ALWAYS,       /* fdatasync after every loop iteration's write */
+};
+
+enum journal_when_full {
+  JOURNAL_FULL_PAUSE = 0,   /* stop reading from the broker (default) */
+  JOURNAL_FULL_DROP_OLDEST, /* delete the oldest segments, counted */
+};
+
+/* The on-disk write-ahead journal under data_dir/journal (docs/durability.md).
+ * The loader turns it on by default; a zeroed struct (enabled false) means
+ * the in-memory queue, and zero numbers mean the documented defaults. */
+struct config_journal {
+  bool enabled;          /* default true */
+  size_t segment_bytes;  /* a segment file is closed past this; 16 MiB */
+  size_t max_bytes;      /* all segments together; default 1 GiB */
+  size_t memory_bytes;   /* recent records also kept in memory; 64 MiB */
+  enum journal_fsync fsync;
+  int fsync_interval_ms; /* default 1000 */
+  enum journal_when_full when_full;
+  int64_t replay_rate;   /* backlog points per second; 0: unlimited */
+};
+
+/* The working calendar shared by rules and notifications
+ * (docs/rules-guide.md). Dates are days since 1970-01-01 in local time. */
+struct config_day_range {
+  int32_t first, last; /* inclusive */
+};
+
+struct config_minutes {
+  int start, end; /* minutes after local midnight, [start, end) */
+};
+
+struct config_calendar {
+  char *timezone;       /* as written; default "Asia/Ho_Chi_Minh" */
+  int32_t utc_offset_s; /* resolved from timezone: 25200 for +07:00 */
+  struct config_minutes *office_hours; /* ascending, disjoint; default
+                                          07:30-11:30 and 13:30-17:00 */
+  size_t noffice_hours;
+  unsigned weekdays; /* bit d: day d (0 = Sunday, as tm_wday) is a working
+                        weekday; default Monday to Friday (0x3E) */
+  struct config_day_range *holidays; /* days off, lunar ones included */
+  size_t nholidays;
+  struct config_day_range *workdays; /* make-up working days */
+  size_t nworkdays;
+};
+
+/* The sources a silent-feed rule expects to hear from. */
+struct config_sources {
+  char **districts;
+  size_t ndistricts;
+  char **systems;
+  size_t nsystems;
+  char *district_tag; /* the tag carrying the district; default "district" */
+  char *system_tag;   /* the tag carrying the system; default "system" */
+};
+
+/* Where a rule or parameter was defined, for messages about duplicates. */
+struct config_place {
+  char *file;
+  int line, col;
+};
+
+struct config_param_value {
+  char *group; /* the value of the `by` label */
+  double value;
+};
+
+/* A per-group parameter ($online_target): a default and overrides for some
+ * values of one label. */
+struct config_param {
+  char *name;
+  bool has_default;
+  double def;
+  char *by; /* the label the overrides are keyed by; default
+               sources.district_tag */
+  struct config_param_value *values;
+  size_t nvalues;
+  struct config_place place;
+};
+
+enum config_missing {
+  CONFIG_MISSING_NODATA = 0, /* the alert enters its no-data state */
+  CONFIG_MISSING_KEEP,       /* the state stays as it is */
+  CONFIG_MISSING_OK,         /* treated as the condition being false */
+};
+
+enum config_severity {
+  CONFIG_SEV_INFO = 0,
+  CONFIG_SEV_WARNING,
+  CONFIG_SEV_CRITICAL,
+};
+
+/* One severity of a rule with levels: its own condition (and clear). */
+struct config_rule_level {
+  enum config_severity severity;
+  char *expr;
+  char *clear; /* NULL: not expr */
+};
+
+/* A rule as written; expressions are text, parsed and checked at load. */
+struct config_rule {
+  char *name;
+  char *expr;  /* NULL when the rule has levels */
+  char *clear; /* hysteresis: the condition to leave firing; NULL: not expr */
+  char *guard; /* minimum denominator; NULL: none */
+  char **by;   /* the labels of one instance (group) */
+  size_t nby;
+  enum config_severity severity;    /* default warning */
+  struct config_rule_level *levels; /* ascending severity; NULL: expr */
+  size_t nlevels;
+  int64_t for_ms;             /* default 0: fire at once */
+  int64_t for_tolerance_ms;   /* default 0 */
+  int64_t keep_firing_for_ms; /* default 0 */
+  int64_t freshness_ms;       /* 0: rule_engine.freshness */
+  enum config_missing missing;
+  bool working_time; /* evaluated in the calendar's working time only */
+  struct config_kv *annotations; /* templates, in file order */
+  size_t nannotations;
+  struct config_kv *labels; /* added to every alert of the rule */
+  size_t nlabels;
+  bool expected;        /* an instance for every configured source, even one
+                           that never published */
+  int broker_dependent; /* held back while the broker is unreachable:
+                           1 yes, 0 no, -1 (default) when it reads age()
+                           or absent() */
+  struct config_place place;
+};
+
+/* The "rule_engine" section and every rule and parameter, merged from the
+ * main file and its rule_files. */
+struct config_rules {
+  struct config_rule *v;
+  size_t n;
+  struct config_param *params;
+  size_t nparams;
+  char **files; /* rule_files as written */
+  size_t nfiles;
+  int64_t evaluation_interval_ms; /* the tick; default 15s */
+  int64_t save_interval_ms;       /* state file write debounce; default 10s */
+  int64_t freshness_ms;           /* default freshness; default 10m */
+};
+
 struct config {
   char *path;      /* the file this was loaded from */
   char *data_dir;  /* default "./var/iocd" */
@@ -165,6 +310,11 @@ struct config {
   struct config_influx influx;
   struct config_file_output file;
   struct config_api api; /* JSON key "api": {"enabled", "listen"} */
+  struct config_journal journal;
+  struct config_calendar calendar; /* "calendar" */
+  struct config_sources sources;   /* "sources" */
+  struct config_rules rules;       /* "rule_engine", "params", "rules",
+                                      "rule_files" */
 };
 
 /* Loads and validates path. On success returns IOCD_OK and *out (owned by the
@@ -184,5 +334,17 @@ void config_free(struct config *cfg);
 
 /* Helpers for the enums, for logs and messages. */
 const char *config_format_name(enum payload_format f);
+/* Parses a JSON-with-comments document with the config file's syntax (for
+ * other files iocd reads, such as rule test files). Returns IOCD_OK with
+ * *out (a cJSON tree; free with cJSON_Delete), or IOCD_EPARSE with one line
+ * "NAME:LINE:COL: syntax error near '...'" (or another problem of the text)
+ * appended to errors, or IOCD_ENOMEM. */
+struct cJSON;
+int config_parse_jsonc(const char *name, const char *text, size_t len,
+                       struct cJSON **out, struct buf *errors);
+
+/* "info", "warning", "critical"; "keep", "ok", "nodata". */
+const char *config_severity_name(enum config_severity s);
+const char *config_missing_name(enum config_missing m);
 
 #endif

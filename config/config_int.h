@@ -82,4 +82,44 @@ size_t config__distance(const char *a, const char *b);
  * s (cut at a character boundary, then "..."). */
 int config__quote(struct buf *b, const char *s, size_t max);
 
+/* The rules sections (rules_config.c). The loader hands over the main
+ * file as parsed: its comment-blanked text, lines and positions, and the
+ * cJSON root. Problems go to sink, each a complete line
+ * "FILE:LINE:COL: PATH: what", with order, a byte offset in the main file,
+ * placing it among the loader's own (problems in a rule file are ordered at
+ * the rule_files entry that names it). */
+struct config__doc {
+  const char *name;
+  const char *text;
+  size_t len;
+  const struct config_lines *lines;
+  const struct config_posmap *pm;
+};
+
+typedef void config__sink_fn(void *ud, size_t order, const char *msg);
+
+struct cJSON;
+struct config;
+
+/* Reads "calendar", "sources", "rule_engine", "params", "rules" and
+ * "rule_files" of root into cfg (defaults when absent), loads the rule
+ * files relative to the main file's directory, and checks every expression,
+ * parameter, calendar name and duplicate. Returns IOCD_OK (problems, if
+ * any, went to sink) or IOCD_ENOMEM. */
+int config__load_rules(const struct config__doc *doc, const struct cJSON *root,
+                       struct config *cfg, config__sink_fn *sink, void *ud);
+
+/* Frees what config__load_rules put in cfg. */
+void config__free_rules(struct config *cfg);
+
+/* Dates for the calendar: "YYYY-MM-DD" to days since 1970-01-01, and back
+ * (out holds 11 bytes). Returns IOCD_OK or IOCD_EPARSE. */
+int config__parse_date(const char *s, size_t n, int32_t *days);
+void config__format_date(int32_t days, char *out, size_t n);
+
+/* Resolves a time zone: a name from iocd's table of zones without daylight
+ * saving time ("Asia/Ho_Chi_Minh"), "UTC", or "+07:00"/"-03:30". Returns
+ * IOCD_OK with *offset_s, or IOCD_ENOTFOUND. */
+int config__timezone_offset(const char *tz, int32_t *offset_s);
+
 #endif

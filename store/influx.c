@@ -106,6 +106,7 @@ struct influx {
 
 static void pump(struct influx *ix);
 static void check_drained(struct influx *ix);
+static void set_pace(struct influx *ix);
 
 static int64_t now_ms(const struct influx *ix) {
   return store__now_ms(ix->base.store);
@@ -741,6 +742,13 @@ static bool take_batch(struct influx *ix, int64_t now, int64_t *wake) {
   if (lv.points == 0) {
     return false;
   }
+  if (lv.not_before_ms > now) {
+    /* The journal paces a backlog (journal.replay_rate). */
+    if (lv.not_before_ms < *wake) {
+      *wake = lv.not_before_ms;
+    }
+    return false;
+  }
   int64_t due;
   if (!ix->draining &&
       !store__batch_due(&lv, ix->st.batch_points, ix->st.batch_bytes,
@@ -937,7 +945,22 @@ static struct output *influx_create(struct store *s, unsigned reader,
                       "influxdb", "status", classes[i], NULL);
   }
   ix->db_ready = !(ix->st.api == INFLUX_V1 && ix->st.create_database);
+  set_pace(ix);
   return &ix->base;
+}
+
+/* Tells the queue how this output batches (the journal interleaves a
+ * backlog with live records that are due by these rules). */
+static void set_pace(struct influx *ix) {
+  struct queue *q = ix->base.store->q;
+  if (q && q->ops->pace) {
+    struct qpace p = {
+        .batch_points = ix->st.batch_points,
+        .batch_bytes = ix->st.batch_bytes,
+        .flush_ms = ix->st.flush_ms,
+    };
+    q->ops->pace(q, ix->base.reader, &p);
+  }
 }
 
 static void influx_notify(struct output *o) {
@@ -980,6 +1003,7 @@ static int influx_reconfigure(struct output *o, const struct config *cfg,
     ix->db_ready = false;
     ix->ddl_not_before = 0;
   }
+  set_pace(ix);
   pump(ix);
   return IOCD_OK;
 }

@@ -105,6 +105,7 @@ static void memq_level(struct queue *q, unsigned reader, struct qlevel *out) {
   out->bytes = m->untaken_bytes[reader];
   out->records = (size_t)(end - m->next_seq[reader]);
   out->oldest_ms = out->records ? at(m, m->next_seq[reader])->t_ms : 0;
+  out->not_before_ms = 0;
 }
 
 static int memq_take(struct queue *q, unsigned reader, size_t max_points,

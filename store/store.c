@@ -1,9 +1,11 @@
 /*
  * The store's front: accepted points are encoded once as line protocol and
- * queued as one record per message; every enabled output reads the queue as
- * its own reader. The store keeps the books shared by the outputs (queue
- * gauges, per-subscription counts) and runs the two-step shutdown: drain
- * until every output is done or the deadline passes, then close them all.
+ * queued as one record per message, in the on-disk journal (store/journal.c)
+ * or, with journal.enabled false, in memory (store/queue.c); every enabled
+ * output reads the queue as its own reader. The store keeps the books shared
+ * by the outputs (queue gauges, per-subscription counts that reconcile) and
+ * runs the two-step shutdown: drain until every output is done or the
+ * deadline passes, then close them all.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/lp.h"
+#include "store/journal_int.h"
 #include "store/store_int.h"
 
 const char *store__suppressed(char *buf, size_t n, uint32_t held) {
@@ -45,6 +48,76 @@ static const char *sub_name(const struct config *cfg, size_t i) {
   return sub->topic ? sub->topic : "";
 }
 
+/* Finds the source called name (len bytes), adding it with its counters
+ * when it is new. Sources are never removed: records queued under a name
+ * keep their meaning across reloads and restarts. */
+static int intern_source(struct store *s, const char *name, size_t len,
+                         uint32_t *id) {
+  size_t i = 0;
+  while (i < s->nsources && !(strlen(s->sources[i].name) == len &&
+                              memcmp(s->sources[i].name, name, len) == 0)) {
+    i++;
+  }
+  if (i < s->nsources) {
+    *id = (uint32_t)i;
+    return IOCD_OK;
+  }
+  if (s->nsources >= UINT32_MAX) {
+    return IOCD_ENOMEM;
+  }
+  struct source *grown = malloc((s->nsources + 1) * sizeof *grown);
+  char *copy = malloc(len + 1);
+  if (!grown || !copy) {
+    free(grown);
+    free(copy);
+    return IOCD_ENOMEM;
+  }
+  memcpy(copy, name, len);
+  copy[len] = '\0';
+  if (s->nsources) {
+    memcpy(grown, s->sources, s->nsources * sizeof *grown);
+  }
+  free(s->sources);
+  s->sources = grown;
+  struct stats *st = s->stats;
+  s->sources[i] = (struct source){
+      .name = copy,
+      .written =
+          stats_counter(st, "iocd_source_points_written_total",
+                        "Points written, by the subscription they came from.",
+                        "subscription", copy, NULL),
+      .dropped = stats_counter(
+          st, "iocd_source_points_dropped_total",
+          "Points dropped by the store, by the subscription they came "
+          "from.",
+          "subscription", copy, NULL),
+      .waiting = stats_gauge(st, "iocd_source_points_waiting",
+                             "Points accepted and not yet written (or "
+                             "dropped) by the first output.",
+                             "subscription", copy, NULL),
+      .replayed = stats_counter(st, "iocd_journal_replayed_points_total",
+                                "Points found in the journal at start, not "
+                                "yet written by the first output, sent "
+                                "again.",
+                                "subscription", copy, NULL),
+      .jdropped = stats_counter(st, "iocd_journal_dropped_points_total",
+                                "Points deleted from the journal before "
+                                "they were written, by reason.",
+                                "subscription", copy, "reason", "full", NULL),
+      .refused_full = stats_counter(
+          st, "iocd_source_messages_refused_total",
+          "Accepted messages the store could not keep, by reason.",
+          "subscription", copy, "reason", "full", NULL),
+      .refused_error = stats_counter(
+          st, "iocd_source_messages_refused_total",
+          "Accepted messages the store could not keep, by reason.",
+          "subscription", copy, "reason", "error", NULL),
+  };
+  s->nsources++;
+  *id = (uint32_t)i;
+  return IOCD_OK;
+}
+
 /* Maps every subscription of cfg to a source id, adding sources by name. */
 static int map_sources(struct store *s, const struct config *cfg) {
   uint32_t *map = malloc((cfg->nsubs ? cfg->nsubs : 1) * sizeof *map);
@@ -53,44 +126,48 @@ static int map_sources(struct store *s, const struct config *cfg) {
   }
   for (size_t i = 0; i < cfg->nsubs; i++) {
     const char *name = sub_name(cfg, i);
-    size_t id = 0;
-    while (id < s->nsources && strcmp(s->sources[id].name, name) != 0) {
-      id++;
+    if (intern_source(s, name, strlen(name), &map[i]) != IOCD_OK) {
+      free(map);
+      return IOCD_ENOMEM;
     }
-    if (id == s->nsources) {
-      struct source *grown = malloc((s->nsources + 1) * sizeof *grown);
-      char *copy = strdup(name);
-      if (!grown || !copy) {
-        free(grown);
-        free(copy);
-        free(map);
-        return IOCD_ENOMEM;
-      }
-      if (s->nsources) {
-        memcpy(grown, s->sources, s->nsources * sizeof *grown);
-      }
-      free(s->sources);
-      s->sources = grown;
-      s->sources[id] = (struct source){
-          .name = copy,
-          .written = stats_counter(
-              s->stats, "iocd_source_points_written_total",
-              "Points written, by the subscription they came from.",
-              "subscription", copy, NULL),
-          .dropped = stats_counter(
-              s->stats, "iocd_source_points_dropped_total",
-              "Points dropped by the store, by the subscription they came "
-              "from.",
-              "subscription", copy, NULL),
-      };
-      s->nsources++;
-    }
-    map[i] = (uint32_t)id;
   }
   free(s->src_map);
   s->src_map = map;
   s->nsrc_map = cfg->nsubs;
   return IOCD_OK;
+}
+
+static void add_waiting(struct source *src, uint64_t n) {
+  src->nwaiting += n;
+  stat_set(src->waiting, (double)src->nwaiting);
+}
+
+static void sub_waiting(struct source *src, uint64_t n) {
+  src->nwaiting = src->nwaiting > n ? src->nwaiting - n : 0;
+  stat_set(src->waiting, (double)src->nwaiting);
+}
+
+/* ---- The journal's view of the books ---- */
+
+static const char *hook_name(void *ud, uint32_t id) {
+  struct store *s = ud;
+  return id < s->nsources ? s->sources[id].name : "";
+}
+
+static int hook_id(void *ud, const char *name, size_t len, uint32_t *id) {
+  return intern_source(ud, name, len, id);
+}
+
+static void hook_found(void *ud, uint32_t id, uint64_t points) {
+  struct store *s = ud;
+  stat_add(s->sources[id].replayed, points);
+  add_waiting(&s->sources[id], points);
+}
+
+static void hook_dropped(void *ud, uint32_t id, uint64_t points) {
+  struct store *s = ud;
+  stat_add(s->sources[id].jdropped, points);
+  sub_waiting(&s->sources[id], points);
 }
 
 /* The enabled outputs in the order they read the queue; the first one is
@@ -174,7 +251,28 @@ struct store *store_new(uv_loop_t *loop, const struct config *cfg,
   }
   const struct output_ops *ops[STORE_MAX_OUTPUTS];
   unsigned n = wanted(cfg, ops);
-  if (n > 0) {
+  if (n > 0 && cfg->journal.enabled) {
+    char dir[4096];
+    struct journal_settings js;
+    store__journal_settings(cfg, dir, sizeof dir, &js);
+    const char *names[STORE_MAX_OUTPUTS];
+    for (unsigned i = 0; i < n; i++) {
+      names[i] = ops[i]->name;
+    }
+    struct journal_hooks hooks = {
+        .ud = s,
+        .source_name = hook_name,
+        .source_id = hook_id,
+        .found = hook_found,
+        .dropped = hook_dropped,
+    };
+    s->q = store__journal_open(loop, &js, names, n, &hooks, stats, err);
+    if (!s->q) {
+      free_store(s);
+      return NULL;
+    }
+    s->journal = true;
+  } else if (n > 0) {
     s->q = store__memq_new(cap, n);
     if (!s->q) {
       iocd_err_set(err, IOCD_ENOMEM, "store: out of memory");
@@ -196,6 +294,13 @@ struct store *store_new(uv_loop_t *loop, const struct config *cfg,
     s->outs[s->nouts++] = o;
   }
   update_gauges(s);
+  /* What the journal kept from an earlier run goes out without waiting for
+   * a new message. */
+  if (store_pending_points(s) > 0) {
+    for (unsigned i = 0; i < s->nouts; i++) {
+      s->outs[i]->ops->notify(s->outs[i]);
+    }
+  }
   return s;
 }
 
@@ -209,12 +314,15 @@ int store_append(struct store *s, size_t source, const struct point_batch *pb) {
   if (pb->npoints == 0 || s->nouts == 0) {
     return IOCD_OK;
   }
+  struct source *src = &s->sources[s->src_map[source]];
   if (pb->npoints > UINT32_MAX) {
+    stat_inc(src->refused_full);
     return IOCD_EFULL;
   }
   if (pb->npoints > s->cap_line_end) {
     uint32_t *ends = malloc(pb->npoints * sizeof *ends);
     if (!ends) {
+      stat_inc(src->refused_error);
       return IOCD_ENOMEM;
     }
     free(s->line_end);
@@ -225,9 +333,11 @@ int store_append(struct store *s, size_t source, const struct point_batch *pb) {
   for (size_t i = 0; i < pb->npoints; i++) {
     int rc = lp_append_point(&s->scratch, pb, &pb->points[i]);
     if (rc == IOCD_ETOOBIG) {
+      stat_inc(src->refused_full);
       return IOCD_EFULL;
     }
     if (rc) {
+      stat_inc(src->refused_error);
       return rc;
     }
     s->line_end[i] = (uint32_t)s->scratch.len;
@@ -236,8 +346,10 @@ int store_append(struct store *s, size_t source, const struct point_batch *pb) {
                              (uint32_t)pb->npoints, s->src_map[source],
                              store__now_ms(s));
   if (rc) {
+    stat_inc(rc == IOCD_EFULL ? src->refused_full : src->refused_error);
     return rc;
   }
+  add_waiting(src, pb->npoints);
   update_gauges(s);
   for (unsigned i = 0; i < s->nouts; i++) {
     s->outs[i]->ops->notify(s->outs[i]);
@@ -265,6 +377,12 @@ int store_reconfigure(struct store *s, const struct config *cfg,
              "enabling or disabling an output (influxdb.enabled, "
              "file.enabled) takes effect at the next restart");
   }
+  if (cfg->journal.enabled != s->journal ||
+      (s->journal && strcmp(cfg->data_dir ? cfg->data_dir : "",
+                            s->cfg->data_dir ? s->cfg->data_dir : "") != 0)) {
+    log_warn("store",
+             "journal.enabled and data_dir take effect at the next restart");
+  }
   rc = map_sources(s, cfg);
   if (rc) {
     return iocd_err_set(err, rc, "store: out of memory");
@@ -272,7 +390,12 @@ int store_reconfigure(struct store *s, const struct config *cfg,
   /* From here on nothing of the old config may be used: it is freed after
    * this returns. */
   s->cfg = cfg;
-  if (s->q) {
+  if (s->q && s->journal && cfg->journal.enabled) {
+    char dir[4096];
+    struct journal_settings js;
+    store__journal_settings(cfg, dir, sizeof dir, &js);
+    store__journal_apply(s->q, &js);
+  } else if (s->q) {
     s->q->ops->set_limit(s->q, buffer_bytes(cfg));
   }
   size_t cap = buffer_bytes(cfg);
@@ -298,6 +421,9 @@ uint64_t store_pending_points(const struct store *s) {
 double store_fill(const struct store *s) {
   if (!s->q || !s->cfg) {
     return 0;
+  }
+  if (s->q->ops->fill) {
+    return s->q->ops->fill(s->q);
   }
   uint64_t points, bytes;
   s->q->ops->totals(s->q, &points, &bytes);
@@ -331,6 +457,15 @@ void store__count_dropped(struct store *s, struct output *o,
 }
 
 void store__confirm(struct store *s, struct output *o, struct sbatch *b) {
+  if (o->primary) {
+    for (size_t i = 0; i < b->npoints; i++) {
+      struct source *src = &s->sources[b->line_src[i]];
+      src->nwaiting = src->nwaiting ? src->nwaiting - 1 : 0;
+      if (i + 1 == b->npoints || b->line_src[i + 1] != b->line_src[i]) {
+        stat_set(src->waiting, (double)src->nwaiting);
+      }
+    }
+  }
   s->q->ops->confirm(s->q, o->reader, b);
   store__batch_free(b);
   update_gauges(s);
@@ -353,7 +488,12 @@ void store__output_closed(struct store *s) {
   }
   s->unwritten = store_pending_points(s);
   update_gauges(s);
-  if (s->unwritten > 0) {
+  if (s->unwritten > 0 && s->journal) {
+    log_warn("store",
+             "closed with %llu points not written: they stay in the "
+             "journal and are sent after the next start",
+             (unsigned long long)s->unwritten);
+  } else if (s->unwritten > 0) {
     log_warn("store", "closed with %llu points not written",
              (unsigned long long)s->unwritten);
   }

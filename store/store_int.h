@@ -1,6 +1,6 @@
 /*
  * What the files of store/ share: resolved settings, the queue interface (the
- * in-memory queue today, an on-disk journal later), batches and the outbox
+ * on-disk journal, or the in-memory queue), batches and the outbox
  * that schedules their requests, the output interface, and the pure helpers
  * (retry policy, backoff, URLs, gzip) that the unit tests exercise directly.
  *
@@ -107,16 +107,27 @@ void store__batch_free(struct sbatch *b);
 
 /* ---- The queue: encoded records in arrival order, read by several readers
  * (one per output) at their own pace. A record leaves the queue when every
- * reader has confirmed it. The memory queue is the only implementation now;
- * the on-disk journal will implement the same table. ---- */
+ * reader has confirmed it. Two implementations: the on-disk journal
+ * (journal.c, journal_int.h) and the in-memory queue (queue.c). ---- */
 
 /* How much one reader has not taken yet. oldest_ms is the append time of the
- * oldest record not taken (meaningless when points is 0). */
+ * oldest record not taken (meaningless when points is 0). not_before_ms,
+ * when not 0, asks the reader not to take before that loop time (the
+ * journal paces a backlog); 0 means no such limit. */
 struct qlevel {
   size_t points;
   size_t bytes;
   size_t records;
   int64_t oldest_ms;
+  int64_t not_before_ms;
+};
+
+/* How a reader batches, told to the queue so that the journal can send a
+ * backlog alongside live records that are due by the same rules. */
+struct qpace {
+  size_t batch_points;
+  size_t batch_bytes;
+  int64_t flush_ms;
 };
 
 struct queue;
@@ -142,6 +153,11 @@ struct queue_ops {
   void (*totals)(const struct queue *q, uint64_t *points, uint64_t *bytes);
   void (*set_limit)(struct queue *q, size_t max_bytes);
   void (*free)(struct queue *q);
+  /* Optional (NULL in the memory queue): how reader batches. */
+  void (*pace)(struct queue *q, unsigned reader, const struct qpace *p);
+  /* Optional: how full the queue is, 0..1 (store_fill); without it the
+   * store divides the bytes held by the limit. */
+  double (*fill)(const struct queue *q);
 };
 
 struct queue {
@@ -326,6 +342,12 @@ struct source {
   char *name;
   struct metric *written;
   struct metric *dropped;
+  struct metric *waiting;  /* gauge: not yet confirmed by the primary */
+  struct metric *replayed; /* found in the journal at start */
+  struct metric *jdropped; /* deleted from a full journal (drop_oldest) */
+  struct metric *refused_full;
+  struct metric *refused_error;
+  uint64_t nwaiting;
 };
 
 struct store {
@@ -333,6 +355,7 @@ struct store {
   const struct config *cfg;
   struct stats *stats;
   struct queue *q;
+  bool journal; /* q is the on-disk journal */
   struct output *outs[STORE_MAX_OUTPUTS];
   unsigned nouts;
 

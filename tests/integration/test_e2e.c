@@ -656,6 +656,9 @@ Test(e2e, influxdb_outage_pauses_intake_and_loses_nothing, .timeout = 120) {
   env_config(&e, "e2e-outage", NULL, NULL);
   /* A small buffer, so that the outage fills it. */
   config_insert(&e, "\"flush_interval\"", "\"buffer\": \"1MiB\", ");
+  /* The in-memory queue: this test is about back-pressure without the
+   * journal (test_durability covers outages with it). */
+  config_insert(&e, "\"api\"", "\"journal\": {\"enabled\": false},\n  ");
   config_insert(&e, "\"tags\"", "\"time_unit_numbers\": \"ms\", ");
   iocd_start(&e);
 

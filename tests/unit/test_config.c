@@ -1156,3 +1156,85 @@ Test(config_file, loads_a_file_and_names_it_in_messages) {
   cr_expect_eq(cfg->mqtt.port, 1);
   config_free(cfg);
 }
+
+/* ---- The journal section ---------------------------------------------- */
+
+Test(config_journal, is_on_by_default_with_the_documented_values) {
+  struct config *cfg = load_ok(HEAD "\"mqtt\": {}}");
+  const struct config_journal *j = &cfg->journal;
+  cr_expect_eq(j->enabled, true);
+  cr_expect_eq(j->segment_bytes, (size_t)16 << 20);
+  cr_expect_eq(j->max_bytes, (size_t)1 << 30);
+  cr_expect_eq(j->memory_bytes, (size_t)64 << 20);
+  cr_expect_eq(j->fsync, JOURNAL_FSYNC_INTERVAL);
+  cr_expect_eq(j->fsync_interval_ms, 1000);
+  cr_expect_eq(j->when_full, JOURNAL_FULL_PAUSE);
+  cr_expect_eq(j->replay_rate, 0);
+  config_free(cfg);
+}
+
+Test(config_journal, reads_every_key) {
+  static const struct {
+    const char *text;
+    bool enabled;
+    size_t segment, max, memory;
+    enum journal_fsync fsync;
+    int interval_ms;
+    enum journal_when_full when_full;
+    int64_t rate;
+  } cases[] = {
+      {HEAD "\"journal\": {\"enabled\": false}}", false, 16 << 20,
+       (size_t)1 << 30, 64 << 20, JOURNAL_FSYNC_INTERVAL, 1000,
+       JOURNAL_FULL_PAUSE, 0},
+      {HEAD "\"journal\": {\"segment_bytes\": \"1MiB\", \"max_bytes\": "
+            "\"10GiB\", \"memory\": \"8MiB\", \"fsync\": \"always\", "
+            "\"fsync_interval\": \"250ms\", \"when_full\": \"drop_oldest\", "
+            "\"replay_rate\": 20000}}",
+       true, 1 << 20, (size_t)10 << 30, 8 << 20, JOURNAL_FSYNC_ALWAYS, 250,
+       JOURNAL_FULL_DROP_OLDEST, 20000},
+      {HEAD "\"journal\": {\"fsync\": \"never\", \"max_bytes\": \"64KiB\", "
+            "\"segment_bytes\": \"32KiB\"}}",
+       true, 32 << 10, 64 << 10, 64 << 20, JOURNAL_FSYNC_NEVER, 1000,
+       JOURNAL_FULL_PAUSE, 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct config *cfg = load_ok(cases[i].text);
+    const struct config_journal *j = &cfg->journal;
+    cr_expect_eq(j->enabled, cases[i].enabled, "case %zu", i);
+    cr_expect_eq(j->segment_bytes, cases[i].segment, "case %zu", i);
+    cr_expect_eq(j->max_bytes, cases[i].max, "case %zu", i);
+    cr_expect_eq(j->memory_bytes, cases[i].memory, "case %zu", i);
+    cr_expect_eq(j->fsync, cases[i].fsync, "case %zu", i);
+    cr_expect_eq(j->fsync_interval_ms, cases[i].interval_ms, "case %zu", i);
+    cr_expect_eq(j->when_full, cases[i].when_full, "case %zu", i);
+    cr_expect_eq(j->replay_rate, cases[i].rate, "case %zu", i);
+    config_free(cfg);
+  }
+}
+
+Test(config_journal, rejects_bad_values_where_they_are) {
+  static const struct err_case cases[] = {
+      {"fsync", HEAD "\"journal\": {\"fsync\": \"sometimes\"}}",
+       "iocd.jsonc:2:22: journal.fsync: expected \"interval\", \"never\" or "
+       "\"always\", got \"sometimes\"\n"},
+      {"when_full", HEAD "\"journal\": {\"when_full\": \"drop\"}}",
+       "iocd.jsonc:2:26: journal.when_full: expected \"pause\" or "
+       "\"drop_oldest\", got \"drop\"\n"},
+      {"tiny segments", HEAD "\"journal\": {\"segment_bytes\": \"1KiB\"}}",
+       "iocd.jsonc:2:30: journal.segment_bytes: expected a size from 4KiB to "
+       "1GiB, got \"1KiB\"\n"},
+      {"negative rate", HEAD "\"journal\": {\"replay_rate\": -1}}",
+       "iocd.jsonc:2:28: journal.replay_rate: expected an integer from 0 to "
+       "1000000000, got -1\n"},
+      {"no room for two segments",
+       HEAD "\"journal\": {\"segment_bytes\": \"16MiB\", \"max_bytes\": "
+            "\"20MiB\"}}",
+       "iocd.jsonc:2:52: journal.max_bytes: 20MiB is less than twice "
+       "journal.segment_bytes (16MiB)\n"},
+      {"default segments, small max",
+       HEAD "\"journal\": {\"max_bytes\": \"16MiB\"}}",
+       "iocd.jsonc:2:26: journal.max_bytes: 16MiB is less than twice "
+       "journal.segment_bytes (16MiB)\n"},
+  };
+  CHECK_CASES(cases);
+}

@@ -1,0 +1,272 @@
+/*
+ * Alerts and rules as JSON, with cJSON: the engine lists its active
+ * instances through a callback whose arguments are borrowed, so each one
+ * is copied into the document as it comes. Times are RFC 3339 in UTC with
+ * milliseconds; a value that is not known is null.
+ */
+#include "api/api_rules.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/clock.h"
+
+/* "2021-03-01T01:32:00.000Z", or null for 0 (not set). */
+static cJSON *json_time(int64_t ns) {
+  if (ns == 0) {
+    return cJSON_CreateNull();
+  }
+  time_t s = (time_t)(ns / NS_PER_SEC);
+  int64_t ms = (ns % NS_PER_SEC) / NS_PER_MS;
+  if (ms < 0) {
+    s -= 1;
+    ms += 1000;
+  }
+  struct tm tm;
+  char out[96];
+  if (!gmtime_r(&s, &tm)) {
+    return cJSON_CreateNull();
+  }
+  snprintf(out, sizeof out, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+           tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+           tm.tm_sec, (int)ms);
+  return cJSON_CreateString(out);
+}
+
+static cJSON *json_number(bool has, double v) {
+  /* JSON has no NaN or Infinity. */
+  if (!has || v != v || v - v != 0) {
+    return cJSON_CreateNull();
+  }
+  return cJSON_CreateNumber(v);
+}
+
+/* Adds item to obj under key; false when either is NULL (no memory). */
+static bool put(cJSON *obj, const char *key, cJSON *item) {
+  if (!item) {
+    return false;
+  }
+  return cJSON_AddItemToObject(obj, key, item) != 0;
+}
+
+struct alerts_ctx {
+  cJSON *list;
+  bool nomem;
+};
+
+static void add_alert(void *ud, const struct alert_event *ev) {
+  struct alerts_ctx *ac = ud;
+  cJSON *a = cJSON_CreateObject();
+  if (!a || !cJSON_AddItemToArray(ac->list, a)) {
+    cJSON_Delete(a);
+    ac->nomem = true;
+    return;
+  }
+  cJSON *labels = cJSON_CreateObject();
+  bool ok =
+      put(a, "rule", cJSON_CreateString(ev->rule)) && put(a, "labels", labels);
+  for (size_t i = 0; ok && ev->group && i < ev->group->n; i++) {
+    ok = put(labels, ev->group->keys[i],
+             cJSON_CreateString(ev->group->values[i]));
+  }
+  for (size_t i = 0; ok && i < ev->nlabels; i++) {
+    ok =
+        put(labels, ev->labels[i].key, cJSON_CreateString(ev->labels[i].value));
+  }
+  ok = ok && put(a, "state", cJSON_CreateString(alert_state_name(ev->state))) &&
+       put(a, "severity",
+           ev->severity ? cJSON_CreateString(ev->severity)
+                        : cJSON_CreateNull()) &&
+       put(a, "since", json_time(ev->t_ns)) &&
+       put(a, "active_since", json_time(ev->active_since_ns)) &&
+       put(a, "firing_since", json_time(ev->firing_since_ns)) &&
+       put(a, "value", json_number(ev->has_value, ev->value)) &&
+       put(a, "threshold", json_number(ev->has_threshold, ev->threshold)) &&
+       put(a, "trigger", cJSON_CreateString(alert_trigger_name(ev->by))) &&
+       put(a, "why", cJSON_CreateString(ev->reason ? ev->reason : ""));
+  cJSON *ann = ok ? cJSON_CreateObject() : NULL;
+  ok = ok && put(a, "annotations", ann);
+  for (size_t i = 0; ok && i < ev->nannotations; i++) {
+    ok = put(ann, ev->annotations[i].key,
+             cJSON_CreateString(ev->annotations[i].value));
+  }
+  if (!ok) {
+    ac->nomem = true;
+  }
+}
+
+/* Prints doc (which it frees) and appends it to out with a newline. */
+static int finish(cJSON *doc, bool nomem, struct buf *out) {
+  char *text = nomem ? NULL : cJSON_PrintUnformatted(doc);
+  cJSON_Delete(doc);
+  if (!text) {
+    return IOCD_ENOMEM;
+  }
+  int rc = buf_puts(out, text);
+  if (!rc) {
+    rc = buf_putc(out, '\n');
+  }
+  cJSON_free(text);
+  return rc;
+}
+
+int api_rules_alerts_json(const struct engine *e, struct buf *out) {
+  cJSON *doc = cJSON_CreateObject();
+  struct alerts_ctx ac = {NULL, false};
+  ac.list = doc ? cJSON_AddArrayToObject(doc, "alerts") : NULL;
+  if (!ac.list) {
+    cJSON_Delete(doc);
+    return IOCD_ENOMEM;
+  }
+  if (e) {
+    engine_list(e, add_alert, &ac);
+  }
+  return finish(doc, ac.nomem, out);
+}
+
+/* Counts of active instances by rule, in cfg's order. */
+struct count_ctx {
+  const struct config *cfg;
+  size_t (*counts)[4]; /* pending, firing, nodata, insufficient */
+};
+
+static void count_alert(void *ud, const struct alert_event *ev) {
+  struct count_ctx *cc = ud;
+  for (size_t i = 0; i < cc->cfg->rules.n; i++) {
+    if (strcmp(cc->cfg->rules.v[i].name, ev->rule) != 0) {
+      continue;
+    }
+    switch (ev->state) {
+      case ALERT_PENDING:
+        cc->counts[i][0]++;
+        break;
+      case ALERT_FIRING:
+        cc->counts[i][1]++;
+        break;
+      case ALERT_NODATA:
+        cc->counts[i][2]++;
+        break;
+      case ALERT_INSUFFICIENT:
+        cc->counts[i][3]++;
+        break;
+      default:
+        break;
+    }
+    return;
+  }
+}
+
+/* "1h30m", "15s", "0s": durations as the config writes them. */
+static cJSON *json_duration(int64_t ms) {
+  char out[64];
+  size_t n = 0;
+  static const struct {
+    const char *unit;
+    int64_t ms;
+  } units[] = {
+      {"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}, {"ms", 1}};
+  out[0] = '\0';
+  for (size_t i = 0; i < sizeof units / sizeof units[0] && ms > 0; i++) {
+    if (ms >= units[i].ms) {
+      int w = snprintf(out + n, sizeof out - n, "%" PRId64 "%s",
+                       ms / units[i].ms, units[i].unit);
+      n += w > 0 ? (size_t)w : 0;
+      ms %= units[i].ms;
+    }
+  }
+  return cJSON_CreateString(n ? out : "0s");
+}
+
+static cJSON *json_str(const char *s) {
+  return s ? cJSON_CreateString(s) : cJSON_CreateNull();
+}
+
+static bool add_rule(cJSON *list, const struct engine *e,
+                     const struct config_rule *r, const size_t counts[4]) {
+  cJSON *o = cJSON_CreateObject();
+  if (!o || !cJSON_AddItemToArray(list, o)) {
+    cJSON_Delete(o);
+    return false;
+  }
+  const char *hash = e ? engine_rule_hash(e, r->name) : NULL;
+  bool ok = put(o, "name", cJSON_CreateString(r->name)) &&
+            put(o, "expr", json_str(r->expr)) &&
+            put(o, "clear", json_str(r->clear)) &&
+            put(o, "guard", json_str(r->guard));
+  cJSON *levels = ok ? cJSON_CreateArray() : NULL;
+  ok = ok && put(o, "levels", levels);
+  for (size_t i = 0; ok && i < r->nlevels; i++) {
+    cJSON *l = cJSON_CreateObject();
+    ok = l && cJSON_AddItemToArray(levels, l) &&
+         put(l, "severity",
+             cJSON_CreateString(config_severity_name(r->levels[i].severity))) &&
+         put(l, "expr", json_str(r->levels[i].expr)) &&
+         put(l, "clear", json_str(r->levels[i].clear));
+  }
+  ok =
+      ok &&
+      put(o, "by",
+          cJSON_CreateStringArray((const char *const *)r->by, (int)r->nby)) &&
+      put(o, "severity",
+          r->nlevels ? cJSON_CreateNull()
+                     : cJSON_CreateString(config_severity_name(r->severity))) &&
+      put(o, "for", json_duration(r->for_ms)) &&
+      put(o, "for_tolerance", json_duration(r->for_tolerance_ms)) &&
+      put(o, "keep_firing_for", json_duration(r->keep_firing_for_ms)) &&
+      put(o, "missing", cJSON_CreateString(config_missing_name(r->missing))) &&
+      put(o, "working_time", cJSON_CreateBool(r->working_time)) &&
+      put(o, "expected", cJSON_CreateBool(r->expected)) &&
+      put(o, "hash", json_str(hash));
+  cJSON *place = ok ? cJSON_CreateObject() : NULL;
+  ok = ok && put(o, "defined_at", place) &&
+       put(place, "file", json_str(r->place.file)) &&
+       put(place, "line", cJSON_CreateNumber(r->place.line));
+  cJSON *inst = ok ? cJSON_CreateObject() : NULL;
+  ok = ok && put(o, "instances", inst) &&
+       put(inst, "pending", cJSON_CreateNumber((double)counts[0])) &&
+       put(inst, "firing", cJSON_CreateNumber((double)counts[1])) &&
+       put(inst, "nodata", cJSON_CreateNumber((double)counts[2])) &&
+       put(inst, "insufficient", cJSON_CreateNumber((double)counts[3]));
+  return ok;
+}
+
+int api_rules_rules_json(const struct engine *e, const struct config *cfg,
+                         struct buf *out) {
+  size_t n = cfg->rules.n;
+  size_t(*counts)[4] = calloc(n ? n : 1, sizeof *counts);
+  cJSON *doc = cJSON_CreateObject();
+  cJSON *list = doc ? cJSON_AddArrayToObject(doc, "rules") : NULL;
+  if (!counts || !list) {
+    free(counts);
+    cJSON_Delete(doc);
+    return IOCD_ENOMEM;
+  }
+  struct count_ctx cc = {cfg, counts};
+  if (e) {
+    engine_list(e, count_alert, &cc);
+  }
+  bool ok = true;
+  for (size_t i = 0; ok && i < n; i++) {
+    ok = add_rule(list, e, &cfg->rules.v[i], counts[i]);
+  }
+  if (ok && e) {
+    struct engine_stats st;
+    engine_get_stats(e, &st);
+    cJSON *tot = cJSON_CreateObject();
+    ok =
+        put(doc, "totals", tot) &&
+        put(tot, "rules", cJSON_CreateNumber((double)st.rules)) &&
+        put(tot, "instances", cJSON_CreateNumber((double)st.instances)) &&
+        put(tot, "pending", cJSON_CreateNumber((double)st.pending)) &&
+        put(tot, "firing", cJSON_CreateNumber((double)st.firing)) &&
+        put(tot, "nodata", cJSON_CreateNumber((double)st.nodata)) &&
+        put(tot, "insufficient", cJSON_CreateNumber((double)st.insufficient)) &&
+        put(tot, "held", cJSON_CreateNumber((double)st.held));
+  }
+  free(counts);
+  return finish(doc, !ok, out);
+}

@@ -1,0 +1,418 @@
+/*
+ * Rules end to end, as a user sees them: a real mosquitto and influxd on
+ * free ports, the iocd binary on a config with rules, district data
+ * published over MQTT, and the alerts read back where people look for
+ * them: InfluxDB's `alerts` measurement, GET /api/v1/alerts, and the log.
+ * Rules here use seconds instead of minutes so the tests run quickly.
+ */
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "tests/harness/harness.h"
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+struct env {
+  char dir[256];
+  struct h_mosquitto mq;
+  struct h_influxd db;
+  struct h_iocd iocd;
+  int api_port;
+  char config[16384];
+};
+
+static void env_start(struct env *e) {
+  memset(e, 0, sizeof *e);
+  cr_assert_eq(h_tmpdir(e->dir, sizeof e->dir), 0);
+  cr_assert_eq(h_mosquitto_start(&e->mq, NULL, NULL), 0);
+  cr_assert_eq(h_influxd_start(&e->db, NULL), 0);
+  e->api_port = h_free_port();
+}
+
+static void env_stop(struct env *e) {
+  if (e->iocd.pid > 0) {
+    h_iocd_stop(&e->iocd, SIGKILL, 5000);
+  }
+  h_mosquitto_stop(&e->mq);
+  h_influxd_stop(&e->db);
+  h_rmtree(e->mq.dir);
+  h_rmtree(e->db.dir);
+  h_rmtree(e->dir);
+}
+
+/* A config with the igate subscription, the given districts as expected
+ * sources, and two rules: the online share below its target (sustained 2s,
+ * hysteresis, a minimum denominator) and a silent feed (silent_s). */
+static void env_config(struct env *e, const char *client_id,
+                       const char *districts, int silent_s) {
+  snprintf(
+      e->config, sizeof e->config,
+      "// written by test_rules_e2e\n"
+      "{\n"
+      "  \"data_dir\": \"%s/data\",\n"
+      "  \"log\": {\"level\": \"info\"},\n"
+      "  \"mqtt\": {\"host\": \"127.0.0.1\", \"port\": %d,\n"
+      "           \"client_id\": \"%s\", \"reconnect_min\": \"100ms\",\n"
+      "           \"reconnect_max\": \"500ms\"},\n"
+      "  \"influxdb\": {\"url\": \"%s\", \"database\": \"ioc\",\n"
+      "               \"flush_interval\": \"100ms\",\n"
+      "               \"retry_min\": \"100ms\", \"retry_max\": \"1s\"},\n"
+      "  \"api\": {\"listen\": \"127.0.0.1:%d\"},\n"
+      "  \"subscriptions\": [\n"
+      "    {\"name\": \"igate\", \"topic\": \"ioc/{district}/igate\",\n"
+      "     \"measurement\": \"igate\",\n"
+      "     \"types\": {\"received\": \"integer\", \"online\": "
+      "\"integer\"},\n"
+      "     \"tags\": {\"system\": \"igate\"}}\n"
+      "  ],\n"
+      "  \"sources\": {\"districts\": [%s], \"systems\": [\"igate\"]},\n"
+      "  \"rule_engine\": {\"evaluation_interval\": \"1s\",\n"
+      "                  \"save_interval\": \"1s\"},\n"
+      "  \"params\": {\"online_target\": {\"default\": \"30%%\"}},\n"
+      "  \"rules\": [\n"
+      "    {\"name\": \"online_share_low\",\n"
+      "     \"expr\": \"igate.online / igate.received < $online_target\",\n"
+      "     \"clear\": \"igate.online / igate.received >= $online_target "
+      "+ 2%%\",\n"
+      "     \"guard\": \"igate.received >= 20\",\n"
+      "     \"by\": [\"district\"], \"for\": \"2s\", \"missing\": \"keep\",\n"
+      "     \"annotations\": {\"summary\": \"Tỷ lệ hồ sơ trực tuyến của "
+      "{{district}} là {{value|pct}}, dưới mục tiêu "
+      "{{threshold|pct}}\"}},\n"
+      "    {\"name\": \"feed_silent\", \"expr\": \"age(_source.seen) > "
+      "%ds\",\n"
+      "     \"by\": [\"district\", \"system\"], \"expected\": true,\n"
+      "     \"severity\": \"critical\",\n"
+      "     \"annotations\": {\"summary\": \"Không nhận được dữ liệu "
+      "{{system}} của {{district}}\"}}\n"
+      "  ]\n"
+      "}\n",
+      e->dir, e->mq.port, client_id, e->db.url, e->api_port, districts,
+      silent_s);
+}
+
+static void iocd_start(struct env *e) {
+  char log[600];
+  snprintf(log, sizeof log, "%s/iocd.log", e->dir);
+  unlink(log);
+  cr_assert_eq(h_iocd_start(&e->iocd, e->dir, e->config), 0);
+  cr_assert_eq(h_iocd_wait_log(&e->iocd, "subscribed", 10000), 0,
+               "iocd did not subscribe; see %s", e->iocd.log);
+}
+
+static size_t collect(char *p, size_t sz, size_t n, void *ud) {
+  return buf_append(ud, p, sz * n) == 0 ? sz * n : 0;
+}
+
+static long http_get(int port, const char *path, struct buf *out) {
+  char url[256];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+  CURL *c = curl_easy_init();
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+  long status = 0;
+  if (curl_easy_perform(c) == CURLE_OK) {
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  }
+  curl_easy_cleanup(c);
+  return status;
+}
+
+static double count_of(struct env *e, const char *q) {
+  double v = -1;
+  if (h_influx_scalar(&e->db, "ioc", q, &v) != 0) {
+    return 0; /* no rows: count 0 */
+  }
+  return v;
+}
+
+struct count_wait {
+  struct env *e;
+  const char *q;
+  double want;
+};
+
+static bool count_reached(void *ud) {
+  struct count_wait *w = ud;
+  return count_of(w->e, w->q) >= w->want;
+}
+
+static int wait_count(struct env *e, const char *q, double want, int ms) {
+  struct count_wait w = {e, q, want};
+  return h_wait_until(count_reached, &w, ms);
+}
+
+/* Publishes one iGate figure for district, every 200 ms for ms. */
+static void publish_for(struct env *e, const char *district, int received,
+                        int online, int ms) {
+  char topic[128], payload[128];
+  snprintf(topic, sizeof topic, "ioc/%s/igate", district);
+  int len = snprintf(payload, sizeof payload,
+                     "{\"received\": %d, \"online\": %d}", received, online);
+  for (int t = 0; t <= ms; t += 200) {
+    cr_assert_eq(h_publish(e->mq.port, topic, payload, (size_t)len, 1, NULL),
+                 0);
+    sleep_ms(200);
+  }
+}
+
+/* The value of a series on /metrics (exact name), or -1. */
+static double metric(int port, const char *series) {
+  struct buf b;
+  buf_init(&b, 16u << 20);
+  double v = -1;
+  if (http_get(port, "/metrics", &b) == 200 && b.data) {
+    size_t n = strlen(series);
+    for (const char *p = b.data; (p = strstr(p, series)) != NULL; p += n) {
+      if ((p == b.data || p[-1] == '\n') && p[n] == ' ') {
+        v = strtod(p + n + 1, NULL);
+        break;
+      }
+    }
+  }
+  buf_cleanup(&b);
+  return v;
+}
+
+struct metric_wait {
+  int port;
+  const char *series;
+  double at_least;
+};
+
+static bool metric_reached(void *ud) {
+  struct metric_wait *w = ud;
+  return metric(w->port, w->series) >= w->at_least;
+}
+
+#define Q_FIRING_EAHLEO                                                 \
+  "SELECT count(active) FROM alerts WHERE \"rule\"='online_share_low' " \
+  "AND \"state\"='firing' AND \"district\"='Ea H\\'Leo'"
+#define Q_RESOLVED_EAHLEO                                               \
+  "SELECT count(active) FROM alerts WHERE \"rule\"='online_share_low' " \
+  "AND \"state\"='resolved' AND \"district\"='Ea H\\'Leo'"
+#define Q_SILENT_LAK                                               \
+  "SELECT count(active) FROM alerts WHERE \"rule\"='feed_silent' " \
+  "AND \"state\"='firing' AND \"district\"='Lắk' AND \"system\"='igate'"
+
+Test(rules_e2e,
+     a_district_below_target_fires_is_stored_listed_logged_and_resolves,
+     .timeout = 120) {
+  struct env e;
+  env_start(&e);
+  env_config(&e, "rules-e2e-fire", "\"Ea H'Leo\", \"Lắk\"", 6);
+  iocd_start(&e);
+
+  /* 20 of 100 online: below 30%, for longer than the rule's 2s. */
+  publish_for(&e, "Ea H'Leo", 100, 20, 3500);
+  cr_assert_eq(wait_count(&e, Q_FIRING_EAHLEO, 1, 15000), 0,
+               "no firing point in InfluxDB; see %s", e.iocd.log);
+  char *json = NULL;
+  cr_assert_eq(h_influx_query(&e.db, "ioc",
+                              "SELECT value, threshold, summary, reason "
+                              "FROM alerts WHERE \"state\"='firing' AND "
+                              "\"rule\"='online_share_low'",
+                              &json),
+               0);
+  cr_assert(strstr(json,
+                   "Tỷ lệ hồ sơ trực tuyến của Ea H'Leo là 20.0%, "
+                   "dưới mục tiêu 30.0%") != NULL,
+            "%s", json);
+  cr_assert(strstr(json, ",0.2,0.3,") != NULL, "value and threshold: %s", json);
+  free(json);
+
+  struct buf b;
+  buf_init(&b, 1 << 20);
+  cr_assert_eq(http_get(e.api_port, "/api/v1/alerts", &b), 200);
+  cr_assert(strstr(b.data,
+                   "\"rule\":\"online_share_low\",\"labels\":"
+                   "{\"district\":\"Ea H'Leo\"},\"state\":"
+                   "\"firing\",\"severity\":\"warning\"") != NULL,
+            "%s", b.data);
+  cr_assert(strstr(b.data, "\"value\":0.2,\"threshold\":0.3") != NULL, "%s",
+            b.data);
+  buf_reset(&b);
+  cr_assert_eq(http_get(e.api_port, "/api/v1/rules", &b), 200);
+  cr_assert(strstr(b.data,
+                   "\"name\":\"online_share_low\",\"expr\":"
+                   "\"igate.online / igate.received < "
+                   "$online_target\"") != NULL,
+            "%s", b.data);
+  cr_assert(
+      strstr(b.data, "\"instances\":{\"pending\":0,\"firing\":1,") != NULL,
+      "%s", b.data);
+  buf_cleanup(&b);
+  cr_assert(h_iocd_log_contains(&e.iocd, "pending -> firing"), "see %s",
+            e.iocd.log);
+  struct metric_wait mw = {e.api_port, "iocd_alerts_firing", 1};
+  cr_assert_eq(h_wait_until(metric_reached, &mw, 5000), 0,
+               "iocd_alerts_firing on /metrics: %g",
+               metric(e.api_port, "iocd_alerts_firing"));
+  cr_assert(h_iocd_log_contains(&e.iocd, "online_share_low{district="),
+            "see %s", e.iocd.log);
+
+  /* Lắk never published: its silent-feed alert names it. */
+  cr_assert_eq(wait_count(&e, Q_SILENT_LAK, 1, 15000), 0,
+               "no silent-feed alert for Lắk; see %s", e.iocd.log);
+  cr_assert_eq(h_influx_query(&e.db, "ioc",
+                              "SELECT summary FROM alerts WHERE "
+                              "\"rule\"='feed_silent' AND \"state\"='firing'",
+                              &json),
+               0);
+  cr_assert(strstr(json, "Không nhận được dữ liệu igate của Lắk") != NULL, "%s",
+            json);
+  cr_assert(strstr(json, "Ea H'Leo") == NULL,
+            "Ea H'Leo publishes: not silent: %s", json);
+  free(json);
+
+  /* 40 of 100: above 30% + 2%: it resolves. */
+  publish_for(&e, "Ea H'Leo", 100, 40, 600);
+  cr_assert_eq(wait_count(&e, Q_RESOLVED_EAHLEO, 1, 15000), 0,
+               "not resolved; see %s", e.iocd.log);
+  cr_assert(h_iocd_log_contains(&e.iocd, "firing -> resolved"));
+  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
+  env_stop(&e);
+}
+
+Test(rules_e2e, a_restart_restores_the_firing_alert_without_a_second_point,
+     .timeout = 120) {
+  struct env e;
+  env_start(&e);
+  env_config(&e, "rules-e2e-restart", "\"Ea H'Leo\"", 600);
+  iocd_start(&e);
+  publish_for(&e, "Ea H'Leo", 100, 20, 3500);
+  cr_assert_eq(wait_count(&e, Q_FIRING_EAHLEO, 1, 15000), 0,
+               "no firing point; see %s", e.iocd.log);
+  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
+  char state[512];
+  snprintf(state, sizeof state, "%s/data/rules-state.json", e.dir);
+  cr_assert_eq(access(state, R_OK), 0, "no state file %s", state);
+
+  iocd_start(&e);
+  cr_assert_eq(h_iocd_wait_log(&e.iocd, "alert state restored", 5000), 0,
+               "see %s", e.iocd.log);
+  /* Still below target after the restart: still the same alert. */
+  publish_for(&e, "Ea H'Leo", 100, 20, 3000);
+  struct buf b;
+  buf_init(&b, 1 << 20);
+  cr_assert_eq(http_get(e.api_port, "/api/v1/alerts", &b), 200);
+  cr_assert(strstr(b.data,
+                   "\"labels\":{\"district\":\"Ea H'Leo\"},"
+                   "\"state\":\"firing\"") != NULL,
+            "restored alert not listed: %s", b.data);
+  buf_cleanup(&b);
+  sleep_ms(1000); /* let a wrongly repeated point reach InfluxDB */
+  double n = count_of(&e, Q_FIRING_EAHLEO);
+  cr_assert_eq(n, 1.0, "%g firing points after the restart", n);
+  cr_assert(!h_iocd_log_contains(&e.iocd, "pending -> firing"),
+            "announced again after the restart; see %s", e.iocd.log);
+
+  /* A reload with the rule unchanged keeps its state too. */
+  kill(e.iocd.pid, SIGHUP);
+  cr_assert_eq(h_iocd_wait_log(&e.iocd, "configuration reloaded", 10000), 0,
+               "see %s", e.iocd.log);
+  publish_for(&e, "Ea H'Leo", 100, 20, 1000);
+  buf_init(&b, 1 << 20);
+  cr_assert_eq(http_get(e.api_port, "/api/v1/alerts", &b), 200);
+  cr_assert(strstr(b.data,
+                   "\"labels\":{\"district\":\"Ea H'Leo\"},"
+                   "\"state\":\"firing\"") != NULL,
+            "not firing after the reload: %s", b.data);
+  buf_cleanup(&b);
+  n = count_of(&e, Q_FIRING_EAHLEO);
+  cr_assert_eq(n, 1.0, "%g firing points after the reload", n);
+  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
+  env_stop(&e);
+}
+
+#define N_DISTRICTS 15
+static const char *const districts[N_DISTRICTS] = {
+    "Buôn Ma Thuột", "Buôn Hồ",    "Buôn Đôn",  "Cư Kuin",   "Cư M'gar",
+    "Ea H'Leo",      "Ea Kar",     "Ea Súp",    "Krông Ana", "Krông Bông",
+    "Krông Búk",     "Krông Năng", "Krông Pắc", "Lắk",       "M'Đrắk"};
+
+/* One message from every district. */
+static void publish_all(struct h_pub *p) {
+  for (int i = 0; i < N_DISTRICTS; i++) {
+    char topic[128];
+    snprintf(topic, sizeof topic, "ioc/%s/igate", districts[i]);
+    static const char payload[] = "{\"received\": 100, \"online\": 50}";
+    cr_assert_eq(h_pub_send(p, topic, payload, sizeof payload - 1, 1), 0);
+  }
+  cr_assert_eq(h_pub_flush(p), 0);
+}
+
+Test(rules_e2e, a_broker_outage_is_one_alert_not_fifteen_silent_feeds,
+     .timeout = 120) {
+  struct env e;
+  env_start(&e);
+  char list[1024];
+  size_t used = 0;
+  for (int i = 0; i < N_DISTRICTS; i++) {
+    used += (size_t)snprintf(list + used, sizeof list - used, "%s\"%s\"",
+                             i ? ", " : "", districts[i]);
+  }
+  /* Silence at 10s: longer than iocd's 5s grace for the broker. */
+  env_config(&e, "rules-e2e-broker", list, 10);
+  iocd_start(&e);
+  struct h_pub *p = h_pub_open(e.mq.port, NULL);
+  cr_assert_not_null(p);
+  for (int k = 0; k < 5; k++) {
+    publish_all(p);
+    sleep_ms(400);
+  }
+  h_pub_close(p);
+
+  h_mosquitto_stop(&e.mq);
+  cr_assert_eq(wait_count(&e,
+                          "SELECT count(active) FROM alerts WHERE "
+                          "\"rule\"='iocd_broker_unreachable' AND "
+                          "\"state\"='firing'",
+                          1, 20000),
+               0, "no broker alert; see %s", e.iocd.log);
+  /* Well past the 10s of silence of every district. */
+  sleep_ms(12000);
+  double silent = count_of(&e,
+                           "SELECT count(active) FROM alerts WHERE "
+                           "\"rule\"='feed_silent'");
+  cr_assert_eq(silent, 0.0, "%g silent-feed points while deaf; see %s", silent,
+               e.iocd.log);
+  double broker = count_of(&e,
+                           "SELECT count(active) FROM alerts WHERE "
+                           "\"rule\"='iocd_broker_unreachable' AND "
+                           "\"state\"='firing'");
+  cr_assert_eq(broker, 1.0, "%g broker alerts", broker);
+
+  /* The broker comes back: the broker alert resolves, and the districts'
+   * silence is counted from then, so none fires at once. */
+  cr_assert_eq(h_mosquitto_restart(&e.mq), 0);
+  cr_assert_eq(wait_count(&e,
+                          "SELECT count(active) FROM alerts WHERE "
+                          "\"rule\"='iocd_broker_unreachable' AND "
+                          "\"state\"='resolved'",
+                          1, 20000),
+               0, "broker alert not resolved; see %s", e.iocd.log);
+  p = h_pub_open(e.mq.port, NULL);
+  cr_assert_not_null(p);
+  publish_all(p);
+  h_pub_close(p);
+  sleep_ms(2000);
+  silent = count_of(&e,
+                    "SELECT count(active) FROM alerts WHERE "
+                    "\"rule\"='feed_silent'");
+  cr_assert_eq(silent, 0.0, "%g silent-feed points after the outage", silent);
+  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
+  env_stop(&e);
+}
