@@ -241,9 +241,7 @@ static void on_alert_event(void *ud, const struct alert_event *ev) {
   }
   int rc = alert_point(&svc->alert_pb, ev);
   if (!rc) {
-    /* Alerts go in with the first subscription's accounting: the store
-     * counts points by subscription and has no source of its own. */
-    rc = store_append(svc->store, 0, &svc->alert_pb);
+    rc = store_append(svc->store, STORE_SOURCE_INTERNAL, &svc->alert_pb);
   }
   if (rc) {
     stat_inc(svc->st_alert_points_lost);

@@ -51,9 +51,11 @@
 /* iocd's /metrics is polled this often while points are being written. */
 #define POLL_MS 20
 
-/* iocd's counter of points confirmed by InfluxDB, and of messages taken in
- * by the subscription (store/store.c and ingest/ingest.c own the names). */
-#define SERIES_WRITTEN "iocd_points_written_total{output=\"influxdb\"}"
+/* iocd's counters of the subscription's points confirmed by InfluxDB (alert
+ * points are counted apart, under "iocd:alerts") and of messages it took in
+ * (store/store.c and ingest/ingest.c own the names). */
+#define SERIES_WRITTEN \
+  "iocd_source_points_written_total{subscription=\"igate\"}"
 #define SERIES_MESSAGES "iocd_messages_total{subscription=\"igate\"}"
 
 #define MAX_PUBLISHERS 1000
@@ -93,7 +95,19 @@ struct variant {
 };
 
 static const struct variant variants[] = {
+    /* As shipped: the on-disk journal on, fsync "interval". */
     {"iocd", NULL},
+    /* The in-memory queue instead of the journal: the journal's cost is
+     * 1 - ratio(iocd) / ratio(no-journal). */
+    {"no-journal", "\"journal\": {\"enabled\": false}"},
+    /* The province's default rules evaluated on every point. */
+    {"rules",
+     "\"sources\": {\"districts\": [\"Buôn Ma Thuột\", \"Buôn Hồ\", "
+     "\"Buôn Đôn\", \"Cư Kuin\", \"Cư M'gar\", \"Ea H'Leo\", \"Ea Kar\", "
+     "\"Ea Súp\", \"Krông Ana\", \"Krông Bông\", \"Krông Búk\", "
+     "\"Krông Năng\", \"Krông Pắc\", \"Lắk\", \"M'Đrắk\"], "
+     "\"systems\": [\"igate\", \"idesk\"]},\n  "
+     "\"rule_files\": [\"" IOCD_SOURCE_DIR "/config/rules/daklak.jsonc\"]"},
 };
 #define NVARIANTS (sizeof variants / sizeof variants[0])
 
@@ -1351,7 +1365,26 @@ int main(int argc, char **argv) {
     }
     printf("\n");
   }
-  printf("missing points: %ld\n", missing);
+  /* Each variant against the shipped configuration, round by round: the
+   * cost of the journal and of the rules, as time ratios within a round. */
+  for (size_t v = 1; v < NVARIANTS; v++) {
+    int k = 0;
+    printf("\ntime %s / time iocd:", variants[v].name);
+    for (int round = 1; round <= b.o.rounds; round++) {
+      struct phase_result *row = &res[(round - 1) * (int)(1 + NVARIANTS)];
+      if (row[1].ok && row[1 + v].ok && row[1].seconds > 0) {
+        ratios[k] = row[1 + v].seconds / row[1].seconds;
+        printf(" %.3f", ratios[k]);
+        k++;
+      } else {
+        printf(" -");
+      }
+    }
+    if (k > 0) {
+      printf("; median %.3f", median(ratios, k));
+    }
+  }
+  printf("\nmissing points: %ld\n", missing);
   exit_code = (failed || missing != 0) ? 1 : 0;
 
 out:

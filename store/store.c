@@ -131,6 +131,12 @@ static int map_sources(struct store *s, const struct config *cfg) {
       return IOCD_ENOMEM;
     }
   }
+  static const char internal[] = "iocd:alerts";
+  if (intern_source(s, internal, sizeof internal - 1, &s->internal_src) !=
+      IOCD_OK) {
+    free(map);
+    return IOCD_ENOMEM;
+  }
   free(s->src_map);
   s->src_map = map;
   s->nsrc_map = cfg->nsubs;
@@ -308,13 +314,15 @@ int store_append(struct store *s, size_t source, const struct point_batch *pb) {
   if (s->closing) {
     return IOCD_ECLOSED;
   }
-  if (source >= s->nsrc_map) {
+  if (source >= s->nsrc_map && source != STORE_SOURCE_INTERNAL) {
     return IOCD_EINVAL;
   }
   if (pb->npoints == 0 || s->nouts == 0) {
     return IOCD_OK;
   }
-  struct source *src = &s->sources[s->src_map[source]];
+  uint32_t src_id =
+      source == STORE_SOURCE_INTERNAL ? s->internal_src : s->src_map[source];
+  struct source *src = &s->sources[src_id];
   if (pb->npoints > UINT32_MAX) {
     stat_inc(src->refused_full);
     return IOCD_EFULL;
@@ -343,7 +351,7 @@ int store_append(struct store *s, size_t source, const struct point_batch *pb) {
     s->line_end[i] = (uint32_t)s->scratch.len;
   }
   int rc = s->q->ops->append(s->q, s->scratch.data, s->scratch.len, s->line_end,
-                             (uint32_t)pb->npoints, s->src_map[source],
+                             (uint32_t)pb->npoints, src_id,
                              store__now_ms(s));
   if (rc) {
     stat_inc(rc == IOCD_EFULL ? src->refused_full : src->refused_error);

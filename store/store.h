@@ -33,6 +33,10 @@ struct store *store_new(uv_loop_t *loop, const struct config *cfg,
  * called. pb is borrowed for the call. */
 int store_append(struct store *s, size_t source, const struct point_batch *pb);
 
+/* The source for points iocd makes itself (alert transitions): counted under
+ * the subscription label "iocd:alerts", apart from every subscription. */
+#define STORE_SOURCE_INTERNAL ((size_t)-1)
+
 /* Applies a new configuration to the outputs (URL, credentials, batching).
  * Requests in flight finish with the old settings. Returns IOCD_EINVAL with
  * err when the new settings are unusable (the old ones stay). The store

@@ -363,6 +363,7 @@ struct store {
   size_t nsources;
   uint32_t *src_map; /* subscription index -> source id */
   size_t nsrc_map;
+  uint32_t internal_src; /* the source of STORE_SOURCE_INTERNAL points */
 
   struct buf scratch; /* one message's line protocol */
   uint32_t *line_end; /* one message's line ends */

@@ -71,11 +71,13 @@ static void pacer_reset(struct fx *f) {
   f->pacer_max_gap_ns = 0;
 }
 
-/* A loop that blocked on a connect would go seconds without a tick; a busy
- * machine delays ticks by far less. */
+/* A loop that blocked on a connect would go without a tick for the whole
+ * wait (1.5 s and more in these tests); a busy machine (CI builds, ASan,
+ * other tests on both cores) was seen delaying a 100 ms tick by ~700 ms, so
+ * the bound sits between the two. */
 static void assert_loop_kept_running(struct fx *f) {
-  cr_assert_geq(f->pacer_ticks, 10, "loop starved: %d ticks", f->pacer_ticks);
-  cr_assert_lt(f->pacer_max_gap_ns, 500 * UINT64_C(1000000),
+  cr_assert_geq(f->pacer_ticks, 5, "loop starved: %d ticks", f->pacer_ticks);
+  cr_assert_lt(f->pacer_max_gap_ns, 1200 * UINT64_C(1000000),
                "the loop stalled for %llu ms",
                (unsigned long long)(f->pacer_max_gap_ns / 1000000));
 }
@@ -471,7 +473,7 @@ Test(mqtt, unresolvable_host_does_not_block_the_loop) {
   fx_client(&f);
   cr_assert_eq(mqtt_start(f.m), 0);
   pacer_reset(&f);
-  run_for(&f, 1000);
+  run_for(&f, 2000);
   assert_loop_kept_running(&f);
   cr_assert(failed_twice(&f));
   cr_assert(file_has(err_log, "cannot resolve the host name"));
