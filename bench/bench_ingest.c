@@ -84,6 +84,7 @@ struct opts {
   enum fmt fmt;
   int rounds;
   bool keep;
+  bool drain; /* --drain: measure how fast a journal backlog drains */
 };
 
 /* One variant of the iocd phase: extra members appended to the top-level
@@ -1036,6 +1037,105 @@ out:
   return rc;
 }
 
+/* The drain of a journal backlog: iocd (journal on) takes N messages while
+ * influxd is down, then influxd comes back and the clock runs until every
+ * point is confirmed written. Prints the drain rate. */
+static int phase_drain(struct bench *b) {
+  static const struct variant shipped = {"drain", NULL};
+  int rc = -1;
+  char dir[512], client_id[96];
+  snprintf(dir, sizeof dir, "%s/drain", b->dir);
+  snprintf(client_id, sizeof client_id, "bench-drain-%ld", (long)getpid());
+  struct buf cfg;
+  buf_init(&cfg, 1 << 20);
+  struct h_iocd iocd = {0};
+  int api_port = h_free_port();
+  if (mkdir(dir, 0755) != 0 || api_port < 0 ||
+      write_iocd_config(b, dir, client_id, "bench_drain", api_port, &shipped,
+                        &cfg) != 0 ||
+      h_iocd_start(&iocd, dir, cfg.data) != 0 ||
+      h_iocd_wait_log(&iocd, "subscribed", 15000) != 0) {
+    goto out;
+  }
+  h_influxd_stop(&b->db);
+  fprintf(stderr, "drain: influxd stopped; publishing %ld messages\n",
+          b->o.n);
+  struct pubs ps;
+  if (pubs_start(&ps, b) != 0) {
+    goto out;
+  }
+  int64_t p0 = pubs_go(&ps);
+  for (;;) {
+    sleep_ms(250);
+    if (get_metrics(b, api_port) == 200 &&
+        metric_value(b, SERIES_MESSAGES) >= (double)b->o.n) {
+      break;
+    }
+    if (pubs_finished(&ps) && mono_ns() - p0 > INT64_C(600) * 1000000000) {
+      fprintf(stderr, "drain: iocd did not take the messages in\n");
+      pubs_join(&ps);
+      goto out;
+    }
+  }
+  double in_s = (double)(mono_ns() - p0) / 1e9;
+  if (pubs_join(&ps) != 0) {
+    goto out;
+  }
+  double backlog =
+      metric_value(b, "iocd_journal_backlog_points{output=\"influxdb\"}");
+  double jbytes = metric_value(b, "iocd_journal_bytes");
+  if (h_influxd_restart(&b->db) != 0) {
+    goto out;
+  }
+  struct cpu_snap c0, c1;
+  cpu_snap(b, iocd.pid, &c0);
+  int64_t t0 = mono_ns(), t_first = 0;
+  double written = 0, first = 0;
+  while (written < (double)b->o.n) {
+    sleep_ms(POLL_MS);
+    if (get_metrics(b, api_port) == 200) {
+      written = metric_value(b, SERIES_WRITTEN);
+    }
+    if (!t_first && written > 0) {
+      t_first = mono_ns();
+      first = written;
+    }
+    if (mono_ns() - t0 > INT64_C(1800) * 1000000000) {
+      fprintf(stderr, "drain: stuck at %.0f of %ld\n", written, b->o.n);
+      goto out;
+    }
+  }
+  int64_t t_end = mono_ns();
+  double secs = (double)(t_end - t0) / 1e9;
+  double wait_s = (double)(t_first - t0) / 1e9;
+  double rate = t_end > t_first ? (written - first) /
+                                      ((double)(t_end - t_first) / 1e9)
+                                : 0;
+  cpu_snap(b, iocd.pid, &c1);
+  struct cpu_snap cpu;
+  cpu_delta(&c0, &c1, &cpu);
+  long stored = influx_points(b, "bench_drain", b->o.fmt);
+  printf("\ndrain of a journal backlog (influxd stopped while iocd took the "
+         "messages)\n"
+         "  taken in:  %ld messages in %.1f s while influxd was down\n"
+         "  backlog:   %.0f points, journal %.1f MiB, when influxd came back\n"
+         "  drained:   %.0f points in %.2f s after influxd came back: "
+         "%.2f s until the\n"
+         "             writer's next retry found it, then %.0f points/s "
+         "(iocd CPU %.2f s, influxd CPU %.2f s)\n"
+         "  in InfluxDB afterwards: %ld of %ld\n",
+         b->o.n, in_s, backlog, jbytes / 1048576.0, written, secs, wait_s,
+         rate, cpu.consumer, cpu.influxd, stored, b->o.n);
+  rc = stored == b->o.n ? 0 : -1;
+out:
+  if (iocd.pid > 0) {
+    h_iocd_stop(&iocd, SIGTERM, 30000);
+  }
+  drop_session(b->mq.port, client_id);
+  buf_cleanup(&cfg);
+  return rc;
+}
+
 /* ---- report ---- */
 
 static void machine_info(char *cpu, size_t n) {
@@ -1162,6 +1262,8 @@ static void usage(FILE *out) {
           "  --format F        json, value or line (default json)\n"
           "  --repeat R        rounds of raw + iocd phases (default 1)\n"
           "  --keep            keep the temporary directories\n"
+          "  --drain           instead: with influxd stopped, journal N\n"
+          "                    messages, start influxd and time the drain\n"
           "  -h, --help        this help\n"
           "Environment: IOCD_BIN overrides the iocd binary.\n");
 }
@@ -1194,6 +1296,8 @@ static int parse_args(int argc, char **argv, struct opts *o) {
       return 1;
     } else if (strcmp(a, "--keep") == 0) {
       o->keep = true;
+    } else if (strcmp(a, "--drain") == 0) {
+      o->drain = true;
     } else if (strcmp(a, "-n") == 0) {
       if (parse_long(a, val, 1, 100000000, &v) != 0) {
         return -1;
@@ -1285,6 +1389,10 @@ int main(int argc, char **argv) {
     goto out;
   }
   print_header(&b);
+  if (b.o.drain) {
+    exit_code = phase_drain(&b) == 0 ? 0 : 1;
+    goto out;
+  }
 
   long missing = 0;
   bool failed = false;
