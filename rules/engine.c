@@ -275,6 +275,7 @@ static void inst_free(struct inst *in) {
     return;
   }
   free(in->values);
+  free(in->hashes);
   free(in->text);
   free(in->reason);
   free(in);
@@ -897,8 +898,9 @@ struct inst *engine__instance(struct engine *e, struct rule *r,
     total += strlen(values[i]) + 1;
   }
   in->values = calloc(r->nby ? r->nby : 1, sizeof *in->values);
+  in->hashes = calloc(r->nby ? r->nby : 1, sizeof *in->hashes);
   in->text = malloc(total ? total : 1);
-  if (!in->values || !in->text) {
+  if (!in->values || !in->hashes || !in->text) {
     inst_free(in);
     return NULL;
   }
@@ -907,6 +909,7 @@ struct inst *engine__instance(struct engine *e, struct rule *r,
     size_t n = strlen(values[i]) + 1;
     memcpy(p, values[i], n);
     in->values[i] = p;
+    in->hashes[i] = series_group_hash(r->by[i], p);
     p += n;
   }
   in->hash = h;
@@ -914,6 +917,7 @@ struct inst *engine__instance(struct engine *e, struct rule *r,
   in->heap_idx = SIZE_MAX;
   in->wake = INT64_MAX;
   in->group.values = in->values;
+  in->group.hashes = in->hashes;
   in->group.n = r->nby;
   alert_init(&in->a);
   if (inst_attach(r, in)) {
@@ -1050,8 +1054,9 @@ static int index_build(struct engine *e) {
       for (size_t k = 0; k < nr && !rc; k++) {
         rc = index_add(e, rd[k].measurement, rd[k].field, r);
         if (!rc) {
-          rc = series_store_want(e->store, rd[k].measurement, rd[k].field,
-                                 rd[k].range_ns);
+          rc = series_store_want_aggs(e->store, rd[k].measurement,
+                                      rd[k].field, rd[k].range_ns,
+                                      rd[k].aggs);
         }
         if (!rc && rd[k].working_ns && r->cal) {
           rc = series_store_want(e->store, rd[k].measurement, rd[k].field,
@@ -1463,6 +1468,10 @@ static void evaluate(struct engine *e, struct inst *in, int64_t now,
     e->st.evals_on_tick++;
   }
   struct evalud u = {.e = e, .r = r};
+  /* Every expression of the rule below is evaluated in this one context,
+   * so a window they share is read once. */
+  struct expr_memo memo;
+  memo.n = 0;
   struct eval_ctx c = {
       .t_ns = now,
       .store = e->store,
@@ -1477,6 +1486,7 @@ static void evaluate(struct engine *e, struct inst *in, int64_t now,
       /* A firing instance sees the real silence; the others are not
        * blamed for time iocd could not hear them. */
       .heard_since_ns = in->a.state == ALERT_FIRING ? 0 : e->listen_since,
+      .memo = &memo,
   };
   struct alert_params p = r->params;
   if (e->listen_since > 0) {
@@ -2164,7 +2174,8 @@ void engine_get_stats(const struct engine *e, struct engine_stats *out) {
     for (size_t k = 0; k < r->ninsts; k++) {
       const struct inst *in = r->insts[k];
       out->instances++;
-      out->bytes += sizeof *in + (r->nby ? r->nby : 1) * sizeof *in->values;
+      out->bytes += sizeof *in + (r->nby ? r->nby : 1) *
+                                     (sizeof *in->values + sizeof *in->hashes);
       for (size_t v = 0; v < r->nby; v++) {
         out->bytes += strlen(in->values[v]) + 1;
       }

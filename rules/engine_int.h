@@ -34,6 +34,7 @@ struct inst {
   uint64_t seq;       /* creation order, for ties in the wake heap */
   struct group group; /* keys: the rule's by; values: values[] */
   const char **values;
+  uint64_t *hashes;   /* series_group_hash of each by label and value */
   char *text;         /* the strings of values[] */
   struct alert a;
   size_t heap_idx;    /* SIZE_MAX: not scheduled */

@@ -95,6 +95,8 @@ struct selector {
   size_t nm;
   int64_t range_ms; /* 0: no range */
   bool working;     /* the range is working time ([2wh]) */
+  size_t mn, fn;    /* lengths of meas and field */
+  uint64_t fam_hash; /* series__family_hash of meas and field */
 };
 
 struct node {
@@ -102,6 +104,7 @@ struct node {
   int col;    /* 1-based column of the node's first character */
   char *text; /* canonical text of a possible culprit: selectors, calls,
                  parameters; for a division, its divisor's */
+  uint64_t text_hash; /* of text, for struct expr_memo */
   union {
     struct {
       enum lit lk;
@@ -1498,6 +1501,29 @@ static char *render_new(const struct node *n) {
   return buf_detach(&b, NULL);
 }
 
+/* FNV-1a of a NUL-terminated string. */
+static uint64_t text_hash(const char *s) {
+  uint64_t h = UINT64_C(0xcbf29ce484222325);
+  for (; *s; s++) {
+    h = (h ^ (unsigned char)*s) * UINT64_C(0x100000001b3);
+  }
+  return h;
+}
+
+/* Computes once what finding a selector's family in a store needs. */
+static void sel_prepare(struct selector *sel) {
+  sel->mn = strlen(sel->meas);
+  sel->fn = sel->field ? strlen(sel->field) : 0;
+  sel->fam_hash = series__family_hash(sel->meas, sel->mn, sel->field, sel->fn);
+}
+
+/* The family of sel in c's store, NULL when none. */
+static const struct family *sel_family(const struct eval_ctx *c,
+                                       const struct selector *sel) {
+  return series__family_h(c->store, sel->meas, sel->mn, sel->field, sel->fn,
+                          sel->fam_hash);
+}
+
 /* Gives every node that can be a culprit its canonical text. */
 static int fill_texts(struct node *n) {
   switch (n->kind) {
@@ -1505,7 +1531,17 @@ static int fill_texts(struct node *n) {
     case K_CALL:
     case K_PARAM:
       n->text = render_new(n);
-      return n->text ? IOCD_OK : IOCD_ENOMEM;
+      if (!n->text) {
+        return IOCD_ENOMEM;
+      }
+      n->text_hash = text_hash(n->text);
+      if (n->kind == K_SEL) {
+        sel_prepare(&n->u.sel);
+      } else if (n->kind == K_CALL && n->u.call.arg &&
+                 n->u.call.arg->kind == K_SEL) {
+        sel_prepare(&n->u.call.arg->u.sel);
+      }
+      return IOCD_OK;
     case K_NEG:
     case K_NOT:
       return fill_texts(n->u.sub);
@@ -1530,7 +1566,22 @@ static bool same_name(const char *a, const char *b) {
   return a == b || (a && b && strcmp(a, b) == 0);
 }
 
-static int add_read(struct expr *e, size_t *cap, const struct selector *sel) {
+/* The running aggregates of the store that function fn reads. */
+static unsigned aggs_of(enum fn fn) {
+  switch (fn) {
+    case F_INCREASE:
+    case F_RATE:
+      return SERIES_AGG_INCREASE;
+    case F_SUM:
+    case F_AVG:
+      return SERIES_AGG_SUM;
+    default:
+      return 0;
+  }
+}
+
+static int add_read(struct expr *e, size_t *cap, const struct selector *sel,
+                    unsigned aggs) {
   int64_t range = sel->working ? 0 : sel->range_ms * NS_PER_MS;
   int64_t wrange = sel->working ? sel->range_ms * NS_PER_MS : 0;
   e->working |= sel->working;
@@ -1543,6 +1594,7 @@ static int add_read(struct expr *e, size_t *cap, const struct selector *sel) {
       if (wrange > e->reads[i].working_ns) {
         e->reads[i].working_ns = wrange;
       }
+      e->reads[i].aggs |= aggs;
       return IOCD_OK;
     }
   }
@@ -1558,7 +1610,8 @@ static int add_read(struct expr *e, size_t *cap, const struct selector *sel) {
   e->reads[e->nreads++] = (struct expr_read){.measurement = sel->meas,
                                              .field = sel->field,
                                              .range_ns = range,
-                                             .working_ns = wrange};
+                                             .working_ns = wrange,
+                                             .aggs = aggs};
   return IOCD_OK;
 }
 
@@ -1588,7 +1641,7 @@ struct caps {
 static int collect(struct expr *e, struct caps *caps, const struct node *n) {
   switch (n->kind) {
     case K_SEL:
-      return add_read(e, &caps->reads, &n->u.sel);
+      return add_read(e, &caps->reads, &n->u.sel, 0);
     case K_PARAM:
       return add_name(&e->params, &e->nparams, &caps->params, n->u.param);
     case K_CALL:
@@ -1597,6 +1650,10 @@ static int collect(struct expr *e, struct caps *caps, const struct node *n) {
       }
       if (n->u.call.fi->fn == F_AGE || n->u.call.fi->fn == F_ABSENT) {
         e->silence = true;
+      }
+      if (n->u.call.arg->kind == K_SEL) {
+        return add_read(e, &caps->reads, &n->u.call.arg->u.sel,
+                        aggs_of(n->u.call.fi->fn));
       }
       return collect(e, caps, n->u.call.arg);
     case K_NEG:
@@ -1819,7 +1876,7 @@ static void collect_instant(const struct selector *sel,
   *a = (struct instant){.t = c->t_ns,
                         .fresh = (uint64_t)freshness_for(c, sel),
                         .floor = floor_of(c)};
-  const struct family *fam = series__family(c->store, sel->meas, sel->field);
+  const struct family *fam = sel_family(c, sel);
   series__select(c->store, fam, c->group, sel->m, sel->nm, visit_instant, a);
 }
 
@@ -1864,8 +1921,15 @@ static void visit_window(void *ud, const struct series *s) {
       break;
     case F_SUM:
     case F_AVG:
-      for (size_t i = lo; i < hi; i++) {
-        v += ring_at(r, i)->v;
+      if (ring_sum(r) && series__exact(r)) {
+        const double *rsum = ring_sum(r);
+        /* The same sum as the loop below, exactly (rules_int.h). */
+        size_t jl = ring_slot_of(r, lo);
+        v = rsum[ring_slot_of(r, hi - 1)] - rsum[jl] + r->s[jl].v;
+      } else {
+        for (size_t i = lo; i < hi; i++) {
+          v += ring_at(r, i)->v;
+        }
       }
       if (a->fn == F_AVG) {
         v /= (double)k;
@@ -1893,6 +1957,10 @@ static void visit_window(void *ud, const struct series *s) {
       }
       if (a->fn == F_DELTA) {
         v = ring_at(r, hi - 1)->v - ring_at(r, lo)->v;
+      } else if (ring_inc(r) && series__exact(r)) {
+        /* The same total as counter_increase, exactly (rules_int.h). */
+        const double *rinc = ring_inc(r);
+        v = rinc[ring_slot_of(r, hi - 1)] - rinc[ring_slot_of(r, lo)];
       } else {
         v = counter_increase(r, lo, hi);
       }
@@ -1915,6 +1983,38 @@ static void visit_window(void *ud, const struct series *s) {
     a->acc += v;
   }
   a->nres++;
+}
+
+/* The entry of c's memo for node n (a selector or a call), NULL when
+ * there is none yet. */
+static struct expr_memo_ent *memo_find(const struct eval_ctx *c,
+                                       const struct node *n,
+                                       bool is_horizon) {
+  struct expr_memo *m = c->memo;
+  if (!m || !n->text) {
+    return NULL;
+  }
+  for (size_t i = 0; i < m->n; i++) {
+    struct expr_memo_ent *x = &m->e[i];
+    if (x->hash == n->text_hash && x->is_horizon == is_horizon &&
+        (x->text == n->text || strcmp(x->text, n->text) == 0)) {
+      return x;
+    }
+  }
+  return NULL;
+}
+
+/* A new entry of c's memo for node n, NULL when full or there is no memo. */
+static struct expr_memo_ent *memo_add(const struct eval_ctx *c,
+                                      const struct node *n, bool is_horizon) {
+  struct expr_memo *m = c->memo;
+  if (!m || !n->text || m->n >= EXPR_MEMO_MAX) {
+    return NULL;
+  }
+  struct expr_memo_ent *x = &m->e[m->n++];
+  *x = (struct expr_memo_ent){
+      .hash = n->text_hash, .text = n->text, .is_horizon = is_horizon};
+  return x;
 }
 
 static void eval_call(const struct node *n, const struct eval_ctx *c,
@@ -1969,7 +2069,7 @@ static void eval_call(const struct node *n, const struct eval_ctx *c,
       .t = c->t_ns,
       .from = from,
   };
-  const struct family *fam = series__family(c->store, sel->meas, sel->field);
+  const struct family *fam = sel_family(c, sel);
   series__select(c->store, fam, c->group, sel->m, sel->nm, visit_window, &a);
   if (a.nres > 0) {
     set_num(o, a.acc);
@@ -2011,33 +2111,53 @@ static void eval_logic(const struct node *n, const struct eval_ctx *c,
   }
 }
 
+/* The value of a selector, call or parameter node, from c's memo when it
+ * has it. A MISSING value names this node's own text as culprit: the same
+ * text, owned by the expression evaluated. */
+static void eval_leaf(const struct node *n, const struct eval_ctx *c,
+                      struct expr_value *o) {
+  const struct expr_memo_ent *x = memo_find(c, n, false);
+  if (x) {
+    *o = x->v;
+    if (o->missing) {
+      o->culprit = n->text;
+    }
+    return;
+  }
+  if (n->kind == K_CALL) {
+    eval_call(n, c, o);
+  } else if (n->kind == K_PARAM) {
+    double v;
+    if (c->param && c->param(c->ud, n->u.param, c->group, &v)) {
+      set_num(o, v);
+    } else {
+      set_missing(o, EXPR_WHY_NO_PARAM, n->text);
+    }
+  } else {
+    struct instant a;
+    collect_instant(&n->u.sel, c, &a);
+    if (a.nfresh) {
+      set_num(o, a.sum);
+    } else {
+      set_missing(o, a.seen ? EXPR_WHY_STALE : EXPR_WHY_NO_SERIES, n->text);
+    }
+  }
+  struct expr_memo_ent *w = memo_add(c, n, false);
+  if (w) {
+    w->v = *o;
+  }
+}
+
 static void eval(const struct node *n, const struct eval_ctx *c,
                  struct expr_value *o) {
   switch (n->kind) {
     case K_NUM:
       set_num(o, n->u.num.v);
       return;
-    case K_PARAM: {
-      double v;
-      if (c->param && c->param(c->ud, n->u.param, c->group, &v)) {
-        set_num(o, v);
-      } else {
-        set_missing(o, EXPR_WHY_NO_PARAM, n->text);
-      }
-      return;
-    }
-    case K_SEL: {
-      struct instant a;
-      collect_instant(&n->u.sel, c, &a);
-      if (a.nfresh) {
-        set_num(o, a.sum);
-      } else {
-        set_missing(o, a.seen ? EXPR_WHY_STALE : EXPR_WHY_NO_SERIES, n->text);
-      }
-      return;
-    }
+    case K_PARAM:
+    case K_SEL:
     case K_CALL:
-      eval_call(n, c, o);
+      eval_leaf(n, c, o);
       return;
     case K_NEG:
       eval(n->u.sub, c, o);
@@ -2214,8 +2334,8 @@ static void visit_horizon(void *ud, const struct series *s) {
   }
 }
 
-static int64_t h_selector(const struct eval_ctx *c, const struct selector *sel,
-                          enum fn fn, struct horizon *out) {
+static int64_t h_compute(const struct eval_ctx *c, const struct selector *sel,
+                         enum fn fn, struct horizon *out) {
   struct horizon h = {
       .c = c,
       .sel = sel,
@@ -2237,7 +2357,7 @@ static int64_t h_selector(const struct eval_ctx *c, const struct selector *sel,
       h.from = sub_sat(c->t_ns, sel->range_ms * NS_PER_MS);
     }
   }
-  const struct family *fam = series__family(c->store, sel->meas, sel->field);
+  const struct family *fam = sel_family(c, sel);
   series__select(c->store, fam, c->group, sel->m, sel->nm, visit_horizon, &h);
   if (fn == F_ABSENT && h.floor &&
       (uint64_t)c->t_ns - (uint64_t)h.floor <= h.fresh) {
@@ -2249,6 +2369,40 @@ static int64_t h_selector(const struct eval_ctx *c, const struct selector *sel,
   return h.next;
 }
 
+/* h_compute for node key (the selector, or the call that reads sel),
+ * through c's memo. out, when not NULL, gets next, seen, newest and floor. */
+static int64_t h_selector(const struct eval_ctx *c, const struct node *key,
+                          const struct selector *sel, enum fn fn,
+                          struct horizon *out) {
+  const struct expr_memo_ent *x = memo_find(c, key, true);
+  if (x) {
+    if (out) {
+      *out = (struct horizon){.c = c,
+                              .sel = sel,
+                              .fn = fn,
+                              .t = c->t_ns,
+                              .fresh = (uint64_t)freshness_for(c, sel),
+                              .floor = floor_of(c),
+                              .next = x->next,
+                              .seen = x->seen,
+                              .newest = x->newest};
+    }
+    return x->next;
+  }
+  struct horizon h = {0};
+  int64_t next = h_compute(c, sel, fn, &h);
+  struct expr_memo_ent *w = memo_add(c, key, true);
+  if (w) {
+    w->next = next;
+    w->seen = h.seen;
+    w->newest = h.newest;
+  }
+  if (out) {
+    *out = h;
+  }
+  return next;
+}
+
 static int64_t horizon(const struct node *n, const struct eval_ctx *c);
 
 /* age() compared with a value that does not change with time: the
@@ -2256,7 +2410,7 @@ static int64_t horizon(const struct node *n, const struct eval_ctx *c);
 static int64_t h_age_cmp(const struct node *age, const struct node *other,
                          const struct eval_ctx *c) {
   struct horizon h;
-  int64_t next = h_selector(c, &age->u.call.arg->u.sel, F_AGE, &h);
+  int64_t next = h_selector(c, age, &age->u.call.arg->u.sel, F_AGE, &h);
   int64_t other_next = horizon(other, c);
   if (other_next < next) {
     next = other_next;
@@ -2294,7 +2448,7 @@ static int64_t horizon(const struct node *n, const struct eval_ctx *c) {
     case K_PARAM:
       return INT64_MAX;
     case K_SEL:
-      return h_selector(c, &n->u.sel, F_DURING, NULL);
+      return h_selector(c, n, &n->u.sel, F_DURING, NULL);
     case K_CALL: {
       const struct fninfo *fi = n->u.call.fi;
       if (fi->fn == F_DURING) {
@@ -2307,7 +2461,7 @@ static int64_t horizon(const struct node *n, const struct eval_ctx *c) {
       }
       if (fi->fn == F_AGE) {
         struct horizon h;
-        int64_t next = h_selector(c, &n->u.call.arg->u.sel, F_AGE, &h);
+        int64_t next = h_selector(c, n, &n->u.call.arg->u.sel, F_AGE, &h);
         /* A bare age() changes all the time: look again in a second. */
         if (h.seen || h.floor) {
           int64_t soon = add_sat(c->t_ns, NS_PER_SEC);
@@ -2315,7 +2469,7 @@ static int64_t horizon(const struct node *n, const struct eval_ctx *c) {
         }
         return next;
       }
-      return h_selector(c, &n->u.call.arg->u.sel, fi->fn, NULL);
+      return h_selector(c, n, &n->u.call.arg->u.sel, fi->fn, NULL);
     }
     case K_NEG:
     case K_NOT:

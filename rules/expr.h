@@ -60,6 +60,9 @@ struct expr_read {
    * keeps samples for it converts it (calendar_span_bound); range_ns does
    * not include it. */
   int64_t working_ns;
+  /* The running aggregates (a set of series_agg) that the window
+   * functions reading it use: for series_store_want_aggs. */
+  unsigned aggs;
 };
 
 /* What e reads, each (measurement, field) once, in order of first use: for
@@ -135,6 +138,30 @@ typedef int64_t expr_calendar_next_fn(void *ud, const char *name,
                                       const struct group *g, int64_t t_ns,
                                       int64_t d_ns);
 
+/* What one evaluation context has already computed: the value of each
+ * selector, function call and parameter met, and the horizon of each
+ * selector and call, by canonical text, so that a rule whose condition,
+ * guard, clear condition and threshold read the same window
+ * (increase(igate.received[1d]) in all four, say) reads it once.
+ * Caller-allocated; set n to 0 before first use, and again whenever
+ * the context or the store changes: entries hold for one context over one
+ * store contents. Past EXPR_MEMO_MAX entries, the rest is computed each
+ * time. */
+#define EXPR_MEMO_MAX 16
+
+struct expr_memo {
+  size_t n;
+  struct expr_memo_ent {
+    uint64_t hash;
+    const char *text;
+    bool is_horizon;
+    struct expr_value v;
+    int64_t next; /* horizon: the earliest time of change */
+    bool seen;    /* horizon of age(): a sample at or before t ... */
+    int64_t newest; /* ... and the newest one */
+  } e[EXPR_MEMO_MAX];
+};
+
 /* Everything one evaluation reads. {0} plus t_ns and store is a valid
  * context: every parameter and calendar is then MISSING. */
 struct eval_ctx {
@@ -156,6 +183,7 @@ struct eval_ctx {
    * deafness is not taken for the sources' silence. 0: none. Values of
    * instant selectors are not affected. */
   int64_t heard_since_ns;
+  struct expr_memo *memo; /* may be NULL: nothing remembered */
 };
 
 #define EXPR_DEFAULT_FRESHNESS_NS (INT64_C(600) * INT64_C(1000000000))

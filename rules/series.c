@@ -8,9 +8,14 @@
  *
  * Each series keeps its samples in a ring that grows by doubling up to
  * max_samples and is trimmed on every append to the family's retention.
+ * When a rule reads the family through increase()/rate() or sum()/avg(),
+ * the ring also keeps running aggregates slot for slot (rules_int.h), kept
+ * up to date on every insert: an append costs O(1), an insert or a
+ * replacement k samples from the newest O(k).
  */
 #include "rules/series.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,7 +38,9 @@ struct family {
   struct hnode hn; /* must stay first */
   char *meas;
   char *field;          /* NULL: the any-field times of meas */
+  size_t mn, fn;        /* their lengths */
   int64_t retention_ns; /* longest range read; the slack is added at use */
+  unsigned aggs;        /* running aggregates its rings keep */
   struct series **all;  /* every series, in creation order */
   size_t n, cap;
 };
@@ -165,20 +172,43 @@ static uint64_t family_hash(const char *m, size_t mn, const char *f,
   return fnv(fnv_byte(h, 0xff), f, fn);
 }
 
-static struct family *family_find(const struct series_store *st, const char *m,
-                                  size_t mn, const char *f, size_t fn) {
-  uint64_t hash = family_hash(m, mn, f, fn);
+uint64_t series__family_hash(const char *m, size_t mn, const char *f,
+                             size_t fn) {
+  return family_hash(m, mn, f, fn);
+}
+
+static struct family *family_find_h(const struct series_store *st,
+                                    const char *m, size_t mn, const char *f,
+                                    size_t fn, uint64_t hash) {
   for (struct hnode *h = table_first(&st->fams, hash); h; h = h->next) {
     struct family *fam = container_of(h, struct family, hn);
-    if (h->hash != hash || !str_eq(fam->meas, strlen(fam->meas), m, mn)) {
+    if (h->hash != hash || !str_eq(fam->meas, fam->mn, m, mn)) {
       continue;
     }
     if (!f ? !fam->field
-           : fam->field && str_eq(fam->field, strlen(fam->field), f, fn)) {
+           : fam->field && str_eq(fam->field, fam->fn, f, fn)) {
       return fam;
     }
   }
   return NULL;
+}
+
+static struct family *family_find(const struct series_store *st, const char *m,
+                                  size_t mn, const char *f, size_t fn) {
+  if (st->fams.n == 0) {
+    return NULL;
+  }
+  return family_find_h(st, m, mn, f, fn, family_hash(m, mn, f, fn));
+}
+
+const struct family *series__family_h(const struct series_store *st,
+                                      const char *m, size_t mn,
+                                      const char *f, size_t fn,
+                                      uint64_t hash) {
+  if (!st || !m) {
+    return NULL;
+  }
+  return family_find_h(st, m, mn, f, fn, hash);
 }
 
 const struct family *series__family(const struct series_store *st,
@@ -198,8 +228,18 @@ static void family_free(struct family *fam) {
   free(fam);
 }
 
+static void ring_set_aggs(struct series_store *st, struct ring *r,
+                          unsigned aggs);
+
 int series_store_want(struct series_store *st, const char *measurement,
                       const char *field, int64_t range_ns) {
+  return series_store_want_aggs(st, measurement, field, range_ns, 0);
+}
+
+int series_store_want_aggs(struct series_store *st, const char *measurement,
+                           const char *field, int64_t range_ns,
+                           unsigned aggs) {
+  aggs &= SERIES_AGG_INCREASE | SERIES_AGG_SUM;
   if (!st || !measurement || !*measurement || (field && !*field) ||
       range_ns < 0) {
     return IOCD_EINVAL;
@@ -213,6 +253,12 @@ int series_store_want(struct series_store *st, const char *measurement,
   if (fam) {
     if (range_ns > fam->retention_ns) {
       fam->retention_ns = range_ns;
+    }
+    if (aggs & ~fam->aggs) {
+      fam->aggs |= aggs;
+      for (size_t i = 0; i < fam->n; i++) {
+        ring_set_aggs(st, &fam->all[i]->ring, fam->aggs);
+      }
     }
     return IOCD_OK;
   }
@@ -230,7 +276,10 @@ int series_store_want(struct series_store *st, const char *measurement,
     family_free(fam);
     return IOCD_ENOMEM;
   }
+  fam->mn = mn;
+  fam->fn = fn;
   fam->retention_ns = range_ns;
+  fam->aggs = field ? aggs : 0;
   fam->hn.hash = family_hash(measurement, mn, field, fn);
   table_insert(&st->fams, &fam->hn);
   st->st.bytes += sizeof *fam + mn + fn + 2;
@@ -244,7 +293,8 @@ int series_store_want_expr(struct series_store *st, const struct expr *e) {
   size_t n;
   const struct expr_read *r = expr_reads(e, &n);
   for (size_t i = 0; i < n; i++) {
-    int rc = series_store_want(st, r[i].measurement, r[i].field, r[i].range_ns);
+    int rc = series_store_want_aggs(st, r[i].measurement, r[i].field,
+                                    r[i].range_ns, r[i].aggs);
     if (rc) {
       return rc;
     }
@@ -254,20 +304,44 @@ int series_store_want_expr(struct series_store *st, const struct expr *e) {
 
 /* ---- postings ------------------------------------------------------------ */
 
-static uint64_t posting_hash(const struct family *fam, const char *k, size_t kn,
-                             const char *v, size_t vn) {
-  uint64_t h = fnv(fam->hn.hash, k, kn);
-  return mix(fnv(fnv_byte(h, 0xff), v, vn));
+/* A posting's hash combines its family's with the label's, so that the
+ * label's part can be computed once per group (series_group_hash). */
+static uint64_t label_hash(const char *k, size_t kn, const char *v,
+                           size_t vn) {
+  return fnv(fnv_byte(fnv(FNV_INIT, k, kn), 0xff), v, vn);
+}
+
+uint64_t series_group_hash(const char *key, const char *value) {
+  return label_hash(key, strlen(key), value, strlen(value));
+}
+
+static uint64_t posting_hash(const struct family *fam, uint64_t lh) {
+  return mix(fam->hn.hash ^ lh);
 }
 
 static struct posting *posting_find(const struct series_store *st,
                                     const struct family *fam, const char *k,
                                     size_t kn, const char *v, size_t vn) {
-  uint64_t hash = posting_hash(fam, k, kn, v, vn);
+  uint64_t hash = posting_hash(fam, label_hash(k, kn, v, vn));
   for (struct hnode *h = table_first(&st->posts, hash); h; h = h->next) {
     struct posting *p = container_of(h, struct posting, hn);
     if (h->hash == hash && p->fam == fam && str_eq(p->key, p->kn, k, kn) &&
         str_eq(p->value, p->vn, v, vn)) {
+      return p;
+    }
+  }
+  return NULL;
+}
+
+/* posting_find for a NUL-terminated label whose label_hash is lh. */
+static struct posting *posting_find_h(const struct series_store *st,
+                                      const struct family *fam, const char *k,
+                                      const char *v, uint64_t lh) {
+  uint64_t hash = posting_hash(fam, lh);
+  for (struct hnode *h = table_first(&st->posts, hash); h; h = h->next) {
+    struct posting *p = container_of(h, struct posting, hn);
+    if (h->hash == hash && p->fam == fam && strcmp(p->key, k) == 0 &&
+        strcmp(p->value, v) == 0) {
       return p;
     }
   }
@@ -303,7 +377,7 @@ static int posting_reserve(struct series_store *st, const struct family *fam,
     p->vn = t->vn;
     memcpy(p->value, t->v, t->vn);
     p->value[t->vn] = '\0';
-    p->hn.hash = posting_hash(fam, t->k, t->kn, t->v, t->vn);
+    p->hn.hash = posting_hash(fam, label_hash(t->k, t->kn, t->v, t->vn));
     table_insert(&st->posts, &p->hn);
     st->st.bytes += sizeof *p + t->kn + t->vn + 2;
   }
@@ -368,9 +442,20 @@ static size_t text_size(const struct stag *t, size_t n) {
   return len;
 }
 
+static size_t slot_size(unsigned aggs) {
+  size_t n = sizeof(struct sample);
+  if (aggs & SERIES_AGG_INCREASE) {
+    n += sizeof(double);
+  }
+  if (aggs & SERIES_AGG_SUM) {
+    n += sizeof(double);
+  }
+  return n;
+}
+
 static void series_free(struct series_store *st, struct series *s) {
   st->st.bytes -= series_size(s->ntags) + text_size(s->tags, s->ntags) +
-                  s->ring.cap * sizeof(struct sample);
+                  s->ring.cap * slot_size(s->ring.aggs);
   st->st.samples -= s->ring.n;
   free(s->ring.s);
   free(s->text);
@@ -483,11 +568,7 @@ bool series_group_values(const struct series *s, const char *const *keys,
 /* ---- rings --------------------------------------------------------------- */
 
 static struct sample *ring_slot(struct ring *r, size_t i) {
-  size_t j = r->head + i;
-  if (j >= r->cap) {
-    j -= r->cap;
-  }
-  return &r->s[j];
+  return &r->s[ring_slot_of(r, i)];
 }
 
 size_t series__upper(const struct ring *r, int64_t t) {
@@ -503,14 +584,119 @@ size_t series__upper(const struct ring *r, int64_t t) {
   return lo;
 }
 
+/* Whether v may spoil the exactness of the aggregates: not an integer of
+ * at most RING_EXACT_MAX in magnitude (NaN and infinities included). */
+static bool unsafe_value(double v) {
+  return !(fabs(v) <= RING_EXACT_MAX) || v != (double)(int64_t)v;
+}
+
+/* The larger of bound a and |x|; a NaN stays, so that a ring whose
+ * aggregates went NaN is not taken for exact until they are recomputed. */
+static double bound_with(double a, double x) {
+  x = fabs(x);
+  if (isnan(a)) {
+    return a;
+  }
+  return isnan(x) || x > a ? x : a;
+}
+
+/* Recomputes the aggregates of the samples from from (an index) to the
+ * newest, from those before it: after an insert or a replacement at from,
+ * or (from 0) after a resize. */
+static void ring_recompute(struct ring *r, size_t from) {
+  if (!r->aggs) {
+    return;
+  }
+  if (from == 0) {
+    r->amax = 0;
+    r->since_rebase = 0;
+  }
+  double amax = r->amax;
+  double *rinc = ring_inc(r), *rsum = ring_sum(r);
+  for (size_t i = from; i < r->n; i++) {
+    size_t j = ring_slot_of(r, i);
+    double v = r->s[j].v;
+    double inc = 0, sum = v;
+    if (i > 0) {
+      size_t pj = ring_slot_of(r, i - 1);
+      double prev = r->s[pj].v;
+      if (rinc) {
+        /* A drop is a reset to zero, as in counter_increase (expr.c). */
+        inc = rinc[pj] + (v >= prev ? v - prev : v);
+      }
+      if (rsum) {
+        sum = rsum[pj] + v;
+      }
+    }
+    if (rinc) {
+      rinc[j] = inc;
+      amax = bound_with(amax, inc);
+    }
+    if (rsum) {
+      rsum[j] = sum;
+      amax = bound_with(amax, sum);
+    }
+  }
+  r->amax = amax;
+}
+
+/* Moves the ring into a block of cap slots keeping aggregates aggs, oldest
+ * sample first. cap >= r->n. */
+static int ring_realloc(struct series_store *st, struct ring *r, size_t cap,
+                        unsigned aggs) {
+  struct ring nr = {.cap = cap, .aggs = (uint8_t)aggs};
+  nr.s = malloc(cap * slot_size(aggs));
+  if (!nr.s) {
+    return IOCD_ENOMEM;
+  }
+  bool same = (aggs & ~r->aggs) == 0;
+  double *inc = ring_inc(&nr), *sum = ring_sum(&nr);
+  double *oinc = ring_inc(r), *osum = ring_sum(r);
+  for (size_t i = 0; i < r->n; i++) {
+    size_t j = ring_slot_of(r, i);
+    nr.s[i] = r->s[j];
+    if (same && inc) {
+      inc[i] = oinc[j];
+    }
+    if (same && sum) {
+      sum[i] = osum[j];
+    }
+  }
+  free(r->s);
+  st->st.bytes += cap * slot_size(aggs);
+  st->st.bytes -= r->cap * slot_size(r->aggs);
+  r->s = nr.s;
+  r->head = 0;
+  r->cap = cap;
+  r->aggs = nr.aggs;
+  if (!same) {
+    ring_recompute(r, 0);
+  }
+  return IOCD_OK;
+}
+
+/* Gives an existing ring the aggregates aggs. Without memory for them the
+ * ring keeps what it had: the evaluator then adds up its windows. */
+static void ring_set_aggs(struct series_store *st, struct ring *r,
+                          unsigned aggs) {
+  if ((aggs & ~r->aggs) == 0 || r->cap == 0) {
+    return;
+  }
+  (void)ring_realloc(st, r, r->cap, aggs | r->aggs);
+}
+
 static void ring_pop_front(struct series_store *st, struct ring *r) {
+  if (unsafe_value(r->s[r->head].v)) {
+    r->nbad--;
+  }
   r->head = r->head + 1 == r->cap ? 0 : r->head + 1;
   r->n--;
   st->st.samples--;
 }
 
 /* Makes room for one more sample (r->n < max_samples is the caller's). */
-static int ring_reserve(struct series_store *st, struct ring *r) {
+static int ring_reserve(struct series_store *st, struct ring *r,
+                        unsigned aggs) {
   if (r->n < r->cap) {
     return IOCD_OK;
   }
@@ -518,19 +704,7 @@ static int ring_reserve(struct series_store *st, struct ring *r) {
   if (cap > st->max_samples) {
     cap = st->max_samples;
   }
-  struct sample *s = malloc(cap * sizeof *s);
-  if (!s) {
-    return IOCD_ENOMEM;
-  }
-  for (size_t i = 0; i < r->n; i++) {
-    s[i] = *ring_at(r, i);
-  }
-  free(r->s);
-  st->st.bytes += (cap - r->cap) * sizeof *s;
-  r->s = s;
-  r->head = 0;
-  r->cap = cap;
-  return IOCD_OK;
+  return ring_realloc(st, r, cap, aggs | r->aggs);
 }
 
 /* a - b without overflow, for "newest minus retention". */
@@ -560,7 +734,11 @@ static int ring_put(struct series_store *st, struct series *s, int64_t ts,
     if (ts <= newest) {
       at = series__upper(r, ts);
       if (at > 0 && ring_at(r, at - 1)->ts == ts) {
-        ring_slot(r, at - 1)->v = v;
+        struct sample *x = ring_slot(r, at - 1);
+        r->nbad -= unsafe_value(x->v);
+        r->nbad += unsafe_value(v);
+        x->v = v;
+        ring_recompute(r, at - 1);
         st->st.replaced++;
         return 1;
       }
@@ -579,7 +757,7 @@ static int ring_put(struct series_store *st, struct series *s, int64_t ts,
     st->st.dropped_cap++;
     at--;
   }
-  int rc = ring_reserve(st, r);
+  int rc = ring_reserve(st, r, s->fam->aggs);
   if (rc) {
     return rc;
   }
@@ -588,8 +766,21 @@ static int ring_put(struct series_store *st, struct series *s, int64_t ts,
   }
   *ring_slot(r, at) = (struct sample){.ts = ts, .v = v};
   r->n++;
+  r->nbad += unsafe_value(v);
   st->st.samples++;
   st->st.added++;
+  /* The aggregates only grow away from their origin; once they pass the
+   * exact range, start them again from the oldest sample, at most once per
+   * ring's worth of appends so that the cost stays O(1) per sample. */
+  if (r->since_rebase < UINT32_MAX) {
+    r->since_rebase++;
+  }
+  if (r->aggs && !(r->amax <= RING_EXACT_MAX / 2) &&
+      r->since_rebase >= r->n) {
+    ring_recompute(r, 0);
+  } else {
+    ring_recompute(r, at);
+  }
   if (at == r->n - 1) {
     int64_t oldest_kept = sub_sat(ts, keep);
     while (r->n > 1 && ring_at(r, 0)->ts <= oldest_kept) {
@@ -829,8 +1020,10 @@ void series__select(const struct series_store *st, const struct family *fam,
       continue;
     }
     const struct posting *p =
-        posting_find(st, fam, g->keys[i], strlen(g->keys[i]), g->values[i],
-                     strlen(g->values[i]));
+        g->hashes ? posting_find_h(st, fam, g->keys[i], g->values[i],
+                                   g->hashes[i])
+                  : posting_find(st, fam, g->keys[i], strlen(g->keys[i]),
+                                 g->values[i], strlen(g->values[i]));
     if (!p) {
       return;
     }

@@ -22,12 +22,14 @@
  * Memory per series: about 200 bytes, plus 40 bytes and the text of each
  * label, plus about 130 bytes for each label value no other series of the
  * family has (its index entry: a district's name, say), plus 16 bytes per
- * sample of ring capacity. Measured: 340 bytes for a series labelled by
+ * sample of ring capacity, and 8 more per sample for each running
+ * aggregate the family keeps (series_store_want_aggs: increase()/rate() and
+ * sum()/avg() read them). Measured: 340 bytes for a series labelled by
  * district and system. The ring grows by doubling up to max_samples, so its
  * capacity is less than twice the samples held: a counter sampled every
- * minute and read over [1d] holds 1,450 samples (the day and 10 minutes of
- * slack) in a ring of 2,048, 32 KiB. An instant selector (no range) needs
- * the slack only: 10 samples at one per minute.
+ * minute and read over [1d] with increase() holds 1,450 samples (the day
+ * and 10 minutes of slack) in a ring of 2,048, 48 KiB. An instant selector
+ * (no range) needs the slack only: 10 samples at one per minute.
  *
  * The store is pure: no clock, no I/O. Everything runs on one thread.
  */
@@ -54,7 +56,14 @@ struct group {
   const char *const *keys;
   const char *const *values;
   size_t n;
+  /* NULL, or series_group_hash(keys[i], values[i]) for each i, computed
+   * once by whoever keeps the group so that selecting its series does not
+   * hash its labels on every evaluation. */
+  const uint64_t *hashes;
 };
+
+/* The hash of label key=value that struct group's hashes hold. */
+uint64_t series_group_hash(const char *key, const char *value);
 
 /* A label of series_store_add: key and value, NUL-terminated, borrowed. An
  * empty value is the same as no label (InfluxDB drops empty tags). */
@@ -97,6 +106,23 @@ void series_store_free(struct series_store *st);
  * Returns IOCD_OK, IOCD_EINVAL (empty name, negative range) or IOCD_ENOMEM. */
 int series_store_want(struct series_store *st, const char *measurement,
                       const char *field, int64_t range_ns);
+
+/* Running aggregates a family can keep per sample, so that a window
+ * function over it costs two binary searches instead of a pass over the
+ * window: increase() and rate() read SERIES_AGG_INCREASE, sum() and avg()
+ * SERIES_AGG_SUM. Each costs 8 bytes per sample of ring capacity. */
+enum series_agg {
+  SERIES_AGG_INCREASE = 1,
+  SERIES_AGG_SUM = 2,
+};
+
+/* As series_store_want, and also keeps the aggregates aggs (a set of
+ * series_agg) for the family; registering again adds to them. Existing
+ * series get them at once, or, when memory runs out, keep answering by
+ * adding up their windows. Returns as series_store_want. */
+int series_store_want_aggs(struct series_store *st, const char *measurement,
+                           const char *field, int64_t range_ns,
+                           unsigned aggs);
 
 /* Registers everything expression e reads (see expr_reads). Returns as
  * series_store_want. */
