@@ -223,7 +223,7 @@ static struct val *children(struct ctx *c, struct val v, size_t *n) {
   for (const cJSON *j = v.j->child; j; j = j->next) {
     count++;
   }
-  struct val *a = malloc((count ? count : 1) * sizeof *a);
+  struct val *a = calloc(count ? count : 1, sizeof *a);
   if (!a) {
     c->nomem = true;
     return NULL;

@@ -161,7 +161,7 @@ static struct rv *children(struct rctx *c, struct rv v, size_t *n) {
     count++;
   }
   *n = 0;
-  struct rv *a = malloc((count ? count : 1) * sizeof *a);
+  struct rv *a = calloc(count ? count : 1, sizeof *a);
   if (!a) {
     c->nomem = true;
     return NULL;
@@ -1786,7 +1786,7 @@ static void load_rules(struct rctx *c, struct rv v) {
     defaults(c, &rule_obj, r);
     c->rsrc[rs->n] = (struct rule_src){c->ndocs - 1, i, items[i]};
     rs->n++;
-    struct rv nv;
+    struct rv nv = {0};
     bool named =
         cJSON_IsObject(items[i].j) && find_child(c, items[i], "name", &nv);
     place_of(c, named ? voff(c, nv) : voff(c, items[i]), &r->place);
@@ -2416,7 +2416,7 @@ static void check_duplicates(struct rctx *c) {
     path_set(c, "rules");
     path_index(c, src->index);
     path_key(c, "name");
-    struct rv nv;
+    struct rv nv = {0};
     find_child(c, src->v, "name", &nv);
     rep(c, voff(c, nv), "rule \"%s\" is already defined at %s:%d:%d",
         rs->v[i].name, o->place.file, o->place.line, o->place.col);

@@ -77,7 +77,7 @@ static bool expect(const char *s, size_t len, size_t *i, char c) {
 int ingest__time_rfc3339(const char *s, size_t len, int64_t *out_ns,
                          const char **why) {
   size_t i = 0;
-  unsigned y, mo, d, h, mi, sec;
+  unsigned y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
   const char *dummy;
   if (!why) {
     why = &dummy;
@@ -344,8 +344,10 @@ void ingest__time_format(int64_t ns, char *out, size_t n) {
   char fr[16] = "";
   if (frac) {
     snprintf(fr, sizeof fr, ".%09" PRId64, frac);
+    /* frac is not zero, so a digit other than '0' stops the loop before
+     * the leading '.'. */
     size_t l = strlen(fr);
-    while (fr[l - 1] == '0') {
+    while (l > 1 && fr[l - 1] == '0') {
       fr[--l] = '\0';
     }
   }
