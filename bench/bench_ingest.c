@@ -83,6 +83,7 @@ struct opts {
   int qos;
   enum fmt fmt;
   int rounds;
+  long groups;
   bool keep;
   bool drain; /* --drain: measure how fast a journal backlog drains */
 };
@@ -147,6 +148,8 @@ struct pub_group {
   int port;
   int qos;
   enum fmt fmt;
+  long groups; /* 0: each publisher its own district; else message j goes to
+                  district j % groups */
   int64_t ts_base_ms;
   pthread_mutex_t mu; /* guards ready, go and cancel */
   pthread_cond_t cv;
@@ -302,8 +305,26 @@ static size_t lp_tag(char *out, size_t n, const char *s) {
  * timestamp is ts_base + j milliseconds, distinct for every message, so
  * InfluxDB keeps every point. topic receives the topic to publish to (one
  * per field in the value format). Returns the payload length, or -1. */
+/* The k-th district: the province's 15 names, then the same names with a
+ * number, so that every publisher or group has a series of its own. */
+static void district_name(size_t k, char *out, size_t n) {
+  if (k < NDISTRICTS) {
+    snprintf(out, n, "%s", districts[k]);
+  } else {
+    snprintf(out, n, "%s %zu", districts[k % NDISTRICTS], k / NDISTRICTS + 1);
+  }
+}
+
 static int make_payload(const struct pub *p, long j, char *out, size_t n,
                         char *topic, size_t tn) {
+  char gname[96], gtopic[192];
+  const char *district = p->district, *ptopic = p->topic;
+  if (p->g->groups > 0) {
+    district_name((size_t)(j % p->g->groups), gname, sizeof gname);
+    snprintf(gtopic, sizeof gtopic, "ioc/%s/igate", gname);
+    district = gname;
+    ptopic = gtopic;
+  }
   long received = 1000 + (long)p->index * 3700 + j;
   long resolved = received * 89 / 100;
   long l3 = received * 106 / 1000;
@@ -317,16 +338,16 @@ static int make_payload(const struct pub *p, long j, char *out, size_t n,
                    "{\"received\": %ld, \"resolved\": %ld, \"online_l3\": %ld, "
                    "\"online_l4\": %ld, \"overdue\": %ld, \"time\": %lld}",
                    received, resolved, l3, l4, overdue, ts_ms);
-      snprintf(topic, tn, "%s", p->topic);
+      snprintf(topic, tn, "%s", ptopic);
       break;
     case FMT_LINE: {
       char tag[192];
-      lp_tag(tag, sizeof tag, p->district);
+      lp_tag(tag, sizeof tag, district);
       k = snprintf(out, n,
                    "igate,district=%s received=%ldi,resolved=%ldi,"
                    "online_l3=%ldi,online_l4=%ldi,overdue=%ldi %lld000000",
                    tag, received, resolved, l3, l4, overdue, ts_ms);
-      snprintf(topic, tn, "%s", p->topic);
+      snprintf(topic, tn, "%s", ptopic);
       break;
     }
     case FMT_VALUE: {
@@ -335,7 +356,7 @@ static int make_payload(const struct pub *p, long j, char *out, size_t n,
       long values[NFIELDS] = {received, resolved, l3, l4, overdue};
       size_t f = (size_t)(j % (long)NFIELDS);
       k = snprintf(out, n, "%ld", values[f]);
-      snprintf(topic, tn, "%s/%s", p->topic, fields[f]);
+      snprintf(topic, tn, "%s/%s", ptopic, fields[f]);
       break;
     }
   }
@@ -535,6 +556,7 @@ static int pubs_start(struct pubs *ps, const struct bench *b) {
   ps->g.port = b->mq.port;
   ps->g.qos = o->qos;
   ps->g.fmt = o->fmt;
+  ps->g.groups = o->groups;
   /* All timestamps lie in the last few minutes: inside iocd's past and
    * future limits, and distinct per message. */
   ps->g.ts_base_ms = real_ms() - o->n - 120000;
@@ -553,14 +575,7 @@ static int pubs_start(struct pubs *ps, const struct bench *b) {
     struct pub *p = &ps->p[k];
     p->g = &ps->g;
     p->index = k;
-    /* Beyond 15 publishers the names repeat with a number, so every
-     * publisher still has a series of its own. */
-    if ((size_t)k < NDISTRICTS) {
-      snprintf(p->district, sizeof p->district, "%s", districts[k]);
-    } else {
-      snprintf(p->district, sizeof p->district, "%s %zu",
-               districts[(size_t)k % NDISTRICTS], (size_t)k / NDISTRICTS + 1);
-    }
+    district_name((size_t)k, p->district, sizeof p->district);
     snprintf(p->topic, sizeof p->topic, "ioc/%s/igate", p->district);
     p->first = first;
     p->count = per + (k < extra ? 1 : 0);
@@ -1195,9 +1210,10 @@ static void print_header(const struct bench *b) {
   printf("machine:    %ld CPUs, %s, load average %s at start\n",
          sysconf(_SC_NPROCESSORS_ONLN), cpu, load);
   printf(
-      "parameters: N=%ld messages, %d publishers, QoS %d, format %s, "
-      "%d round%s\n",
-      b->o.n, b->o.publishers, b->o.qos, fmt_names[b->o.fmt], b->o.rounds,
+      "parameters: N=%ld messages, %d publishers, %ld districts, QoS %d, "
+      "format %s, %d round%s\n",
+      b->o.n, b->o.publishers, b->o.groups ? b->o.groups : b->o.publishers,
+      b->o.qos, fmt_names[b->o.fmt], b->o.rounds,
       b->o.rounds == 1 ? "" : "s");
   printf("servers:    mosquitto on :%d, influxd on :%d, iocd %s\n", b->mq.port,
          b->db.port, h_iocd_bin());
@@ -1258,6 +1274,8 @@ static void usage(FILE *out) {
           "Usage: bench_ingest [options]\n"
           "  -n N              messages per phase (default 200000)\n"
           "  --publishers P    district publishers (default 15)\n"
+          "  --groups G        spread the messages over G districts\n"
+          "                    (default: one per publisher)\n"
           "  --qos Q           0, 1 or 2 (default 1)\n"
           "  --format F        json, value or line (default json)\n"
           "  --repeat R        rounds of raw + iocd phases (default 1)\n"
@@ -1309,6 +1327,12 @@ static int parse_args(int argc, char **argv, struct opts *o) {
         return -1;
       }
       o->publishers = (int)v;
+      i++;
+    } else if (strcmp(a, "--groups") == 0) {
+      if (parse_long(a, val, 1, 1000000, &v) != 0) {
+        return -1;
+      }
+      o->groups = v;
       i++;
     } else if (strcmp(a, "--qos") == 0) {
       if (parse_long(a, val, 0, 2, &v) != 0) {
