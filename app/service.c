@@ -750,7 +750,7 @@ static bool is_ready(void *ud, char *why, size_t n) {
              svc->cfg->mqtt.host, svc->cfg->mqtt.port);
     return false;
   }
-  return true;
+  return store_healthy(svc->store, why, n);
 }
 
 int service_check(const struct config *cfg, struct iocd_err *err) {

@@ -967,6 +967,18 @@ static void influx_notify(struct output *o) {
   pump(container_of(o, struct influx, base));
 }
 
+static bool influx_healthy(const struct output *o, char *why, size_t n) {
+  const struct influx *ix = container_of(o, struct influx, base);
+  if (ix->failures == 0) {
+    return true;
+  }
+  snprintf(why, n,
+           "InfluxDB writes failing (%llu failed requests in a row, %zu "
+           "points waiting)",
+           (unsigned long long)ix->failures, pending_points(ix));
+  return false;
+}
+
 static int influx_reconfigure(struct output *o, const struct config *cfg,
                               struct iocd_err *err) {
   struct influx *ix = container_of(o, struct influx, base);
@@ -1051,6 +1063,7 @@ const struct output_ops store__influx_ops = {
     .create = influx_create,
     .notify = influx_notify,
     .reconfigure = influx_reconfigure,
+    .healthy = influx_healthy,
     .drain = influx_drain,
     .close = influx_close,
 };

@@ -426,6 +426,16 @@ uint64_t store_pending_points(const struct store *s) {
   return points;
 }
 
+bool store_healthy(const struct store *s, char *why, size_t n) {
+  for (unsigned i = 0; i < s->nouts; i++) {
+    const struct output *o = s->outs[i];
+    if (o && o->ops->healthy && !o->ops->healthy(o, why, n)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 double store_fill(const struct store *s) {
   if (!s->q || !s->cfg) {
     return 0;

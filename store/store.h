@@ -7,6 +7,7 @@
 #ifndef IOCD_STORE_STORE_H
 #define IOCD_STORE_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -51,6 +52,10 @@ uint64_t store_pending_points(const struct store *s);
 /* How full the buffer is, from 0 (empty) to 1 (store_append refuses). The
  * service pauses intake above a high mark and resumes below a low one. */
 double store_fill(const struct store *s);
+
+/* True when every output is writing; otherwise false with the first
+ * failing output's reason in why (n bytes), for /ready. */
+bool store_healthy(const struct store *s, char *why, size_t n);
 
 typedef void store_closed_fn(void *ud, uint64_t unwritten_points);
 

@@ -316,6 +316,9 @@ struct output_ops {
   /* Applies new settings to future requests. */
   int (*reconfigure)(struct output *o, const struct config *cfg,
                      struct iocd_err *err);
+  /* Optional: false (with the reason in why) while the output is failing,
+   * for /ready. */
+  bool (*healthy)(const struct output *o, char *why, size_t n);
   /* Shutdown, first step: send everything now; call store__output_drained
    * once nothing is left to try. */
   void (*drain)(struct output *o, int64_t deadline_ms);

@@ -477,6 +477,28 @@ Test(e2e, health_ready_and_metrics_are_served, .timeout = 60) {
   cr_assert(strstr(b.data, "iocd_mqtt_connected 1") != NULL, "%s", b.data);
   buf_reset(&b);
   cr_assert_eq(http_get(e.api_port, "/nope", &b), 404);
+
+  /* InfluxDB down and a point to write: not ready, and /ready says why. */
+  h_influxd_stop(&e.db);
+  publish(&e, "ioc/Lắk/igate", "{\"received\": 1, \"time\": 1601460000}");
+  bool influx_down = false;
+  for (int i = 0; i < 200 && !influx_down; i++) {
+    buf_reset(&b);
+    influx_down = http_get(e.api_port, "/ready", &b) == 503 &&
+                  strstr(b.data, "InfluxDB writes failing") != NULL;
+    sleep_ms(50);
+  }
+  cr_assert(influx_down, "/ready does not report InfluxDB failing: %s",
+            b.data ? b.data : "");
+  cr_assert_eq(h_influxd_restart(&e.db), 0);
+  bool back = false;
+  for (int i = 0; i < 300 && !back; i++) {
+    buf_reset(&b);
+    back = http_get(e.api_port, "/ready", &b) == 200;
+    sleep_ms(50);
+  }
+  cr_assert(back, "/ready stays 503 after InfluxDB came back: %s",
+            b.data ? b.data : "");
   buf_cleanup(&b);
 
   h_mosquitto_stop(&e.mq);
