@@ -10,6 +10,8 @@
  */
 #include "tests/harness/harness.h"
 
+#include "core/buf.h"
+
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -904,4 +906,48 @@ int h_wait_until(bool (*pred)(void *ud), void *ud, int timeout_ms) {
     sleep_ms(50);
   }
   return 0;
+}
+
+void h_sleep_ms(long ms) {
+  sleep_ms((int)ms);
+}
+
+static size_t collect_buf(char *p, size_t sz, size_t n, void *ud) {
+  return buf_append(ud, p, sz * n) == 0 ? sz * n : 0;
+}
+
+long h_http_get(int port, const char *path, struct buf *out) {
+  char url[256];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+  CURL *c = curl_easy_init();
+  if (!c) {
+    return 0;
+  }
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_buf);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+  long status = 0;
+  if (curl_easy_perform(c) == CURLE_OK) {
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  }
+  curl_easy_cleanup(c);
+  return status;
+}
+
+double h_metric(int port, const char *series) {
+  struct buf b;
+  buf_init(&b, 16u << 20);
+  double v = -1;
+  if (h_http_get(port, "/metrics", &b) == 200 && b.data) {
+    size_t n = strlen(series);
+    for (const char *p = b.data; (p = strstr(p, series)) != NULL; p += n) {
+      if ((p == b.data || p[-1] == '\n') && p[n] == ' ') {
+        v = strtod(p + n + 1, NULL);
+        break;
+      }
+    }
+  }
+  buf_cleanup(&b);
+  return v;
 }

@@ -113,6 +113,20 @@ int h_iocd_wait_log(const struct h_iocd *p, const char *needle,
 /* Polls pred every 50 ms until it returns true or timeout_ms passes. */
 int h_wait_until(bool (*pred)(void *ud), void *ud, int timeout_ms);
 
+struct buf;
+
+/* Sleeps ms milliseconds (restarting after signals). */
+void h_sleep_ms(long ms);
+
+/* GET http://127.0.0.1:PORT/path, appending the body to out (core/buf.h).
+ * Returns the HTTP status, or 0 when no answer came within 5 s. */
+long h_http_get(int port, const char *path, struct buf *out);
+
+/* The value of one series on iocd's /metrics at port (the exact name and
+ * labels as rendered, e.g. iocd_rejects_total{subscription="igate",...}),
+ * or -1 when absent or /metrics does not answer. */
+double h_metric(int port, const char *series);
+
 /* Path of the iocd binary under test (from the build). */
 const char *h_iocd_bin(void);
 

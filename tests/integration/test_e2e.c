@@ -5,7 +5,6 @@
  * /query, the counters from /metrics, the exit status and the log.
  */
 #include <criterion/criterion.h>
-#include <curl/curl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,10 +16,6 @@
 #include "core/buf.h"
 #include "tests/harness/harness.h"
 
-static void sleep_ms(long ms) {
-  struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
 
 struct env {
   char dir[256];
@@ -101,44 +96,8 @@ static void iocd_start(struct env *e) {
                "iocd did not subscribe; see %s", e->iocd.log);
 }
 
-static size_t collect(char *p, size_t sz, size_t n, void *ud) {
-  return buf_append(ud, p, sz * n) == 0 ? sz * n : 0;
-}
 
-/* GET http://127.0.0.1:PORT/path into out; returns the HTTP status. */
-static long http_get(int port, const char *path, struct buf *out) {
-  char url[256];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-  CURL *c = curl_easy_init();
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-  long status = 0;
-  if (curl_easy_perform(c) == CURLE_OK) {
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  }
-  curl_easy_cleanup(c);
-  return status;
-}
 
-/* The value of one series on /metrics (exact name and labels), or -1. */
-static double metric(int port, const char *series) {
-  struct buf b;
-  buf_init(&b, 16u << 20);
-  double v = -1;
-  if (http_get(port, "/metrics", &b) == 200 && b.data) {
-    size_t n = strlen(series);
-    for (const char *p = b.data; (p = strstr(p, series)) != NULL; p += n) {
-      if ((p == b.data || p[-1] == '\n') && p[n] == ' ') {
-        v = strtod(p + n + 1, NULL);
-        break;
-      }
-    }
-  }
-  buf_cleanup(&b);
-  return v;
-}
 
 static double count_of(struct env *e, const char *q) {
   double v = -1;
@@ -326,10 +285,10 @@ Test(e2e, bad_messages_are_rejected_counted_and_the_next_one_is_stored,
     snprintf(series, sizeof series,
              "iocd_rejects_total{subscription=\"igate\",reason=\"%s\"}",
              reasons[i]);
-    cr_assert_eq(metric(e.api_port, series), 1.0, "%s", series);
+    cr_assert_eq(h_metric(e.api_port, series), 1.0, "%s", series);
   }
   cr_assert_eq(
-      metric(e.api_port, "iocd_messages_total{subscription=\"igate\"}"), 7.0);
+      h_metric(e.api_port, "iocd_messages_total{subscription=\"igate\"}"), 7.0);
   cr_assert(h_iocd_log_contains(&e.iocd, "wrong_type"));
   cr_assert(h_iocd_log_contains(&e.iocd, "ioc/Ea Kar/igate"));
   cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
@@ -448,10 +407,10 @@ Test(e2e, sighup_applies_a_valid_config_and_keeps_the_old_one_otherwise,
   fclose(f);
   kill(e.iocd.pid, SIGHUP);
   cr_assert_eq(h_iocd_wait_log(&e.iocd, "configuration reloaded", 10000), 0);
-  cr_assert_eq(metric(e.api_port, "iocd_config_reloads_total"), 1.0);
-  cr_assert_eq(metric(e.api_port, "iocd_config_reload_failures_total"), 1.0);
+  cr_assert_eq(h_metric(e.api_port, "iocd_config_reloads_total"), 1.0);
+  cr_assert_eq(h_metric(e.api_port, "iocd_config_reload_failures_total"), 1.0);
   /* Give the new SUBSCRIBE a moment to be acknowledged. */
-  sleep_ms(500);
+  h_sleep_ms(500);
   publish(&e, "ioc/Lắk/idesk", "{\"documents_sent\": 9, \"time\": 1601460000}");
   cr_assert_eq(wait_count(&e, "SELECT count(documents_sent) FROM idesk", 1,
                           15000),
@@ -467,16 +426,16 @@ Test(e2e, health_ready_and_metrics_are_served, .timeout = 60) {
   iocd_start(&e);
   struct buf b;
   buf_init(&b, 1 << 20);
-  cr_assert_eq(http_get(e.api_port, "/health", &b), 200);
+  cr_assert_eq(h_http_get(e.api_port, "/health", &b), 200);
   buf_reset(&b);
-  cr_assert_eq(http_get(e.api_port, "/ready", &b), 200, "%s",
+  cr_assert_eq(h_http_get(e.api_port, "/ready", &b), 200, "%s",
                b.data ? b.data : "");
   buf_reset(&b);
-  cr_assert_eq(http_get(e.api_port, "/metrics", &b), 200);
+  cr_assert_eq(h_http_get(e.api_port, "/metrics", &b), 200);
   cr_assert(strstr(b.data, "# TYPE iocd_messages_total counter") != NULL);
   cr_assert(strstr(b.data, "iocd_mqtt_connected 1") != NULL, "%s", b.data);
   buf_reset(&b);
-  cr_assert_eq(http_get(e.api_port, "/nope", &b), 404);
+  cr_assert_eq(h_http_get(e.api_port, "/nope", &b), 404);
 
   /* InfluxDB down and a point to write: not ready, and /ready says why. */
   h_influxd_stop(&e.db);
@@ -484,9 +443,9 @@ Test(e2e, health_ready_and_metrics_are_served, .timeout = 60) {
   bool influx_down = false;
   for (int i = 0; i < 200 && !influx_down; i++) {
     buf_reset(&b);
-    influx_down = http_get(e.api_port, "/ready", &b) == 503 &&
+    influx_down = h_http_get(e.api_port, "/ready", &b) == 503 &&
                   strstr(b.data, "InfluxDB writes failing") != NULL;
-    sleep_ms(50);
+    h_sleep_ms(50);
   }
   cr_assert(influx_down, "/ready does not report InfluxDB failing: %s",
             b.data ? b.data : "");
@@ -494,8 +453,8 @@ Test(e2e, health_ready_and_metrics_are_served, .timeout = 60) {
   bool back = false;
   for (int i = 0; i < 300 && !back; i++) {
     buf_reset(&b);
-    back = http_get(e.api_port, "/ready", &b) == 200;
-    sleep_ms(50);
+    back = h_http_get(e.api_port, "/ready", &b) == 200;
+    h_sleep_ms(50);
   }
   cr_assert(back, "/ready stays 503 after InfluxDB came back: %s",
             b.data ? b.data : "");
@@ -506,8 +465,8 @@ Test(e2e, health_ready_and_metrics_are_served, .timeout = 60) {
   bool not_ready = false;
   for (int i = 0; i < 100 && !not_ready; i++) {
     buf_reset(&b);
-    not_ready = http_get(e.api_port, "/ready", &b) == 503;
-    sleep_ms(50);
+    not_ready = h_http_get(e.api_port, "/ready", &b) == 503;
+    h_sleep_ms(50);
   }
   cr_assert(not_ready, "/ready stays 200 with the broker down");
   cr_assert(strstr(b.data, "MQTT") != NULL, "%s", b.data);
@@ -605,7 +564,7 @@ Test(e2e, content_type_picks_the_decoder_and_rejects_go_to_the_dead_letter,
            "-W 15 > %s/dead.txt 2>&1 &",
            e.mq.port, e.dir);
   cr_assert_eq(system(cmd), 0);
-  sleep_ms(500);
+  h_sleep_ms(500);
 
   const char *json = "{\"v\": 7, \"time\": 1601460000}";
   cr_assert_eq(h_publish(e.mq.port, "ioc/Lắk/auto", json, strlen(json), 1,
@@ -639,10 +598,10 @@ Test(e2e, content_type_picks_the_decoder_and_rejects_go_to_the_dead_letter,
       fclose(f);
     }
     got = strstr(text, "{\"v\": ") != NULL;
-    sleep_ms(100);
+    h_sleep_ms(100);
   }
   cr_assert(got, "the rejected payload did not reach the dead-letter topic");
-  cr_assert_eq(metric(e.api_port, "iocd_dead_letters_total"), 1.0);
+  cr_assert_eq(h_metric(e.api_port, "iocd_dead_letters_total"), 1.0);
   cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
   env_stop(&e);
 }
@@ -689,8 +648,8 @@ Test(e2e, influxdb_outage_pauses_intake_and_loses_nothing, .timeout = 120) {
   cr_assert_eq(h_iocd_wait_log(&e.iocd, "intake paused", 20000), 0,
                "intake did not pause with InfluxDB down; see %s",
                e.iocd.log);
-  cr_assert_eq(metric(e.api_port, "iocd_buffer_full_total"), 0.0);
-  cr_assert(metric(e.api_port, "iocd_intake_pauses_total") >= 1.0);
+  cr_assert_eq(h_metric(e.api_port, "iocd_buffer_full_total"), 0.0);
+  cr_assert(h_metric(e.api_port, "iocd_intake_pauses_total") >= 1.0);
 
   cr_assert_eq(h_influxd_restart(&e.db), 0);
   cr_assert_eq(wait_count(&e, "SELECT count(received) FROM igate", 20000,
@@ -699,7 +658,7 @@ Test(e2e, influxdb_outage_pauses_intake_and_loses_nothing, .timeout = 120) {
                count_of(&e, "SELECT count(received) FROM igate"));
   cr_assert_eq(count_of(&e, "SELECT count(received) FROM igate"), 20000.0);
   cr_assert(h_iocd_log_contains(&e.iocd, "intake resumed"));
-  cr_assert_eq(metric(e.api_port, "iocd_buffer_full_total"), 0.0);
+  cr_assert_eq(h_metric(e.api_port, "iocd_buffer_full_total"), 0.0);
   cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
   env_stop(&e);
 }
@@ -730,7 +689,7 @@ Test(e2e, qos2_burst_arrives_whole, .timeout = 120) {
                           60000),
                0, "got %g of 3000 QoS 2 messages; see %s",
                count_of(&e, "SELECT count(received) FROM igate"), e.iocd.log);
-  cr_assert_eq(metric(e.api_port, "iocd_mqtt_disconnects_total"), 0.0);
+  cr_assert_eq(h_metric(e.api_port, "iocd_mqtt_disconnects_total"), 0.0);
   cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
   env_stop(&e);
 }

@@ -6,7 +6,6 @@
  * Rules here use seconds instead of minutes so the tests run quickly.
  */
 #include <criterion/criterion.h>
-#include <curl/curl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,10 +16,6 @@
 #include "core/buf.h"
 #include "tests/harness/harness.h"
 
-static void sleep_ms(long ms) {
-  struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
 
 struct env {
   char dir[256];
@@ -110,25 +105,7 @@ static void iocd_start(struct env *e) {
                "iocd did not subscribe; see %s", e->iocd.log);
 }
 
-static size_t collect(char *p, size_t sz, size_t n, void *ud) {
-  return buf_append(ud, p, sz * n) == 0 ? sz * n : 0;
-}
 
-static long http_get(int port, const char *path, struct buf *out) {
-  char url[256];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-  CURL *c = curl_easy_init();
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-  long status = 0;
-  if (curl_easy_perform(c) == CURLE_OK) {
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  }
-  curl_easy_cleanup(c);
-  return status;
-}
 
 static double count_of(struct env *e, const char *q) {
   double v = -1;
@@ -164,27 +141,10 @@ static void publish_for(struct env *e, const char *district, int received,
   for (int t = 0; t <= ms; t += 200) {
     cr_assert_eq(h_publish(e->mq.port, topic, payload, (size_t)len, 1, NULL),
                  0);
-    sleep_ms(200);
+    h_sleep_ms(200);
   }
 }
 
-/* The value of a series on /metrics (exact name), or -1. */
-static double metric(int port, const char *series) {
-  struct buf b;
-  buf_init(&b, 16u << 20);
-  double v = -1;
-  if (http_get(port, "/metrics", &b) == 200 && b.data) {
-    size_t n = strlen(series);
-    for (const char *p = b.data; (p = strstr(p, series)) != NULL; p += n) {
-      if ((p == b.data || p[-1] == '\n') && p[n] == ' ') {
-        v = strtod(p + n + 1, NULL);
-        break;
-      }
-    }
-  }
-  buf_cleanup(&b);
-  return v;
-}
 
 struct metric_wait {
   int port;
@@ -194,7 +154,7 @@ struct metric_wait {
 
 static bool metric_reached(void *ud) {
   struct metric_wait *w = ud;
-  return metric(w->port, w->series) >= w->at_least;
+  return h_metric(w->port, w->series) >= w->at_least;
 }
 
 #define Q_FIRING_EAHLEO                                                 \
@@ -235,7 +195,7 @@ Test(rules_e2e,
 
   struct buf b;
   buf_init(&b, 1 << 20);
-  cr_assert_eq(http_get(e.api_port, "/api/v1/alerts", &b), 200);
+  cr_assert_eq(h_http_get(e.api_port, "/api/v1/alerts", &b), 200);
   cr_assert(strstr(b.data,
                    "\"rule\":\"online_share_low\",\"labels\":"
                    "{\"district\":\"Ea H'Leo\"},\"state\":"
@@ -244,7 +204,7 @@ Test(rules_e2e,
   cr_assert(strstr(b.data, "\"value\":0.2,\"threshold\":0.3") != NULL, "%s",
             b.data);
   buf_reset(&b);
-  cr_assert_eq(http_get(e.api_port, "/api/v1/rules", &b), 200);
+  cr_assert_eq(h_http_get(e.api_port, "/api/v1/rules", &b), 200);
   cr_assert(strstr(b.data,
                    "\"name\":\"online_share_low\",\"expr\":"
                    "\"igate.online / igate.received < "
@@ -259,7 +219,7 @@ Test(rules_e2e,
   struct metric_wait mw = {e.api_port, "iocd_alerts_firing", 1};
   cr_assert_eq(h_wait_until(metric_reached, &mw, 5000), 0,
                "iocd_alerts_firing on /metrics: %g",
-               metric(e.api_port, "iocd_alerts_firing"));
+               h_metric(e.api_port, "iocd_alerts_firing"));
   cr_assert(h_iocd_log_contains(&e.iocd, "online_share_low{district="),
             "see %s", e.iocd.log);
 
@@ -307,13 +267,13 @@ Test(rules_e2e, a_restart_restores_the_firing_alert_without_a_second_point,
   publish_for(&e, "Ea H'Leo", 100, 20, 3000);
   struct buf b;
   buf_init(&b, 1 << 20);
-  cr_assert_eq(http_get(e.api_port, "/api/v1/alerts", &b), 200);
+  cr_assert_eq(h_http_get(e.api_port, "/api/v1/alerts", &b), 200);
   cr_assert(strstr(b.data,
                    "\"labels\":{\"district\":\"Ea H'Leo\"},"
                    "\"state\":\"firing\"") != NULL,
             "restored alert not listed: %s", b.data);
   buf_cleanup(&b);
-  sleep_ms(1000); /* let a wrongly repeated point reach InfluxDB */
+  h_sleep_ms(1000); /* let a wrongly repeated point reach InfluxDB */
   double n = count_of(&e, Q_FIRING_EAHLEO);
   cr_assert_eq(n, 1.0, "%g firing points after the restart", n);
   cr_assert(!h_iocd_log_contains(&e.iocd, "pending -> firing"),
@@ -325,7 +285,7 @@ Test(rules_e2e, a_restart_restores_the_firing_alert_without_a_second_point,
                "see %s", e.iocd.log);
   publish_for(&e, "Ea H'Leo", 100, 20, 1000);
   buf_init(&b, 1 << 20);
-  cr_assert_eq(http_get(e.api_port, "/api/v1/alerts", &b), 200);
+  cr_assert_eq(h_http_get(e.api_port, "/api/v1/alerts", &b), 200);
   cr_assert(strstr(b.data,
                    "\"labels\":{\"district\":\"Ea H'Leo\"},"
                    "\"state\":\"firing\"") != NULL,
@@ -371,7 +331,7 @@ Test(rules_e2e, a_broker_outage_is_one_alert_not_fifteen_silent_feeds,
   cr_assert_not_null(p);
   for (int k = 0; k < 5; k++) {
     publish_all(p);
-    sleep_ms(400);
+    h_sleep_ms(400);
   }
   h_pub_close(p);
 
@@ -383,7 +343,7 @@ Test(rules_e2e, a_broker_outage_is_one_alert_not_fifteen_silent_feeds,
                           1, 20000),
                0, "no broker alert; see %s", e.iocd.log);
   /* Well past the 10s of silence of every district. */
-  sleep_ms(12000);
+  h_sleep_ms(12000);
   double silent = count_of(&e,
                            "SELECT count(active) FROM alerts WHERE "
                            "\"rule\"='feed_silent'");
@@ -408,7 +368,7 @@ Test(rules_e2e, a_broker_outage_is_one_alert_not_fifteen_silent_feeds,
   cr_assert_not_null(p);
   publish_all(p);
   h_pub_close(p);
-  sleep_ms(2000);
+  h_sleep_ms(2000);
   silent = count_of(&e,
                     "SELECT count(active) FROM alerts WHERE "
                     "\"rule\"='feed_silent'");
