@@ -86,6 +86,7 @@ struct opts {
   long groups;
   bool keep;
   bool drain; /* --drain: measure how fast a journal backlog drains */
+  unsigned variants; /* bit v: run variants[v] (iocd always runs) */
 };
 
 /* One variant of the iocd phase: extra members appended to the top-level
@@ -94,22 +95,25 @@ struct opts {
 struct variant {
   const char *name;
   const char *extra_config;
+  int extra_rules; /* rules that read a measurement nobody sends */
 };
 
 static const struct variant variants[] = {
     /* As shipped: the on-disk journal on, fsync "interval". */
-    {"iocd", NULL},
+    {"iocd", NULL, 0},
     /* The in-memory queue instead of the journal: the journal's cost is
      * 1 - ratio(iocd) / ratio(no-journal). */
-    {"no-journal", "\"journal\": {\"enabled\": false}"},
-    /* The province's default rules evaluated on every point. */
+    {"no-journal", "\"journal\": {\"enabled\": false}", 0},
+    /* The province's default rules and 100 rules more evaluated on every
+     * point: the rules' cost is 1 - ratio(rules) / ratio(iocd). */
     {"rules",
      "\"sources\": {\"districts\": [\"Buôn Ma Thuột\", \"Buôn Hồ\", "
      "\"Buôn Đôn\", \"Cư Kuin\", \"Cư M'gar\", \"Ea H'Leo\", \"Ea Kar\", "
      "\"Ea Súp\", \"Krông Ana\", \"Krông Bông\", \"Krông Búk\", "
      "\"Krông Năng\", \"Krông Pắc\", \"Lắk\", \"M'Đrắk\"], "
      "\"systems\": [\"igate\", \"idesk\"]},\n  "
-     "\"rule_files\": [\"" IOCD_SOURCE_DIR "/config/rules/daklak.jsonc\"]"},
+     "\"rule_files\": [\"" IOCD_SOURCE_DIR "/config/rules/daklak.jsonc\"]",
+     100},
 };
 #define NVARIANTS (sizeof variants / sizeof variants[0])
 
@@ -925,6 +929,22 @@ static int write_iocd_config(const struct bench *b, const char *dir,
                  dir, b->mq.port, client_id, b->db.url, db, api_port, b->o.qos,
                  sub_config(b->o.fmt), v->extra_config ? ",\n  " : "",
                  v->extra_config ? v->extra_config : "");
+  if (rc == 0 && v->extra_rules > 0) {
+    /* Rules of other systems: one instance per district each, evaluated
+     * only when their own measurement arrives. */
+    buf_truncate(out, out->len - 2); /* the closing "}\n" */
+    rc = buf_puts(out, ",\n  \"rules\": [");
+    for (int i = 0; rc == 0 && i < v->extra_rules; i++) {
+      rc = buf_printf(out,
+                      "%s{\"name\": \"extra_%d\", \"expr\": "
+                      "\"extra_%d.value > %d\", \"by\": [\"district\"], "
+                      "\"for\": \"5m\"}",
+                      i ? ",\n    " : "\n    ", i, i, i);
+    }
+    if (rc == 0) {
+      rc = buf_puts(out, "]\n}\n");
+    }
+  }
   return rc == 0 ? 0 : -1;
 }
 
@@ -1056,7 +1076,7 @@ out:
  * influxd is down, then influxd comes back and the clock runs until every
  * point is confirmed written. Prints the drain rate. */
 static int phase_drain(struct bench *b) {
-  static const struct variant shipped = {"drain", NULL};
+  static const struct variant shipped = {"drain", NULL, 0};
   int rc = -1;
   char dir[512], client_id[96];
   snprintf(dir, sizeof dir, "%s/drain", b->dir);
@@ -1279,6 +1299,8 @@ static void usage(FILE *out) {
           "  --qos Q           0, 1 or 2 (default 1)\n"
           "  --format F        json, value or line (default json)\n"
           "  --repeat R        rounds of raw + iocd phases (default 1)\n"
+          "  --variants LIST   iocd phases to run besides \"iocd\", comma\n"
+          "                    separated: no-journal, rules (default: all)\n"
           "  --keep            keep the temporary directories\n"
           "  --drain           instead: with influxd stopped, journal N\n"
           "                    messages, start influxd and time the drain\n"
@@ -1302,9 +1324,43 @@ static int parse_long(const char *opt, const char *s, long lo, long hi,
   return 0;
 }
 
+/* "no-journal,rules" to a set of variants; "iocd", the reference of the
+ * time ratios, is always in it. */
+static int parse_variants(const char *s, unsigned *out) {
+  *out = 1u;
+  while (s && *s) {
+    size_t n = strcspn(s, ",");
+    bool found = false;
+    for (size_t v = 0; v < NVARIANTS; v++) {
+      if (strlen(variants[v].name) == n &&
+          memcmp(variants[v].name, s, n) == 0) {
+        *out |= 1u << v;
+        found = true;
+      }
+    }
+    if (!found) {
+      fprintf(stderr,
+              "bench_ingest: --variants: unknown variant \"%.*s\" "
+              "(expected no-journal or rules)\n",
+              (int)n, s);
+      return -1;
+    }
+    s += n + (s[n] == ',');
+  }
+  if (!s) {
+    fprintf(stderr, "bench_ingest: --variants: expected a list\n");
+    return -1;
+  }
+  return 0;
+}
+
 static int parse_args(int argc, char **argv, struct opts *o) {
-  *o = (struct opts){
-      .n = 200000, .publishers = 15, .qos = 1, .fmt = FMT_JSON, .rounds = 1};
+  *o = (struct opts){.n = 200000,
+                     .publishers = 15,
+                     .qos = 1,
+                     .fmt = FMT_JSON,
+                     .rounds = 1,
+                     .variants = (1u << NVARIANTS) - 1};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1327,6 +1383,11 @@ static int parse_args(int argc, char **argv, struct opts *o) {
         return -1;
       }
       o->publishers = (int)v;
+      i++;
+    } else if (strcmp(a, "--variants") == 0) {
+      if (parse_variants(val, &o->variants) != 0) {
+        return -1;
+      }
       i++;
     } else if (strcmp(a, "--groups") == 0) {
       if (parse_long(a, val, 1, 1000000, &v) != 0) {
@@ -1427,6 +1488,9 @@ int main(int argc, char **argv) {
       failed = true;
     }
     for (size_t v = 0; v < NVARIANTS; v++) {
+      if (!(b.o.variants & (1u << v))) {
+        continue;
+      }
       /* Let influxd finish compacting the previous round's writes and the
        * broker settle before the next measured phase. */
       sleep_ms(2000);
@@ -1453,6 +1517,9 @@ int main(int argc, char **argv) {
     struct phase_result *row = &res[(round - 1) * (int)(1 + NVARIANTS)];
     print_row(round, "raw", &row[0], &row[0], b.o.n);
     for (size_t v = 0; v < NVARIANTS; v++) {
+      if (!(b.o.variants & (1u << v))) {
+        continue;
+      }
       print_row(round, variants[v].name, &row[1 + v], &row[0], b.o.n);
     }
   }
@@ -1465,11 +1532,17 @@ int main(int argc, char **argv) {
     struct phase_result *row = &res[(round - 1) * (int)(1 + NVARIANTS)];
     print_cpu_row(round, "raw", &row[0], b.o.n);
     for (size_t v = 0; v < NVARIANTS; v++) {
+      if (!(b.o.variants & (1u << v))) {
+        continue;
+      }
       print_cpu_row(round, variants[v].name, &row[1 + v], b.o.n);
     }
   }
   for (size_t v = 0; v < NVARIANTS; v++) {
     int k = 0;
+    if (!(b.o.variants & (1u << v))) {
+      continue;
+    }
     printf("\nratio %s/raw:", variants[v].name);
     for (int round = 1; round <= b.o.rounds; round++) {
       struct phase_result *row = &res[(round - 1) * (int)(1 + NVARIANTS)];
@@ -1501,6 +1574,9 @@ int main(int argc, char **argv) {
    * cost of the journal and of the rules, as time ratios within a round. */
   for (size_t v = 1; v < NVARIANTS; v++) {
     int k = 0;
+    if (!(b.o.variants & (1u << v))) {
+      continue;
+    }
     printf("\ntime %s / time iocd:", variants[v].name);
     for (int round = 1; round <= b.o.rounds; round++) {
       struct phase_result *row = &res[(round - 1) * (int)(1 + NVARIANTS)];
@@ -1513,7 +1589,10 @@ int main(int argc, char **argv) {
       }
     }
     if (k > 0) {
-      printf("; median %.3f", median(ratios, k));
+      /* Throughput lost to the variant: 1 - rate(variant) / rate(iocd). */
+      double m = median(ratios, k);
+      printf("; median %.3f (cost %.1f%% of throughput)", m,
+             100.0 * (1.0 - 1.0 / m));
     }
   }
   printf("\nmissing points: %ld\n", missing);

@@ -450,6 +450,7 @@ static long arg_count(const char *s) {
 int main(int argc, char **argv) {
   long n = 200000;
   long repeat = 3;
+  long groups = -1;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "-n") == 0 && i + 1 < argc &&
         (n = arg_count(argv[++i])) > 0) {
@@ -459,12 +460,24 @@ int main(int argc, char **argv) {
         (repeat = arg_count(argv[++i])) > 0) {
       continue;
     }
+    if (strcmp(argv[i], "--groups") == 0 && i + 1 < argc &&
+        (groups = arg_count(argv[++i])) > 0) {
+      continue;
+    }
     {
-      fprintf(stderr, "usage: bench_rules [-n MESSAGES] [--repeat N]\n");
+      fprintf(stderr, "usage: bench_rules [-n MESSAGES] [--repeat N] "
+                      "[--groups G]\n");
       return 2;
     }
   }
   log_set_level(LOG_ERROR);
+  if (groups > 0) {
+    /* Only the cost at G groups: for profiling one configuration. */
+    printf("== cost of rule evaluation (%ld messages, best of %ld)\n", n,
+           repeat);
+    cost((size_t)groups, (size_t)n, (int)repeat);
+    return 0;
+  }
   printf("== memory per rule instance (default + 100 rules)\n");
   memory(15);
   memory(10000);

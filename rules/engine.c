@@ -177,8 +177,8 @@ static const struct calendar *default_cal(const struct engine *e) {
 /* ---- the wake heap ------------------------------------------------------- */
 
 static bool before(const struct inst *a, const struct inst *b) {
-  if (a->wake != b->wake) {
-    return a->wake < b->wake;
+  if (a->hkey != b->hkey) {
+    return a->hkey < b->hkey;
   }
   if (a->rule->index != b->rule->index) {
     return a->rule->index < b->rule->index;
@@ -240,7 +240,16 @@ static void heap_remove(struct engine *e, struct inst *in) {
 
 /* Schedules in at wake (INT64_MAX: not at all). When the heap cannot grow
  * the instance is evaluated on arrival only; that is the one degradation
- * memory exhaustion causes. */
+ * memory exhaustion causes.
+ *
+ * Most evaluations move a wake later (each sample pushes back when a feed
+ * counts as silent or when the oldest sample leaves a window), and with
+ * tens of thousands of instances sifting each one down the heap costs more
+ * than the evaluation. So a later wake leaves the heap alone: the key stays
+ * where it was, below the true wake, and settle() moves the instance when
+ * its stale key reaches the top. Keys are never above the true wake, so
+ * the top, once settled, is the instance due first, in the same (wake,
+ * rule, creation) order as an exact heap. */
 static void schedule(struct engine *e, struct inst *in, int64_t wake) {
   if (wake == INT64_MAX) {
     heap_remove(e, in);
@@ -249,8 +258,10 @@ static void schedule(struct engine *e, struct inst *in, int64_t wake) {
   }
   if (in->heap_idx != SIZE_MAX) {
     in->wake = wake;
-    heap_up(e, in->heap_idx);
-    heap_down(e, in->heap_idx);
+    if (wake < in->hkey) {
+      in->hkey = wake;
+      heap_up(e, in->heap_idx);
+    }
     return;
   }
   if (e->nheap == e->cap_heap) {
@@ -263,9 +274,18 @@ static void schedule(struct engine *e, struct inst *in, int64_t wake) {
     e->cap_heap = ncap;
   }
   in->wake = wake;
+  in->hkey = wake;
   in->heap_idx = e->nheap;
   e->heap[e->nheap++] = in;
   heap_up(e, in->heap_idx);
+}
+
+/* Gives the top of the heap its true key, until the top is exact. */
+static void settle(struct engine *e) {
+  while (e->nheap > 0 && e->heap[0]->hkey < e->heap[0]->wake) {
+    e->heap[0]->hkey = e->heap[0]->wake;
+    heap_down(e, 0);
+  }
 }
 
 /* ---- rules --------------------------------------------------------------- */
@@ -916,6 +936,7 @@ struct inst *engine__instance(struct engine *e, struct rule *r,
   in->seq = e->seq++;
   in->heap_idx = SIZE_MAX;
   in->wake = INT64_MAX;
+  in->hkey = INT64_MAX;
   in->group.values = in->values;
   in->group.hashes = in->hashes;
   in->group.n = r->nby;
@@ -1712,7 +1733,7 @@ int engine_add_sample(struct engine *e, const char *measurement,
 size_t engine_tick(struct engine *e, int64_t now) {
   size_t n = 0;
   struct trigger trg = {.by = ALERT_BY_TICK};
-  while (e->nheap > 0 && e->heap[0]->wake <= now) {
+  for (settle(e); e->nheap > 0 && e->heap[0]->wake <= now; settle(e)) {
     struct inst *in = e->heap[0];
     heap_remove(e, in);
     in->wake = INT64_MAX;
@@ -1735,7 +1756,8 @@ size_t engine_eval_all(struct engine *e, int64_t now) {
   return n;
 }
 
-int64_t engine_next_wake(const struct engine *e) {
+int64_t engine_next_wake(struct engine *e) {
+  settle(e);
   return e->nheap ? e->heap[0]->wake : INT64_MAX;
 }
 

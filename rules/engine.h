@@ -208,8 +208,9 @@ size_t engine_tick(struct engine *e, int64_t now);
  * Returns the number evaluated. */
 size_t engine_eval_all(struct engine *e, int64_t now);
 
-/* The earliest time at which some instance is due; INT64_MAX when none. */
-int64_t engine_next_wake(const struct engine *e);
+/* The earliest time at which some instance is due; INT64_MAX when none.
+ * Not const: it brings the wake heap up to date first. */
+int64_t engine_next_wake(struct engine *e);
 
 /* Tells the engine whether iocd can reach its broker. Going down raises the
  * one ENGINE_BROKER_RULE alert (firing at once) and holds back every

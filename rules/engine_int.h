@@ -38,7 +38,8 @@ struct inst {
   char *text;         /* the strings of values[] */
   struct alert a;
   size_t heap_idx;    /* SIZE_MAX: not scheduled */
-  int64_t wake;
+  int64_t wake;       /* when it is due: INT64_MAX, never */
+  int64_t hkey;       /* its key in the wake heap, <= wake (see schedule) */
   uint64_t mark;      /* arrival batch that last touched it */
   /* The last evaluation's number and threshold (expr_eval_sides). */
   bool has_value, has_threshold;

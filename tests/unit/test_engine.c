@@ -492,6 +492,34 @@ Test(engine, a_district_that_stops_is_named_10_minutes_after_its_last_point) {
   rec_free(&rec);
 }
 
+/* Every point moves a feed's wake ten minutes later; the wake heap keeps
+ * older keys until they come up (engine.c, schedule): what it reports
+ * and what a tick evaluates must still be the true wake. */
+Test(engine, a_wake_moved_later_is_neither_early_nor_evaluated_early) {
+  struct rec rec = {0};
+  const char *expected[30];
+  struct rule_def r = silent_rule(expected);
+  struct engine *e = make(&r, 1, &rec, BASE);
+  publish(e, 0, 30, 0);
+  struct engine_stats st0, st1;
+  engine_get_stats(e, &st0);
+  cr_expect_eq(engine_next_wake(e), BASE + MIN(40));
+  cr_expect_eq(engine_tick(e, BASE + MIN(40) - 1), 0);
+  engine_get_stats(e, &st1);
+  cr_expect_eq(st1.evals_on_tick, st0.evals_on_tick);
+  /* Ea H'Leo then goes quiet: its wake is the only one to move earlier
+   * than the others', and it comes first. */
+  publish(e, 31, 31, 0);
+  publish(e, 32, 45, 1u << 5);
+  advance(e, BASE + MIN(45));
+  cr_expect_eq(rec.n, 1);
+  cr_expect_eq(rec_time(&rec, "Ea H'Leo,system=igate} inactive>firing"),
+               BASE + MIN(41) + 1);
+  cr_expect_eq(engine_next_wake(e), BASE + MIN(55));
+  engine_free(e);
+  rec_free(&rec);
+}
+
 Test(engine, broker_down_is_one_alert_and_silence_restarts_fairly) {
   struct rec rec = {0};
   const char *expected[30];
