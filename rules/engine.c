@@ -75,9 +75,6 @@ struct engine {
   uint64_t mark;
   struct touch *touched;
   size_t ntouched, cap_touched;
-  struct series_label *hb;
-  size_t cap_hb;
-  struct buf hb_text;
   bool reads_heartbeat; /* some rule reads _source */
   /* Listening. */
   bool broker_down;
@@ -1646,46 +1643,6 @@ static int heartbeat(struct engine *e, const struct series_label *labels,
                           on_change, e);
 }
 
-/* The heartbeat of point p: its tags, copied so that they are
- * NUL-terminated whatever the batch holds. */
-static int point_heartbeat(struct engine *e, const struct point_batch *pb,
-                           const struct point *p, int64_t now) {
-  if (p->ntags > e->cap_hb) {
-    struct series_label *v = malloc(p->ntags * sizeof *v);
-    if (!v) {
-      return IOCD_ENOMEM;
-    }
-    free(e->hb);
-    e->hb = v;
-    e->cap_hb = p->ntags;
-  }
-  buf_reset(&e->hb_text);
-  const struct tag *t = pb_tags(pb, p);
-  for (size_t i = 0; i < p->ntags; i++) {
-    int rc = buf_append(&e->hb_text, t[i].key.p, t[i].key.len);
-    if (!rc) {
-      rc = buf_putc(&e->hb_text, '\0');
-    }
-    if (!rc) {
-      rc = buf_append(&e->hb_text, t[i].value.p, t[i].value.len);
-    }
-    if (!rc) {
-      rc = buf_putc(&e->hb_text, '\0');
-    }
-    if (rc) {
-      return rc;
-    }
-  }
-  const char *s = e->hb_text.data;
-  for (size_t i = 0; i < p->ntags; i++) {
-    e->hb[i].key = s;
-    s += strlen(s) + 1;
-    e->hb[i].value = s;
-    s += strlen(s) + 1;
-  }
-  return heartbeat(e, e->hb, p->ntags, now);
-}
-
 int engine_add_point(struct engine *e, const struct point_batch *pb,
                      const struct point *p, int64_t now) {
   if (!e || !pb || !p || !p->has_ts) {
@@ -1693,17 +1650,12 @@ int engine_add_point(struct engine *e, const struct point_batch *pb,
   }
   e->mark++;
   e->ntouched = 0;
-  int rc = series_store_add_point(e->store, pb, p, on_change, e);
-  if (rc && rc != IOCD_ELIMIT) {
-    run_touched(e, now);
-    return rc;
-  }
-  if (e->reads_heartbeat) {
-    int hrc = point_heartbeat(e, pb, p, now);
-    if (hrc && !rc) {
-      rc = hrc;
-    }
-  }
+  /* The heartbeat of the point's source, stamped with its arrival. */
+  struct series_seen seen = {.measurement = ENGINE_HEARTBEAT_MEASUREMENT,
+                             .field = ENGINE_HEARTBEAT_FIELD,
+                             .ts_ns = now};
+  int rc = series_store_add_point_seen(
+      e->store, pb, p, e->reads_heartbeat ? &seen : NULL, on_change, e);
   run_touched(e, now);
   return rc;
 }
@@ -1975,7 +1927,6 @@ int engine_new(const struct engine_opts *opts, const struct rule_def *rules,
   }
   e->opts.calendars = NULL;
   e->opts.ncalendars = 0;
-  buf_init(&e->hb_text, 64 * 1024);
   e->max_insts = e->opts.max_instances ? e->opts.max_instances
                                        : DEFAULT_MAX_INSTANCES;
   e->listen_since = e->opts.start_ns > 0 ? e->opts.start_ns : 0;
@@ -2024,8 +1975,6 @@ void engine_free(struct engine *e) {
   series_store_free(e->store);
   free(e->heap);
   free(e->touched);
-  free(e->hb);
-  buf_cleanup(&e->hb_text);
   free(e);
 }
 

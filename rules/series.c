@@ -857,23 +857,43 @@ static size_t scratch_sort(struct series_store *st, size_t n) {
   return w;
 }
 
-int series_store_add_point(struct series_store *st,
-                           const struct point_batch *pb, const struct point *p,
-                           series_change_fn *cb, void *ud) {
-  if (!st || !pb || !p || !p->has_ts) {
+int series_store_add_point_seen(struct series_store *st,
+                                const struct point_batch *pb,
+                                const struct point *p,
+                                const struct series_seen *seen,
+                                series_change_fn *cb, void *ud) {
+  if (!st || !pb || !p || !p->has_ts ||
+      (seen && (!seen->measurement || !seen->field))) {
     return IOCD_EINVAL;
   }
   const char *m = p->measurement.p;
   size_t mn = p->measurement.len;
   const struct field *f = pb_fields(pb, p);
   struct family *any = family_find(st, m, mn, NULL, 0);
+  /* After the fields and the any-field time: the heartbeat's family and
+   * its measurement's any-field times. */
+  struct family *extra[2] = {NULL, NULL};
+  if (seen) {
+    size_t sn = strlen(seen->measurement);
+    extra[0] = family_find(st, seen->measurement, sn, seen->field,
+                           strlen(seen->field));
+    extra[1] = family_find(st, seen->measurement, sn, NULL, 0);
+  }
   bool prepared = false, refused = false;
   size_t ntags = 0;
   uint64_t taghash = 0;
-  for (size_t i = 0; i <= p->nfields; i++) {
+  for (size_t i = 0; i < p->nfields + 3; i++) {
     struct family *fam;
     double v;
-    if (i < p->nfields) {
+    int64_t ts = p->ts_ns;
+    if (i > p->nfields) {
+      fam = extra[i - p->nfields - 1];
+      v = 1.0;
+      ts = seen ? seen->ts_ns : 0;
+      if (!fam) {
+        continue;
+      }
+    } else if (i < p->nfields) {
       if (f[i].type == FIELD_STRING || f[i].type == FIELD_NONE) {
         continue;
       }
@@ -885,11 +905,11 @@ int series_store_add_point(struct series_store *st,
           : f[i].type == FIELD_INT ? (double)f[i].v.i
                                    : (f[i].v.b ? 1.0 : 0.0);
     } else {
-      /* Last, the any-field time: a point of any field keeps it alive. */
+      /* Then the any-field time: a point of any field keeps it alive. */
       fam = any;
       v = 1.0;
       if (!fam) {
-        break;
+        continue;
       }
     }
     if (!prepared) {
@@ -915,7 +935,7 @@ int series_store_add_point(struct series_store *st,
       taghash = tags_hash(st->scratch, ntags);
       prepared = true;
     }
-    int rc = add_one(st, fam, st->scratch, ntags, taghash, p->ts_ns, v, cb, ud);
+    int rc = add_one(st, fam, st->scratch, ntags, taghash, ts, v, cb, ud);
     if (rc == IOCD_ELIMIT) {
       refused = true;
     } else if (rc) {
@@ -923,6 +943,12 @@ int series_store_add_point(struct series_store *st,
     }
   }
   return refused ? IOCD_ELIMIT : IOCD_OK;
+}
+
+int series_store_add_point(struct series_store *st,
+                           const struct point_batch *pb, const struct point *p,
+                           series_change_fn *cb, void *ud) {
+  return series_store_add_point_seen(st, pb, p, NULL, cb, ud);
 }
 
 int series_store_add(struct series_store *st, const char *measurement,

@@ -155,6 +155,25 @@ int series_store_add_point(struct series_store *st,
                            const struct point_batch *pb, const struct point *p,
                            series_change_fn *cb, void *ud);
 
+/* A heartbeat that series_store_add_point_seen records with the point: a
+ * sample of value 1 at ts_ns in (measurement, field) and in the
+ * measurement's any-field times, with the point's tags. */
+struct series_seen {
+  const char *measurement;
+  const char *field;
+  int64_t ts_ns;
+};
+
+/* series_store_add_point, then the heartbeat seen (NULL: none) under the
+ * same tags, in one pass over them: the same samples and calls of cb as
+ * series_store_add_point followed by series_store_add with the point's
+ * tags as labels. */
+int series_store_add_point_seen(struct series_store *st,
+                                const struct point_batch *pb,
+                                const struct point *p,
+                                const struct series_seen *seen,
+                                series_change_fn *cb, void *ud);
+
 /* Adds one sample of (measurement, field) with the given labels, as
  * series_store_add_point does for one field of a point (the any-field time of
  * the measurement included). For replaying recorded samples and for tests.

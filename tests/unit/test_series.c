@@ -136,6 +136,79 @@ Test(series_store, keeps_only_the_registered_fields_and_reports_them) {
   series_store_free(st);
 }
 
+/* Every change as "measurement.field{labels}@ts", one line each. */
+static void log_change(void *ud, const struct series_change *c) {
+  char **log = ud;
+  char line[256];
+  int n = snprintf(line, sizeof line, "%s.%s{", c->measurement,
+                   c->field ? c->field : "*");
+  for (size_t i = 0; i < series_ntags(c->series); i++) {
+    const char *k, *v;
+    series_tag_at(c->series, i, &k, &v);
+    n += snprintf(line + n, sizeof line - (size_t)n, "%s=%s,", k, v);
+  }
+  snprintf(line + n, sizeof line - (size_t)n, "}@%lld\n",
+           (long long)((c->ts_ns - T0) / NS_PER_SEC));
+  size_t old = *log ? strlen(*log) : 0;
+  char *grown = realloc(*log, old + strlen(line) + 1);
+  cr_assert_not_null(grown);
+  memcpy(grown + old, line, strlen(line) + 1);
+  *log = grown;
+}
+
+static struct series_store *seen_store(void) {
+  struct series_store *st = series_store_new(NULL);
+  cr_assert_eq(series_store_want(st, "igate", "received", HOURS(1)), IOCD_OK);
+  cr_assert_eq(series_store_want(st, "igate", NULL, 0), IOCD_OK);
+  cr_assert_eq(series_store_want(st, "_source", "seen", 0), IOCD_OK);
+  cr_assert_eq(series_store_want(st, "_source", NULL, 0), IOCD_OK);
+  return st;
+}
+
+Test(series_store, records_a_heartbeat_with_the_point_as_a_second_add_would) {
+  struct point_batch pb;
+  pb_init(&pb);
+  struct point *p = igate_point(&pb, "Krông Pắc", T0);
+  /* An empty tag is no label, in both ways. */
+  cr_assert_eq(pb_tag(&pb, p, "zone", 4, "", 0, true), IOCD_OK);
+  struct series_seen seen = {"_source", "seen", T0 + SEC(7)};
+  struct series_store *one = seen_store(), *two = seen_store();
+  char *log1 = NULL, *log2 = NULL;
+  cr_assert_eq(series_store_add_point_seen(one, &pb, p, &seen, log_change,
+                                           &log1),
+               IOCD_OK);
+  cr_assert_eq(series_store_add_point(two, &pb, p, log_change, &log2),
+               IOCD_OK);
+  struct series_label l[] = {{"system", "igate"},
+                             {"district", "Krông Pắc"},
+                             {"zone", ""}};
+  cr_assert_eq(series_store_add(two, "_source", "seen", l, 3, T0 + SEC(7), 1,
+                                log_change, &log2),
+               IOCD_OK);
+  cr_assert_str_eq(log1,
+                   "igate.received{district=Krông Pắc,system=igate,}@0\n"
+                   "igate.*{district=Krông Pắc,system=igate,}@0\n"
+                   "_source.seen{district=Krông Pắc,system=igate,}@7\n"
+                   "_source.*{district=Krông Pắc,system=igate,}@7\n");
+  cr_assert_str_eq(log1, log2);
+  struct series_store_stats s1 = stats_of(one), s2 = stats_of(two);
+  cr_assert_eq(s1.series, 4);
+  cr_assert_eq(s1.series, s2.series);
+  cr_assert_eq(s1.samples, s2.samples);
+  cr_assert_eq(s1.bytes, s2.bytes);
+  /* No heartbeat: the point alone. */
+  struct series_store *three = seen_store();
+  cr_assert_eq(series_store_add_point_seen(three, &pb, p, NULL, NULL, NULL),
+               IOCD_OK);
+  cr_assert_eq(stats_of(three).series, 2);
+  free(log1);
+  free(log2);
+  series_store_free(one);
+  series_store_free(two);
+  series_store_free(three);
+  pb_cleanup(&pb);
+}
+
 Test(series_store, converts_ints_floats_and_booleans_and_ignores_strings) {
   struct series_store *st = series_store_new(NULL);
   const char *fields[] = {"received", "share", "online", "note"};
