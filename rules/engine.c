@@ -1521,8 +1521,6 @@ static void evaluate(struct engine *e, struct inst *in, int64_t now,
     ai.guard = EXPR_TRUE;
     if (r->guard) {
       ai.guard = eval_truth(r->guard, &c, &sw.guard);
-      sw.guard_sides =
-          expr_eval_sides(r->guard, &c, &sw.gl, &sw.gr) == IOCD_OK;
       wake = min64(wake, expr_horizon(r->guard, &c));
     }
     int high = 0;
@@ -1560,6 +1558,11 @@ static void evaluate(struct engine *e, struct inst *in, int64_t now,
   struct alert_transition tr;
   bool changed = alert_step(&in->a, &p, &ai, &tr);
   if (changed) {
+    if (tr.state == ALERT_INSUFFICIENT && r->guard) {
+      /* The guard's two sides, for the reason only. */
+      sw.guard_sides =
+          expr_eval_sides(r->guard, &c, &sw.gl, &sw.gr) == IOCD_OK;
+    }
     struct buf b;
     buf_init(&b, REASON_MAX);
     if (build_reason(e, in, trg, &tr, &sw, now, &b) == IOCD_OK) {
