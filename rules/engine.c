@@ -936,6 +936,7 @@ struct inst *engine__instance(struct engine *e, struct rule *r,
   in->hkey = INT64_MAX;
   in->group.values = in->values;
   in->group.hashes = in->hashes;
+  in->group.cache = &in->cache;
   in->group.n = r->nby;
   alert_init(&in->a);
   if (inst_attach(r, in)) {

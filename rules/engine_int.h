@@ -36,6 +36,7 @@ struct inst {
   const char **values;
   uint64_t *hashes;   /* series_group_hash of each by label and value */
   char *text;         /* the strings of values[] */
+  struct series_group_cache cache; /* group.cache */
   struct alert a;
   size_t heap_idx;    /* SIZE_MAX: not scheduled */
   int64_t wake;       /* when it is due: INT64_MAX, never */

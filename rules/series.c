@@ -67,6 +67,10 @@ struct series_store {
   struct table fams, sers, posts;
   struct stag *scratch; /* the tags of the point being added, sorted */
   size_t scratch_cap;
+  /* Moves on whenever a posting is created or freed, which is what
+   * invalidates a struct series_group_cache; starts at 1, so that a zeroed
+   * cache holds nothing valid. */
+  uint64_t post_gen;
   struct series_store_stats st;
 };
 
@@ -349,6 +353,7 @@ static struct posting *posting_find_h(const struct series_store *st,
 }
 
 static void posting_free(struct series_store *st, struct posting *p) {
+  st->post_gen++;
   st->st.bytes -= sizeof *p + p->kn + p->vn + 2 + p->cap * sizeof *p->v;
   free(p->v);
   free(p);
@@ -379,6 +384,7 @@ static int posting_reserve(struct series_store *st, const struct family *fam,
     p->value[t->vn] = '\0';
     p->hn.hash = posting_hash(fam, label_hash(t->k, t->kn, t->v, t->vn));
     table_insert(&st->posts, &p->hn);
+    st->post_gen++;
     st->st.bytes += sizeof *p + t->kn + t->vn + 2;
   }
   if (p->n < p->cap) {
@@ -1033,6 +1039,39 @@ static bool matches(const struct series *s, const struct matcher *m,
   return true;
 }
 
+/* The posting of fam for label i of g, through g's cache when it has one. */
+static const struct posting *group_posting(const struct series_store *st,
+                                           const struct family *fam,
+                                           const struct group *g, size_t i) {
+  struct series_group_cache *c = g->cache;
+  if (c) {
+    for (size_t w = 0; w < SERIES_GROUP_CACHE_WAYS; w++) {
+      if (c->way[w].fam == fam && c->way[w].gen == st->post_gen) {
+        return c->way[w].post;
+      }
+    }
+  }
+  const struct posting *p =
+      g->hashes ? posting_find_h(st, fam, g->keys[i], g->values[i],
+                                 g->hashes[i])
+                : posting_find(st, fam, g->keys[i], strlen(g->keys[i]),
+                               g->values[i], strlen(g->values[i]));
+  if (c) {
+    size_t w = 0;
+    while (w < SERIES_GROUP_CACHE_WAYS && c->way[w].fam != fam) {
+      w++;
+    }
+    if (w == SERIES_GROUP_CACHE_WAYS) {
+      w = c->next;
+      c->next = (c->next + 1) % SERIES_GROUP_CACHE_WAYS;
+    }
+    c->way[w].fam = fam;
+    c->way[w].post = p;
+    c->way[w].gen = st->post_gen;
+  }
+  return p;
+}
+
 void series__select(const struct series_store *st, const struct family *fam,
                     const struct group *g, const struct matcher *m, size_t nm,
                     series__visit_fn *fn, void *ud) {
@@ -1045,11 +1084,7 @@ void series__select(const struct series_store *st, const struct family *fam,
     if (!*g->values[i]) {
       continue;
     }
-    const struct posting *p =
-        g->hashes ? posting_find_h(st, fam, g->keys[i], g->values[i],
-                                   g->hashes[i])
-                  : posting_find(st, fam, g->keys[i], strlen(g->keys[i]),
-                                 g->values[i], strlen(g->values[i]));
+    const struct posting *p = group_posting(st, fam, g, i);
     if (!p) {
       return;
     }
@@ -1081,6 +1116,7 @@ struct series_store *series_store_new(const struct series_store_opts *opts) {
                  : o.slack_ns == 0 ? DEFAULT_SLACK_NS
                                    : 0;
   st->st.bytes = sizeof *st;
+  st->post_gen = 1;
   return st;
 }
 

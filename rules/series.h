@@ -60,6 +60,22 @@ struct group {
    * once by whoever keeps the group so that selecting its series does not
    * hash its labels on every evaluation. */
   const uint64_t *hashes;
+  /* NULL, or zeroed memory that selection keeps for this group: where the
+   * group's series of the last few families read are, so that evaluating
+   * the same group again finds them without a lookup. Belongs to one
+   * store. */
+  struct series_group_cache *cache;
+};
+
+/* What selection remembers of a group (filled by series.c only). */
+#define SERIES_GROUP_CACHE_WAYS 4
+struct series_group_cache {
+  struct {
+    const void *fam;  /* the family, NULL: unused way */
+    const void *post; /* the group's list in it; NULL: it has none */
+    uint64_t gen;     /* the store's index generation it was found in */
+  } way[SERIES_GROUP_CACHE_WAYS];
+  unsigned next; /* the way to replace next */
 };
 
 /* The hash of label key=value that struct group's hashes hold. */

@@ -587,3 +587,47 @@ Test(series_store, selects_one_group_among_ten_thousand) {
                s.bytes / s.series);
   series_store_free(st);
 }
+
+/* ---- a group's cache of where its series are ----------------------------- */
+
+Test(series_store, a_group_cache_sees_series_added_and_collected_later) {
+  struct series_store *st = series_store_new(NULL);
+  cr_assert_eq(series_store_want(st, "igate", "received", HOURS(1)), IOCD_OK);
+  struct series_group_cache cache;
+  memset(&cache, 0, sizeof cache);
+  const char *const lak[] = {"Lắk"};
+  struct group g = {.keys = by_district, .values = lak, .n = 1,
+                    .cache = &cache};
+  const char *sum = "sum(igate.received[1h])";
+  /* Nothing yet: the cache remembers that Lắk has no series. */
+  cr_assert_eq(eval_at(st, &g, T0, sum), -1);
+  add(st, "igate", "received", "Lắk", T0, 5);
+  cr_assert_eq(eval_at(st, &g, T0, sum), 5);
+  /* A second series of the same district, and another district. */
+  struct series_label two[] = {{"district", "Lắk"}, {"system", "idesk"}};
+  cr_assert_eq(series_store_add(st, "igate", "received", two, 2, T0 + SEC(1),
+                                7, NULL, NULL),
+               IOCD_OK);
+  add(st, "igate", "received", "Ea Kar", T0, 100);
+  cr_assert_eq(eval_at(st, &g, T0 + SEC(1), sum), 12);
+  /* Collected: gone, then back as new series. */
+  cr_assert_eq(series_store_gc(st, T0 + HOURS(2)), 3);
+  cr_assert_eq(eval_at(st, &g, T0 + HOURS(2), sum), -1);
+  add(st, "igate", "received", "Ea Kar", T0 + HOURS(3), 100);
+  add(st, "igate", "received", "Lắk", T0 + HOURS(3), 9);
+  cr_assert_eq(eval_at(st, &g, T0 + HOURS(3), sum), 9);
+  /* More families than the cache has ways: each still finds its own. */
+  const char *fields[] = {"a", "b", "c", "d", "e", "f"};
+  for (size_t i = 0; i < 6; i++) {
+    cr_assert_eq(series_store_want(st, "igate", fields[i], 0), IOCD_OK);
+    add(st, "igate", fields[i], "Lắk", T0 + HOURS(3), (double)i + 1);
+  }
+  for (int round = 0; round < 2; round++) {
+    for (size_t i = 0; i < 6; i++) {
+      char text[32];
+      snprintf(text, sizeof text, "igate.%s", fields[i]);
+      cr_assert_eq(eval_at(st, &g, T0 + HOURS(3), text), (double)i + 1);
+    }
+  }
+  series_store_free(st);
+}
