@@ -1605,11 +1605,17 @@ static void on_change(void *ud, const struct series_change *c) {
   }
   for (size_t i = 0; i < x->n; i++) {
     struct rule *r = x->rules[i];
+    /* The samples of one point share its tags, so a rule they touch twice
+     * is the same instance: found once. (engine_add_sample adds one.) */
+    if (r->mark == e->mark) {
+      continue;
+    }
     const char *vals[MAX_BY];
     if (!series_group_values(c->series, (const char *const *)r->by, r->nby,
                              vals)) {
       continue;
     }
+    r->mark = e->mark;
     struct inst *in = engine__instance(e, r, vals);
     if (!in || in->mark == e->mark) {
       continue;

@@ -72,6 +72,7 @@ struct rule {
   char **expected; /* nexpected * nby values */
   size_t nexpected;
   bool inhibited;
+  uint64_t mark; /* the engine's arrival batch that last touched it */
   char *canonical;
   char hash[17];
   /* Instances, in creation order, and a table over their values. */
