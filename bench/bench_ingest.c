@@ -57,6 +57,8 @@
 #define SERIES_WRITTEN \
   "iocd_source_points_written_total{subscription=\"igate\"}"
 #define SERIES_MESSAGES "iocd_messages_total{subscription=\"igate\"}"
+#define SERIES_ALERTS_WAITING \
+  "iocd_source_points_waiting{subscription=\"iocd:alerts\"}"
 
 #define MAX_PUBLISHERS 1000
 #define MAX_ROUNDS 100
@@ -86,6 +88,7 @@ struct opts {
   long groups;
   bool keep;
   bool drain; /* --drain: measure how fast a journal backlog drains */
+  long warmup; /* messages per group before each iocd phase's clock */
   unsigned variants; /* bit v: run variants[v] (iocd always runs) */
 };
 
@@ -554,7 +557,11 @@ static int pubs_join(struct pubs *ps) {
   return rc;
 }
 
-static int pubs_start(struct pubs *ps, const struct bench *b) {
+/* Starts the publishers of n messages (indices 0..n-1, so the first
+ * `groups` of them reach every group once), stamped one millisecond apart
+ * and ending back + 2 minutes before now. */
+static int pubs_start(struct pubs *ps, const struct bench *b, long n,
+                      long back) {
   const struct opts *o = &b->o;
   memset(ps, 0, sizeof *ps);
   ps->g.port = b->mq.port;
@@ -563,10 +570,10 @@ static int pubs_start(struct pubs *ps, const struct bench *b) {
   ps->g.groups = o->groups;
   /* All timestamps lie in the last few minutes: inside iocd's past and
    * future limits, and distinct per message. */
-  ps->g.ts_base_ms = real_ms() - o->n - 120000;
+  ps->g.ts_base_ms = real_ms() - n - back - 120000;
   atomic_init(&ps->g.finished, 0);
   atomic_init(&ps->g.last_ack_ns, 0);
-  ps->n = o->publishers;
+  ps->n = o->publishers < n ? o->publishers : (int)n;
   ps->p = calloc((size_t)ps->n, sizeof *ps->p);
   if (!ps->p) {
     fprintf(stderr, "bench: out of memory\n");
@@ -574,7 +581,7 @@ static int pubs_start(struct pubs *ps, const struct bench *b) {
   }
   pthread_mutex_init(&ps->g.mu, NULL);
   pthread_cond_init(&ps->g.cv, NULL);
-  long per = o->n / ps->n, extra = o->n % ps->n, first = 0;
+  long per = n / ps->n, extra = n % ps->n, first = 0;
   for (int k = 0; k < ps->n; k++) {
     struct pub *p = &ps->p[k];
     p->g = &ps->g;
@@ -716,7 +723,7 @@ static int phase_raw(struct bench *b, int round, struct phase_result *r) {
   }
 
   struct pubs ps;
-  if (pubs_start(&ps, b) != 0) {
+  if (pubs_start(&ps, b, b->o.n, 0) != 0) {
     kill(sub, SIGKILL);
     waitpid(sub, NULL, 0);
     return -1;
@@ -948,6 +955,51 @@ static int write_iocd_config(const struct bench *b, const char *dir,
   return rc == 0 ? 0 : -1;
 }
 
+/* --warmup K messages per group (per publisher without --groups) before
+ * the clock starts, written and confirmed, stamped before the measured
+ * ones: what happens once per group in iocd's life (its series, its rule
+ * instances and their first transition, InfluxDB's new series) is not
+ * what the benchmark measures. Leaves the counters it reached in
+ * *written and *msgs. */
+static int warm_up(struct bench *b, const struct h_iocd *iocd, int api_port,
+                   const char *name, bool by_metric, long *written,
+                   long *msgs) {
+  long n = (b->o.groups > 0 ? b->o.groups : b->o.publishers) * b->o.warmup;
+  *written = 0;
+  *msgs = 0;
+  if (!by_metric) {
+    return 0;
+  }
+  struct pubs ps;
+  if (pubs_start(&ps, b, n, b->o.n) != 0) {
+    return -1;
+  }
+  pubs_go(&ps);
+  int64_t moved_at = mono_ns();
+  long last = -1;
+  /* The alert points the warm-up raised are written too before the
+   * clock starts. */
+  double alerts_waiting = 1;
+  while (*written < n || alerts_waiting > 0) {
+    if (get_metrics(b, api_port) == 200) {
+      *written = (long)metric_value(b, SERIES_WRITTEN);
+      alerts_waiting = metric_value(b, SERIES_ALERTS_WAITING);
+    }
+    if (*written != last) {
+      last = *written;
+      moved_at = mono_ns();
+    } else if (mono_ns() - moved_at > (int64_t)STALL_MS * 1000000) {
+      fprintf(stderr, "bench: %s: warm-up stuck at %ld of %ld (see %s)\n",
+              name, *written, n, iocd->log);
+      pubs_join(&ps);
+      return -1;
+    }
+    sleep_ms(POLL_MS);
+  }
+  *msgs = (long)metric_value(b, SERIES_MESSAGES);
+  return pubs_join(&ps);
+}
+
 /* Measures one running iocd: releases the publishers and stops the clock
  * when iocd's counter of points written reaches N (or, when that series is
  * absent, when InfluxDB holds N points). Fills r except exit_status. */
@@ -966,22 +1018,29 @@ static int measure_iocd(struct bench *b, const struct h_iocd *iocd,
             "instead (coarser)\n",
             SERIES_WRITTEN);
   }
+  long base = 0, base_msgs = 0;
+  if (b->o.warmup > 0) {
+    if (warm_up(b, iocd, api_port, name, by_metric, &base, &base_msgs) != 0) {
+      return -1;
+    }
+  }
   struct pubs ps;
-  if (pubs_start(&ps, b) != 0) {
+  if (pubs_start(&ps, b, b->o.n, 0) != 0) {
     return -1;
   }
   struct cpu_snap c0, c1;
   cpu_snap(b, iocd->pid, &c0);
   int64_t t0 = pubs_go(&ps);
 
-  long want = b->o.n, written = 0, last = -1;
+  long want = base + b->o.n, written = 0, last = -1;
   int64_t t_end = 0, t_ingested = 0, moved_at = mono_ns();
   for (;;) {
     int64_t now = mono_ns();
     if (by_metric) {
       if (get_metrics(b, api_port) == 200) {
         written = (long)metric_value(b, SERIES_WRITTEN);
-        if (t_ingested == 0 && metric_value(b, SERIES_MESSAGES) >= want) {
+        if (t_ingested == 0 &&
+            metric_value(b, SERIES_MESSAGES) >= base_msgs + b->o.n) {
           t_ingested = now;
         }
       }
@@ -1012,7 +1071,7 @@ static int measure_iocd(struct bench *b, const struct h_iocd *iocd,
   r->seconds = (double)(t_end - t0) / 1e9;
   r->pub_seconds = (double)(atomic_load(&ps.g.last_ack_ns) - t0) / 1e9;
   r->ingest_seconds = t_ingested ? (double)(t_ingested - t0) / 1e9 : -1;
-  r->consumed = written;
+  r->consumed = written - base;
   long stored = influx_points(b, db, b->o.fmt);
   r->missing = want - stored;
   if (r->missing != 0) {
@@ -1096,7 +1155,7 @@ static int phase_drain(struct bench *b) {
   fprintf(stderr, "drain: influxd stopped; publishing %ld messages\n",
           b->o.n);
   struct pubs ps;
-  if (pubs_start(&ps, b) != 0) {
+  if (pubs_start(&ps, b, b->o.n, 0) != 0) {
     goto out;
   }
   int64_t p0 = pubs_go(&ps);
@@ -1231,10 +1290,11 @@ static void print_header(const struct bench *b) {
          sysconf(_SC_NPROCESSORS_ONLN), cpu, load);
   printf(
       "parameters: N=%ld messages, %d publishers, %ld districts, QoS %d, "
-      "format %s, %d round%s\n",
+      "format %s, %d round%s,\n            iocd warmed up with %ld "
+      "message%s per district before the clock starts\n",
       b->o.n, b->o.publishers, b->o.groups ? b->o.groups : b->o.publishers,
       b->o.qos, fmt_names[b->o.fmt], b->o.rounds,
-      b->o.rounds == 1 ? "" : "s");
+      b->o.rounds == 1 ? "" : "s", b->o.warmup, b->o.warmup == 1 ? "" : "s");
   printf("servers:    mosquitto on :%d, influxd on :%d, iocd %s\n", b->mq.port,
          b->db.port, h_iocd_bin());
   fflush(stdout);
@@ -1301,6 +1361,9 @@ static void usage(FILE *out) {
           "  --repeat R        rounds of raw + iocd phases (default 1)\n"
           "  --variants LIST   iocd phases to run besides \"iocd\", comma\n"
           "                    separated: no-journal, rules (default: all)\n"
+          "  --warmup K        messages per group written before each\n"
+          "                    iocd phase's clock starts (default 2;\n"
+          "                    0: from the first message)\n"
           "  --keep            keep the temporary directories\n"
           "  --drain           instead: with influxd stopped, journal N\n"
           "                    messages, start influxd and time the drain\n"
@@ -1360,6 +1423,7 @@ static int parse_args(int argc, char **argv, struct opts *o) {
                      .qos = 1,
                      .fmt = FMT_JSON,
                      .rounds = 1,
+                     .warmup = 2,
                      .variants = (1u << NVARIANTS) - 1};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -1370,6 +1434,12 @@ static int parse_args(int argc, char **argv, struct opts *o) {
       return 1;
     } else if (strcmp(a, "--keep") == 0) {
       o->keep = true;
+    } else if (strcmp(a, "--warmup") == 0) {
+      if (parse_long(a, val, 0, 1000, &v) != 0) {
+        return -1;
+      }
+      o->warmup = v;
+      i++;
     } else if (strcmp(a, "--drain") == 0) {
       o->drain = true;
     } else if (strcmp(a, "-n") == 0) {
