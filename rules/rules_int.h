@@ -99,14 +99,14 @@ struct hnode {
 };
 
 struct family;
+struct tagset;
 
+/* The series of one family and one tag set; the tags live in the tag set,
+ * shared by the series of every family that has them. */
 struct series {
-  struct hnode hn; /* in the store's table of series; must stay first */
   struct family *fam;
+  struct tagset *ts;
   struct ring ring;
-  char *text; /* the strings of tags[] */
-  size_t ntags;
-  struct stag tags[]; /* sorted by key, bytewise */
 };
 
 /* A label matcher of a selector: key="value" or key!="value". A series

@@ -1,10 +1,13 @@
 /*
  * The sample store behind the rules. Three chained hash tables index it:
- * families (the registered (measurement, field) pairs), series (a family and
- * a full tag set) and postings (a family and one label value, listing the
- * series that carry it, in creation order). Selecting the series of a group
- * walks the posting of the group's first label instead of the family, so
- * an evaluation costs the series it reads, not the number of groups.
+ * families (the registered (measurement, field) pairs), tag sets (each full
+ * set of tags seen, with the series of every family that has it) and
+ * postings (a family and one label value, listing the series that carry it,
+ * in creation order). A point's fields, its any-field time and its
+ * heartbeat share its tags, so storing them costs one tag-set lookup, not
+ * one per family. Selecting the series of a group walks the posting of the
+ * group's first label instead of the family, so an evaluation costs the
+ * series it reads, not the number of groups.
  *
  * Each series keeps its samples in a ring that grows by doubling up to
  * max_samples and is trimmed on every append to the family's retention.
@@ -61,10 +64,21 @@ struct table {
   size_t n;
 };
 
+/* A full tag set and the series that have it, one per family. */
+struct tagset {
+  struct hnode hn; /* in the store's table of tag sets; must stay first */
+  char *text;      /* the strings of tags[] */
+  struct series **ser;
+  size_t nser, capser;
+  size_t ntags;
+  struct stag tags[]; /* sorted by key, bytewise */
+};
+
 struct series_store {
   size_t max_samples, max_series;
   int64_t slack_ns;
-  struct table fams, sers, posts;
+  struct table fams, tsets, posts;
+  size_t nseries;
   struct stag *scratch; /* the tags of the point being added, sorted */
   size_t scratch_cap;
   /* Moves on whenever a posting is created or freed, which is what
@@ -423,21 +437,21 @@ static uint64_t tags_hash(const struct stag *t, size_t n) {
   return h;
 }
 
-static bool tags_eq(const struct series *s, const struct stag *t, size_t n) {
-  if (s->ntags != n) {
+static bool tags_eq(const struct tagset *ts, const struct stag *t, size_t n) {
+  if (ts->ntags != n) {
     return false;
   }
   for (size_t i = 0; i < n; i++) {
-    if (!str_eq(s->tags[i].k, s->tags[i].kn, t[i].k, t[i].kn) ||
-        !str_eq(s->tags[i].v, s->tags[i].vn, t[i].v, t[i].vn)) {
+    if (!str_eq(ts->tags[i].k, ts->tags[i].kn, t[i].k, t[i].kn) ||
+        !str_eq(ts->tags[i].v, ts->tags[i].vn, t[i].v, t[i].vn)) {
       return false;
     }
   }
   return true;
 }
 
-static size_t series_size(size_t ntags) {
-  return sizeof(struct series) + ntags * sizeof(struct stag);
+static size_t tagset_size(size_t ntags) {
+  return sizeof(struct tagset) + ntags * sizeof(struct stag);
 }
 
 static size_t text_size(const struct stag *t, size_t n) {
@@ -459,36 +473,96 @@ static size_t slot_size(unsigned aggs) {
   return n;
 }
 
+static void tagset_free(struct series_store *st, struct tagset *ts) {
+  st->st.bytes -= tagset_size(ts->ntags) + text_size(ts->tags, ts->ntags) +
+                  ts->capser * sizeof *ts->ser;
+  free(ts->ser);
+  free(ts->text);
+  free(ts);
+}
+
 static void series_free(struct series_store *st, struct series *s) {
-  st->st.bytes -= series_size(s->ntags) + text_size(s->tags, s->ntags) +
-                  s->ring.cap * slot_size(s->ring.aggs);
+  st->st.bytes -= sizeof *s + s->ring.cap * slot_size(s->ring.aggs);
   st->st.samples -= s->ring.n;
   free(s->ring.s);
-  free(s->text);
   free(s);
 }
 
-/* Finds the series of (fam, tags), creating it (and its postings) when new.
- * Returns IOCD_OK, IOCD_ELIMIT at max_series, or IOCD_ENOMEM. */
-static int series_get(struct series_store *st, struct family *fam,
-                      const struct stag *tags, size_t ntags, uint64_t taghash,
-                      struct series **out) {
-  uint64_t hash = mix(fam->hn.hash ^ taghash);
-  for (struct hnode *h = table_first(&st->sers, hash); h; h = h->next) {
-    struct series *s = container_of(h, struct series, hn);
-    if (h->hash == hash && s->fam == fam && tags_eq(s, tags, ntags)) {
-      *out = s;
+/* Finds the tag set of tags (sorted, taghash = tags_hash), creating it
+ * with room for one series when new. Returns IOCD_OK or IOCD_ENOMEM. */
+static int tagset_get(struct series_store *st, const struct stag *tags,
+                      size_t ntags, uint64_t taghash, struct tagset **out) {
+  for (struct hnode *h = table_first(&st->tsets, taghash); h; h = h->next) {
+    struct tagset *ts = container_of(h, struct tagset, hn);
+    if (h->hash == taghash && tags_eq(ts, tags, ntags)) {
+      *out = ts;
       return IOCD_OK;
     }
   }
-  if (st->sers.n >= st->max_series) {
+  int rc = table_reserve(st, &st->tsets);
+  if (rc) {
+    return rc;
+  }
+  struct tagset *ts = calloc(1, tagset_size(ntags));
+  size_t tlen = text_size(tags, ntags);
+  char *text = malloc(tlen ? tlen : 1);
+  struct series **ser = malloc(sizeof *ser);
+  if (!ts || !text || !ser) {
+    free(ts);
+    free(text);
+    free(ser);
+    return IOCD_ENOMEM;
+  }
+  ts->text = text;
+  ts->ser = ser;
+  ts->capser = 1;
+  ts->ntags = ntags;
+  char *w = text;
+  for (size_t i = 0; i < ntags; i++) {
+    ts->tags[i].k = w;
+    ts->tags[i].kn = tags[i].kn;
+    memcpy(w, tags[i].k, tags[i].kn);
+    w[tags[i].kn] = '\0';
+    w += tags[i].kn + 1;
+    ts->tags[i].v = w;
+    ts->tags[i].vn = tags[i].vn;
+    memcpy(w, tags[i].v, tags[i].vn);
+    w[tags[i].vn] = '\0';
+    w += tags[i].vn + 1;
+  }
+  ts->hn.hash = taghash;
+  table_insert(&st->tsets, &ts->hn);
+  st->st.bytes += tagset_size(ntags) + tlen + sizeof *ser;
+  *out = ts;
+  return IOCD_OK;
+}
+
+/* Drops a tag set that no series has any more. */
+static void tagset_release(struct series_store *st, struct tagset *ts) {
+  if (ts->nser == 0) {
+    table_remove(&st->tsets, &ts->hn);
+    tagset_free(st, ts);
+  }
+}
+
+/* Finds the series of (fam, ts), creating it (and its postings) when new.
+ * Returns IOCD_OK, IOCD_ELIMIT at max_series, or IOCD_ENOMEM. */
+static int series_get(struct series_store *st, struct family *fam,
+                      struct tagset *ts, struct series **out) {
+  for (size_t i = 0; i < ts->nser; i++) {
+    if (ts->ser[i]->fam == fam) {
+      *out = ts->ser[i];
+      return IOCD_OK;
+    }
+  }
+  if (st->nseries >= st->max_series) {
     st->st.series_refused++;
     return IOCD_ELIMIT;
   }
   /* Every step that can fail comes before the series is linked anywhere. */
-  int rc = table_reserve(st, &st->sers);
-  for (size_t i = 0; !rc && i < ntags; i++) {
-    rc = posting_reserve(st, fam, &tags[i]);
+  int rc = IOCD_OK;
+  for (size_t i = 0; !rc && i < ts->ntags; i++) {
+    rc = posting_reserve(st, fam, &ts->tags[i]);
   }
   if (!rc && fam->n == fam->cap) {
     size_t cap = fam->cap ? fam->cap * 2 : 16;
@@ -500,64 +574,57 @@ static int series_get(struct series_store *st, struct family *fam,
     fam->all = all;
     fam->cap = cap;
   }
+  if (!rc && ts->nser == ts->capser) {
+    size_t cap = ts->capser * 2;
+    struct series **ser = realloc(ts->ser, cap * sizeof *ser);
+    if (!ser) {
+      return IOCD_ENOMEM;
+    }
+    st->st.bytes += (cap - ts->capser) * sizeof *ser;
+    ts->ser = ser;
+    ts->capser = cap;
+  }
   if (rc) {
     return rc;
   }
-  struct series *s = calloc(1, series_size(ntags));
-  size_t tlen = text_size(tags, ntags);
-  char *text = malloc(tlen ? tlen : 1);
-  if (!s || !text) {
-    free(s);
-    free(text);
+  struct series *s = calloc(1, sizeof *s);
+  if (!s) {
     return IOCD_ENOMEM;
   }
   s->fam = fam;
-  s->text = text;
-  s->ntags = ntags;
-  char *w = text;
-  for (size_t i = 0; i < ntags; i++) {
-    s->tags[i].k = w;
-    s->tags[i].kn = tags[i].kn;
-    memcpy(w, tags[i].k, tags[i].kn);
-    w[tags[i].kn] = '\0';
-    w += tags[i].kn + 1;
-    s->tags[i].v = w;
-    s->tags[i].vn = tags[i].vn;
-    memcpy(w, tags[i].v, tags[i].vn);
-    w[tags[i].vn] = '\0';
-    w += tags[i].vn + 1;
-  }
-  s->hn.hash = hash;
-  for (size_t i = 0; i < ntags; i++) {
-    struct posting *p =
-        posting_find(st, fam, tags[i].k, tags[i].kn, tags[i].v, tags[i].vn);
+  s->ts = ts;
+  for (size_t i = 0; i < ts->ntags; i++) {
+    const struct stag *t = &ts->tags[i];
+    struct posting *p = posting_find(st, fam, t->k, t->kn, t->v, t->vn);
     p->v[p->n++] = s;
   }
   fam->all[fam->n++] = s;
-  table_insert(&st->sers, &s->hn);
-  st->st.bytes += series_size(ntags) + tlen;
+  ts->ser[ts->nser++] = s;
+  st->nseries++;
+  st->st.bytes += sizeof *s;
   *out = s;
   return IOCD_OK;
 }
 
 const char *series_tag(const struct series *s, const char *key) {
+  const struct tagset *ts = s->ts;
   size_t kn = strlen(key);
-  for (size_t i = 0; i < s->ntags; i++) {
-    if (str_eq(s->tags[i].k, s->tags[i].kn, key, kn)) {
-      return s->tags[i].v;
+  for (size_t i = 0; i < ts->ntags; i++) {
+    if (str_eq(ts->tags[i].k, ts->tags[i].kn, key, kn)) {
+      return ts->tags[i].v;
     }
   }
   return NULL;
 }
 
 size_t series_ntags(const struct series *s) {
-  return s->ntags;
+  return s->ts->ntags;
 }
 
 void series_tag_at(const struct series *s, size_t i, const char **key,
                    const char **value) {
-  *key = s->tags[i].k;
-  *value = s->tags[i].v;
+  *key = s->ts->tags[i].k;
+  *value = s->ts->tags[i].v;
 }
 
 bool series_group_values(const struct series *s, const char *const *keys,
@@ -798,12 +865,12 @@ static int ring_put(struct series_store *st, struct series *s, int64_t ts,
 
 /* ---- adding samples ------------------------------------------------------ */
 
-/* Stores one sample of fam for the tag set in st->scratch. */
+/* Stores one sample of fam for tag set tags. */
 static int add_one(struct series_store *st, struct family *fam,
-                   const struct stag *tags, size_t ntags, uint64_t taghash,
-                   int64_t ts, double v, series_change_fn *cb, void *ud) {
+                   struct tagset *tags, int64_t ts, double v,
+                   series_change_fn *cb, void *ud) {
   struct series *s;
-  int rc = series_get(st, fam, tags, ntags, taghash, &s);
+  int rc = series_get(st, fam, tags, &s);
   if (rc) {
     return rc;
   }
@@ -885,9 +952,9 @@ int series_store_add_point_seen(struct series_store *st,
                            strlen(seen->field));
     extra[1] = family_find(st, seen->measurement, sn, NULL, 0);
   }
-  bool prepared = false, refused = false;
-  size_t ntags = 0;
-  uint64_t taghash = 0;
+  bool refused = false;
+  struct tagset *tags = NULL;
+  int rc = IOCD_OK;
   for (size_t i = 0; i < p->nfields + 3; i++) {
     struct family *fam;
     double v;
@@ -918,8 +985,8 @@ int series_store_add_point_seen(struct series_store *st,
         continue;
       }
     }
-    if (!prepared) {
-      int rc = scratch_reserve(st, p->ntags);
+    if (!tags) {
+      rc = scratch_reserve(st, p->ntags);
       if (rc == IOCD_ELIMIT) {
         st->st.series_refused++;
         return rc;
@@ -927,6 +994,7 @@ int series_store_add_point_seen(struct series_store *st,
       if (rc) {
         return rc;
       }
+      size_t ntags = 0;
       const struct tag *t = pb_tags(pb, p);
       for (size_t k = 0; k < p->ntags; k++) {
         if (t[k].value.len == 0) {
@@ -938,17 +1006,23 @@ int series_store_add_point_seen(struct series_store *st,
                                              .vn = t[k].value.len};
       }
       ntags = scratch_sort(st, ntags);
-      taghash = tags_hash(st->scratch, ntags);
-      prepared = true;
+      rc = tagset_get(st, st->scratch, ntags, tags_hash(st->scratch, ntags),
+                      &tags);
+      if (rc) {
+        return rc;
+      }
     }
-    int rc = add_one(st, fam, st->scratch, ntags, taghash, ts, v, cb, ud);
+    rc = add_one(st, fam, tags, ts, v, cb, ud);
     if (rc == IOCD_ELIMIT) {
       refused = true;
     } else if (rc) {
-      return rc;
+      break;
     }
   }
-  return refused ? IOCD_ELIMIT : IOCD_OK;
+  if (tags) {
+    tagset_release(st, tags);
+  }
+  return rc && rc != IOCD_ELIMIT ? rc : refused ? IOCD_ELIMIT : IOCD_OK;
 }
 
 int series_store_add_point(struct series_store *st,
@@ -991,25 +1065,23 @@ int series_store_add(struct series_store *st, const char *measurement,
                                          .vn = strlen(labels[i].value)};
   }
   ntags = scratch_sort(st, ntags);
-  uint64_t taghash = tags_hash(st->scratch, ntags);
+  struct tagset *tags;
+  rc = tagset_get(st, st->scratch, ntags, tags_hash(st->scratch, ntags),
+                  &tags);
+  if (rc) {
+    return rc;
+  }
   bool refused = false;
   if (fam) {
-    rc = add_one(st, fam, st->scratch, ntags, taghash, ts_ns, v, cb, ud);
-    if (rc == IOCD_ELIMIT) {
-      refused = true;
-    } else if (rc) {
-      return rc;
-    }
+    rc = add_one(st, fam, tags, ts_ns, v, cb, ud);
+    refused = rc == IOCD_ELIMIT;
   }
-  if (any) {
-    rc = add_one(st, any, st->scratch, ntags, taghash, ts_ns, 1.0, cb, ud);
-    if (rc == IOCD_ELIMIT) {
-      refused = true;
-    } else if (rc) {
-      return rc;
-    }
+  if (any && (!rc || rc == IOCD_ELIMIT)) {
+    rc = add_one(st, any, tags, ts_ns, 1.0, cb, ud);
+    refused = refused || rc == IOCD_ELIMIT;
   }
-  return refused ? IOCD_ELIMIT : IOCD_OK;
+  tagset_release(st, tags);
+  return rc && rc != IOCD_ELIMIT ? rc : refused ? IOCD_ELIMIT : IOCD_OK;
 }
 
 /* ---- selection ----------------------------------------------------------- */
@@ -1121,9 +1193,10 @@ struct series_store *series_store_new(const struct series_store_opts *opts) {
 }
 
 static void unlink_series(struct series_store *st, struct series *s) {
-  for (size_t i = 0; i < s->ntags; i++) {
-    struct posting *p = posting_find(st, s->fam, s->tags[i].k, s->tags[i].kn,
-                                     s->tags[i].v, s->tags[i].vn);
+  struct tagset *ts = s->ts;
+  for (size_t i = 0; i < ts->ntags; i++) {
+    const struct stag *t = &ts->tags[i];
+    struct posting *p = posting_find(st, s->fam, t->k, t->kn, t->v, t->vn);
     if (!p) {
       continue;
     }
@@ -1133,7 +1206,9 @@ static void unlink_series(struct series_store *st, struct series *s) {
       posting_free(st, p);
     }
   }
-  table_remove(&st->sers, &s->hn);
+  list_remove(ts->ser, &ts->nser, s);
+  st->nseries--;
+  tagset_release(st, ts);
 }
 
 size_t series_store_gc(struct series_store *st, int64_t before_ns) {
@@ -1166,11 +1241,15 @@ void series_store_free(struct series_store *st) {
   if (!st) {
     return;
   }
-  for (size_t b = 0; b < st->sers.nb; b++) {
-    struct hnode *h = st->sers.b[b];
+  for (size_t b = 0; b < st->tsets.nb; b++) {
+    struct hnode *h = st->tsets.b[b];
     while (h) {
       struct hnode *next = h->next;
-      series_free(st, container_of(h, struct series, hn));
+      struct tagset *ts = container_of(h, struct tagset, hn);
+      for (size_t i = 0; i < ts->nser; i++) {
+        series_free(st, ts->ser[i]);
+      }
+      tagset_free(st, ts);
       h = next;
     }
   }
@@ -1190,7 +1269,7 @@ void series_store_free(struct series_store *st) {
       h = next;
     }
   }
-  free(st->sers.b);
+  free(st->tsets.b);
   free(st->posts.b);
   free(st->fams.b);
   free(st->scratch);
@@ -1201,5 +1280,5 @@ void series_store_get_stats(const struct series_store *st,
                             struct series_store_stats *out) {
   *out = st->st;
   out->families = st->fams.n;
-  out->series = st->sers.n;
+  out->series = st->nseries;
 }
