@@ -1091,9 +1091,11 @@ static const char *tag_or_empty(const struct series *s, const char *key) {
   return v ? v : "";
 }
 
-static bool in_group(const struct series *s, const struct group *g) {
+/* Whether s is in g, label skip (SIZE_MAX: none) being known to match. */
+static bool in_group(const struct series *s, const struct group *g,
+                     size_t skip) {
   for (size_t i = 0; g && i < g->n; i++) {
-    if (strcmp(tag_or_empty(s, g->keys[i]), g->values[i]) != 0) {
+    if (i != skip && strcmp(tag_or_empty(s, g->keys[i]), g->values[i]) != 0) {
       return false;
     }
   }
@@ -1152,6 +1154,7 @@ void series__select(const struct series_store *st, const struct family *fam,
   }
   struct series *const *list = fam->all;
   size_t n = fam->n;
+  size_t known = SIZE_MAX; /* the label every series of list has */
   for (size_t i = 0; g && i < g->n; i++) {
     if (!*g->values[i]) {
       continue;
@@ -1162,10 +1165,11 @@ void series__select(const struct series_store *st, const struct family *fam,
     }
     list = p->v;
     n = p->n;
+    known = i;
     break;
   }
   for (size_t i = 0; i < n; i++) {
-    if (in_group(list[i], g) && matches(list[i], m, nm)) {
+    if (in_group(list[i], g, known) && matches(list[i], m, nm)) {
       fn(ud, list[i]);
     }
   }
