@@ -55,6 +55,20 @@ struct reader {
   size_t n, cap;
 };
 
+/* What the engine keeps with the labels of a point (series_user): the
+ * instance each rule reading them found last, so that the next point with
+ * the same labels does not look it up. Valid while gen is the engine's
+ * known_gen, which moves whenever instances or rules are freed. */
+#define KNOWN_MAX 16
+struct known {
+  uint64_t gen;
+  uint32_t n, next;
+  struct {
+    const struct rule *r;
+    struct inst *in;
+  } v[KNOWN_MAX];
+};
+
 struct engine {
   struct engine_opts opts;
   struct calendar **cals;
@@ -65,6 +79,7 @@ struct engine {
   struct reader **index;
   size_t index_size;
   struct series_store *store;
+  uint64_t known_gen; /* struct known */
   /* Scheduling. */
   struct inst **heap;
   size_t nheap, cap_heap;
@@ -1597,6 +1612,45 @@ static void evaluate(struct engine *e, struct inst *in, int64_t now,
 
 /* ---- arrival ------------------------------------------------------------- */
 
+/* The instance of r for the group of series s (NULL when s lacks one of
+ * r's by labels), through what the engine keeps with s's labels. */
+static struct inst *instance_of(struct engine *e, struct rule *r,
+                                const struct series *s) {
+  struct known **slot = (struct known **)series_user(s);
+  struct known *k = *slot;
+  if (k && k->gen == e->known_gen) {
+    for (uint32_t i = 0; i < k->n; i++) {
+      if (k->v[i].r == r) {
+        return k->v[i].in;
+      }
+    }
+  }
+  const char *vals[MAX_BY];
+  if (!series_group_values(s, (const char *const *)r->by, r->nby, vals)) {
+    return NULL;
+  }
+  struct inst *in = engine__instance(e, r, vals);
+  if (!in) {
+    return NULL;
+  }
+  if (!k) {
+    k = calloc(1, sizeof *k);
+    if (!k) {
+      return in;
+    }
+    *slot = k;
+  }
+  if (k->gen != e->known_gen) {
+    k->gen = e->known_gen;
+    k->n = 0;
+    k->next = 0;
+  }
+  uint32_t i = k->n < KNOWN_MAX ? k->n++ : k->next++ % KNOWN_MAX;
+  k->v[i].r = r;
+  k->v[i].in = in;
+  return in;
+}
+
 static void on_change(void *ud, const struct series_change *c) {
   struct engine *e = ud;
   struct reader *x = reader_find(e, c->measurement, c->field);
@@ -1610,13 +1664,8 @@ static void on_change(void *ud, const struct series_change *c) {
     if (r->mark == e->mark) {
       continue;
     }
-    const char *vals[MAX_BY];
-    if (!series_group_values(c->series, (const char *const *)r->by, r->nby,
-                             vals)) {
-      continue;
-    }
     r->mark = e->mark;
-    struct inst *in = engine__instance(e, r, vals);
+    struct inst *in = instance_of(e, r, c->series);
     if (!in || in->mark == e->mark) {
       continue;
     }
@@ -1951,7 +2000,9 @@ int engine_new(const struct engine_opts *opts, const struct rule_def *rules,
     goto fail;
   }
   e->nrules = n;
-  e->store = series_store_new(&e->opts.store);
+  struct series_store_opts so = e->opts.store;
+  so.user_free = free; /* the struct known of series_user */
+  e->store = series_store_new(&so);
   if (!e->store) {
     rc = rerr(re, 0, "engine", "engine", 0, IOCD_ENOMEM, "out of memory");
     goto fail;
@@ -2040,7 +2091,9 @@ int engine_reconfigure(struct engine *e, const struct calendar_def *cals,
     return rc;
   }
   /* Nothing can fail past this point but memory for tables, which only
-   * loses instances of the kept rules. */
+   * loses instances of the kept rules. Rules and instances are freed
+   * below: what series_user slots remember of them is void. */
+  e->known_gen++;
   for (size_t i = 0; i < e->nrules; i++) {
     struct rule *old = e->rules[i];
     struct rule *keep = NULL;

@@ -68,6 +68,7 @@ struct table {
 struct tagset {
   struct hnode hn; /* in the store's table of tag sets; must stay first */
   char *text;      /* the strings of tags[] */
+  void *user;      /* series_user */
   struct series **ser;
   size_t nser, capser;
   size_t ntags;
@@ -77,6 +78,7 @@ struct tagset {
 struct series_store {
   size_t max_samples, max_series;
   int64_t slack_ns;
+  void (*user_free)(void *user);
   struct table fams, tsets, posts;
   size_t nseries;
   struct stag *scratch; /* the tags of the point being added, sorted */
@@ -474,6 +476,9 @@ static size_t slot_size(unsigned aggs) {
 }
 
 static void tagset_free(struct series_store *st, struct tagset *ts) {
+  if (ts->user && st->user_free) {
+    st->user_free(ts->user);
+  }
   st->st.bytes -= tagset_size(ts->ntags) + text_size(ts->tags, ts->ntags) +
                   ts->capser * sizeof *ts->ser;
   free(ts->ser);
@@ -615,6 +620,10 @@ const char *series_tag(const struct series *s, const char *key) {
     }
   }
   return NULL;
+}
+
+void **series_user(const struct series *s) {
+  return &s->ts->user;
 }
 
 size_t series_ntags(const struct series *s) {
@@ -1193,6 +1202,7 @@ struct series_store *series_store_new(const struct series_store_opts *opts) {
                                    : 0;
   st->st.bytes = sizeof *st;
   st->post_gen = 1;
+  st->user_free = o.user_free;
   return st;
 }
 

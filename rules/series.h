@@ -94,6 +94,9 @@ struct series_store_opts {
   int64_t slack_ns;   /* added to every retention, for samples that arrive
                          late or stamped ahead of the evaluation time;
                          0: 10 minutes; negative: none */
+  /* Frees what a series_user slot holds when its tag set goes; NULL:
+   * nothing to free. */
+  void (*user_free)(void *user);
 };
 
 struct series_store_stats {
@@ -156,6 +159,12 @@ struct series_change {
 };
 
 typedef void series_change_fn(void *ud, const struct series_change *c);
+
+/* A pointer the store's user may keep with the labels of s: one slot shared
+ * by the series of every family that have exactly s's labels (the samples
+ * of one point, for instance). NULL until set; the store hands it to
+ * user_free when the last of those series is collected or freed. */
+void **series_user(const struct series *s);
 
 /* Takes the samples of point p of batch pb: every field whose (measurement,
  * field) is registered, integers and floats as double, booleans as 0 and 1;

@@ -779,6 +779,41 @@ Test(engine, reconfigure_keeps_unchanged_rules_and_resets_changed_ones) {
   rec_free(&rec);
 }
 
+/* More rules read a point's labels than the engine remembers instances
+ * for (16): each still finds its own. */
+Test(engine, twenty_rules_on_the_same_labels_each_find_their_instance) {
+  struct rec rec = {0};
+  struct rule_def rules[20];
+  char names[20][16], exprs[20][32];
+  for (int i = 0; i < 20; i++) {
+    snprintf(names[i], sizeof names[i], "r%02d", i);
+    snprintf(exprs[i], sizeof exprs[i], "m.v > %d", i);
+    rules[i] = (struct rule_def){
+        .name = names[i], .expr = exprs[i], .by = BY_DISTRICT, .nby = 1};
+  }
+  struct engine *e = make(rules, 20, &rec, BASE);
+  for (int round = 0; round < 3; round++) {
+    sample(e, "m", "v", "district", "Lắk", BASE + MIN(2 * round), 9.5);
+    sample(e, "m", "v", "district", "Lắk", BASE + MIN(2 * round + 1), -1);
+  }
+  /* r00..r09 fire and resolve three times, r10..r19 never. */
+  cr_expect_eq(rec.n, 60);
+  for (int i = 0; i < 20; i++) {
+    char any[64], resolve[64];
+    snprintf(any, sizeof any, "r%02d{district=Lắk} ", i);
+    snprintf(resolve, sizeof resolve, "r%02d{district=Lắk} firing>resolved",
+             i);
+    cr_expect_eq(rec_count(&rec, any), i < 10 ? 6 : 0, "%s", any);
+    cr_expect_eq(rec_count(&rec, resolve), i < 10 ? 3 : 0, "%s", resolve);
+  }
+  struct engine_stats st;
+  engine_get_stats(e, &st);
+  cr_expect_eq(st.instances, 21, "20 rules for Lắk and the broker alert");
+  cr_expect_eq(st.evals_on_sample, 6 * 20);
+  engine_free(e);
+  rec_free(&rec);
+}
+
 static void count_listed(void *ud, const struct alert_event *ev) {
   size_t *n = ud;
   (*n)++;
