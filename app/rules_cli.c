@@ -17,7 +17,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "app/rules_setup.h"
 #include "config/config.h"
@@ -199,56 +198,6 @@ static void format_time(int64_t ns, int64_t offset_s, char *out, size_t n) {
            offset_s < 0 ? '-' : '+', (int)(oa / 3600), (int)(oa / 60 % 60));
 }
 
-/* Reading files. */
-
-static int read_all(const char *path, struct buf *b, char *why, size_t n) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    snprintf(why, n, "cannot open: %s", strerror(errno));
-    return IOCD_EIO;
-  }
-  int rc = IOCD_OK;
-  struct stat st;
-  if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-    snprintf(why, n, "is a directory, not a file");
-    rc = IOCD_EIO;
-  }
-  while (!rc) {
-    char chunk[16384];
-    size_t got = fread(chunk, 1, sizeof chunk, f);
-    if (got) {
-      rc = buf_append(b, chunk, got);
-    }
-    if (got < sizeof chunk) {
-      break;
-    }
-  }
-  if (rc == IOCD_ETOOBIG) {
-    snprintf(why, n, "the file is larger than %u MiB", TEST_FILE_MAX >> 20);
-  } else if (rc) {
-    snprintf(why, n, "%s", iocd_strerror(rc));
-  } else if (ferror(f)) {
-    snprintf(why, n, "cannot read: %s", strerror(errno));
-    rc = IOCD_EIO;
-  }
-  fclose(f);
-  return rc;
-}
-
-static char *dir_join(const char *base, const char *rel) {
-  const char *slash = strrchr(base, '/');
-  if (rel[0] == '/' || !slash) {
-    return strdup(rel);
-  }
-  size_t dn = (size_t)(slash - base) + 1, rn = strlen(rel);
-  char *p = malloc(dn + rn + 1);
-  if (p) {
-    memcpy(p, base, dn);
-    memcpy(p + dn, rel, rn + 1);
-  }
-  return p;
-}
-
 /* The configuration under test: "config" (a configuration file, relative
  * to the test file), or "rule_files" with the sections the rules need
  * inline ("calendar", "sources", "params", "rule_engine", "rules"). */
@@ -271,7 +220,7 @@ static struct config *load_config(struct run *r, const cJSON *root) {
         goto out;
       }
     }
-    char *path = dir_join(r->path, c->valuestring);
+    char *path = config_path_join(r->path, c->valuestring);
     if (!path) {
       fail_file(r, "out of memory");
       goto out;
@@ -1178,9 +1127,9 @@ static int run_file(struct run *r, int *ntests) {
   struct rules_setup setup;
   bool have_setup = false;
   int failed = -1;
-  char why[256];
-  if (read_all(r->path, &text, why, sizeof why)) {
-    fail_file(r, "%s", why);
+  struct iocd_err err = {{0}};
+  if (config_read_file(r->path, &text, &err)) {
+    fail_file(r, "%s", err.msg);
     goto out;
   }
   struct buf perr;
@@ -1229,7 +1178,6 @@ static int run_file(struct run *r, int *ntests) {
     goto out;
   }
   r->offset_s = cfg->calendar.utc_offset_s;
-  struct iocd_err err = {{0}};
   if (rules_setup_init(&setup, cfg, &err)) {
     fail_file(r, "%s", err.msg);
     goto out;

@@ -1,8 +1,9 @@
 /*
  * Helpers shared inside config/: the JSON-with-comments text layer (comment
- * blanking, the position scanner, line:col lookup) and the value syntaxes
- * (durations, sizes, ${NAME} substitution, "did you mean" distance). They are
- * not part of the public interface; the unit tests use them directly.
+ * blanking, the position scanner, line:col lookup), the value syntaxes
+ * (durations, sizes, ${NAME} substitution, "did you mean" distance) and the
+ * walker that reads a document against tables of keys. They are not part of
+ * the public interface; the unit tests use them directly.
  */
 #ifndef IOCD_CONFIG_CONFIG_INT_H
 #define IOCD_CONFIG_CONFIG_INT_H
@@ -82,24 +83,267 @@ size_t config__distance(const char *a, const char *b);
  * s (cut at a character boundary, then "..."). */
 int config__quote(struct buf *b, const char *s, size_t max);
 
-/* The rules sections (rules_config.c). The loader hands over the main
- * file as parsed: its comment-blanked text, lines and positions, and the
- * cJSON root. Problems go to sink, each a complete line
- * "FILE:LINE:COL: PATH: what", with order, a byte offset in the main file,
- * placing it among the loader's own (problems in a rule file are ordered at
+/* One JSONC document as the walker reads it. order places its problems
+ * among the others: SIZE_MAX sorts each problem at its own byte offset (the
+ * main file); any other value sorts all of them there (a rule file's, at
  * the rule_files entry that names it). */
 struct config__doc {
   const char *name;
-  const char *text;
+  const char *text; /* comment-blanked */
   size_t len;
   const struct config_lines *lines;
   const struct config_posmap *pm;
+  size_t order;
 };
 
+/* Takes one complete problem "FILE:LINE:COL: PATH: what" (or "FILE: what"
+ * for the file as a whole); order sorts it among the others. */
 typedef void config__sink_fn(void *ud, size_t order, const char *msg);
 
 struct cJSON;
 struct config;
+struct config_kv;
+
+/*
+ * The walker (walk.c), shared by the loader and the rules sections: the
+ * document being walked, the JSON path to the value at hand, and where
+ * problems go. Objects are checked against tables of keys (name, type,
+ * bounds, default, where the value goes); every problem names its place as
+ * FILE:LINE:COL: PATH. cw_ stands for "config walker".
+ */
+struct cw {
+  const struct config__doc *doc;
+  struct buf path;
+  config__sink_fn *sink;
+  void *ud;
+  bool nomem;
+};
+
+/* A JSON value and the index of its position node in the document. */
+struct cw_val {
+  const struct cJSON *j;
+  size_t pi;
+};
+
+void cw_init(struct cw *c, config__sink_fn *sink, void *ud);
+void cw_cleanup(struct cw *c);
+
+/* Sends "FILE:LINE:COL: PATH: message" about the byte at off of the current
+ * document to the sink; off SIZE_MAX: "FILE: PATH: message". */
+void cw_report(struct cw *c, size_t off, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The same about key, a member of the value at hand (key is added to the
+ * path for this one message). */
+void cw_report_key(struct cw *c, const char *key, size_t off, const char *fmt,
+                   ...) __attribute__((format(printf, 4, 5)));
+
+/* Where a value starts, and where its key starts (the value when it has
+ * none). */
+size_t cw_voff(const struct cw *c, struct cw_val v);
+size_t cw_koff(const struct cw *c, struct cw_val v);
+
+/* The members of an object or the items of an array with their positions,
+ * in order: a malloc'd array (possibly of 0 items), or NULL on ENOMEM (*n is
+ * then 0). */
+struct cw_val *cw_children(struct cw *c, struct cw_val v, size_t *n);
+
+/* The first member named key of object v; false when absent or null. */
+bool cw_find_child(struct cw *c, struct cw_val v, const char *key,
+                   struct cw_val *out);
+
+/* Where key's value is in object v, or v itself when it is absent. */
+size_t cw_child_off(struct cw *c, struct cw_val v, const char *key);
+
+/* The JSON path: append ".key" (["key"] for keys that are not plain names)
+ * or "[i]", returning the mark that cw_path_pop restores; or replace it. */
+size_t cw_path_key(struct cw *c, const char *key);
+size_t cw_path_index(struct cw *c, size_t i);
+void cw_path_pop(struct cw *c, size_t mark);
+void cw_path_set(struct cw *c, const char *s);
+
+/* Describing values in messages. cw_describe says what a value is, for
+ * "got ...": a number as written, a quoted string, true, false, "an
+ * object", "an array" or "null"; cw_quoted quotes a string, read back with
+ * cw_qs. Either is released with cw_desc_done. */
+struct cw_desc {
+  struct buf b;
+};
+
+const char *cw_describe(struct cw *c, struct cw_val v, struct cw_desc *d);
+void cw_quoted(struct cw *c, const char *s, struct cw_desc *d);
+const char *cw_qs(const struct cw_desc *d);
+void cw_desc_done(struct cw_desc *d);
+
+/* Reports "expected EXPECTED, got <what v is>". */
+void cw_report_type(struct cw *c, struct cw_val v, const char *expected);
+
+/* Reading values. Each reports its problem and returns NULL or false. */
+
+/* A string, its UTF-8 checked; ${NAME} substituted when env. Returns a new
+ * string (the caller frees it). */
+char *cw_get_str(struct cw *c, struct cw_val v, const char *expected, bool env);
+
+/* The same, with ${NAME}, and not empty. */
+char *cw_get_name(struct cw *c, struct cw_val v, const char *expected);
+
+/* An integral JSON number that fits int64_t; reports nothing. */
+bool cw_get_int(const struct cJSON *j, int64_t *out);
+
+/* A number, or a percentage string such as "30%" (0.30). */
+bool cw_get_number(struct cw *c, struct cw_val v, double *out);
+
+/* Names of an enum, ending with {NULL, 0}. */
+struct cw_enum {
+  const char *name;
+  int value;
+};
+
+/* One of the names of e, its value in *out; with ${NAME} when env. */
+bool cw_get_enum(struct cw *c, struct cw_val v, const struct cw_enum *e,
+                 bool env, int *out);
+
+/* The name of value in e, or "unknown". */
+const char *cw_enum_name(const struct cw_enum *e, int value);
+
+/* An array of non-empty strings: a malloc'd array of *n, NULL where an
+ * item is not one (reported); the caller frees it with cw_free_list. NULL
+ * after reporting that v is not an array, or on ENOMEM. */
+char **cw_get_names(struct cw *c, struct cw_val v, size_t *n);
+
+/* An array of non-empty, distinct strings into *out (the caller frees it
+ * with cw_free_list); repeats are reported and left out. */
+void cw_get_string_list(struct cw *c, struct cw_val v, char ***out,
+                        size_t *nout);
+void cw_free_list(char **list, size_t n);
+void cw_free_kv(struct config_kv *kv, size_t n);
+
+/* Tables of keys. A key's value goes at off in the object's struct; min,
+ * max and def are in the key's own terms: plain integers, milliseconds for
+ * durations (stored divided by unit), bytes for sizes. */
+enum cw_type {
+  CW_STR,  /* a string with ${NAME}; "" is the same as absent */
+  CW_EXPR, /* a non-empty string taken as written (an expression) */
+  CW_BOOL,
+  CW_INT,
+  CW_DUR,
+  CW_SIZE,
+  CW_ENUM,
+  CW_OBJ, /* a nested object, with its own table */
+  CW_FN   /* read by the key's own function */
+};
+
+/* How an integer, duration or size is stored. */
+enum cw_store { CW_AS_INT = 0, CW_AS_U32, CW_AS_I64, CW_AS_SIZE };
+
+#define CW_REQ 1u      /* must be present */
+#define CW_NONEMPTY 2u /* CW_STR: "" is a mistake, not "absent" */
+#define CW_RAW 4u      /* CW_ENUM: taken as written, without ${NAME} */
+
+struct cw_object;
+typedef void cw_set_fn(struct cw *c, struct cw_val v, void *base);
+
+struct cw_key {
+  const char *name;
+  enum cw_type type;
+  size_t off;
+  unsigned flags;
+  enum cw_store store;
+  int64_t min, max;
+  int64_t unit;
+  int64_t def;
+  const char *def_str;
+  const struct cw_enum *names;
+  const struct cw_object *obj;
+  cw_set_fn *set;
+};
+
+/* At most this many keys in one table. */
+#define CW_MAX_KEYS 32
+
+struct cw_object {
+  const struct cw_key *keys;
+  size_t nkeys;
+  /* Runs when the object is present, before its keys are read. */
+  void (*begin)(void *base);
+  /* Cross-field checks, after its keys are read. */
+  cw_set_fn *check;
+  /* Said after "unknown key" when no key is close: "unknown key (HINT)". */
+  const char *unknown_hint;
+};
+
+#define CW_OBJECT(keys, begin, check) \
+  { keys, sizeof(keys) / sizeof(keys[0]), begin, check, NULL }
+
+/* Sets the defaults of o's keys in base (nested objects too). */
+void cw_defaults(struct cw *c, const struct cw_object *o, void *base);
+
+/* Frees the strings of o's keys in base (nested objects too). */
+void cw_free_strings(const struct cw_object *o, void *base);
+
+/* Checks object v against o and stores what it finds in base: unknown,
+ * repeated and missing keys, each value's type and bounds; null leaves the
+ * default. Returns false when v is not an object (reported) or on ENOMEM. */
+bool cw_walk(struct cw *c, struct cw_val v, const struct cw_object *o,
+             void *base);
+
+/* A cw_set_fn for keys that are known here and read elsewhere. */
+void cw_skip(struct cw *c, struct cw_val v, void *base);
+
+/* An object whose keys are names the user chose: checks that v is one
+ * (else "expected EXPECTED"), reports keys that are not UTF-8 or repeat, and
+ * calls fn with each other member's key on the path until it returns false.
+ * Empty keys are reported as "empty name", unless empty_ok hands them to
+ * fn. */
+typedef bool cw_member_fn(struct cw *c, const char *key, struct cw_val v,
+                          void *base);
+
+/* Makes *room a zeroed array with an element of elem bytes for each member
+ * of v (at least one) when v is an object, for cw_walk_map to fill. Returns
+ * false on ENOMEM. */
+bool cw_member_room(struct cw *c, struct cw_val v, size_t elem, void **room);
+void cw_walk_map(struct cw *c, struct cw_val v, const char *expected,
+                 bool empty_ok, cw_member_fn *fn, void *base);
+
+/* The closest of names to key for "did you mean", or NULL when none is
+ * close. */
+const char *cw_suggest(const char *const *names, size_t n, const char *key);
+const char *cw_suggest_key(const struct cw_object *o, const char *key);
+
+/* A name and where it came from, for finding repeats by sorting (lists can
+ * hold thousands of districts). cw_find_repeats sorts refs[0..n) by name
+ * and index and sets first[idx] for each to the index of the first ref
+ * with the same name, or SIZE_MAX for that first one; first has room for
+ * the largest idx + 1. */
+struct cw_nref {
+  const char *name;
+  size_t idx;
+};
+
+void cw_find_repeats(struct cw_nref *refs, size_t n, size_t *first);
+
+/* Makes room for item n of *arr (elements of elem bytes, *cap of them),
+ * doubling. Returns false on ENOMEM. */
+bool cw_grow(void **arr, size_t elem, size_t n, size_t *cap);
+
+/* A document read from text, with the storage behind its config__doc. */
+struct cw_file {
+  struct config__doc doc;
+  char *copy;                /* the comment-blanked copy that cJSON parsed */
+  struct config_lines lines; /* over the text as given */
+  struct config_posmap pm;   /* filled by the caller with config__scan */
+  struct cJSON *json;
+};
+
+/* Makes f->doc the current document of c and reads text into it (the
+ * caller has set f->doc.name and f->doc.order; text must outlive f, whose
+ * columns are counted in it): copies it, blanks its comments and parses it.
+ * A NUL byte, an unterminated comment, a blank text (when empty is not NULL:
+ * that message) or a syntax error is reported. Returns IOCD_OK with
+ * f->json, IOCD_EPARSE or IOCD_ENOMEM. */
+int cw_file_load(struct cw *c, struct cw_file *f, const char *text, size_t len,
+                 const char *empty);
+void cw_file_cleanup(struct cw_file *f);
 
 /* Reads "calendar", "sources", "rule_engine", "params", "rules" and
  * "rule_files" of root into cfg (defaults when absent), loads the rule

@@ -12,26 +12,19 @@
  * point at the text of any file.
  */
 #include <cjson/cJSON.h>
-#include <errno.h>
-#include <inttypes.h>
-#include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "config/config.h"
 #include "config/config_int.h"
-#include "core/utf8.h"
+#include "core/container.h"
 #include "rules/engine.h"
 #include "rules/expr.h"
 
 #define MAX_RULE_FILES 64
 #define MAX_RULES 10000
 #define MAX_PARAMS 1000
-#define MAX_LIST 100000
-#define QUOTE_MAX 48
 #define RULE_FILE_MAX (16u << 20)
 #define NAME_MAX_LEN 128
 
@@ -46,823 +39,104 @@
 static const char *const calendar_periods[] = {"office_hours", NULL};
 
 /* One JSONC document: the main file (borrowed from the loader) or a rule
- * file (owned). */
+ * file, read here from path; its columns are counted in orig, the text as
+ * read, and file holds the rest. */
 struct rdoc {
-  char *name;
-  const char *text; /* comment-blanked */
-  size_t len;
-  const struct config_lines *lines;
-  const struct config_posmap *pm;
+  const struct config__doc *doc;
   const cJSON *root;
-  size_t order; /* where its problems sort among the main file's */
-  /* Storage of a rule file: the text as read (for line:col) and the
-   * comment-blanked copy cJSON parsed. */
-  char *own_orig;
-  char *own_text;
-  struct config_lines own_lines;
-  struct config_posmap own_pm;
-  cJSON *own_json;
-};
-
-/* A JSON value and the index of its position node in its document. */
-struct rv {
-  const cJSON *j;
-  size_t pi;
+  char *path;
+  char *orig;
+  struct cw_file file;
 };
 
 /* Where a rule came from, for the checks after the merge. */
 struct rule_src {
   size_t doc;
   size_t index; /* in its file's "rules" */
-  struct rv v;
+  struct cw_val v;
 };
 
 struct param_src {
   size_t doc;
-  struct rv v; /* the member: key and value */
+  struct cw_val v; /* the member: key and value */
 };
 
+/* One load of the rules sections: the walker (its doc is the document
+ * being walked), every document read so far (docs[0] is the main file),
+ * and where each rule and parameter came from. */
 struct rctx {
+  struct cw w;
   struct rdoc *docs[MAX_RULE_FILES + 1];
   size_t ndocs;
-  struct rdoc *doc; /* the document being walked */
-  struct buf path;
   struct config *cfg;
-  config__sink_fn *sink;
-  void *ud;
-  bool nomem;
   struct rule_src *rsrc; /* parallel to cfg->rules.v */
   size_t caprules, caprsrc;
   struct param_src *psrc; /* parallel to cfg->rules.params */
   size_t capparams, cappsrc;
 };
 
-/* Reporting. */
-
-static void vrep(struct rctx *c, size_t off, const char *fmt, va_list ap) {
-  struct buf b;
-  buf_init(&b, 8192);
-  int line, col;
-  config__lines_at(c->doc->lines, off, &line, &col);
-  int rc = buf_printf(&b, "%s:%d:%d: ", c->doc->name, line, col);
-  if (!rc && c->path.len) {
-    rc = buf_printf(&b, "%s: ", c->path.data);
-  }
-  if (!rc) {
-    rc = buf_vprintf(&b, fmt, ap);
-  }
-  if (rc) {
-    c->nomem = c->nomem || rc == IOCD_ENOMEM;
-  } else {
-    c->sink(c->ud, c->doc->order == SIZE_MAX ? off : c->doc->order, b.data);
-  }
-  buf_cleanup(&b);
+static struct rctx *rctx_of(struct cw *c) {
+  return container_of(c, struct rctx, w);
 }
 
-/* Reports "FILE:LINE:COL: PATH: message" for the byte at off of the current
- * document. */
-static void rep(struct rctx *c, size_t off, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void rep(struct rctx *c, size_t off, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vrep(c, off, fmt, ap);
-  va_end(ap);
-}
-
-static void check_rc(struct rctx *c, int rc) {
-  if (rc == IOCD_ENOMEM) {
-    c->nomem = true;
+/* Tables of keys. Here a string may not be empty, durations are kept in
+ * milliseconds and enums are taken as written. */
+#define RSTR(n, t, f, d)                                            \
+  {                                                                 \
+    .name = n, .type = CW_STR, .off = offsetof(t, f), .def_str = d, \
+    .flags = CW_NONEMPTY                                            \
   }
-}
-
-/* Positions, children and paths, as the loader has them. */
-
-static size_t voff(const struct rctx *c, struct rv v) {
-  return v.pi < c->doc->pm->n ? c->doc->pm->v[v.pi].value : 0;
-}
-
-static size_t koff(const struct rctx *c, struct rv v) {
-  if (v.pi < c->doc->pm->n && c->doc->pm->v[v.pi].key != SIZE_MAX) {
-    return c->doc->pm->v[v.pi].key;
-  }
-  return voff(c, v);
-}
-
-static size_t next_pi(const struct rctx *c, size_t pi) {
-  return pi < c->doc->pm->n ? c->doc->pm->v[pi].end : pi;
-}
-
-/* The children of an object or array with their positions; NULL on ENOMEM
- * (*n is then 0). */
-static struct rv *children(struct rctx *c, struct rv v, size_t *n) {
-  size_t count = 0;
-  for (const cJSON *j = v.j->child; j; j = j->next) {
-    count++;
-  }
-  *n = 0;
-  struct rv *a = calloc(count ? count : 1, sizeof *a);
-  if (!a) {
-    c->nomem = true;
-    return NULL;
-  }
-  size_t pi = v.pi + 1, i = 0;
-  for (const cJSON *j = v.j->child; j; j = j->next) {
-    a[i++] = (struct rv){j, pi};
-    pi = next_pi(c, pi);
-  }
-  *n = count;
-  return a;
-}
-
-/* The first member named key of object v; false when absent or null. */
-static bool find_child(struct rctx *c, struct rv v, const char *key,
-                       struct rv *out) {
-  size_t pi = v.pi + 1;
-  for (const cJSON *j = v.j->child; j; j = j->next) {
-    if (j->string && strcmp(j->string, key) == 0) {
-      *out = (struct rv){j, pi};
-      return !cJSON_IsNull(j);
-    }
-    pi = next_pi(c, pi);
-  }
-  return false;
-}
-
-static bool plain_key(const char *k) {
-  size_t n = strlen(k);
-  if (n == 0 || n > 64) {
-    return false;
-  }
-  for (size_t i = 0; i < n; i++) {
-    unsigned char ch = (unsigned char)k[i];
-    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-          (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch >= 0x80)) {
-      return false;
-    }
-  }
-  return true;
-}
-
-static size_t path_key(struct rctx *c, const char *key) {
-  size_t mark = c->path.len;
-  int rc;
-  if (plain_key(key)) {
-    rc = buf_printf(&c->path, "%s%s", mark ? "." : "", key);
-  } else {
-    rc = buf_putc(&c->path, '[');
-    if (!rc) {
-      rc = config__quote(&c->path, key, 64);
-    }
-    if (!rc) {
-      rc = buf_putc(&c->path, ']');
-    }
-  }
-  check_rc(c, rc);
-  return mark;
-}
-
-static size_t path_index(struct rctx *c, size_t i) {
-  size_t mark = c->path.len;
-  check_rc(c, buf_printf(&c->path, "[%zu]", i));
-  return mark;
-}
-
-static void path_pop(struct rctx *c, size_t mark) {
-  buf_truncate(&c->path, mark);
-}
-
-static void path_set(struct rctx *c, const char *s) {
-  buf_reset(&c->path);
-  if (s && *s) {
-    check_rc(c, buf_puts(&c->path, s));
-  }
-}
-
-/* Describing values in messages: a quoted string, a number as written,
- * true, false, "an object", "an array" or "null". */
-struct desc {
-  struct buf b;
-};
-
-static const char *describe(struct rctx *c, struct rv v, struct desc *d) {
-  buf_init(&d->b, 1024);
-  const cJSON *j = v.j;
-  int rc = IOCD_OK;
-  if (cJSON_IsString(j)) {
-    const char *s = j->valuestring;
-    if (!utf8_valid(s, strlen(s), NULL)) {
-      return "a string that is not valid UTF-8";
-    }
-    rc = config__quote(&d->b, s, QUOTE_MAX);
-  } else if (cJSON_IsNumber(j)) {
-    size_t off = voff(c, v), n = 0;
-    const char *t = c->doc->text;
-    while (off + n < c->doc->len && n < 32 && (unsigned char)t[off + n] > 32 &&
-           !memchr(",]}", t[off + n], 3)) {
-      n++;
-    }
-    rc = buf_append(&d->b, t + off, n);
-  } else if (cJSON_IsTrue(j)) {
-    return "true";
-  } else if (cJSON_IsFalse(j)) {
-    return "false";
-  } else if (cJSON_IsObject(j)) {
-    return "an object";
-  } else if (cJSON_IsArray(j)) {
-    return "an array";
-  } else {
-    return "null";
-  }
-  check_rc(c, rc);
-  return rc || !d->b.data ? "a value" : d->b.data;
-}
-
-static void quoted(struct rctx *c, const char *s, struct desc *d) {
-  buf_init(&d->b, 1024);
-  check_rc(c, config__quote(&d->b, s, QUOTE_MAX));
-}
-
-static const char *qs(struct desc *d) {
-  return d->b.data ? d->b.data : "\"\"";
-}
-
-static void desc_done(struct desc *d) {
-  buf_cleanup(&d->b);
-}
-
-static void report_type(struct rctx *c, struct rv v, const char *expected) {
-  struct desc d;
-  rep(c, voff(c, v), "expected %s, got %s", expected, describe(c, v, &d));
-  desc_done(&d);
-}
-
-/* Reading values. */
-
-/* A string value, UTF-8 checked; ${NAME} substituted when env. Returns a
- * new string or NULL after reporting. */
-static char *get_str(struct rctx *c, struct rv v, const char *expected,
-                     bool env) {
-  if (!cJSON_IsString(v.j)) {
-    report_type(c, v, expected);
-    return NULL;
-  }
-  const char *s = v.j->valuestring;
-  size_t bad;
-  if (!utf8_valid(s, strlen(s), &bad)) {
-    rep(c, voff(c, v), "invalid UTF-8 at byte %zu of the string", bad + 1);
-    return NULL;
-  }
-  char *out = NULL;
-  if (!env) {
-    out = strdup(s);
-    c->nomem = c->nomem || !out;
-    return out;
-  }
-  struct iocd_err err;
-  int rc = config__expand_env(s, &out, &err);
-  if (rc == IOCD_ENOMEM) {
-    c->nomem = true;
-    return NULL;
-  }
-  if (rc) {
-    rep(c, voff(c, v), "%s", err.msg);
-    return NULL;
-  }
-  if (!utf8_valid(out, strlen(out), &bad)) {
-    rep(c, voff(c, v),
-        "invalid UTF-8 at byte %zu of the string after ${...} substitution",
-        bad + 1);
-    free(out);
-    return NULL;
-  }
-  return out;
-}
-
-/* A non-empty string. */
-static char *get_name(struct rctx *c, struct rv v, const char *expected) {
-  char *s = get_str(c, v, expected, true);
-  if (s && !*s) {
-    rep(c, voff(c, v), "must not be empty");
-    free(s);
-    s = NULL;
-  }
-  return s;
-}
-
-static bool get_duration(struct rctx *c, struct rv v, int64_t min, int64_t max,
-                         int64_t *out) {
-  char *s = get_str(c, v, "a duration string such as \"30s\"", true);
-  if (!s) {
-    return false;
-  }
-  struct desc d;
-  quoted(c, s, &d);
-  int64_t ms;
-  bool ok = false;
-  int rc = config__parse_duration(s, &ms);
-  if (rc == IOCD_EPARSE) {
-    rep(c, voff(c, v),
-        "%s is not a duration (use e.g. \"500ms\", \"10s\", \"5m\")", qs(&d));
-  } else if (rc || ms < min || ms > max) {
-    char lo[32], hi[32];
-    config__format_duration(min, lo, sizeof lo);
-    config__format_duration(max, hi, sizeof hi);
-    rep(c, voff(c, v), "expected a duration from %s to %s, got %s", lo, hi,
-        qs(&d));
-  } else {
-    *out = ms;
-    ok = true;
-  }
-  desc_done(&d);
-  free(s);
-  return ok;
-}
-
-/* A number, or a percentage string "30%" (0.30). */
-static bool get_number(struct rctx *c, struct rv v, double *out) {
-  static const char expected[] = "a number or a percentage such as \"30%\"";
-  if (cJSON_IsNumber(v.j)) {
-    *out = v.j->valuedouble;
-    return true;
-  }
-  if (!cJSON_IsString(v.j)) {
-    report_type(c, v, expected);
-    return false;
-  }
-  const char *s = v.j->valuestring;
-  size_t n = strlen(s);
-  char *end = NULL;
-  errno = 0;
-  double x = n >= 2 && s[n - 1] == '%' && s[0] != ' ' ? strtod(s, &end) : 0;
-  if (!end || end != s + n - 1 || errno || !isfinite(x)) {
-    report_type(c, v, expected);
-    return false;
-  }
-  *out = x / 100.0;
-  return true;
-}
-
-/* Tables of keys, as the loader's. */
-
-struct enum_name {
-  const char *name;
-  int value;
-};
-
-enum rtype { R_STR, R_EXPR, R_BOOL, R_DUR, R_ENUM, R_FN };
-
-#define RF_REQ 1u
-
-typedef void rset_fn(struct rctx *c, struct rv v, void *base);
-
-struct rkey {
-  const char *name;
-  enum rtype type;
-  size_t off;
-  unsigned flags;
-  int64_t min, max, def;
-  const char *def_str;
-  const struct enum_name *names;
-  rset_fn *set;
-};
-
-struct robj {
-  const struct rkey *keys;
-  size_t n;
-};
-
-#define RSTR(n, t, f, d) \
-  { .name = n, .type = R_STR, .off = offsetof(t, f), .def_str = d }
 #define REXPR(n, t, f, fl) \
-  { .name = n, .type = R_EXPR, .off = offsetof(t, f), .flags = fl }
+  { .name = n, .type = CW_EXPR, .off = offsetof(t, f), .flags = fl }
 #define RBOOL(n, t, f, d) \
-  { .name = n, .type = R_BOOL, .off = offsetof(t, f), .def = d }
-#define RDUR(n, t, f, lo, hi, d)                                           \
-  {                                                                        \
-    .name = n, .type = R_DUR, .off = offsetof(t, f), .min = lo, .max = hi, \
-    .def = d                                                               \
+  { .name = n, .type = CW_BOOL, .off = offsetof(t, f), .def = d }
+#define RDUR(n, t, f, lo, hi, d)                                          \
+  {                                                                       \
+    .name = n, .type = CW_DUR, .off = offsetof(t, f), .store = CW_AS_I64, \
+    .unit = 1, .min = lo, .max = hi, .def = d                             \
   }
-#define RENUM(n, t, f, e, d, fl)                                            \
-  {                                                                         \
-    .name = n, .type = R_ENUM, .off = offsetof(t, f), .names = e, .def = d, \
-    .flags = fl                                                             \
+#define RENUM(n, t, f, e, d, fl)                                             \
+  {                                                                          \
+    .name = n, .type = CW_ENUM, .off = offsetof(t, f), .names = e, .def = d, \
+    .flags = CW_RAW | (fl)                                                   \
   }
 #define RFN(n, fn) \
-  { .name = n, .type = R_FN, .set = fn }
-#define ROBJ(keys) \
-  { keys, sizeof(keys) / sizeof(keys[0]) }
+  { .name = n, .type = CW_FN, .set = fn }
 
-static void enum_list(struct rctx *c, const struct enum_name *e,
-                      struct buf *b) {
-  size_t n = 0;
-  while (e[n].name) {
-    n++;
-  }
-  int rc = IOCD_OK;
-  for (size_t i = 0; i < n && !rc; i++) {
-    const char *sep = i == 0 ? "" : i == n - 1 ? " or " : ", ";
-    rc = buf_printf(b, "%s\"%s\"", sep, e[i].name);
-  }
-  check_rc(c, rc);
-}
+/* Objects whose keys are the user's names with string values. */
 
-static bool get_enum(struct rctx *c, struct rv v, const struct enum_name *e,
-                     int *out) {
-  struct buf exp;
-  buf_init(&exp, 4096);
-  enum_list(c, e, &exp);
-  const char *expected = exp.data ? exp.data : "a name";
-  bool ok = false;
-  if (!cJSON_IsString(v.j)) {
-    report_type(c, v, expected);
-    goto out;
-  }
-  for (size_t i = 0; e[i].name; i++) {
-    if (strcmp(v.j->valuestring, e[i].name) == 0) {
-      *out = e[i].value;
-      ok = true;
-      break;
-    }
-  }
-  if (!ok) {
-    report_type(c, v, expected);
-  }
-out:
-  buf_cleanup(&exp);
-  return ok;
-}
-
-static void defaults(struct rctx *c, const struct robj *o, void *base) {
-  for (size_t i = 0; i < o->n; i++) {
-    const struct rkey *k = &o->keys[i];
-    void *p = (char *)base + k->off;
-    switch (k->type) {
-      case R_STR:
-        if (k->def_str) {
-          char **dst = p;
-          *dst = strdup(k->def_str);
-          c->nomem = c->nomem || !*dst;
-        }
-        break;
-      case R_BOOL:
-        *(bool *)p = k->def != 0;
-        break;
-      case R_DUR:
-        *(int64_t *)p = k->def;
-        break;
-      case R_ENUM:
-        *(int *)p = (int)k->def;
-        break;
-      case R_EXPR:
-      case R_FN:
-        break;
-    }
-  }
-}
-
-static void free_keys(const struct robj *o, void *base) {
-  for (size_t i = 0; i < o->n; i++) {
-    const struct rkey *k = &o->keys[i];
-    if (k->type == R_STR || k->type == R_EXPR) {
-      char **s = (char **)((char *)base + k->off);
-      free(*s);
-      *s = NULL;
-    }
-  }
-}
-
-static const char *suggest_in(const char *const *names, size_t n,
-                              const char *key) {
-  const char *best = NULL;
-  size_t bestd = SIZE_MAX;
-  for (size_t i = 0; i < n; i++) {
-    size_t d = config__distance(key, names[i]);
-    if (d < bestd) {
-      bestd = d;
-      best = names[i];
-    }
-  }
-  if (!best || bestd > (strlen(best) <= 4 ? 1u : 2u)) {
-    return NULL;
-  }
-  return best;
-}
-
-static const char *suggest_key(const struct robj *o, const char *key) {
-  const char *names[32];
-  size_t n = 0;
-  for (size_t i = 0; i < o->n && n < 32; i++) {
-    names[n++] = o->keys[i].name;
-  }
-  return suggest_in(names, n, key);
-}
-
-/* A name and where it came from, for finding repeats by sorting (lists
- * can hold thousands of districts). */
-struct nref {
-  const char *name;
-  size_t idx;
+struct kv_list {
+  struct config_kv *v;
+  size_t n;
 };
 
-static int cmp_nref(const void *a, const void *b) {
-  const struct nref *x = a, *y = b;
-  int r = strcmp(x->name, y->name);
-  if (r) {
-    return r;
-  }
-  return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
-/* For refs[0..n) (names with their indexes), sets first[i] to the index of
- * the first ref with the same name as the one of index i, or SIZE_MAX when
- * that one is the first. first has room for the largest idx + 1. */
-static void find_repeats(struct nref *refs, size_t n, size_t *first) {
-  qsort(refs, n, sizeof *refs, cmp_nref);
-  for (size_t i = 0; i < n; i++) {
-    bool repeat = i > 0 && strcmp(refs[i].name, refs[i - 1].name) == 0;
-    first[refs[i].idx] = SIZE_MAX;
-    if (repeat) {
-      size_t k = i - 1;
-      while (k > 0 && strcmp(refs[k - 1].name, refs[i].name) == 0) {
-        k--;
-      }
-      first[refs[i].idx] = refs[k].idx;
-    }
-  }
-}
-
-/* Reports keys that are not valid UTF-8 or repeat an earlier key, and
- * returns the marks of those to skip; NULL on ENOMEM. */
-static bool *bad_keys(struct rctx *c, const struct rv *kids, size_t n) {
-  bool *skip = calloc(n ? n : 1, sizeof *skip);
-  struct nref *refs = malloc((n ? n : 1) * sizeof *refs);
-  size_t *first = malloc((n ? n : 1) * sizeof *first);
-  if (!skip || !refs || !first) {
+static bool add_kv(struct cw *c, const char *key, struct cw_val v, void *base) {
+  struct kv_list *l = base;
+  char *value = cw_get_str(c, v, "a string", true);
+  char *k = value ? strdup(key) : NULL;
+  if (value && !k) {
     c->nomem = true;
-    free(skip);
-    free(refs);
-    free(first);
-    return NULL;
   }
-  size_t nrefs = 0;
-  for (size_t i = 0; i < n; i++) {
-    const char *k = kids[i].j->string;
-    first[i] = SIZE_MAX;
-    if (!utf8_valid(k, strlen(k), NULL)) {
-      rep(c, koff(c, kids[i]), "key is not valid UTF-8");
-      skip[i] = true;
-      continue;
-    }
-    refs[nrefs++] = (struct nref){k, i};
+  if (k) {
+    l->v[l->n].key = k;
+    l->v[l->n].value = value;
+    l->n++;
+  } else {
+    free(value);
   }
-  find_repeats(refs, nrefs, first);
-  for (size_t i = 0; i < n; i++) {
-    if (skip[i] || first[i] == SIZE_MAX) {
-      continue;
-    }
-    int line, col;
-    config__lines_at(c->doc->lines, koff(c, kids[first[i]]), &line, &col);
-    size_t mark = path_key(c, kids[i].j->string);
-    rep(c, koff(c, kids[i]), "duplicate key (first set at line %d)", line);
-    path_pop(c, mark);
-    skip[i] = true;
-  }
-  free(refs);
-  free(first);
-  return skip;
-}
-
-static void set_key(struct rctx *c, const struct rkey *k, struct rv v,
-                    void *base) {
-  void *p = (char *)base + k->off;
-  switch (k->type) {
-    case R_STR: {
-      char *s = get_name(c, v, "a string");
-      if (s) {
-        char **dst = p;
-        free(*dst);
-        *dst = s;
-      }
-      break;
-    }
-    case R_EXPR: {
-      /* Expressions are taken as written: no ${NAME}, so that columns in
-       * messages match the file. */
-      char *s = get_str(c, v, "an expression string", false);
-      if (s && !*s) {
-        rep(c, voff(c, v), "must not be empty");
-        free(s);
-        s = NULL;
-      }
-      if (s) {
-        char **dst = p;
-        free(*dst);
-        *dst = s;
-      }
-      break;
-    }
-    case R_BOOL:
-      if (cJSON_IsBool(v.j)) {
-        *(bool *)p = cJSON_IsTrue(v.j);
-      } else {
-        report_type(c, v, "true or false");
-      }
-      break;
-    case R_DUR:
-      get_duration(c, v, k->min, k->max, (int64_t *)p);
-      break;
-    case R_ENUM: {
-      int x;
-      if (get_enum(c, v, k->names, &x)) {
-        *(int *)p = x;
-      }
-      break;
-    }
-    case R_FN:
-      k->set(c, v, base);
-      break;
-  }
-}
-
-/* Checks object v against o and stores what it finds in base. Returns false
- * when v is not an object. */
-static bool walk(struct rctx *c, struct rv v, const struct robj *o,
-                 void *base) {
-  if (!cJSON_IsObject(v.j)) {
-    report_type(c, v, "an object");
-    return false;
-  }
-  size_t n;
-  struct rv *kids = children(c, v, &n);
-  bool *skip = kids ? bad_keys(c, kids, n) : NULL;
-  bool seen[32] = {false};
-  for (size_t i = 0; skip && i < n; i++) {
-    if (skip[i]) {
-      continue;
-    }
-    const char *name = kids[i].j->string;
-    const struct rkey *k = NULL;
-    for (size_t t = 0; t < o->n; t++) {
-      if (strcmp(o->keys[t].name, name) == 0) {
-        k = &o->keys[t];
-        break;
-      }
-    }
-    size_t mark = path_key(c, name);
-    if (!k) {
-      const char *hint = suggest_key(o, name);
-      if (hint) {
-        rep(c, koff(c, kids[i]), "unknown key (did you mean \"%s\"?)", hint);
-      } else {
-        rep(c, koff(c, kids[i]), "unknown key");
-      }
-    } else if (!cJSON_IsNull(kids[i].j)) {
-      seen[k - o->keys] = true;
-      set_key(c, k, kids[i], base);
-    }
-    path_pop(c, mark);
-  }
-  for (size_t t = 0; skip && t < o->n && t < 32; t++) {
-    if ((o->keys[t].flags & RF_REQ) && !seen[t]) {
-      size_t mark = path_key(c, o->keys[t].name);
-      rep(c, voff(c, v), "required key is missing");
-      path_pop(c, mark);
-    }
-  }
-  free(skip);
-  free(kids);
   return true;
 }
 
-/* Lists of strings. */
-
-/* Reads an array of non-empty, distinct strings into *out. */
-static void get_string_list(struct rctx *c, struct rv v, char ***out,
-                            size_t *nout) {
-  if (!cJSON_IsArray(v.j)) {
-    report_type(c, v, "an array of strings");
-    return;
-  }
-  size_t n;
-  struct rv *items = children(c, v, &n);
-  if (!items) {
-    return;
-  }
-  if (n > MAX_LIST) {
-    rep(c, voff(c, v), "at most %d items are allowed, got %zu", MAX_LIST, n);
-    free(items);
-    return;
-  }
-  char **all = calloc(n ? n : 1, sizeof *all);
-  char **list = calloc(n ? n : 1, sizeof *list);
-  struct nref *refs = malloc((n ? n : 1) * sizeof *refs);
-  size_t *first = malloc((n ? n : 1) * sizeof *first);
-  if (!all || !list || !refs || !first) {
-    c->nomem = true;
-    free(all);
-    free(list);
-    free(refs);
-    free(first);
-    free(items);
-    return;
-  }
-  size_t nrefs = 0;
-  for (size_t i = 0; i < n; i++) {
-    size_t mark = path_index(c, i);
-    all[i] = get_name(c, items[i], "a string");
-    if (all[i]) {
-      refs[nrefs++] = (struct nref){all[i], i};
-    }
-    first[i] = SIZE_MAX;
-    path_pop(c, mark);
-  }
-  find_repeats(refs, nrefs, first);
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (all[i] && first[i] != SIZE_MAX) {
-      size_t mark = path_index(c, i);
-      struct desc d;
-      quoted(c, all[i], &d);
-      rep(c, voff(c, items[i]), "%s is listed twice (first at [%zu])", qs(&d),
-          first[i]);
-      desc_done(&d);
-      path_pop(c, mark);
-      free(all[i]);
-    } else if (all[i]) {
-      list[k++] = all[i];
-    }
-  }
-  *out = list;
-  *nout = k;
-  free(all);
-  free(refs);
-  free(first);
-  free(items);
-}
-
-static void free_list(char **list, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    free(list[i]);
-  }
-  free(list);
-}
-
-/* Objects whose keys are the user's names with string values. */
-static void get_kv_map(struct rctx *c, struct rv v, const char *expected,
+static void get_kv_map(struct cw *c, struct cw_val v, const char *expected,
                        struct config_kv **out, size_t *nout) {
-  if (!cJSON_IsObject(v.j)) {
-    report_type(c, v, expected);
-    return;
+  struct kv_list l = {NULL, 0};
+  if (cw_member_room(c, v, sizeof *l.v, (void **)&l.v)) {
+    cw_walk_map(c, v, expected, false, add_kv, &l);
   }
-  size_t n;
-  struct rv *kids = children(c, v, &n);
-  bool *skip = kids ? bad_keys(c, kids, n) : NULL;
-  struct config_kv *kv = calloc(n ? n : 1, sizeof *kv);
-  if (!skip || !kv) {
-    c->nomem = true;
-    free(kv);
-    free(skip);
-    free(kids);
-    return;
+  if (l.v) {
+    *out = l.v;
+    *nout = l.n;
   }
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (skip[i]) {
-      continue;
-    }
-    const char *key = kids[i].j->string;
-    if (!*key) {
-      rep(c, koff(c, kids[i]), "empty name");
-      continue;
-    }
-    size_t mark = path_key(c, key);
-    char *value = get_str(c, kids[i], "a string", true);
-    char *kc = value ? strdup(key) : NULL;
-    if (value && !kc) {
-      c->nomem = true;
-    }
-    if (kc) {
-      kv[k].key = kc;
-      kv[k].value = value;
-      k++;
-    } else {
-      free(value);
-    }
-    path_pop(c, mark);
-  }
-  *out = kv;
-  *nout = k;
-  free(skip);
-  free(kids);
-}
-
-static void free_kv(struct config_kv *kv, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    free(kv[i].key);
-    free(kv[i].value);
-  }
-  free(kv);
 }
 
 /* Dates and times. */
@@ -987,22 +261,23 @@ static bool parse_hhmm(const char *s, int *min) {
 
 /* The calendar section. */
 
-static void set_timezone(struct rctx *c, struct rv v, void *base) {
+static void set_timezone(struct cw *c, struct cw_val v, void *base) {
   struct config_calendar *cal = base;
-  char *s = get_name(c, v, "a time zone such as \"Asia/Ho_Chi_Minh\"");
+  char *s = cw_get_name(c, v, "a time zone such as \"Asia/Ho_Chi_Minh\"");
   if (!s) {
     return;
   }
   int32_t off;
   if (config__timezone_offset(s, &off) != IOCD_OK) {
-    struct desc d;
-    quoted(c, s, &d);
-    rep(c, voff(c, v),
+    struct cw_desc d;
+    cw_quoted(c, s, &d);
+    cw_report(
+        c, cw_voff(c, v),
         "unknown time zone %s (iocd knows zones without daylight saving "
         "time, e.g. \"Asia/Ho_Chi_Minh\"; give others as an offset such as "
         "\"+07:00\")",
-        qs(&d));
-    desc_done(&d);
+        cw_qs(&d));
+    cw_desc_done(&d);
     free(s);
     return;
   }
@@ -1011,14 +286,14 @@ static void set_timezone(struct rctx *c, struct rv v, void *base) {
   cal->utc_offset_s = off;
 }
 
-static void set_office_hours(struct rctx *c, struct rv v, void *base) {
+static void set_office_hours(struct cw *c, struct cw_val v, void *base) {
   struct config_calendar *cal = base;
   if (!cJSON_IsArray(v.j)) {
-    report_type(c, v, "an array of \"HH:MM-HH:MM\" strings");
+    cw_report_type(c, v, "an array of \"HH:MM-HH:MM\" strings");
     return;
   }
   size_t n;
-  struct rv *items = children(c, v, &n);
+  struct cw_val *items = cw_children(c, v, &n);
   if (!items) {
     return;
   }
@@ -1031,29 +306,31 @@ static void set_office_hours(struct rctx *c, struct rv v, void *base) {
   size_t k = 0;
   bool ok = true;
   for (size_t i = 0; i < n; i++) {
-    size_t mark = path_index(c, i);
-    char *s = get_str(c, items[i], "a string such as \"07:30-11:30\"", true);
+    size_t mark = cw_path_index(c, i);
+    char *s = cw_get_str(c, items[i], "a string such as \"07:30-11:30\"", true);
     int a, b;
     if (!s) {
       ok = false;
     } else if (strlen(s) != 11 || s[5] != '-' || !parse_hhmm(s, &a) ||
                !parse_hhmm(s + 6, &b) || a >= b) {
-      struct desc d;
-      quoted(c, s, &d);
-      rep(c, voff(c, items[i]),
+      struct cw_desc d;
+      cw_quoted(c, s, &d);
+      cw_report(
+          c, cw_voff(c, items[i]),
           "expected office hours \"HH:MM-HH:MM\" with the start before the "
           "end, got %s",
-          qs(&d));
-      desc_done(&d);
+          cw_qs(&d));
+      cw_desc_done(&d);
       ok = false;
     } else if (k > 0 && a < spans[k - 1].end) {
-      struct desc d;
-      quoted(c, s, &d);
-      rep(c, voff(c, items[i]),
+      struct cw_desc d;
+      cw_quoted(c, s, &d);
+      cw_report(
+          c, cw_voff(c, items[i]),
           "%s starts before the end of the span before it (list the spans "
           "in order, without overlap)",
-          qs(&d));
-      desc_done(&d);
+          cw_qs(&d));
+      cw_desc_done(&d);
       ok = false;
     } else {
       spans[k].start = a;
@@ -1061,7 +338,7 @@ static void set_office_hours(struct rctx *c, struct rv v, void *base) {
       k++;
     }
     free(s);
-    path_pop(c, mark);
+    cw_path_pop(c, mark);
   }
   free(items);
   if (!ok) {
@@ -1073,25 +350,25 @@ static void set_office_hours(struct rctx *c, struct rv v, void *base) {
   cal->noffice_hours = k;
 }
 
-static void set_weekdays(struct rctx *c, struct rv v, void *base) {
+static void set_weekdays(struct cw *c, struct cw_val v, void *base) {
   static const char *const names[] = {"sun", "mon", "tue", "wed",
                                       "thu", "fri", "sat"};
   struct config_calendar *cal = base;
   if (!cJSON_IsArray(v.j)) {
-    report_type(c, v, "an array of day names (\"mon\" ... \"sun\")");
+    cw_report_type(c, v, "an array of day names (\"mon\" ... \"sun\")");
     return;
   }
   size_t n;
-  struct rv *items = children(c, v, &n);
+  struct cw_val *items = cw_children(c, v, &n);
   if (!items) {
     return;
   }
   unsigned days = 0;
   if (n == 0) {
-    rep(c, voff(c, v), "at least one working weekday is required");
+    cw_report(c, cw_voff(c, v), "at least one working weekday is required");
   }
   for (size_t i = 0; i < n; i++) {
-    size_t mark = path_index(c, i);
+    size_t mark = cw_path_index(c, i);
     int d = -1;
     for (int k = 0; k < 7 && cJSON_IsString(items[i].j); k++) {
       if (strcmp(items[i].j->valuestring, names[k]) == 0) {
@@ -1099,15 +376,15 @@ static void set_weekdays(struct rctx *c, struct rv v, void *base) {
       }
     }
     if (d < 0) {
-      report_type(c, items[i],
-                  "\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\" or "
-                  "\"sun\"");
+      cw_report_type(c, items[i],
+                     "\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\" or "
+                     "\"sun\"");
     } else if (days & (1u << d)) {
-      rep(c, voff(c, items[i]), "\"%s\" is listed twice", names[d]);
+      cw_report(c, cw_voff(c, items[i]), "\"%s\" is listed twice", names[d]);
     } else {
       days |= 1u << d;
     }
-    path_pop(c, mark);
+    cw_path_pop(c, mark);
   }
   free(items);
   if (days) {
@@ -1130,16 +407,16 @@ static bool parse_day_range(const char *s, struct config_day_range *r) {
          config__parse_date(s + 12, 10, &r->last) == IOCD_OK;
 }
 
-static void get_day_ranges(struct rctx *c, struct rv v,
+static void get_day_ranges(struct cw *c, struct cw_val v,
                            struct config_day_range **out, size_t *nout) {
   if (!cJSON_IsArray(v.j)) {
-    report_type(c, v,
-                "an array of dates (\"2021-02-10\" or "
-                "\"2021-02-10..2021-02-16\")");
+    cw_report_type(c, v,
+                   "an array of dates (\"2021-02-10\" or "
+                   "\"2021-02-10..2021-02-16\")");
     return;
   }
   size_t n;
-  struct rv *items = children(c, v, &n);
+  struct cw_val *items = cw_children(c, v, &n);
   if (!items) {
     return;
   }
@@ -1151,26 +428,27 @@ static void get_day_ranges(struct rctx *c, struct rv v,
   }
   size_t k = 0;
   for (size_t i = 0; i < n; i++) {
-    size_t mark = path_index(c, i);
-    char *s = get_str(c, items[i], "a date such as \"2021-02-10\"", true);
+    size_t mark = cw_path_index(c, i);
+    char *s = cw_get_str(c, items[i], "a date such as \"2021-02-10\"", true);
     if (s && !parse_day_range(s, &r[k])) {
-      struct desc d;
-      quoted(c, s, &d);
-      rep(c, voff(c, items[i]),
-          "expected a date \"YYYY-MM-DD\" or a range "
-          "\"YYYY-MM-DD..YYYY-MM-DD\", got %s",
-          qs(&d));
-      desc_done(&d);
+      struct cw_desc d;
+      cw_quoted(c, s, &d);
+      cw_report(c, cw_voff(c, items[i]),
+                "expected a date \"YYYY-MM-DD\" or a range "
+                "\"YYYY-MM-DD..YYYY-MM-DD\", got %s",
+                cw_qs(&d));
+      cw_desc_done(&d);
     } else if (s && r[k].first > r[k].last) {
-      struct desc d;
-      quoted(c, s, &d);
-      rep(c, voff(c, items[i]), "the range %s ends before it starts", qs(&d));
-      desc_done(&d);
+      struct cw_desc d;
+      cw_quoted(c, s, &d);
+      cw_report(c, cw_voff(c, items[i]), "the range %s ends before it starts",
+                cw_qs(&d));
+      cw_desc_done(&d);
     } else if (s) {
       k++;
     }
     free(s);
-    path_pop(c, mark);
+    cw_path_pop(c, mark);
   }
   free(items);
   free(*out);
@@ -1178,26 +456,50 @@ static void get_day_ranges(struct rctx *c, struct rv v,
   *nout = k;
 }
 
-static void set_holidays(struct rctx *c, struct rv v, void *base) {
+static void set_holidays(struct cw *c, struct cw_val v, void *base) {
   struct config_calendar *cal = base;
   get_day_ranges(c, v, &cal->holidays, &cal->nholidays);
 }
 
-static void set_workdays(struct rctx *c, struct rv v, void *base) {
+static void set_workdays(struct cw *c, struct cw_val v, void *base) {
   struct config_calendar *cal = base;
   get_day_ranges(c, v, &cal->workdays, &cal->nworkdays);
 }
 
+/* A date both off and worked is a contradiction in the file. */
+static void calendar_check(struct cw *c, struct cw_val v, void *base) {
+  const struct config_calendar *cal = base;
+  struct cw_val wv;
+  if (!cw_find_child(c, v, "workdays", &wv) || !cJSON_IsArray(wv.j)) {
+    return;
+  }
+  for (size_t w = 0; w < cal->nworkdays; w++) {
+    for (size_t h = 0; h < cal->nholidays; h++) {
+      const struct config_day_range *a = &cal->workdays[w];
+      const struct config_day_range *b = &cal->holidays[h];
+      if (a->first <= b->last && b->first <= a->last) {
+        char day[16];
+        config__format_date(a->first > b->first ? a->first : b->first, day,
+                            sizeof day);
+        cw_report_key(c, "workdays", cw_voff(c, wv),
+                      "%s is also a holiday (holidays[%zu])", day, h);
+        return;
+      }
+    }
+  }
+}
+
 #define T struct config_calendar
-static const struct rkey calendar_keys[] = {
+static const struct cw_key calendar_keys[] = {
     RFN("timezone", set_timezone), RFN("office_hours", set_office_hours),
     RFN("weekdays", set_weekdays), RFN("holidays", set_holidays),
     RFN("workdays", set_workdays),
 };
 #undef T
-static const struct robj calendar_obj = ROBJ(calendar_keys);
+static const struct cw_object calendar_obj =
+    CW_OBJECT(calendar_keys, NULL, calendar_check);
 
-static void calendar_defaults(struct rctx *c, struct config_calendar *cal) {
+static void calendar_defaults(struct cw *c, struct config_calendar *cal) {
   cal->timezone = strdup("Asia/Ho_Chi_Minh");
   cal->utc_offset_s = 7 * 3600;
   cal->office_hours = calloc(2, sizeof *cal->office_hours);
@@ -1211,63 +513,51 @@ static void calendar_defaults(struct rctx *c, struct config_calendar *cal) {
   cal->weekdays = 0x3E;
 }
 
-/* A date both off and worked is a contradiction in the file. */
-static void calendar_check(struct rctx *c, struct rv v,
-                           const struct config_calendar *cal) {
-  struct rv wv;
-  if (!find_child(c, v, "workdays", &wv) || !cJSON_IsArray(wv.j)) {
-    return;
-  }
-  for (size_t w = 0; w < cal->nworkdays; w++) {
-    for (size_t h = 0; h < cal->nholidays; h++) {
-      const struct config_day_range *a = &cal->workdays[w];
-      const struct config_day_range *b = &cal->holidays[h];
-      if (a->first <= b->last && b->first <= a->last) {
-        char day[16];
-        config__format_date(a->first > b->first ? a->first : b->first, day,
-                            sizeof day);
-        size_t mark = path_key(c, "workdays");
-        rep(c, voff(c, wv), "%s is also a holiday (holidays[%zu])", day, h);
-        path_pop(c, mark);
-        return;
-      }
-    }
-  }
-}
-
 /* The sources section. */
 
-static void set_districts(struct rctx *c, struct rv v, void *base) {
+static void set_districts(struct cw *c, struct cw_val v, void *base) {
   struct config_sources *s = base;
-  get_string_list(c, v, &s->districts, &s->ndistricts);
+  cw_get_string_list(c, v, &s->districts, &s->ndistricts);
 }
 
-static void set_systems(struct rctx *c, struct rv v, void *base) {
+static void set_systems(struct cw *c, struct cw_val v, void *base) {
   struct config_sources *s = base;
-  get_string_list(c, v, &s->systems, &s->nsystems);
+  cw_get_string_list(c, v, &s->systems, &s->nsystems);
 }
 
 #define T struct config_sources
-static const struct rkey sources_keys[] = {
+static const struct cw_key sources_keys[] = {
     RFN("districts", set_districts),
     RFN("systems", set_systems),
     RSTR("district_tag", T, district_tag, "district"),
     RSTR("system_tag", T, system_tag, "system"),
 };
 #undef T
-static const struct robj sources_obj = ROBJ(sources_keys);
+static const struct cw_object sources_obj = CW_OBJECT(sources_keys, NULL, NULL);
 
 /* The rule_engine section. */
 
 #define T struct config_rules
-static const struct rkey engine_keys[] = {
+static const struct cw_key engine_keys[] = {
     RDUR("evaluation_interval", T, evaluation_interval_ms, MS_S, MS_H,
          15 * MS_S),
     RDUR("save_interval", T, save_interval_ms, MS_S, MS_H, 10 * MS_S),
     RDUR("freshness", T, freshness_ms, MS_S, 30 * MS_D, 10 * MS_M),
 };
 #undef T
-static const struct robj engine_obj = ROBJ(engine_keys);
+static const struct cw_object engine_obj = CW_OBJECT(engine_keys, NULL, NULL);
+
+static void load_calendar(struct cw *c, struct cw_val v) {
+  cw_walk(c, v, &calendar_obj, &rctx_of(c)->cfg->calendar);
+}
+
+static void load_sources(struct cw *c, struct cw_val v) {
+  cw_walk(c, v, &sources_obj, &rctx_of(c)->cfg->sources);
+}
+
+static void load_engine(struct cw *c, struct cw_val v) {
+  cw_walk(c, v, &engine_obj, &rctx_of(c)->cfg->rules);
+}
 
 /* Names. */
 
@@ -1309,7 +599,7 @@ static bool reserved_label(const char *k) {
          strcmp(k, "state") == 0;
 }
 
-static void place_of(struct rctx *c, size_t off, struct config_place *p) {
+static void place_of(struct cw *c, size_t off, struct config_place *p) {
   p->file = strdup(c->doc->name);
   c->nomem = c->nomem || !p->file;
   config__lines_at(c->doc->lines, off, &p->line, &p->col);
@@ -1317,102 +607,69 @@ static void place_of(struct rctx *c, size_t off, struct config_place *p) {
 
 /* Parameters. */
 
-static bool grow(struct rctx *c, void **arr, size_t elem, size_t n,
-                 size_t *cap) {
-  if (n < *cap) {
-    return true;
+static bool add_param_value(struct cw *c, const char *key, struct cw_val v,
+                            void *base) {
+  struct config_param *p = base;
+  double x;
+  if (!*key) {
+    cw_report(c, cw_koff(c, v), "empty name");
+  } else if (cw_get_number(c, v, &x)) {
+    char *g = strdup(key);
+    if (!g) {
+      c->nomem = true;
+    } else {
+      p->values[p->nvalues].group = g;
+      p->values[p->nvalues].value = x;
+      p->nvalues++;
+    }
   }
-  size_t ncap = *cap ? *cap * 2 : 16;
-  void *p = realloc(*arr, ncap * elem);
-  if (!p) {
-    c->nomem = true;
-    return false;
-  }
-  *arr = p;
-  *cap = ncap;
   return true;
 }
 
-static void param_values(struct rctx *c, struct rv v, struct config_param *p) {
-  if (!cJSON_IsObject(v.j)) {
-    report_type(c, v, "an object of label values and numbers");
-    return;
+static void param_values(struct cw *c, struct cw_val v, void *base) {
+  struct config_param *p = base;
+  if (cw_member_room(c, v, sizeof *p->values, (void **)&p->values)) {
+    cw_walk_map(c, v, "an object of label values and numbers", true,
+                add_param_value, p);
   }
-  size_t n;
-  struct rv *kids = children(c, v, &n);
-  bool *skip = kids ? bad_keys(c, kids, n) : NULL;
-  p->values = calloc(n ? n : 1, sizeof *p->values);
-  if (!skip || !p->values) {
-    c->nomem = true;
-    free(skip);
-    free(kids);
-    return;
-  }
-  for (size_t i = 0; i < n; i++) {
-    if (skip[i]) {
-      continue;
-    }
-    const char *key = kids[i].j->string;
-    size_t mark = path_key(c, key);
-    double x;
-    if (!*key) {
-      rep(c, koff(c, kids[i]), "empty name");
-    } else if (get_number(c, kids[i], &x)) {
-      char *g = strdup(key);
-      if (!g) {
-        c->nomem = true;
-      } else {
-        p->values[p->nvalues].group = g;
-        p->values[p->nvalues].value = x;
-        p->nvalues++;
-      }
-    }
-    path_pop(c, mark);
-  }
-  free(skip);
-  free(kids);
 }
 
-static void param_by(struct rctx *c, struct rv v, void *base) {
+static void param_by(struct cw *c, struct cw_val v, void *base) {
   struct config_param *p = base;
-  char *s = get_name(c, v, "a label name");
+  char *s = cw_get_name(c, v, "a label name");
   if (s) {
     free(p->by);
     p->by = s;
   }
 }
 
-static void param_default(struct rctx *c, struct rv v, void *base) {
+static void param_default(struct cw *c, struct cw_val v, void *base) {
   struct config_param *p = base;
-  p->has_default = get_number(c, v, &p->def);
+  p->has_default = cw_get_number(c, v, &p->def);
 }
 
-static void param_values_fn(struct rctx *c, struct rv v, void *base) {
-  param_values(c, v, base);
-}
-
-static const struct rkey param_keys[] = {
+static const struct cw_key param_keys[] = {
     RFN("default", param_default),
     RFN("by", param_by),
-    RFN("values", param_values_fn),
+    RFN("values", param_values),
 };
-static const struct robj param_obj = ROBJ(param_keys);
+static const struct cw_object param_obj = CW_OBJECT(param_keys, NULL, NULL);
 
 static int cmp_str(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* An override for a district the sources do not list would never apply. */
-static void check_param_groups(struct rctx *c, struct rv v,
+static void check_param_groups(struct cw *c, struct cw_val v,
                                const struct config_param *p) {
-  const struct config_sources *src = &c->cfg->sources;
-  struct rv vv;
+  const struct config_sources *src = &rctx_of(c)->cfg->sources;
+  struct cw_val vv;
   if (!p->by || !src->district_tag || strcmp(p->by, src->district_tag) != 0 ||
-      src->ndistricts == 0 || !find_child(c, v, "values", &vv)) {
+      src->ndistricts == 0 || !cw_find_child(c, v, "values", &vv)) {
     return;
   }
   size_t n;
-  struct rv *kids = children(c, vv, &n);
+  struct cw_val *kids = cw_children(c, vv, &n);
   const char **sorted = malloc(src->ndistricts * sizeof *sorted);
   if (!kids || !sorted) {
     c->nomem = true;
@@ -1428,95 +685,87 @@ static void check_param_groups(struct rctx *c, struct rv v,
       continue;
     }
     const char *hint =
-        suggest_in((const char *const *)src->districts, src->ndistricts, g);
-    size_t m1 = path_key(c, "values");
-    size_t m2 = path_key(c, g);
+        cw_suggest((const char *const *)src->districts, src->ndistricts, g);
+    size_t m1 = cw_path_key(c, "values");
+    size_t m2 = cw_path_key(c, g);
     if (hint) {
-      rep(c, koff(c, kids[i]),
-          "not one of sources.districts (did you mean \"%s\"?)", hint);
+      cw_report(c, cw_koff(c, kids[i]),
+                "not one of sources.districts (did you mean \"%s\"?)", hint);
     } else {
-      rep(c, koff(c, kids[i]), "not one of sources.districts");
+      cw_report(c, cw_koff(c, kids[i]), "not one of sources.districts");
     }
-    path_pop(c, m2);
-    path_pop(c, m1);
+    cw_path_pop(c, m2);
+    cw_path_pop(c, m1);
   }
   free(sorted);
   free(kids);
 }
 
 /* "params": {"name": 30 | "30%" | {"default", "by", "values"}}. */
-static void load_params(struct rctx *c, struct rv v) {
-  struct config_rules *r = &c->cfg->rules;
-  if (!cJSON_IsObject(v.j)) {
-    report_type(c, v, "an object of parameters");
-    return;
+static bool add_param(struct cw *c, const char *name, struct cw_val v,
+                      void *base) {
+  struct rctx *rx = rctx_of(c);
+  struct config_rules *r = base;
+  if (!param_name_ok(name)) {
+    struct cw_desc d;
+    cw_quoted(c, name, &d);
+    cw_report(c, cw_koff(c, v),
+              "%s is not a parameter name (letters, digits and \"_\", from "
+              "a letter or \"_\")",
+              cw_qs(&d));
+    cw_desc_done(&d);
+    return true;
   }
-  size_t n;
-  struct rv *kids = children(c, v, &n);
-  bool *skip = kids ? bad_keys(c, kids, n) : NULL;
-  for (size_t i = 0; skip && i < n; i++) {
-    if (skip[i]) {
-      continue;
-    }
-    const char *name = kids[i].j->string;
-    size_t mark = path_key(c, name);
-    if (!param_name_ok(name)) {
-      struct desc d;
-      quoted(c, name, &d);
-      rep(c, koff(c, kids[i]),
-          "%s is not a parameter name (letters, digits and \"_\", from a "
-          "letter or \"_\")",
-          qs(&d));
-      desc_done(&d);
-      path_pop(c, mark);
-      continue;
-    }
-    if (r->nparams >= MAX_PARAMS) {
-      rep(c, koff(c, kids[i]), "at most %d parameters are allowed", MAX_PARAMS);
-      path_pop(c, mark);
-      break;
-    }
-    if (!grow(c, (void **)&r->params, sizeof *r->params, r->nparams,
-              &c->capparams) ||
-        !grow(c, (void **)&c->psrc, sizeof *c->psrc, r->nparams, &c->cappsrc)) {
-      path_pop(c, mark);
-      break;
-    }
-    struct config_param *p = &r->params[r->nparams];
-    memset(p, 0, sizeof *p);
-    p->name = strdup(name);
-    c->nomem = c->nomem || !p->name;
-    place_of(c, koff(c, kids[i]), &p->place);
-    if (cJSON_IsObject(kids[i].j)) {
-      walk(c, kids[i], &param_obj, p);
-    } else {
-      p->has_default = get_number(c, kids[i], &p->def);
-    }
-    if (!p->by && c->cfg->sources.district_tag) {
-      p->by = strdup(c->cfg->sources.district_tag);
-      c->nomem = c->nomem || !p->by;
-    }
-    if (cJSON_IsObject(kids[i].j)) {
-      check_param_groups(c, kids[i], p);
-    }
-    c->psrc[r->nparams] = (struct param_src){c->ndocs - 1, kids[i]};
-    r->nparams++;
-    path_pop(c, mark);
+  if (r->nparams >= MAX_PARAMS) {
+    cw_report(c, cw_koff(c, v), "at most %d parameters are allowed",
+              MAX_PARAMS);
+    return false;
   }
-  free(skip);
-  free(kids);
+  if (!cw_grow((void **)&r->params, sizeof *r->params, r->nparams,
+               &rx->capparams) ||
+      !cw_grow((void **)&rx->psrc, sizeof *rx->psrc, r->nparams,
+               &rx->cappsrc)) {
+    c->nomem = true;
+    return false;
+  }
+  struct config_param *p = &r->params[r->nparams];
+  memset(p, 0, sizeof *p);
+  p->name = strdup(name);
+  c->nomem = c->nomem || !p->name;
+  place_of(c, cw_koff(c, v), &p->place);
+  if (cJSON_IsObject(v.j)) {
+    cw_walk(c, v, &param_obj, p);
+  } else {
+    p->has_default = cw_get_number(c, v, &p->def);
+  }
+  const char *tag = rx->cfg->sources.district_tag;
+  if (!p->by && tag) {
+    p->by = strdup(tag);
+    c->nomem = c->nomem || !p->by;
+  }
+  if (cJSON_IsObject(v.j)) {
+    check_param_groups(c, v, p);
+  }
+  rx->psrc[r->nparams] = (struct param_src){rx->ndocs - 1, v};
+  r->nparams++;
+  return true;
+}
+
+static void load_params(struct cw *c, struct cw_val v) {
+  cw_walk_map(c, v, "an object of parameters", true, add_param,
+              &rctx_of(c)->cfg->rules);
 }
 
 /* Rules. */
 
-static const struct enum_name severity_names[] = {
+static const struct cw_enum severity_names[] = {
     {"info", CONFIG_SEV_INFO},
     {"warning", CONFIG_SEV_WARNING},
     {"critical", CONFIG_SEV_CRITICAL},
     {NULL, 0},
 };
 
-static const struct enum_name missing_names[] = {
+static const struct cw_enum missing_names[] = {
     {"nodata", CONFIG_MISSING_NODATA},
     {"keep", CONFIG_MISSING_KEEP},
     {"ok", CONFIG_MISSING_OK},
@@ -1527,31 +776,21 @@ _Static_assert(sizeof(enum config_severity) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_missing) == sizeof(int), "enum size");
 
 const char *config_severity_name(enum config_severity s) {
-  for (size_t i = 0; severity_names[i].name; i++) {
-    if (severity_names[i].value == (int)s) {
-      return severity_names[i].name;
-    }
-  }
-  return "unknown";
+  return cw_enum_name(severity_names, (int)s);
 }
 
 const char *config_missing_name(enum config_missing m) {
-  for (size_t i = 0; missing_names[i].name; i++) {
-    if (missing_names[i].value == (int)m) {
-      return missing_names[i].name;
-    }
-  }
-  return "unknown";
+  return cw_enum_name(missing_names, (int)m);
 }
 
-static void rule_by(struct rctx *c, struct rv v, void *base) {
+static void rule_by(struct cw *c, struct cw_val v, void *base) {
   struct config_rule *r = base;
   size_t mark = c->path.len;
-  get_string_list(c, v, &r->by, &r->nby);
-  path_pop(c, mark);
-  struct rv *items;
+  cw_get_string_list(c, v, &r->by, &r->nby);
+  cw_path_pop(c, mark);
+  struct cw_val *items;
   size_t n;
-  if (!r->by || !(items = children(c, v, &n))) {
+  if (!r->by || !(items = cw_children(c, v, &n))) {
     return;
   }
   for (size_t i = 0; i < r->nby; i++) {
@@ -1559,10 +798,11 @@ static void rule_by(struct rctx *c, struct rv v, void *base) {
       for (size_t k = 0; k < n; k++) {
         if (cJSON_IsString(items[k].j) &&
             strcmp(items[k].j->valuestring, r->by[i]) == 0) {
-          size_t m = path_index(c, k);
-          rep(c, voff(c, items[k]),
-              "\"%s\" is reserved: every alert has it as a tag", r->by[i]);
-          path_pop(c, m);
+          size_t m = cw_path_index(c, k);
+          cw_report(c, cw_voff(c, items[k]),
+                    "\"%s\" is reserved: every alert has it as a tag",
+                    r->by[i]);
+          cw_path_pop(c, m);
           break;
         }
       }
@@ -1571,60 +811,59 @@ static void rule_by(struct rctx *c, struct rv v, void *base) {
   free(items);
 }
 
-static void rule_annotations(struct rctx *c, struct rv v, void *base) {
+static void rule_annotations(struct cw *c, struct cw_val v, void *base) {
   struct config_rule *r = base;
   get_kv_map(c, v, "an object of annotation names and templates",
              &r->annotations, &r->nannotations);
 }
 
-static void rule_labels(struct rctx *c, struct rv v, void *base) {
+static void rule_labels(struct cw *c, struct cw_val v, void *base) {
   struct config_rule *r = base;
   get_kv_map(c, v, "an object of label names and values", &r->labels,
              &r->nlabels);
   size_t n;
-  struct rv *kids = r->labels ? children(c, v, &n) : NULL;
+  struct cw_val *kids = r->labels ? cw_children(c, v, &n) : NULL;
   for (size_t i = 0; kids && i < n; i++) {
     if (reserved_label(kids[i].j->string)) {
-      size_t m = path_key(c, kids[i].j->string);
-      rep(c, koff(c, kids[i]),
-          "\"%s\" is reserved: every alert has it as a tag", kids[i].j->string);
-      path_pop(c, m);
+      cw_report_key(c, kids[i].j->string, cw_koff(c, kids[i]),
+                    "\"%s\" is reserved: every alert has it as a tag",
+                    kids[i].j->string);
     }
   }
   free(kids);
 }
 
-static void rule_broker(struct rctx *c, struct rv v, void *base) {
+static void rule_broker(struct cw *c, struct cw_val v, void *base) {
   struct config_rule *r = base;
   if (cJSON_IsBool(v.j)) {
     r->broker_dependent = cJSON_IsTrue(v.j) ? 1 : 0;
   } else {
-    report_type(c, v, "true or false");
+    cw_report_type(c, v, "true or false");
   }
 }
 
 #define T struct config_rule_level
-static const struct rkey level_keys[] = {
-    RENUM("severity", T, severity, severity_names, CONFIG_SEV_WARNING, RF_REQ),
-    REXPR("expr", T, expr, RF_REQ),
+static const struct cw_key level_keys[] = {
+    RENUM("severity", T, severity, severity_names, CONFIG_SEV_WARNING, CW_REQ),
+    REXPR("expr", T, expr, CW_REQ),
     REXPR("clear", T, clear, 0),
 };
 #undef T
-static const struct robj level_obj = ROBJ(level_keys);
+static const struct cw_object level_obj = CW_OBJECT(level_keys, NULL, NULL);
 
-static void rule_levels(struct rctx *c, struct rv v, void *base) {
+static void rule_levels(struct cw *c, struct cw_val v, void *base) {
   struct config_rule *r = base;
   if (!cJSON_IsArray(v.j)) {
-    report_type(c, v, "an array of levels");
+    cw_report_type(c, v, "an array of levels");
     return;
   }
   size_t n;
-  struct rv *items = children(c, v, &n);
+  struct cw_val *items = cw_children(c, v, &n);
   if (!items) {
     return;
   }
   if (n == 0 || n > 3) {
-    rep(c, voff(c, v), "expected 1 to 3 levels, got %zu", n);
+    cw_report(c, cw_voff(c, v), "expected 1 to 3 levels, got %zu", n);
     free(items);
     return;
   }
@@ -1636,27 +875,25 @@ static void rule_levels(struct rctx *c, struct rv v, void *base) {
   }
   r->nlevels = n;
   for (size_t i = 0; i < n; i++) {
-    size_t mark = path_index(c, i);
-    defaults(c, &level_obj, &r->levels[i]);
-    walk(c, items[i], &level_obj, &r->levels[i]);
-    struct rv sv;
-    if (i > 0 && find_child(c, items[i], "severity", &sv) &&
+    size_t mark = cw_path_index(c, i);
+    cw_defaults(c, &level_obj, &r->levels[i]);
+    cw_walk(c, items[i], &level_obj, &r->levels[i]);
+    struct cw_val sv;
+    if (i > 0 && cw_find_child(c, items[i], "severity", &sv) &&
         r->levels[i].severity <= r->levels[i - 1].severity) {
-      size_t m = path_key(c, "severity");
-      rep(c, voff(c, sv),
-          "levels go from the lowest severity to the highest: \"%s\" "
-          "cannot follow \"%s\"",
-          config_severity_name(r->levels[i].severity),
-          config_severity_name(r->levels[i - 1].severity));
-      path_pop(c, m);
+      cw_report_key(c, "severity", cw_voff(c, sv),
+                    "levels go from the lowest severity to the highest: \"%s\" "
+                    "cannot follow \"%s\"",
+                    config_severity_name(r->levels[i].severity),
+                    config_severity_name(r->levels[i - 1].severity));
     }
-    path_pop(c, mark);
+    cw_path_pop(c, mark);
   }
   free(items);
 }
 
 #define T struct config_rule
-static const struct rkey rule_keys[] = {
+static const struct cw_key rule_keys[] = {
     RSTR("name", T, name, NULL),
     REXPR("expr", T, expr, 0),
     REXPR("clear", T, clear, 0),
@@ -1676,23 +913,19 @@ static const struct rkey rule_keys[] = {
     RFN("depends_on_broker", rule_broker),
 };
 #undef T
-static const struct robj rule_obj = ROBJ(rule_keys);
+static const struct cw_object rule_obj = CW_OBJECT(rule_keys, NULL, NULL);
 
 /* Reports msg at key's value in obj, or at obj when key is absent. */
-static void report_key_at(struct rctx *c, struct rv obj, const char *key,
+static void report_key_at(struct cw *c, struct cw_val obj, const char *key,
                           const char *msg) {
-  struct rv kv;
-  size_t off = find_child(c, obj, key, &kv) ? voff(c, kv) : voff(c, obj);
-  size_t mark = path_key(c, key);
-  rep(c, off, "%s", msg);
-  path_pop(c, mark);
+  cw_report_key(c, key, cw_child_off(c, obj, key), "%s", msg);
 }
 
 /* Checks between the keys of one rule. */
-static void rule_check(struct rctx *c, struct rv v, struct config_rule *r) {
-  struct rv tmp;
-  bool has_expr = find_child(c, v, "expr", &tmp);
-  bool has_levels = find_child(c, v, "levels", &tmp);
+static void rule_check(struct cw *c, struct cw_val v, struct config_rule *r) {
+  struct cw_val tmp;
+  bool has_expr = cw_find_child(c, v, "expr", &tmp);
+  bool has_levels = cw_find_child(c, v, "levels", &tmp);
   if (!has_expr && !has_levels) {
     report_key_at(c, v, "expr", "required key is missing (or give \"levels\")");
   }
@@ -1700,18 +933,18 @@ static void rule_check(struct rctx *c, struct rv v, struct config_rule *r) {
     report_key_at(c, v, "levels",
                   "give either \"expr\" or \"levels\", not both");
   }
-  if (has_levels && find_child(c, v, "severity", &tmp)) {
+  if (has_levels && cw_find_child(c, v, "severity", &tmp)) {
     report_key_at(c, v, "severity",
                   "not used with \"levels\" (each level has its own)");
   }
-  if (has_levels && find_child(c, v, "clear", &tmp)) {
+  if (has_levels && cw_find_child(c, v, "clear", &tmp)) {
     report_key_at(c, v, "clear",
                   "not used with \"levels\" (each level has its own)");
   }
   if (r->for_tolerance_ms > 0 && r->for_ms == 0) {
     report_key_at(c, v, "for_tolerance", "has no effect without \"for\"");
   }
-  const struct config_sources *s = &c->cfg->sources;
+  const struct config_sources *s = &rctx_of(c)->cfg->sources;
   if (r->expected) {
     bool ok = r->nby > 0;
     for (size_t i = 0; ok && i < r->nby; i++) {
@@ -1741,80 +974,82 @@ static void rule_check(struct rctx *c, struct rv v, struct config_rule *r) {
   for (size_t i = 0; i < r->nlabels; i++) {
     for (size_t k = 0; k < r->nby; k++) {
       if (strcmp(r->labels[i].key, r->by[k]) == 0) {
-        struct rv lv;
-        if (find_child(c, v, "labels", &lv)) {
-          size_t m1 = path_key(c, "labels");
-          size_t m2 = path_key(c, r->labels[i].key);
-          rep(c, voff(c, lv),
+        struct cw_val lv;
+        if (cw_find_child(c, v, "labels", &lv)) {
+          size_t m1 = cw_path_key(c, "labels");
+          size_t m2 = cw_path_key(c, r->labels[i].key);
+          cw_report(
+              c, cw_voff(c, lv),
               "\"%s\" is one of the rule's \"by\" labels, which come from "
               "the data",
               r->labels[i].key);
-          path_pop(c, m2);
-          path_pop(c, m1);
+          cw_path_pop(c, m2);
+          cw_path_pop(c, m1);
         }
       }
     }
   }
 }
 
-static void load_rules(struct rctx *c, struct rv v) {
-  struct config_rules *rs = &c->cfg->rules;
+static void load_rules(struct cw *c, struct cw_val v) {
+  struct rctx *rx = rctx_of(c);
+  struct config_rules *rs = &rx->cfg->rules;
   if (!cJSON_IsArray(v.j)) {
-    report_type(c, v, "an array of rules");
+    cw_report_type(c, v, "an array of rules");
     return;
   }
   size_t n;
-  struct rv *items = children(c, v, &n);
+  struct cw_val *items = cw_children(c, v, &n);
   if (!items) {
     return;
   }
   for (size_t i = 0; i < n; i++) {
-    size_t mark = path_index(c, i);
+    size_t mark = cw_path_index(c, i);
     if (rs->n >= MAX_RULES) {
-      rep(c, voff(c, items[i]), "at most %d rules are allowed", MAX_RULES);
-      path_pop(c, mark);
+      cw_report(c, cw_voff(c, items[i]), "at most %d rules are allowed",
+                MAX_RULES);
+      cw_path_pop(c, mark);
       break;
     }
-    if (!grow(c, (void **)&rs->v, sizeof *rs->v, rs->n, &c->caprules) ||
-        !grow(c, (void **)&c->rsrc, sizeof *c->rsrc, rs->n, &c->caprsrc)) {
-      path_pop(c, mark);
+    if (!cw_grow((void **)&rs->v, sizeof *rs->v, rs->n, &rx->caprules) ||
+        !cw_grow((void **)&rx->rsrc, sizeof *rx->rsrc, rs->n, &rx->caprsrc)) {
+      c->nomem = true;
+      cw_path_pop(c, mark);
       break;
     }
     struct config_rule *r = &rs->v[rs->n];
     memset(r, 0, sizeof *r);
     r->broker_dependent = -1;
-    defaults(c, &rule_obj, r);
-    c->rsrc[rs->n] = (struct rule_src){c->ndocs - 1, i, items[i]};
+    cw_defaults(c, &rule_obj, r);
+    rx->rsrc[rs->n] = (struct rule_src){rx->ndocs - 1, i, items[i]};
     rs->n++;
-    struct rv nv = {0};
+    struct cw_val nv = {0};
     bool named =
-        cJSON_IsObject(items[i].j) && find_child(c, items[i], "name", &nv);
-    place_of(c, named ? voff(c, nv) : voff(c, items[i]), &r->place);
-    if (walk(c, items[i], &rule_obj, r)) {
+        cJSON_IsObject(items[i].j) && cw_find_child(c, items[i], "name", &nv);
+    place_of(c, named ? cw_voff(c, nv) : cw_voff(c, items[i]), &r->place);
+    if (cw_walk(c, items[i], &rule_obj, r)) {
       if (r->name && !rule_name_ok(r->name) &&
-          find_child(c, items[i], "name", &nv)) {
-        struct desc d;
-        quoted(c, r->name, &d);
-        size_t m = path_key(c, "name");
-        rep(c, voff(c, nv),
+          cw_find_child(c, items[i], "name", &nv)) {
+        struct cw_desc d;
+        cw_quoted(c, r->name, &d);
+        cw_report_key(
+            c, "name", cw_voff(c, nv),
             "%s is not a rule name (letters, digits, \"_\", \"-\" and "
             "\".\", from a letter or \"_\")",
-            qs(&d));
-        path_pop(c, m);
-        desc_done(&d);
+            cw_qs(&d));
+        cw_desc_done(&d);
       } else if (!r->name) {
-        struct rv dummy;
-        if (!find_child(c, items[i], "name", &dummy)) {
-          /* walk reported nothing: name is not RF_REQ so that a missing
+        struct cw_val dummy;
+        if (!cw_find_child(c, items[i], "name", &dummy)) {
+          /* walk reported nothing: name is not CW_REQ so that a missing
            * name and a bad one read alike. */
-          size_t m = path_key(c, "name");
-          rep(c, voff(c, items[i]), "required key is missing");
-          path_pop(c, m);
+          cw_report_key(c, "name", cw_voff(c, items[i]),
+                        "required key is missing");
         }
       }
       rule_check(c, items[i], r);
     }
-    path_pop(c, mark);
+    cw_path_pop(c, mark);
   }
   free(items);
 }
@@ -1825,150 +1060,97 @@ static void doc_free(struct rdoc *d) {
   if (!d) {
     return;
   }
-  free(d->name);
-  free(d->own_orig);
-  free(d->own_text);
-  config__lines_cleanup(&d->own_lines);
-  free(d->own_pm.v);
-  cJSON_Delete(d->own_json);
+  free(d->path);
+  free(d->orig);
+  cw_file_cleanup(&d->file);
   free(d);
 }
 
-/* Joins the directory of base and rel (rel as is when absolute). */
-static char *resolve(const char *base, const char *rel) {
-  const char *slash = strrchr(base, '/');
-  if (rel[0] == '/' || !slash) {
-    return strdup(rel);
-  }
-  size_t dn = (size_t)(slash - base) + 1;
-  size_t rn = strlen(rel);
-  char *p = malloc(dn + rn + 1);
-  if (p) {
-    memcpy(p, base, dn);
-    memcpy(p + dn, rel, rn + 1);
-  }
-  return p;
+/* Walking a rule file starts at its root, with a path of its own. */
+struct saved {
+  const struct config__doc *doc;
+  struct buf path;
+};
+
+static void enter(struct cw *c, const struct config__doc *doc,
+                  struct saved *s) {
+  s->doc = c->doc;
+  s->path = c->path;
+  c->doc = doc;
+  buf_init(&c->path, 1 << 20);
 }
 
-/* Reads a whole file (at most RULE_FILE_MAX). Returns IOCD_OK with *out
- * (malloc'd, NUL-terminated), or an error with why. */
-static int read_file(const char *path, char **out, size_t *len, char *why,
-                     size_t n) {
+static void leave(struct cw *c, struct saved *s) {
+  buf_cleanup(&c->path);
+  c->path = s->path;
+  c->doc = s->doc;
+}
+
+/* Reads path for a rule file. Returns the text (NUL-terminated; the caller
+ * frees it), or NULL after reporting at the rule_files entry v. */
+static char *read_rule_file(struct cw *c, struct cw_val v, const char *path,
+                            size_t *len) {
   struct buf b;
   buf_init(&b, RULE_FILE_MAX);
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    snprintf(why, n, "%s", strerror(errno));
-    return IOCD_EIO;
-  }
-  int rc = IOCD_OK;
-  struct stat st;
-  if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-    snprintf(why, n, "is a directory, not a file");
-    rc = IOCD_EIO;
-  }
-  while (!rc) {
-    char chunk[16384];
-    size_t got = fread(chunk, 1, sizeof chunk, f);
-    if (got) {
-      rc = buf_append(&b, chunk, got);
+  struct iocd_err err;
+  int rc = config_read_file(path, &b, &err);
+  char *text = NULL;
+  if (rc == IOCD_ENOMEM) {
+    c->nomem = true;
+  } else if (rc) {
+    /* The message says "cannot read" already. */
+    const char *why = err.msg;
+    if (strncmp(why, "cannot open: ", 13) == 0 ||
+        strncmp(why, "cannot read: ", 13) == 0) {
+      why += 13;
     }
-    if (got < sizeof chunk) {
-      break;
-    }
-  }
-  if (rc == IOCD_ETOOBIG) {
-    snprintf(why, n, "the file is larger than %u MiB", RULE_FILE_MAX >> 20);
-    rc = IOCD_EIO;
-  } else if (!rc && ferror(f)) {
-    snprintf(why, n, "%s", strerror(errno));
-    rc = IOCD_EIO;
-  }
-  fclose(f);
-  if (!rc && !b.data) {
-    rc = buf_putc(&b, '\0');
-    b.len = 0;
-  }
-  if (rc) {
-    buf_cleanup(&b);
-    return rc;
-  }
-  *len = b.len;
-  *out = buf_detach(&b, NULL);
-  return IOCD_OK;
-}
-
-/* Reports a JSON syntax error of d near end, as the loader does. */
-static void report_syntax(struct rctx *c, const char *end) {
-  const char *t = c->doc->text;
-  size_t len = c->doc->len;
-  size_t at = end && end >= t ? (size_t)(end - t) : 0;
-  if (at > len) {
-    at = len;
-  }
-  while (at > 0 && (at >= len || (unsigned char)t[at] <= 32)) {
-    at--;
-  }
-  size_t n = 0;
-  while (at + n < len && n < 24 && t[at + n] != '\n' && t[at + n] != '\r') {
-    n++;
-  }
-  size_t bad;
-  if (!utf8_valid(t + at, n, &bad)) {
-    n = bad;
+    struct cw_desc d;
+    cw_quoted(c, path, &d);
+    cw_report(c, cw_voff(c, v), "cannot read %s: %s", cw_qs(&d), why);
+    cw_desc_done(&d);
   } else {
-    while (at + n < len && n > 0 && ((unsigned char)t[at + n] & 0xC0) == 0x80) {
-      n--;
-    }
+    *len = b.len;
+    text = b.data ? buf_detach(&b, NULL) : strdup("");
+    c->nomem = c->nomem || !text;
   }
-  char snip[32];
-  size_t k = 0;
-  for (size_t i = 0; i < n && k < sizeof snip - 1; i++) {
-    unsigned char ch = (unsigned char)t[at + i];
-    snip[k++] = ch < 32 || ch == 0x7F ? ' ' : (char)ch;
-  }
-  while (k > 0 && snip[k - 1] == ' ') {
-    k--;
-  }
-  snip[k] = '\0';
-  rep(c, at, "syntax error near '%s'", snip);
+  buf_cleanup(&b);
+  return text;
 }
 
-static const struct rkey file_keys[] = {
-    RFN("params", NULL),
-    RFN("rules", NULL),
+static const struct cw_key file_keys[] = {
+    RFN("params", cw_skip),
+    RFN("rules", cw_skip),
 };
-static const struct robj file_obj = ROBJ(file_keys);
+static const struct cw_object file_obj = {
+    .keys = file_keys,
+    .nkeys = sizeof file_keys / sizeof file_keys[0],
+    .unknown_hint = "a rule file has \"params\" and \"rules\"",
+};
 
 /* Loads one rule file named by entry v of the main file's rule_files.
- * Returns the document (kept in c->docs), or NULL after reporting. */
-static struct rdoc *open_rule_file(struct rctx *c, struct rv v,
+ * Returns the document (kept in the context's docs), or NULL after
+ * reporting. */
+static struct rdoc *open_rule_file(struct cw *c, struct cw_val v,
                                    const char *rel) {
-  struct rdoc *main_doc = c->docs[0];
-  char *path = resolve(main_doc->name, rel);
+  struct rctx *rx = rctx_of(c);
+  char *path = config_path_join(rx->docs[0]->doc->name, rel);
   if (!path) {
     c->nomem = true;
     return NULL;
   }
-  for (size_t i = 1; i < c->ndocs; i++) {
-    if (strcmp(c->docs[i]->name, path) == 0) {
-      struct desc d;
-      quoted(c, rel, &d);
-      rep(c, voff(c, v), "%s is already included", qs(&d));
-      desc_done(&d);
+  for (size_t i = 1; i < rx->ndocs; i++) {
+    if (strcmp(rx->docs[i]->path, path) == 0) {
+      struct cw_desc d;
+      cw_quoted(c, rel, &d);
+      cw_report(c, cw_voff(c, v), "%s is already included", cw_qs(&d));
+      cw_desc_done(&d);
       free(path);
       return NULL;
     }
   }
-  char *text = NULL;
   size_t len = 0;
-  char why[256];
-  int rc = read_file(path, &text, &len, why, sizeof why);
-  if (rc) {
-    struct desc d;
-    quoted(c, path, &d);
-    rep(c, voff(c, v), "cannot read %s: %s", qs(&d), why);
-    desc_done(&d);
+  char *text = read_rule_file(c, v, path, &len);
+  if (!text) {
     free(path);
     return NULL;
   }
@@ -1979,130 +1161,72 @@ static struct rdoc *open_rule_file(struct rctx *c, struct rv v,
     free(text);
     return NULL;
   }
-  d->name = path;
-  d->own_orig = text;
-  d->own_text = malloc(len + 1);
-  d->len = len;
-  d->lines = &d->own_lines;
-  d->pm = &d->own_pm;
-  d->order = voff(c, v);
+  d->path = path;
+  d->orig = text;
+  d->doc = &d->file.doc;
+  d->file.doc.name = path;
+  d->file.doc.order = cw_voff(c, v);
+  rx->docs[rx->ndocs++] = d;
+  struct saved sv;
+  enter(c, d->doc, &sv);
   /* Columns are counted in the text as read (a comment's characters
    * count as the editor shows them); the blanking keeps every offset. */
-  if (!d->own_text || config__lines_init(&d->own_lines, text, len)) {
-    c->nomem = true;
-    doc_free(d);
-    return NULL;
-  }
-  memcpy(d->own_text, text, len + 1);
-  text = d->own_text;
-  d->text = text;
-  c->docs[c->ndocs++] = d;
-  struct rdoc *saved = c->doc;
-  c->doc = d;
-  struct buf saved_path = c->path;
-  buf_init(&c->path, 1 << 20);
-  size_t bad;
-  const char *nul = memchr(text, '\0', len);
-  if (nul) {
-    rep(c, (size_t)(nul - text), "NUL byte in the file");
-    goto fail;
-  }
-  if (config__blank_comments(text, len, &bad)) {
-    rep(c, bad, "unterminated /* comment");
-    goto fail;
-  }
-  const char *end = NULL;
-  d->own_json = cJSON_ParseWithOpts(text, &end, 1);
-  if (!d->own_json) {
-    report_syntax(c, end);
-    goto fail;
-  }
-  rc = config__scan(text, len, &d->own_pm);
-  if (rc) {
-    c->nomem = c->nomem || rc == IOCD_ENOMEM;
-    if (rc != IOCD_ENOMEM) {
-      rep(c, 0, "cannot locate the values in the file");
+  int rc = cw_file_load(c, &d->file, text, len, NULL);
+  if (!rc) {
+    rc = config__scan(d->file.copy, len, &d->file.pm);
+    if (rc == IOCD_EPARSE) {
+      cw_report(c, 0, "cannot locate the values in the file");
     }
-    goto fail;
   }
-  d->root = d->own_json;
-  struct rv root = {d->root, 0};
-  if (!cJSON_IsObject(d->root)) {
-    report_type(c, root, "an object with \"params\" and \"rules\"");
-    goto fail;
+  struct cw_val root = {d->file.json, 0};
+  if (!rc && !cJSON_IsObject(root.j)) {
+    cw_report_type(c, root, "an object with \"params\" and \"rules\"");
+    rc = IOCD_EPARSE;
   }
-  buf_cleanup(&c->path);
-  c->path = saved_path;
-  c->doc = saved;
-  return d;
-fail:
-  buf_cleanup(&c->path);
-  c->path = saved_path;
-  c->doc = saved;
-  return NULL;
+  c->nomem = c->nomem || rc == IOCD_ENOMEM;
+  leave(c, &sv);
+  d->root = root.j;
+  return rc ? NULL : d;
 }
 
 /* Walks the keys of a rule file: only "params" and "rules". */
-static void load_rule_file(struct rctx *c, struct rdoc *d) {
-  struct rdoc *saved = c->doc;
-  c->doc = d;
-  struct buf saved_path = c->path;
-  buf_init(&c->path, 1 << 20);
-  struct rv root = {d->root, 0};
+static void load_rule_file(struct cw *c, struct rdoc *d) {
+  struct saved sv;
+  enter(c, d->doc, &sv);
+  struct cw_val root = {d->root, 0};
   /* The table walk only checks the keys here; the two sections are read
    * below, params first so that rules can be checked against them. */
-  size_t n;
-  struct rv *kids = children(c, root, &n);
-  bool *skip = kids ? bad_keys(c, kids, n) : NULL;
-  for (size_t i = 0; skip && i < n; i++) {
-    const char *k = kids[i].j->string;
-    if (skip[i] || strcmp(k, "params") == 0 || strcmp(k, "rules") == 0) {
-      continue;
-    }
-    const char *hint = suggest_key(&file_obj, k);
-    size_t mark = path_key(c, k);
-    if (hint) {
-      rep(c, koff(c, kids[i]), "unknown key (did you mean \"%s\"?)", hint);
-    } else {
-      rep(c, koff(c, kids[i]),
-          "unknown key (a rule file has \"params\" and \"rules\")");
-    }
-    path_pop(c, mark);
-  }
-  free(skip);
-  free(kids);
-  struct rv v;
-  if (find_child(c, root, "params", &v)) {
-    size_t mark = path_key(c, "params");
+  cw_walk(c, root, &file_obj, NULL);
+  struct cw_val v;
+  if (cw_find_child(c, root, "params", &v)) {
+    size_t mark = cw_path_key(c, "params");
     load_params(c, v);
-    path_pop(c, mark);
+    cw_path_pop(c, mark);
   }
-  if (find_child(c, root, "rules", &v)) {
-    size_t mark = path_key(c, "rules");
+  if (cw_find_child(c, root, "rules", &v)) {
+    size_t mark = cw_path_key(c, "rules");
     load_rules(c, v);
-    path_pop(c, mark);
+    cw_path_pop(c, mark);
   }
-  buf_cleanup(&c->path);
-  c->path = saved_path;
-  c->doc = saved;
+  leave(c, &sv);
 }
 
-static void load_rule_files(struct rctx *c, struct rv v) {
-  struct config_rules *rs = &c->cfg->rules;
+static void load_rule_files(struct cw *c, struct cw_val v) {
+  struct config_rules *rs = &rctx_of(c)->cfg->rules;
   size_t mark = c->path.len;
-  get_string_list(c, v, &rs->files, &rs->nfiles);
-  path_pop(c, mark);
+  cw_get_string_list(c, v, &rs->files, &rs->nfiles);
+  cw_path_pop(c, mark);
   if (!rs->files || !cJSON_IsArray(v.j)) {
     return;
   }
   size_t n;
-  struct rv *items = children(c, v, &n);
+  struct cw_val *items = cw_children(c, v, &n);
   if (!items) {
     return;
   }
   if (n > MAX_RULE_FILES) {
-    rep(c, voff(c, v), "at most %d rule files are allowed, got %zu",
-        MAX_RULE_FILES, n);
+    cw_report(c, cw_voff(c, v), "at most %d rule files are allowed, got %zu",
+              MAX_RULE_FILES, n);
     free(items);
     return;
   }
@@ -2117,10 +1241,10 @@ static void load_rule_files(struct rctx *c, struct rv v) {
     if (again || !cJSON_IsString(items[i].j) || !*items[i].j->valuestring) {
       continue;
     }
-    size_t m = path_index(c, i);
-    char *rel = get_str(c, items[i], "a file name", true);
+    size_t m = cw_path_index(c, i);
+    char *rel = cw_get_str(c, items[i], "a file name", true);
     struct rdoc *d = rel ? open_rule_file(c, items[i], rel) : NULL;
-    path_pop(c, m);
+    cw_path_pop(c, m);
     free(rel);
     if (d) {
       load_rule_file(c, d);
@@ -2242,14 +1366,14 @@ static const struct config_param *find_param(const struct config_rules *rs,
 
 /* Parses the expression at key of rule object v and checks its
  * parameters and calendar names. */
-static void check_expr(struct rctx *c, struct rv obj, const char *key,
+static void check_expr(struct cw *c, struct cw_val obj, const char *key,
                        const char *text) {
-  struct rv v;
-  if (!text || !find_child(c, obj, key, &v) || !cJSON_IsString(v.j)) {
+  struct cw_val v;
+  if (!text || !cw_find_child(c, obj, key, &v) || !cJSON_IsString(v.j)) {
     return;
   }
-  size_t q = voff(c, v);
-  size_t mark = path_key(c, key);
+  size_t q = cw_voff(c, v);
+  size_t mark = cw_path_key(c, key);
   struct iocd_err err = {{0}};
   int col = 0;
   struct expr *e = expr_parse(text, &err, &col);
@@ -2263,12 +1387,13 @@ static void check_expr(struct rctx *c, struct rv obj, const char *key,
       if (strncmp(msg, "column ", 7) == 0 && p) {
         msg = p + 2;
       }
-      rep(c, string_char_off(c->doc->text, c->doc->len, q, col), "%s", msg);
+      cw_report(c, string_char_off(c->doc->text, c->doc->len, q, col), "%s",
+                msg);
     }
-    path_pop(c, mark);
+    cw_path_pop(c, mark);
     return;
   }
-  const struct config_rules *rs = &c->cfg->rules;
+  const struct config_rules *rs = &rctx_of(c)->cfg->rules;
   size_t n;
   const char *const *params = expr_params(e, &n);
   for (size_t i = 0; i < n; i++) {
@@ -2284,12 +1409,13 @@ static void check_expr(struct rctx *c, struct rv obj, const char *key,
         names[nn++] = rs->params[k].name;
       }
     }
-    const char *hint = suggest_in(names, nn, params[i]);
+    const char *hint = cw_suggest(names, nn, params[i]);
     if (hint) {
-      rep(c, at, "unknown parameter $%s (did you mean $%s?)", params[i], hint);
+      cw_report(c, at, "unknown parameter $%s (did you mean $%s?)", params[i],
+                hint);
     } else {
-      rep(c, at, "unknown parameter $%s (define it under \"params\")",
-          params[i]);
+      cw_report(c, at, "unknown parameter $%s (define it under \"params\")",
+                params[i]);
     }
   }
   const char *const *cals = expr_calendars(e, &n);
@@ -2301,29 +1427,29 @@ static void check_expr(struct rctx *c, struct rv obj, const char *key,
     if (!known) {
       size_t at = string_char_off(c->doc->text, c->doc->len, q,
                                   literal_col(text, cals[i]));
-      struct desc d;
-      quoted(c, cals[i], &d);
-      rep(c, at,
-          "unknown calendar %s (the \"calendar\" section is "
-          "\"office_hours\")",
-          qs(&d));
-      desc_done(&d);
+      struct cw_desc d;
+      cw_quoted(c, cals[i], &d);
+      cw_report(c, at,
+                "unknown calendar %s (the \"calendar\" section is "
+                "\"office_hours\")",
+                cw_qs(&d));
+      cw_desc_done(&d);
     }
   }
   expr_free(e);
-  path_pop(c, mark);
+  cw_path_pop(c, mark);
 }
 
 /* Renders the annotation templates of rule object obj once, so that an
  * unclosed {{ or an unknown filter is reported inside the string. The
  * engine's message gives a byte column in the template. */
-static void check_templates(struct rctx *c, struct rv obj) {
-  struct rv av;
-  if (!find_child(c, obj, "annotations", &av) || !cJSON_IsObject(av.j)) {
+static void check_templates(struct cw *c, struct cw_val obj) {
+  struct cw_val av;
+  if (!cw_find_child(c, obj, "annotations", &av) || !cJSON_IsObject(av.j)) {
     return;
   }
   size_t n;
-  struct rv *kids = children(c, av, &n);
+  struct cw_val *kids = cw_children(c, av, &n);
   struct alert_event ev;
   memset(&ev, 0, sizeof ev);
   ev.rule = "";
@@ -2351,46 +1477,49 @@ static void check_templates(struct rctx *c, struct rv obj) {
       }
       msg = sep + 2;
     }
-    size_t m1 = path_key(c, "annotations");
-    size_t m2 = path_key(c, kids[i].j->string);
-    rep(c, string_char_off(c->doc->text, c->doc->len, voff(c, kids[i]), col),
+    size_t m1 = cw_path_key(c, "annotations");
+    size_t m2 = cw_path_key(c, kids[i].j->string);
+    cw_report(
+        c, string_char_off(c->doc->text, c->doc->len, cw_voff(c, kids[i]), col),
         "%s", msg);
-    path_pop(c, m2);
-    path_pop(c, m1);
+    cw_path_pop(c, m2);
+    cw_path_pop(c, m1);
   }
   free(kids);
 }
 
-static void check_rule_exprs(struct rctx *c, size_t i) {
-  const struct rule_src *src = &c->rsrc[i];
-  const struct config_rule *r = &c->cfg->rules.v[i];
-  c->doc = c->docs[src->doc];
-  path_set(c, "rules");
-  path_index(c, src->index);
+static void check_rule_exprs(struct rctx *rx, size_t i) {
+  struct cw *c = &rx->w;
+  const struct rule_src *src = &rx->rsrc[i];
+  const struct config_rule *r = &rx->cfg->rules.v[i];
+  c->doc = rx->docs[src->doc]->doc;
+  cw_path_set(c, "rules");
+  cw_path_index(c, src->index);
   check_expr(c, src->v, "expr", r->expr);
   check_expr(c, src->v, "clear", r->clear);
   check_expr(c, src->v, "guard", r->guard);
   check_templates(c, src->v);
-  struct rv lv;
-  if (r->levels && find_child(c, src->v, "levels", &lv)) {
+  struct cw_val lv;
+  if (r->levels && cw_find_child(c, src->v, "levels", &lv)) {
     size_t n;
-    struct rv *items = children(c, lv, &n);
-    size_t m1 = path_key(c, "levels");
+    struct cw_val *items = cw_children(c, lv, &n);
+    size_t m1 = cw_path_key(c, "levels");
     for (size_t k = 0; items && k < n && k < r->nlevels; k++) {
-      size_t m2 = path_index(c, k);
+      size_t m2 = cw_path_index(c, k);
       check_expr(c, items[k], "expr", r->levels[k].expr);
       check_expr(c, items[k], "clear", r->levels[k].clear);
-      path_pop(c, m2);
+      cw_path_pop(c, m2);
     }
-    path_pop(c, m1);
+    cw_path_pop(c, m1);
     free(items);
   }
 }
 
-static void check_duplicates(struct rctx *c) {
-  const struct config_rules *rs = &c->cfg->rules;
+static void check_duplicates(struct rctx *rx) {
+  struct cw *c = &rx->w;
+  const struct config_rules *rs = &rx->cfg->rules;
   size_t most = rs->n > rs->nparams ? rs->n : rs->nparams;
-  struct nref *refs = malloc((most ? most : 1) * sizeof *refs);
+  struct cw_nref *refs = malloc((most ? most : 1) * sizeof *refs);
   size_t *first = malloc((most ? most : 1) * sizeof *first);
   if (!refs || !first) {
     c->nomem = true;
@@ -2402,45 +1531,45 @@ static void check_duplicates(struct rctx *c) {
   for (size_t i = 0; i < rs->n; i++) {
     first[i] = SIZE_MAX;
     if (rs->v[i].name) {
-      refs[nrefs++] = (struct nref){rs->v[i].name, i};
+      refs[nrefs++] = (struct cw_nref){rs->v[i].name, i};
     }
   }
-  find_repeats(refs, nrefs, first);
+  cw_find_repeats(refs, nrefs, first);
   for (size_t i = 0; i < rs->n; i++) {
     if (first[i] == SIZE_MAX) {
       continue;
     }
     const struct config_rule *o = &rs->v[first[i]];
-    const struct rule_src *src = &c->rsrc[i];
-    c->doc = c->docs[src->doc];
-    path_set(c, "rules");
-    path_index(c, src->index);
-    path_key(c, "name");
-    struct rv nv = {0};
-    find_child(c, src->v, "name", &nv);
-    rep(c, voff(c, nv), "rule \"%s\" is already defined at %s:%d:%d",
-        rs->v[i].name, o->place.file, o->place.line, o->place.col);
+    const struct rule_src *src = &rx->rsrc[i];
+    c->doc = rx->docs[src->doc]->doc;
+    cw_path_set(c, "rules");
+    cw_path_index(c, src->index);
+    cw_path_key(c, "name");
+    struct cw_val nv = {0};
+    cw_find_child(c, src->v, "name", &nv);
+    cw_report(c, cw_voff(c, nv), "rule \"%s\" is already defined at %s:%d:%d",
+              rs->v[i].name, o->place.file, o->place.line, o->place.col);
   }
   nrefs = 0;
   for (size_t i = 0; i < rs->nparams; i++) {
     first[i] = SIZE_MAX;
     if (rs->params[i].name) {
-      refs[nrefs++] = (struct nref){rs->params[i].name, i};
+      refs[nrefs++] = (struct cw_nref){rs->params[i].name, i};
     }
   }
-  find_repeats(refs, nrefs, first);
+  cw_find_repeats(refs, nrefs, first);
   for (size_t i = 0; i < rs->nparams; i++) {
     if (first[i] == SIZE_MAX) {
       continue;
     }
     const struct config_param *p = &rs->params[i];
     const struct config_param *o = &rs->params[first[i]];
-    c->doc = c->docs[c->psrc[i].doc];
-    path_set(c, "params");
-    path_key(c, p->name);
-    rep(c, koff(c, c->psrc[i].v),
-        "parameter \"%s\" is already defined at %s:%d:%d", p->name,
-        o->place.file, o->place.line, o->place.col);
+    c->doc = rx->docs[rx->psrc[i].doc]->doc;
+    cw_path_set(c, "params");
+    cw_path_key(c, p->name);
+    cw_report(c, cw_koff(c, rx->psrc[i].v),
+              "parameter \"%s\" is already defined at %s:%d:%d", p->name,
+              o->place.file, o->place.line, o->place.col);
   }
   free(refs);
   free(first);
@@ -2448,77 +1577,54 @@ static void check_duplicates(struct rctx *c) {
 
 int config__load_rules(const struct config__doc *doc, const struct cJSON *root,
                        struct config *cfg, config__sink_fn *sink, void *ud) {
-  struct rctx c = {0};
-  c.cfg = cfg;
-  c.sink = sink;
-  c.ud = ud;
-  buf_init(&c.path, 1 << 20);
+  struct rctx rx = {0};
+  struct cw *c = &rx.w;
+  cw_init(c, sink, ud);
+  rx.cfg = cfg;
   struct rdoc *main_doc = calloc(1, sizeof *main_doc);
-  if (!main_doc || !(main_doc->name = strdup(doc->name))) {
-    free(main_doc);
-    buf_cleanup(&c.path);
+  if (!main_doc) {
+    cw_cleanup(c);
     return IOCD_ENOMEM;
   }
-  main_doc->text = doc->text;
-  main_doc->len = doc->len;
-  main_doc->lines = doc->lines;
-  main_doc->pm = doc->pm;
+  main_doc->doc = doc;
   main_doc->root = root;
-  main_doc->order = SIZE_MAX;
-  c.docs[c.ndocs++] = main_doc;
-  c.doc = main_doc;
+  rx.docs[rx.ndocs++] = main_doc;
+  c->doc = doc;
 
-  calendar_defaults(&c, &cfg->calendar);
-  defaults(&c, &sources_obj, &cfg->sources);
-  defaults(&c, &engine_obj, &cfg->rules);
+  calendar_defaults(c, &cfg->calendar);
+  cw_defaults(c, &sources_obj, &cfg->sources);
+  cw_defaults(c, &engine_obj, &cfg->rules);
 
-  struct rv r = {root, 0};
-  struct rv v;
-  if (cJSON_IsObject(root)) {
-    if (find_child(&c, r, "calendar", &v)) {
-      size_t m = path_key(&c, "calendar");
-      if (walk(&c, v, &calendar_obj, &cfg->calendar)) {
-        calendar_check(&c, v, &cfg->calendar);
-      }
-      path_pop(&c, m);
-    }
-    if (find_child(&c, r, "sources", &v)) {
-      size_t m = path_key(&c, "sources");
-      walk(&c, v, &sources_obj, &cfg->sources);
-      path_pop(&c, m);
-    }
-    if (find_child(&c, r, "rule_engine", &v)) {
-      size_t m = path_key(&c, "rule_engine");
-      walk(&c, v, &engine_obj, &cfg->rules);
-      path_pop(&c, m);
-    }
-    if (find_child(&c, r, "params", &v)) {
-      size_t m = path_key(&c, "params");
-      load_params(&c, v);
-      path_pop(&c, m);
-    }
-    if (find_child(&c, r, "rules", &v)) {
-      size_t m = path_key(&c, "rules");
-      load_rules(&c, v);
-      path_pop(&c, m);
-    }
-    if (find_child(&c, r, "rule_files", &v)) {
-      size_t m = path_key(&c, "rule_files");
-      load_rule_files(&c, v);
-      path_pop(&c, m);
+  /* Each section in turn, params before rules and the main file's before
+   * the rule files', so that rules can be checked against them. */
+  static const struct {
+    const char *key;
+    void (*load)(struct cw *c, struct cw_val v);
+  } sections[] = {
+      {"calendar", load_calendar},  {"sources", load_sources},
+      {"rule_engine", load_engine}, {"params", load_params},
+      {"rules", load_rules},        {"rule_files", load_rule_files},
+  };
+  struct cw_val r = {root, 0};
+  struct cw_val v;
+  for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
+    if (cJSON_IsObject(root) && cw_find_child(c, r, sections[i].key, &v)) {
+      size_t m = cw_path_key(c, sections[i].key);
+      sections[i].load(c, v);
+      cw_path_pop(c, m);
     }
   }
-  check_duplicates(&c);
+  check_duplicates(&rx);
   for (size_t i = 0; i < cfg->rules.n; i++) {
-    check_rule_exprs(&c, i);
+    check_rule_exprs(&rx, i);
   }
-  for (size_t i = 0; i < c.ndocs; i++) {
-    doc_free(c.docs[i]);
+  for (size_t i = 0; i < rx.ndocs; i++) {
+    doc_free(rx.docs[i]);
   }
-  free(c.rsrc);
-  free(c.psrc);
-  buf_cleanup(&c.path);
-  return c.nomem ? IOCD_ENOMEM : IOCD_OK;
+  free(rx.rsrc);
+  free(rx.psrc);
+  cw_cleanup(c);
+  return c->nomem ? IOCD_ENOMEM : IOCD_OK;
 }
 
 void config__free_rules(struct config *cfg) {
@@ -2529,22 +1635,22 @@ void config__free_rules(struct config *cfg) {
   free(cal->workdays);
   memset(cal, 0, sizeof *cal);
   struct config_sources *s = &cfg->sources;
-  free_list(s->districts, s->ndistricts);
-  free_list(s->systems, s->nsystems);
+  cw_free_list(s->districts, s->ndistricts);
+  cw_free_list(s->systems, s->nsystems);
   free(s->district_tag);
   free(s->system_tag);
   memset(s, 0, sizeof *s);
   struct config_rules *rs = &cfg->rules;
   for (size_t i = 0; i < rs->n; i++) {
     struct config_rule *r = &rs->v[i];
-    free_keys(&rule_obj, r);
-    free_list(r->by, r->nby);
+    cw_free_strings(&rule_obj, r);
+    cw_free_list(r->by, r->nby);
     for (size_t k = 0; k < r->nlevels; k++) {
-      free_keys(&level_obj, &r->levels[k]);
+      cw_free_strings(&level_obj, &r->levels[k]);
     }
     free(r->levels);
-    free_kv(r->annotations, r->nannotations);
-    free_kv(r->labels, r->nlabels);
+    cw_free_kv(r->annotations, r->nannotations);
+    cw_free_kv(r->labels, r->nlabels);
     free(r->place.file);
   }
   free(rs->v);
@@ -2559,63 +1665,6 @@ void config__free_rules(struct config *cfg) {
     free(p->place.file);
   }
   free(rs->params);
-  free_list(rs->files, rs->nfiles);
+  cw_free_list(rs->files, rs->nfiles);
   memset(rs, 0, sizeof *rs);
-}
-
-/* Collects the one message of config_parse_jsonc. */
-static void first_message(void *ud, size_t order, const char *msg) {
-  (void)order;
-  struct buf *b = ud;
-  if (b && !b->len) {
-    buf_printf(b, "%s\n", msg);
-  }
-}
-
-int config_parse_jsonc(const char *name, const char *text, size_t len,
-                       struct cJSON **out, struct buf *errors) {
-  *out = NULL;
-  struct rdoc d = {0};
-  struct rctx c = {0};
-  c.sink = first_message;
-  c.ud = errors;
-  c.doc = &d;
-  buf_init(&c.path, 64);
-  d.name = (char *)name;
-  d.order = SIZE_MAX;
-  d.lines = &d.own_lines;
-  d.pm = &d.own_pm;
-  d.own_text = malloc(len + 1);
-  int rc = IOCD_ENOMEM;
-  if (!d.own_text || config__lines_init(&d.own_lines, text, len)) {
-    goto out;
-  }
-  memcpy(d.own_text, text, len);
-  d.own_text[len] = '\0';
-  d.text = d.own_text;
-  d.len = len;
-  rc = IOCD_EPARSE;
-  size_t bad;
-  const char *nul = memchr(text, '\0', len);
-  if (nul) {
-    rep(&c, (size_t)(nul - text), "NUL byte in the file");
-    goto out;
-  }
-  if (config__blank_comments(d.own_text, len, &bad)) {
-    rep(&c, bad, "unterminated /* comment");
-    goto out;
-  }
-  const char *end = NULL;
-  cJSON *j = cJSON_ParseWithOpts(d.own_text, &end, 1);
-  if (!j) {
-    report_syntax(&c, end);
-    goto out;
-  }
-  *out = j;
-  rc = IOCD_OK;
-out:
-  free(d.own_text);
-  config__lines_cleanup(&d.own_lines);
-  buf_cleanup(&c.path);
-  return c.nomem ? IOCD_ENOMEM : rc;
 }
