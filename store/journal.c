@@ -519,6 +519,40 @@ static int read_checkpoint(const char *path, uint64_t *seq) {
   return 1;
 }
 
+/* ---- Growing arrays ---------------------------------------------------- */
+
+/* A zeroed array of cap elements of size bytes that starts with the used
+ * elements of old, which it replaces (old is freed). Returns NULL when out
+ * of memory (or cap * size overflows), and old is then left as it was. The
+ * one copy-and-swap behind every array here that grows. */
+static void *regrow(void *old, size_t used, size_t cap, size_t size) {
+  void *v = calloc(cap, size);
+  if (!v) {
+    return NULL;
+  }
+  if (used) {
+    memcpy(v, old, used * size);
+  }
+  free(old);
+  return v;
+}
+
+/* Makes room for index id in the per-source counts *v (*n of them), with
+ * room for a few more sources past it; new counts are zero. */
+static int counts_fit(uint64_t **v, size_t *n, uint32_t id) {
+  if (id < *n) {
+    return IOCD_OK;
+  }
+  size_t cap = (size_t)id + 8;
+  uint64_t *nv = regrow(*v, *n, cap, sizeof *nv);
+  if (!nv) {
+    return IOCD_ENOMEM;
+  }
+  *v = nv;
+  *n = cap;
+  return IOCD_OK;
+}
+
 /* ---- Segments ---------------------------------------------------------- */
 
 static struct jseg *seg_new(uint64_t first_seq) {
@@ -547,32 +581,14 @@ static void seg_link(struct journal *j, struct jseg *g) {
 
 /* Makes room for the per-source count of source id. */
 static int seg_src(struct jseg *g, uint32_t id) {
-  if (id < g->nsrc) {
-    return IOCD_OK;
-  }
-  size_t n = (size_t)id + 8;
-  uint64_t *v = calloc(n, sizeof *v);
-  if (!v) {
-    return IOCD_ENOMEM;
-  }
-  if (g->nsrc) {
-    memcpy(v, g->src_utk, g->nsrc * sizeof *v);
-  }
-  free(g->src_utk);
-  g->src_utk = v;
-  g->nsrc = n;
-  return IOCD_OK;
+  return counts_fit(&g->src_utk, &g->nsrc, id);
 }
 
 static int seg_add_bad(struct jseg *g, uint64_t from, uint64_t to) {
-  struct jbad *v = malloc((g->nbad + 1) * sizeof *v);
+  struct jbad *v = regrow(g->bad, g->nbad, g->nbad + 1, sizeof *v);
   if (!v) {
     return IOCD_ENOMEM;
   }
-  if (g->nbad) {
-    memcpy(v, g->bad, g->nbad * sizeof *v);
-  }
-  free(g->bad);
   g->bad = v;
   g->bad[g->nbad++] = (struct jbad){from, to};
   return IOCD_OK;
@@ -1050,6 +1066,24 @@ static void advance_conf(struct jreader *r) {
   }
 }
 
+/* Makes room for more runs in r->outs. */
+static int reserve_outs(struct jreader *r, size_t more) {
+  if (r->nouts + more <= r->capouts) {
+    return IOCD_OK;
+  }
+  size_t cap = r->capouts ? r->capouts * 2 : 8;
+  while (cap < r->nouts + more) {
+    cap *= 2;
+  }
+  struct jout *v = regrow(r->outs, r->nouts, cap, sizeof *v);
+  if (!v) {
+    return IOCD_ENOMEM;
+  }
+  r->outs = v;
+  r->capouts = cap;
+  return IOCD_OK;
+}
+
 /* Records that a run [first, end) was taken (confirmed false) or skipped
  * (confirmed true), keeping the runs in order. */
 static int add_out(struct jreader *r, uint64_t first, uint64_t end,
@@ -1057,18 +1091,8 @@ static int add_out(struct jreader *r, uint64_t first, uint64_t end,
   if (first >= end) {
     return IOCD_OK;
   }
-  if (r->nouts == r->capouts) {
-    size_t cap = r->capouts ? r->capouts * 2 : 8;
-    struct jout *v = malloc(cap * sizeof *v);
-    if (!v) {
-      return IOCD_ENOMEM;
-    }
-    if (r->nouts) {
-      memcpy(v, r->outs, r->nouts * sizeof *v);
-    }
-    free(r->outs);
-    r->outs = v;
-    r->capouts = cap;
+  if (reserve_outs(r, 1) != IOCD_OK) {
+    return IOCD_ENOMEM;
   }
   size_t i = r->nouts;
   while (i > 0 && r->outs[i - 1].first > first) {
@@ -1642,27 +1666,6 @@ static void bb_cleanup(struct bb *b) {
   free(b->src);
 }
 
-static int reserve_outs(struct jreader *r, size_t more) {
-  if (r->nouts + more <= r->capouts) {
-    return IOCD_OK;
-  }
-  size_t cap = r->capouts ? r->capouts * 2 : 8;
-  while (cap < r->nouts + more) {
-    cap *= 2;
-  }
-  struct jout *v = malloc(cap * sizeof *v);
-  if (!v) {
-    return IOCD_ENOMEM;
-  }
-  if (r->nouts) {
-    memcpy(v, r->outs, r->nouts * sizeof *v);
-  }
-  free(r->outs);
-  r->outs = v;
-  r->capouts = cap;
-  return IOCD_OK;
-}
-
 /* Takes records for reader r through cursor c, up to bound (exclusive) and
  * the limits, into *out (NULL when nothing was taken). live: c is the live
  * cursor of a split reader. Every record the cursor passes ends up in the
@@ -2189,17 +2192,14 @@ static int list_segments(struct journal *j, uint64_t **out, size_t *n,
       continue;
     }
     if (cnt == cap) {
-      cap = cap ? cap * 2 : 16;
-      uint64_t *nv = malloc(cap * sizeof *nv);
+      size_t ncap = cap ? cap * 2 : 16;
+      uint64_t *nv = regrow(v, cnt, ncap, sizeof *nv);
       if (!nv) {
         rc = iocd_err_set(err, IOCD_ENOMEM, "journal: out of memory");
         break;
       }
-      if (cnt) {
-        memcpy(nv, v, cnt * sizeof *nv);
-      }
-      free(v);
       v = nv;
+      cap = ncap;
     }
     v[cnt++] = seq;
   }
@@ -2223,18 +2223,8 @@ struct found {
 };
 
 static int found_add(struct found *f, uint32_t id, uint64_t points) {
-  if (id >= f->n) {
-    size_t n = (size_t)id + 8;
-    uint64_t *v = calloc(n, sizeof *v);
-    if (!v) {
-      return IOCD_ENOMEM;
-    }
-    if (f->n) {
-      memcpy(v, f->v, f->n * sizeof *v);
-    }
-    free(f->v);
-    f->v = v;
-    f->n = n;
+  if (counts_fit(&f->v, &f->n, id) != IOCD_OK) {
+    return IOCD_ENOMEM;
   }
   f->v[id] += points;
   return IOCD_OK;

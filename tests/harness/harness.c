@@ -586,23 +586,34 @@ int h_influx_query(const struct h_influxd *d, const char *db, const char *q,
   return rc;
 }
 
+/* The first value of the first series of the first statement of a /query
+ * answer: 1 with *out set, 0 when the statement answered no rows, -1 when
+ * there is no such number (an error, another shape). */
+static int first_value(const char *json, double *out) {
+  cJSON *root = cJSON_Parse(json);
+  cJSON *res = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "results"), 0);
+  cJSON *all = cJSON_GetObjectItem(res, "series");
+  cJSON *series = cJSON_GetArrayItem(all, 0);
+  cJSON *row = cJSON_GetArrayItem(cJSON_GetObjectItem(series, "values"), 0);
+  cJSON *val = cJSON_GetArrayItem(row, 1);
+  int rc = -1;
+  if (cJSON_IsNumber(val)) {
+    *out = val->valuedouble;
+    rc = 1;
+  } else if (res && !all && !cJSON_GetObjectItem(res, "error")) {
+    rc = 0;
+  }
+  cJSON_Delete(root);
+  return rc;
+}
+
 int h_influx_scalar(const struct h_influxd *d, const char *db, const char *q,
                     double *out) {
   char *json = NULL;
   if (h_influx_query(d, db, q, &json) != 0) {
     return -1;
   }
-  int rc = -1;
-  cJSON *root = cJSON_Parse(json);
-  cJSON *res = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "results"), 0);
-  cJSON *series = cJSON_GetArrayItem(cJSON_GetObjectItem(res, "series"), 0);
-  cJSON *row = cJSON_GetArrayItem(cJSON_GetObjectItem(series, "values"), 0);
-  cJSON *val = cJSON_GetArrayItem(row, 1);
-  if (cJSON_IsNumber(val)) {
-    *out = val->valuedouble;
-    rc = 0;
-  }
-  cJSON_Delete(root);
+  int rc = first_value(json, out) == 1 ? 0 : -1;
   free(json);
   return rc;
 }
@@ -950,4 +961,118 @@ double h_metric(int port, const char *series) {
   }
   buf_cleanup(&b);
   return v;
+}
+
+/* ---- A whole environment ---- */
+
+int h_env_start(struct h_env *e) {
+  memset(e, 0, sizeof *e);
+  if (h_tmpdir(e->dir, sizeof e->dir) != 0 ||
+      h_mosquitto_start(&e->mq, NULL, NULL) != 0 ||
+      h_influxd_start(&e->db, NULL) != 0) {
+    h_env_stop(e);
+    return -1;
+  }
+  e->api_port = h_free_port();
+  if (e->api_port < 0) {
+    h_env_stop(e);
+    return -1;
+  }
+  return 0;
+}
+
+void h_env_stop(struct h_env *e) {
+  if (e->iocd.pid > 0) {
+    h_iocd_stop(&e->iocd, SIGKILL, 5000);
+  }
+  h_mosquitto_stop(&e->mq);
+  h_influxd_stop(&e->db);
+  if (getenv("IOCD_TEST_KEEP")) {
+    return;
+  }
+  h_rmtree(e->mq.dir);
+  h_rmtree(e->db.dir);
+  h_rmtree(e->dir);
+}
+
+int h_env_config(struct h_env *e, const char *client_id, const char *rest,
+                 ...) {
+  int k = snprintf(
+      e->config, sizeof e->config,
+      "// written by the test harness\n"
+      "{\n"
+      "  \"data_dir\": \"%s/data\",\n"
+      "  \"log\": {\"level\": \"info\"},\n"
+      "  \"mqtt\": {\"host\": \"127.0.0.1\", \"port\": %d,\n"
+      "           \"client_id\": \"%s\", \"reconnect_min\": \"100ms\",\n"
+      "           \"reconnect_max\": \"500ms\"},\n"
+      "  \"influxdb\": {\"url\": \"%s\", \"database\": \"ioc\",\n"
+      "               \"flush_interval\": \"100ms\",\n"
+      "               \"retry_min\": \"100ms\", \"retry_max\": \"1s\"%s%s},\n"
+      "  \"api\": {\"listen\": \"127.0.0.1:%d\"},\n",
+      e->dir, e->mq.port, client_id, e->influx_url ? e->influx_url : e->db.url,
+      e->influx_extra ? ", " : "", e->influx_extra ? e->influx_extra : "",
+      e->api_port);
+  if (k < 0 || (size_t)k >= sizeof e->config) {
+    fail("h_env_config: the config does not fit");
+    return -1;
+  }
+  size_t used = (size_t)k;
+  va_list ap;
+  va_start(ap, rest);
+  k = vsnprintf(e->config + used, sizeof e->config - used, rest, ap);
+  va_end(ap);
+  if (k < 0 || (size_t)k >= sizeof e->config - used) {
+    fail("h_env_config: the config does not fit");
+    return -1;
+  }
+  used += (size_t)k;
+  k = snprintf(e->config + used, sizeof e->config - used, "}\n");
+  if (k < 0 || (size_t)k >= sizeof e->config - used) {
+    fail("h_env_config: the config does not fit");
+    return -1;
+  }
+  return 0;
+}
+
+int h_env_iocd_start(struct h_env *e) {
+  char log[600], old[620];
+  snprintf(log, sizeof log, "%s/iocd.log", e->dir);
+  snprintf(old, sizeof old, "%s/iocd.log.%d", e->dir, e->runs++);
+  /* The first run has no log to keep yet. */
+  (void)rename(log, old);
+  if (h_iocd_start(&e->iocd, e->dir, e->config) != 0) {
+    return -1;
+  }
+  return h_iocd_wait_log(&e->iocd, "subscribed", 20000);
+}
+
+double h_env_count(const struct h_env *e, const char *q) {
+  char *json = NULL;
+  if (h_influx_query(&e->db, "ioc", q, &json) != 0) {
+    return -1;
+  }
+  double v = -1;
+  if (first_value(json, &v) == 0) {
+    v = 0;
+  }
+  free(json);
+  return v;
+}
+
+struct count_wait {
+  const struct h_env *e;
+  const char *q;
+  double want;
+};
+
+static bool count_reached(void *ud) {
+  struct count_wait *w = ud;
+  return h_env_count(w->e, w->q) >= w->want;
+}
+
+int h_env_wait_count(const struct h_env *e, const char *q, double want,
+                     int timeout_ms) {
+  struct count_wait w = {e, q, want};
+  return h_wait_until(count_reached, &w, timeout_ms);
 }

@@ -130,4 +130,54 @@ double h_metric(int port, const char *series);
 /* Path of the iocd binary under test (from the build). */
 const char *h_iocd_bin(void);
 
+/* Everything an end-to-end test runs against: a temporary directory for
+ * iocd (its config, logs and data_dir), mosquitto and influxd on free ports,
+ * a free port for iocd's API, and iocd once started. Caller storage;
+ * h_env_start fills it, h_env_stop releases it. */
+struct h_env {
+  char dir[256];
+  struct h_mosquitto mq;
+  struct h_influxd db;
+  struct h_iocd iocd;
+  int api_port;
+  int runs; /* iocd starts so far (the earlier logs are iocd.log.N) */
+  /* Read by h_env_config, set after h_env_start: the InfluxDB URL iocd
+   * writes to (NULL: db's) and more members of its "influxdb" section, such
+   * as "\"batch_points\": 1000" (NULL: none). Borrowed. */
+  const char *influx_url;
+  const char *influx_extra;
+  char config[16384]; /* the text h_env_iocd_start runs iocd on */
+};
+
+/* Creates the directory, starts both servers and picks the API port. On
+ * failure what was started is stopped and removed again. */
+int h_env_start(struct h_env *e);
+
+/* Kills iocd if it still runs, stops the servers and removes their
+ * directories and iocd's (all kept when IOCD_TEST_KEEP is set, to look at
+ * the logs and the journal). */
+void h_env_stop(struct h_env *e);
+
+/* Writes e->config: data_dir in e->dir, log level info, mqtt at e->mq with
+ * client_id and reconnects between 100 ms and 500 ms, influxdb (database
+ * "ioc", flushed every 100 ms, retried between 100 ms and 1 s), the API on
+ * e->api_port, then the members that the printf-style rest adds (one or
+ * more, separated by commas, without the closing brace). Returns -1 when the
+ * text does not fit. */
+int h_env_config(struct h_env *e, const char *client_id, const char *rest, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Starts iocd on e->config and waits up to 20 s until its log says
+ * "subscribed". The log of an earlier run is kept as DIR/iocd.log.N, so the
+ * log that is searched is this run's. */
+int h_env_iocd_start(struct h_env *e);
+
+/* The first value of query q (e.g. SELECT count(...)) in database "ioc":
+ * 0 when it answers no rows, -1 when the query fails. */
+double h_env_count(const struct h_env *e, const char *q);
+
+/* Waits until h_env_count(e, q) reaches want, at most timeout_ms. */
+int h_env_wait_count(const struct h_env *e, const char *q, double want,
+                     int timeout_ms);
+
 #endif

@@ -12,7 +12,6 @@
  */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
-#include <curl/curl.h>
 #include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
@@ -42,113 +41,49 @@ static int64_t now_ms(void) {
   return clock_mono_ns() / NS_PER_MS;
 }
 
-static void sleep_ms(long ms) {
-  struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
-struct env {
-  char dir[256];
-  struct h_mosquitto mq;
-  struct h_influxd db;
-  struct h_iocd iocd;
-  int api_port;
-  int runs;
-  const char *influx_extra; /* more members of "influxdb", or NULL */
-  char config[8192];
-};
-
-static void env_start(struct env *e) {
-  memset(e, 0, sizeof *e);
-  cr_assert_eq(h_tmpdir(e->dir, sizeof e->dir), 0);
-  cr_assert_eq(h_mosquitto_start(&e->mq, NULL, NULL), 0);
-  cr_assert_eq(h_influxd_start(&e->db, NULL), 0);
-  e->api_port = h_free_port();
-}
-
-static void env_stop(struct env *e) {
-  if (e->iocd.pid > 0) {
-    h_iocd_stop(&e->iocd, SIGKILL, 5000);
-  }
-  h_mosquitto_stop(&e->mq);
-  h_influxd_stop(&e->db);
-  /* IOCD_TEST_KEEP keeps the directories (logs, journal) to look at. */
-  if (getenv("IOCD_TEST_KEEP")) {
-    return;
-  }
-  h_rmtree(e->mq.dir);
-  h_rmtree(e->db.dir);
-  h_rmtree(e->dir);
-}
-
-/* One subscription for the fifteen districts; url NULL: the real influxd;
- * journal: the members of the "journal" section (may be NULL). */
-static void env_config(struct env *e, const char *client_id, const char *url,
+/* One subscription for the fifteen districts; journal: the members of the
+ * "journal" section (may be NULL). */
+static void env_config(struct h_env *e, const char *client_id,
                        const char *journal) {
-  snprintf(
-      e->config, sizeof e->config,
-      "{\n"
-      "  \"data_dir\": \"%s/data\",\n"
-      "  \"log\": {\"level\": \"info\"},\n"
-      "  \"shutdown_timeout\": \"5s\",\n"
-      "  \"stats_interval\": \"0s\",\n"
-      "  \"mqtt\": {\"host\": \"127.0.0.1\", \"port\": %d,\n"
-      "           \"client_id\": \"%s\", \"reconnect_min\": \"100ms\",\n"
-      "           \"reconnect_max\": \"500ms\"},\n"
-      "  \"influxdb\": {\"url\": \"%s\", \"database\": \"ioc\",\n"
-      "               \"flush_interval\": \"100ms\",\n"
-      "               \"retry_min\": \"100ms\", \"retry_max\": \"1s\"%s%s},\n"
-      "  \"api\": {\"listen\": \"127.0.0.1:%d\"},\n"
-      "  \"limits\": {\"max_past\": \"36600d\"},\n"
-      "  \"journal\": {%s},\n"
-      "  \"subscriptions\": [\n"
-      "    {\"name\": \"igate\", \"topic\": \"ioc/{district}/igate\",\n"
-      "     \"measurement\": \"igate\", \"qos\": 1,\n"
-      "     \"time_unit_numbers\": \"ms\",\n"
-      "     \"types\": {\"received\": \"integer\", \"seq\": "
-      "\"integer\"}}\n"
-      "  ]\n"
-      "}\n",
-      e->dir, e->mq.port, client_id, url ? url : e->db.url,
-      e->influx_extra ? ", " : "", e->influx_extra ? e->influx_extra : "",
-      e->api_port, journal ? journal : "");
+  cr_assert_eq(
+      h_env_config(e, client_id,
+                   "  \"shutdown_timeout\": \"5s\",\n"
+                   "  \"stats_interval\": \"0s\",\n"
+                   "  \"limits\": {\"max_past\": \"36600d\"},\n"
+                   "  \"journal\": {%s},\n"
+                   "  \"subscriptions\": [\n"
+                   "    {\"name\": \"igate\", \"topic\": "
+                   "\"ioc/{district}/igate\",\n"
+                   "     \"measurement\": \"igate\", \"qos\": 1,\n"
+                   "     \"time_unit_numbers\": \"ms\",\n"
+                   "     \"types\": {\"received\": \"integer\", \"seq\": "
+                   "\"integer\"}}\n"
+                   "  ]\n",
+                   journal ? journal : ""),
+      0);
 }
 
-/* Starts iocd and waits for its subscription; the log of an earlier run is
- * kept as iocd.log.N. */
-static void iocd_start(struct env *e) {
-  char log[600], old[620];
-  snprintf(log, sizeof log, "%s/iocd.log", e->dir);
-  snprintf(old, sizeof old, "%s/iocd.log.%d", e->dir, e->runs++);
-  rename(log, old);
-  cr_assert_eq(h_iocd_start(&e->iocd, e->dir, e->config), 0);
-  cr_assert_eq(h_iocd_wait_log(&e->iocd, "subscribed", 20000), 0,
-               "iocd did not subscribe; see %s", e->iocd.log);
+/* Starts iocd and waits for its subscription. */
+static void iocd_start(struct h_env *e) {
+  cr_assert_eq(h_env_iocd_start(e), 0, "iocd did not subscribe; see %s",
+               e->iocd.log);
+}
+
+/* The servers, the config and iocd subscribed. */
+static void env_up(struct h_env *e, const char *client_id,
+                   const char *journal) {
+  cr_assert_eq(h_env_start(e), 0);
+  env_config(e, client_id, journal);
+  iocd_start(e);
 }
 
 /* ---- /metrics ------------------------------------------------------------ */
 
-static size_t collect(char *p, size_t sz, size_t n, void *ud) {
-  return buf_append(ud, p, sz * n) == 0 ? sz * n : 0;
-}
-
 /* The text of /metrics (one snapshot, so that several values read from it
  * belong together). Returns false when iocd did not answer. */
 static bool metrics(int port, struct buf *out) {
-  char url[128];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
   buf_reset(out);
-  CURL *c = curl_easy_init();
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-  long status = 0;
-  if (curl_easy_perform(c) == CURLE_OK) {
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  }
-  curl_easy_cleanup(c);
-  return status == 200 && out->data;
+  return h_http_get(port, "/metrics", out) == 200 && out->data;
 }
 
 /* The sum of the series of the snapshot whose line starts with prefix (a
@@ -175,7 +110,7 @@ static double mval(const struct buf *m, const char *prefix) {
   return found ? sum : -1;
 }
 
-static double metric(struct env *e, const char *prefix) {
+static double metric(struct h_env *e, const char *prefix) {
   struct buf b;
   buf_init(&b, 16u << 20);
   double v = metrics(e->api_port, &b) ? mval(&b, prefix) : -1;
@@ -186,7 +121,7 @@ static double metric(struct env *e, const char *prefix) {
 #define SUB "{subscription=\"igate\""
 
 /* The books of subscription igate balance, in points and in messages. */
-static void check_books(struct env *e) {
+static void check_books(struct h_env *e) {
   struct buf m;
   buf_init(&m, 16u << 20);
   cr_assert(metrics(e->api_port, &m), "no /metrics");
@@ -214,8 +149,15 @@ static void check_books(struct env *e) {
   buf_cleanup(&m);
 }
 
+/* The end of a scenario: the books balance and iocd exits 0 on SIGTERM. */
+static void env_down(struct h_env *e) {
+  check_books(e);
+  cr_assert_eq(h_iocd_stop(&e->iocd, SIGTERM, 15000), 0);
+  h_env_stop(e);
+}
+
 struct mwait {
-  struct env *e;
+  struct h_env *e;
   const char *prefix;
   double want;
 };
@@ -232,26 +174,10 @@ static bool metric_zero(void *ud) {
 
 /* ---- InfluxDB ---------------------------------------------------------- */
 
-static double count_of(struct env *e, const char *q) {
-  double v = -1;
-  if (h_influx_scalar(&e->db, "ioc", q, &v) != 0) {
-    return -1;
-  }
-  return v;
-}
-
-struct count_wait {
-  struct env *e;
-  double want;
-};
-
-static bool all_arrived(void *ud) {
-  struct count_wait *w = ud;
-  return count_of(w->e, "SELECT count(seq) FROM igate") >= w->want;
-}
+#define COUNT_SEQ "SELECT count(seq) FROM igate"
 
 /* count(field) per district, in the order of districts[]. */
-static void counts_by_district(struct env *e, const char *field,
+static void counts_by_district(struct h_env *e, const char *field,
                                double out[NDISTRICTS]) {
   char q[128];
   snprintf(q, sizeof q, "SELECT count(%s) FROM igate GROUP BY district", field);
@@ -282,7 +208,7 @@ static void counts_by_district(struct env *e, const char *field,
 
 /* Points InfluxDB's HTTP service wrote since it started, duplicates
  * included (SHOW STATS, httpd.pointsWrittenOK). */
-static double influx_points_written_ok(struct env *e) {
+static double influx_points_written_ok(struct h_env *e) {
   char *json = NULL;
   cr_assert_eq(h_influx_query(&e->db, NULL, "SHOW STATS FOR 'httpd'", &json),
                0);
@@ -308,7 +234,7 @@ static double influx_points_written_ok(struct env *e) {
 }
 
 /* Every seq value stored, as a bitmap of n entries. */
-static void stored_seqs(struct env *e, int n, unsigned char *seen) {
+static void stored_seqs(struct h_env *e, int n, unsigned char *seen) {
   memset(seen, 0, (size_t)n);
   char *json = NULL;
   cr_assert_eq(h_influx_query(&e->db, "ioc", "SELECT seq FROM igate", &json),
@@ -348,14 +274,14 @@ static int publish_range(struct h_pub *p, int from, int to, int rate) {
       int64_t due = start + (int64_t)(i - from + 1) * 1000 / rate;
       int64_t now = now_ms();
       if (due > now) {
-        sleep_ms((long)(due - now));
+        h_sleep_ms((long)(due - now));
       }
     }
   }
   return 0;
 }
 
-static void publish(struct env *e, int from, int to) {
+static void publish(struct h_env *e, int from, int to) {
   struct h_pub *p = h_pub_open(e->mq.port, NULL);
   cr_assert_not_null(p);
   cr_assert_eq(publish_range(p, from, to, 0), 0);
@@ -371,10 +297,8 @@ static double expected_in(int district, int n) {
  */
 
 Test(durability, influxdb_down_60s_mid_stream_every_point_arrives_once) {
-  struct env e;
-  env_start(&e);
-  env_config(&e, "dur-outage", NULL, NULL);
-  iocd_start(&e);
+  struct h_env e;
+  env_up(&e, "dur-outage", NULL);
   const int total = 50000;
   publish(&e, 0, 15000);
 
@@ -392,7 +316,7 @@ Test(durability, influxdb_down_60s_mid_stream_every_point_arrives_once) {
   check_books(&e);
   int64_t left = 61000 - (now_ms() - down);
   if (left > 0) {
-    sleep_ms((long)left);
+    h_sleep_ms((long)left);
   }
   cr_assert_geq(metric(&e,
                        "iocd_journal_oldest_unwritten_seconds{output="
@@ -401,9 +325,8 @@ Test(durability, influxdb_down_60s_mid_stream_every_point_arrives_once) {
   cr_assert_eq(h_influxd_restart(&e.db), 0);
   publish(&e, 35000, total);
 
-  struct count_wait w = {&e, total};
-  cr_assert_eq(h_wait_until(all_arrived, &w, 120000), 0, "got %g of %d",
-               count_of(&e, "SELECT count(seq) FROM igate"), total);
+  cr_assert_eq(h_env_wait_count(&e, COUNT_SEQ, total, 120000), 0,
+               "got %g of %d", h_env_count(&e, COUNT_SEQ), total);
   double seq[NDISTRICTS], rec[NDISTRICTS];
   counts_by_district(&e, "seq", seq);
   counts_by_district(&e, "received", rec);
@@ -419,9 +342,7 @@ Test(durability, influxdb_down_60s_mid_stream_every_point_arrives_once) {
   cr_expect_eq(metric(&e, "iocd_journal_backlog_points{output=\"influxdb\"}"),
                0);
   cr_expect_eq(metric(&e, "iocd_buffer_full_total"), 0);
-  check_books(&e);
-  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
-  env_stop(&e);
+  env_down(&e);
 }
 
 /* ---- kill -9 ------------------------------------------------------------ */
@@ -448,10 +369,8 @@ static int env_int(const char *name, int def) {
 }
 
 Test(durability, kill_9_during_a_qos1_stream_loses_at_most_the_puback_gap) {
-  struct env e;
-  env_start(&e);
-  env_config(&e, "dur-kill", NULL, NULL);
-  iocd_start(&e);
+  struct h_env e;
+  env_up(&e, "dur-kill", NULL);
   const int kills = env_int("IOCD_KILLS", KILLS_DEFAULT);
   const int rate = env_int("IOCD_KILL_RATE", KILL_RATE_DEFAULT);
   /* Long enough to outlast the kills (at most 1.6 s apart, plus the
@@ -470,9 +389,9 @@ Test(durability, kill_9_during_a_qos1_stream_loses_at_most_the_puback_gap) {
   }
   unsigned seed = (unsigned)clock_mono_ns();
   srand(seed);
-  sleep_ms(1000);
+  h_sleep_ms(1000);
   for (int k = 0; k < kills; k++) {
-    sleep_ms(400 + rand() % 1200);
+    h_sleep_ms(400 + rand() % 1200);
     cr_assert_eq(h_iocd_stop(&e.iocd, SIGKILL, 5000), 128 + SIGKILL);
     iocd_start(&e);
   }
@@ -485,8 +404,8 @@ Test(durability, kill_9_during_a_qos1_stream_loses_at_most_the_puback_gap) {
   int64_t stable_since = now_ms(), deadline = now_ms() + 90000;
   while (got < nmsgs && now_ms() < deadline &&
          now_ms() - stable_since < 10000) {
-    sleep_ms(500);
-    got = count_of(&e, "SELECT count(seq) FROM igate");
+    h_sleep_ms(500);
+    got = h_env_count(&e, COUNT_SEQ);
     if (got != prev) {
       prev = got;
       stable_since = now_ms();
@@ -521,9 +440,7 @@ Test(durability, kill_9_during_a_qos1_stream_loses_at_most_the_puback_gap) {
   cr_expect_leq(worst, LOST_PER_KILL_MAX);
   struct mwait drained = {&e, "iocd_source_points_waiting" SUB "}", 0};
   cr_assert_eq(h_wait_until(metric_zero, &drained, 30000), 0);
-  check_books(&e);
-  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
-  env_stop(&e);
+  env_down(&e);
 }
 
 /* ---- Damaged journals ------------------------------------------------------
@@ -533,10 +450,12 @@ Test(durability, kill_9_during_a_qos1_stream_loses_at_most_the_puback_gap) {
 
 /* Runs iocd with InfluxDB unreachable until DAMAGE_MSGS messages are in its
  * journal, stops it, and returns the path of the (only) segment. */
-static void journal_with_backlog(struct env *e, char *seg, size_t n) {
+static void journal_with_backlog(struct h_env *e, char *seg, size_t n) {
   char url[64];
   snprintf(url, sizeof url, "http://127.0.0.1:%d", h_free_port());
-  env_config(e, "dur-damage", url, NULL);
+  e->influx_url = url;
+  env_config(e, "dur-damage", NULL);
+  e->influx_url = NULL;
   iocd_start(e);
   publish(e, 0, DAMAGE_MSGS);
   struct mwait acc = {e, "iocd_points_accepted_total" SUB "}", DAMAGE_MSGS};
@@ -587,8 +506,8 @@ static int seq_of(const struct jview *v) {
 
 /* Restarts iocd on the real influxd and checks that every point but the
  * one of message lost arrives. */
-static void restart_and_check(struct env *e, int lost, const char *what) {
-  env_config(e, "dur-damage", NULL, NULL);
+static void restart_and_check(struct h_env *e, int lost, const char *what) {
+  env_config(e, "dur-damage", NULL);
   iocd_start(e);
   cr_assert(
       h_iocd_log_contains(&e->iocd, "journal 0000000000000001.seg offset"),
@@ -596,9 +515,8 @@ static void restart_and_check(struct env *e, int lost, const char *what) {
   cr_assert(h_iocd_log_contains(&e->iocd, what), "no \"%s\" in %s", what,
             e->iocd.log);
   cr_expect_eq(metric(e, "iocd_journal_corrupt_records_total"), 1);
-  struct count_wait w = {e, DAMAGE_MSGS - 1};
-  cr_assert_eq(h_wait_until(all_arrived, &w, 30000), 0, "got %g of %d",
-               count_of(e, "SELECT count(seq) FROM igate"), DAMAGE_MSGS - 1);
+  cr_assert_eq(h_env_wait_count(e, COUNT_SEQ, DAMAGE_MSGS - 1, 30000), 0,
+               "got %g of %d", h_env_count(e, COUNT_SEQ), DAMAGE_MSGS - 1);
   static unsigned char seen[DAMAGE_MSGS];
   stored_seqs(e, DAMAGE_MSGS, seen);
   for (int i = 0; i < DAMAGE_MSGS; i++) {
@@ -614,8 +532,8 @@ static void restart_and_check(struct env *e, int lost, const char *what) {
 }
 
 Test(durability, a_truncated_tail_is_reported_and_the_rest_written) {
-  struct env e;
-  env_start(&e);
+  struct h_env e;
+  cr_assert_eq(h_env_start(&e), 0);
   char seg[1024];
   journal_with_backlog(&e, seg, sizeof seg);
   size_t len;
@@ -632,12 +550,12 @@ Test(durability, a_truncated_tail_is_reported_and_the_rest_written) {
   /* Power lost while the last record was being written. */
   cr_assert_eq(truncate(seg, (off_t)len - 10), 0);
   restart_and_check(&e, last, "truncated record");
-  env_stop(&e);
+  h_env_stop(&e);
 }
 
 Test(durability, a_corrupt_record_in_the_middle_is_skipped_alone) {
-  struct env e;
-  env_start(&e);
+  struct h_env e;
+  cr_assert_eq(h_env_start(&e), 0);
   char seg[1024];
   journal_with_backlog(&e, seg, sizeof seg);
   size_t len;
@@ -660,7 +578,7 @@ Test(durability, a_corrupt_record_in_the_middle_is_skipped_alone) {
   fputc(c ^ 0x01, f);
   fclose(f);
   restart_and_check(&e, lost, "bad checksum");
-  env_stop(&e);
+  h_env_stop(&e);
 }
 
 /* ---- The size limit ------------------------------------------------------ */
@@ -669,10 +587,8 @@ Test(durability, a_corrupt_record_in_the_middle_is_skipped_alone) {
 #define SMALL_JOURNAL "\"max_bytes\": \"256KiB\", \"segment_bytes\": \"64KiB\""
 
 Test(durability, a_full_journal_pauses_intake_and_loses_nothing) {
-  struct env e;
-  env_start(&e);
-  env_config(&e, "dur-pause", NULL, SMALL_JOURNAL);
-  iocd_start(&e);
+  struct h_env e;
+  env_up(&e, "dur-pause", SMALL_JOURNAL);
   h_influxd_stop(&e.db);
   publish(&e, 0, LIMIT_MSGS);
   cr_assert_eq(h_iocd_wait_log(&e.iocd, "intake paused", 30000), 0);
@@ -680,26 +596,20 @@ Test(durability, a_full_journal_pauses_intake_and_loses_nothing) {
   cr_assert_leq(metric(&e, "iocd_journal_bytes"), 256 * 1024);
   check_books(&e);
   cr_assert_eq(h_influxd_restart(&e.db), 0);
-  struct count_wait w = {&e, LIMIT_MSGS};
-  cr_assert_eq(h_wait_until(all_arrived, &w, 90000), 0, "got %g of %d",
-               count_of(&e, "SELECT count(seq) FROM igate"), LIMIT_MSGS);
-  cr_expect_eq(count_of(&e, "SELECT count(seq) FROM igate"), LIMIT_MSGS);
+  cr_assert_eq(h_env_wait_count(&e, COUNT_SEQ, LIMIT_MSGS, 90000), 0,
+               "got %g of %d", h_env_count(&e, COUNT_SEQ), LIMIT_MSGS);
+  cr_expect_eq(h_env_count(&e, COUNT_SEQ), LIMIT_MSGS);
   cr_expect(h_iocd_log_contains(&e.iocd, "intake resumed"));
   cr_expect_eq(metric(&e, "iocd_buffer_full_total"), 0);
   cr_expect_eq(metric(&e, "iocd_journal_dropped_points_total" SUB ","), 0);
   struct mwait drained = {&e, "iocd_source_points_waiting" SUB "}", 0};
   cr_assert_eq(h_wait_until(metric_zero, &drained, 30000), 0);
-  check_books(&e);
-  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
-  env_stop(&e);
+  env_down(&e);
 }
 
 Test(durability, drop_oldest_counts_exactly_what_is_missing) {
-  struct env e;
-  env_start(&e);
-  env_config(&e, "dur-drop", NULL,
-             SMALL_JOURNAL ", \"when_full\": \"drop_oldest\"");
-  iocd_start(&e);
+  struct h_env e;
+  env_up(&e, "dur-drop", SMALL_JOURNAL ", \"when_full\": \"drop_oldest\"");
   h_influxd_stop(&e.db);
   publish(&e, 0, LIMIT_MSGS);
   struct mwait acc = {&e, "iocd_points_accepted_total" SUB "}", LIMIT_MSGS};
@@ -712,24 +622,22 @@ Test(durability, drop_oldest_counts_exactly_what_is_missing) {
   cr_assert_eq(h_influxd_restart(&e.db), 0);
   struct mwait drained = {&e, "iocd_source_points_waiting" SUB "}", 0};
   cr_assert_eq(h_wait_until(metric_zero, &drained, 60000), 0);
-  double stored = count_of(&e, "SELECT count(seq) FROM igate");
+  double stored = h_env_count(&e, COUNT_SEQ);
   cr_expect_eq(stored + dropped, LIMIT_MSGS, "%.0f stored + %.0f dropped",
                stored, dropped);
-  check_books(&e);
-  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
-  env_stop(&e);
+  env_down(&e);
 }
 
 /* ---- The backlog policy ----------------------------------------------------
  */
 
 static bool backlog_started(void *ud) {
-  struct env *e = ud;
+  struct h_env *e = ud;
   return metric(e, "iocd_source_points_written_total" SUB "}") > 0;
 }
 
 struct seq_wait {
-  struct env *e;
+  struct h_env *e;
   int seq;
 };
 
@@ -737,14 +645,14 @@ static bool seq_stored(void *ud) {
   struct seq_wait *w = ud;
   char q[96];
   snprintf(q, sizeof q, "SELECT count(seq) FROM igate WHERE seq = %d", w->seq);
-  return count_of(w->e, q) == 1;
+  return h_env_count(w->e, q) == 1;
 }
 
 Test(durability, live_points_go_ahead_of_a_paced_backlog) {
-  struct env e;
-  env_start(&e);
+  struct h_env e;
+  cr_assert_eq(h_env_start(&e), 0);
   e.influx_extra = "\"batch_points\": 1000";
-  env_config(&e, "dur-replay", NULL, "\"replay_rate\": 2000");
+  env_config(&e, "dur-replay", "\"replay_rate\": 2000");
   iocd_start(&e);
   h_influxd_stop(&e.db);
   const int backlog = 10000;
@@ -769,9 +677,8 @@ Test(durability, live_points_go_ahead_of_a_paced_backlog) {
   cr_expect_leq(took, 2000, "the live point took %lld ms", (long long)took);
   cr_expect(h_iocd_log_contains(&e.iocd, "points behind"));
   /* The backlog still arrives whole, at about the replay rate. */
-  struct count_wait all = {&e, backlog + 1};
-  cr_assert_eq(h_wait_until(all_arrived, &all, 30000), 0, "got %g of %d",
-               count_of(&e, "SELECT count(seq) FROM igate"), backlog + 1);
+  cr_assert_eq(h_env_wait_count(&e, COUNT_SEQ, backlog + 1, 30000), 0,
+               "got %g of %d", h_env_count(&e, COUNT_SEQ), backlog + 1);
   int64_t drained = now_ms() - t0;
   fprintf(stderr,
           "durability: a live point took %lld ms with %.0f backlog points "
@@ -781,7 +688,5 @@ Test(durability, live_points_go_ahead_of_a_paced_backlog) {
                 (long long)drained);
   struct mwait idle = {&e, "iocd_source_points_waiting" SUB "}", 0};
   cr_assert_eq(h_wait_until(metric_zero, &idle, 30000), 0);
-  check_books(&e);
-  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
-  env_stop(&e);
+  env_down(&e);
 }

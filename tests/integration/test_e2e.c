@@ -16,68 +16,30 @@
 #include "core/buf.h"
 #include "tests/harness/harness.h"
 
+#define COUNT_IGATE "SELECT count(received) FROM igate"
 
-struct env {
-  char dir[256];
-  struct h_mosquitto mq;
-  struct h_influxd db;
-  struct h_iocd iocd;
-  int api_port;
-  char config[8192];
-};
-
-/* Starts the two servers; the config text names their ports. */
-static void env_start(struct env *e) {
-  memset(e, 0, sizeof *e);
-  cr_assert_eq(h_tmpdir(e->dir, sizeof e->dir), 0);
-  cr_assert_eq(h_mosquitto_start(&e->mq, NULL, NULL), 0);
-  cr_assert_eq(h_influxd_start(&e->db, NULL), 0);
-  e->api_port = h_free_port();
-}
-
-static void env_stop(struct env *e) {
-  if (e->iocd.pid > 0) {
-    h_iocd_stop(&e->iocd, SIGKILL, 5000);
-  }
-  h_mosquitto_stop(&e->mq);
-  h_influxd_stop(&e->db);
-  h_rmtree(e->mq.dir);
-  h_rmtree(e->db.dir);
-  h_rmtree(e->dir);
-}
-
-/* The configuration for these tests: extra subscriptions may be appended
- * through subs (JSON objects separated by commas). */
-static void env_config(struct env *e, const char *client_id, const char *subs,
-                       const char *extra) {
-  snprintf(e->config, sizeof e->config,
-           "// written by test_e2e\n"
-           "{\n"
-           "  \"data_dir\": \"%s/data\",\n"
-           "  \"log\": {\"level\": \"info\"},\n"
-           "  \"shutdown_timeout\": \"10s\",\n"
-           "  \"mqtt\": {\"host\": \"127.0.0.1\", \"port\": %d,\n"
-           "           \"client_id\": \"%s\", \"reconnect_min\": \"100ms\",\n"
-           "           \"reconnect_max\": \"500ms\"},\n"
-           "  \"influxdb\": {\"url\": \"%s\", \"database\": \"ioc\",\n"
-           "               \"flush_interval\": \"100ms\",\n"
-           "               \"retry_min\": \"100ms\", \"retry_max\": \"1s\"},\n"
-           "  \"api\": {\"listen\": \"127.0.0.1:%d\"},\n"
-           "  \"limits\": {\"max_past\": \"36600d\"},\n"
-           "  \"subscriptions\": [\n"
-           "    {\"name\": \"igate\", \"topic\": \"ioc/{district}/igate\",\n"
-           "     \"measurement\": \"igate\", \"qos\": 1,\n"
-           "     \"types\": {\"received\": \"integer\", \"share\": "
-           "\"float\"},\n"
-           "     \"tags\": {\"system\": \"igate\"}}%s%s\n"
-           "  ]%s\n"
-           "}\n",
-           e->dir, e->mq.port, client_id, e->db.url, e->api_port,
-           subs ? ",\n    " : "", subs ? subs : "", extra ? extra : "");
+/* The configuration of these tests: the igate subscription, then the
+ * subscriptions of subs (JSON objects separated by commas, or NULL). */
+static void env_config(struct h_env *e, const char *client_id,
+                       const char *subs) {
+  cr_assert_eq(
+      h_env_config(e, client_id,
+                   "  \"shutdown_timeout\": \"10s\",\n"
+                   "  \"limits\": {\"max_past\": \"36600d\"},\n"
+                   "  \"subscriptions\": [\n"
+                   "    {\"name\": \"igate\", \"topic\": "
+                   "\"ioc/{district}/igate\",\n"
+                   "     \"measurement\": \"igate\", \"qos\": 1,\n"
+                   "     \"types\": {\"received\": \"integer\", \"share\": "
+                   "\"float\"},\n"
+                   "     \"tags\": {\"system\": \"igate\"}}%s%s\n"
+                   "  ]\n",
+                   subs ? ",\n    " : "", subs ? subs : ""),
+      0);
 }
 
 /* Inserts text into the config right before the first occurrence of key. */
-static void config_insert(struct env *e, const char *key, const char *text) {
+static void config_insert(struct h_env *e, const char *key, const char *text) {
   char *at = strstr(e->config, key);
   cr_assert_not_null(at, "%s not in the config", key);
   char cfg[sizeof e->config];
@@ -86,54 +48,48 @@ static void config_insert(struct env *e, const char *key, const char *text) {
   memcpy(e->config, cfg, sizeof cfg);
 }
 
-static void iocd_start(struct env *e) {
-  /* A fresh log per run, so "subscribed" is this run's. */
-  char log[600];
-  snprintf(log, sizeof log, "%s/iocd.log", e->dir);
-  unlink(log);
-  cr_assert_eq(h_iocd_start(&e->iocd, e->dir, e->config), 0);
-  cr_assert_eq(h_iocd_wait_log(&e->iocd, "subscribed", 10000), 0,
-               "iocd did not subscribe; see %s", e->iocd.log);
+/* Replaces the file at path with text. */
+static void write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  cr_assert_not_null(f, "%s", path);
+  fputs(text, f);
+  fclose(f);
 }
 
-
-
-
-static double count_of(struct env *e, const char *q) {
-  double v = -1;
-  if (h_influx_scalar(&e->db, "ioc", q, &v) != 0) {
-    return -1;
-  }
-  return v;
+static void iocd_start(struct h_env *e) {
+  cr_assert_eq(h_env_iocd_start(e), 0, "iocd did not subscribe; see %s",
+               e->iocd.log);
 }
 
-struct count_wait {
-  struct env *e;
-  const char *q;
-  double want;
-};
-
-static bool count_reached(void *ud) {
-  struct count_wait *w = ud;
-  return count_of(w->e, w->q) >= w->want;
+/* The servers and the config of a test; iocd is not started yet, so the
+ * test may still change the config. */
+static void env_prepare(struct h_env *e, const char *client_id,
+                        const char *subs) {
+  cr_assert_eq(h_env_start(e), 0);
+  env_config(e, client_id, subs);
 }
 
-static int wait_count(struct env *e, const char *q, double want, int ms) {
-  struct count_wait w = {e, q, want};
-  return h_wait_until(count_reached, &w, ms);
+/* The servers, the config and iocd subscribed. */
+static void env_up(struct h_env *e, const char *client_id, const char *subs) {
+  env_prepare(e, client_id, subs);
+  iocd_start(e);
 }
 
-static void publish(struct env *e, const char *topic, const char *payload) {
+/* Every test ends with iocd exiting 0 on SIGTERM: all it accepted written. */
+static void env_down(struct h_env *e) {
+  cr_assert_eq(h_iocd_stop(&e->iocd, SIGTERM, 15000), 0);
+  h_env_stop(e);
+}
+
+static void publish(struct h_env *e, const char *topic, const char *payload) {
   cr_assert_eq(h_publish(e->mq.port, topic, payload, strlen(payload), 1, NULL),
                0);
 }
 
 Test(e2e, writes_json_with_vietnamese_tags_exact_values_types_and_time,
      .timeout = 60) {
-  struct env e;
-  env_start(&e);
-  env_config(&e, "e2e-json", NULL, NULL);
-  iocd_start(&e);
+  struct h_env e;
+  env_up(&e, "e2e-json", NULL);
 
   publish(&e, "ioc/Ea H'Leo/igate",
           "{\"received\": 1520, \"share\": 30, \"online_l3\": 161, "
@@ -144,8 +100,8 @@ Test(e2e, writes_json_with_vietnamese_tags_exact_values_types_and_time,
   publish(&e, "ioc/M'Đrắk/igate",
           "{\"received\": 6658, \"share\": 0.25, \"online_l3\": 606, "
           "\"time\": 1601460000}");
-  cr_assert_eq(wait_count(&e, "SELECT count(received) FROM igate", 3, 15000),
-               0, "3 points did not arrive; see %s", e.iocd.log);
+  cr_assert_eq(h_env_wait_count(&e, COUNT_IGATE, 3, 15000), 0,
+               "3 points did not arrive; see %s", e.iocd.log);
 
   char *json = NULL;
   cr_assert_eq(h_influx_query(&e.db, "ioc",
@@ -185,23 +141,19 @@ Test(e2e, writes_json_with_vietnamese_tags_exact_values_types_and_time,
             "%s", json);
   free(json);
 
-  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
-  env_stop(&e);
+  env_down(&e);
 }
 
 Test(e2e, value_line_and_senml_payloads_arrive, .timeout = 60) {
-  struct env e;
-  env_start(&e);
-  env_config(&e, "e2e-formats",
-             "{\"name\": \"sensors\", \"topic\": "
-             "\"ioc/{district}/sensors/{field}\", \"format\": \"value\", "
-             "\"measurement\": \"sensors\"},\n"
-             "    {\"name\": \"line\", \"topic\": \"ioc/{district}/line\", "
-             "\"format\": \"line\"},\n"
-             "    {\"name\": \"senml\", \"topic\": \"ioc/{district}/senml\", "
-             "\"format\": \"senml\", \"measurement\": \"senml\"}",
-             NULL);
-  iocd_start(&e);
+  struct h_env e;
+  env_up(&e, "e2e-formats",
+         "{\"name\": \"sensors\", \"topic\": "
+         "\"ioc/{district}/sensors/{field}\", \"format\": \"value\", "
+         "\"measurement\": \"sensors\"},\n"
+         "    {\"name\": \"line\", \"topic\": \"ioc/{district}/line\", "
+         "\"format\": \"line\"},\n"
+         "    {\"name\": \"senml\", \"topic\": \"ioc/{district}/senml\", "
+         "\"format\": \"senml\", \"measurement\": \"senml\"}");
 
   publish(&e, "ioc/Lắk/sensors/temperature", "27.5");
   publish(&e, "ioc/Lắk/sensors/visitors", "42");
@@ -213,15 +165,14 @@ Test(e2e, value_line_and_senml_payloads_arrive, .timeout = 60) {
           "\"u\":\"Cel\",\"v\":31.5},{\"n\":\"rain\",\"u\":\"mm\",\"v\":2,"
           "\"t\":60}]");
 
-  cr_assert_eq(wait_count(&e, "SELECT count(temperature) FROM sensors", 1,
-                          15000),
-               0);
-  cr_assert_eq(wait_count(&e, "SELECT count(visitors) FROM sensors", 1,
-                          15000),
-               0);
-  cr_assert_eq(wait_count(&e, "SELECT count(documents_sent) FROM idesk", 1,
-                          15000),
-               0);
+  cr_assert_eq(
+      h_env_wait_count(&e, "SELECT count(temperature) FROM sensors", 1, 15000),
+      0);
+  cr_assert_eq(
+      h_env_wait_count(&e, "SELECT count(visitors) FROM sensors", 1, 15000), 0);
+  cr_assert_eq(
+      h_env_wait_count(&e, "SELECT count(documents_sent) FROM idesk", 1, 15000),
+      0);
   char *json = NULL;
   cr_assert_eq(h_influx_query(&e.db, "ioc",
                               "SELECT temperature FROM sensors WHERE "
@@ -239,7 +190,7 @@ Test(e2e, value_line_and_senml_payloads_arrive, .timeout = 60) {
   cr_assert(strstr(json, "[1601460000000000000,120,\"a \\\"b\\\"\"]") != NULL,
             "%s", json);
   free(json);
-  cr_assert_eq(wait_count(&e, "SELECT count(*) FROM senml", 1, 15000), 0);
+  cr_assert_eq(h_env_wait_count(&e, "SELECT count(*) FROM senml", 1, 15000), 0);
   cr_assert_eq(h_influx_query(&e.db, "ioc",
                               "SELECT * FROM senml WHERE district='Ea Súp'",
                               &json),
@@ -247,16 +198,13 @@ Test(e2e, value_line_and_senml_payloads_arrive, .timeout = 60) {
   cr_assert(strstr(json, "31.5") && strstr(json, "1601460060000000000"), "%s",
             json);
   free(json);
-  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
-  env_stop(&e);
+  env_down(&e);
 }
 
 Test(e2e, bad_messages_are_rejected_counted_and_the_next_one_is_stored,
      .timeout = 60) {
-  struct env e;
-  env_start(&e);
-  env_config(&e, "e2e-bad", NULL, NULL);
-  iocd_start(&e);
+  struct h_env e;
+  env_up(&e, "e2e-bad", NULL);
 
   publish(&e, "ioc/Ea Kar/igate", "{\"received\": 1,");
   publish(&e, "ioc/Ea Kar/igate", "{\"received\": \"many\"}");
@@ -273,9 +221,8 @@ Test(e2e, bad_messages_are_rejected_counted_and_the_next_one_is_stored,
   free(big);
   publish(&e, "ioc/Ea Kar/igate", "{\"received\": 5, \"time\": 1601460000}");
 
-  cr_assert_eq(wait_count(&e, "SELECT count(received) FROM igate", 1, 15000),
-               0);
-  double n = count_of(&e, "SELECT count(received) FROM igate");
+  cr_assert_eq(h_env_wait_count(&e, COUNT_IGATE, 1, 15000), 0);
+  double n = h_env_count(&e, COUNT_IGATE);
   cr_assert_eq(n, 1.0, "only the good message is stored, got %g", n);
 
   const char *reasons[] = {"malformed", "wrong_type", "type_conflict",
@@ -291,16 +238,13 @@ Test(e2e, bad_messages_are_rejected_counted_and_the_next_one_is_stored,
       h_metric(e.api_port, "iocd_messages_total{subscription=\"igate\"}"), 7.0);
   cr_assert(h_iocd_log_contains(&e.iocd, "wrong_type"));
   cr_assert(h_iocd_log_contains(&e.iocd, "ioc/Ea Kar/igate"));
-  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
-  env_stop(&e);
+  env_down(&e);
 }
 
 Test(e2e, messages_published_while_iocd_is_down_arrive_after_restart,
      .timeout = 90) {
-  struct env e;
-  env_start(&e);
-  env_config(&e, "e2e-session", NULL, NULL);
-  iocd_start(&e);
+  struct h_env e;
+  env_up(&e, "e2e-session", NULL);
   cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
 
   for (int i = 0; i < 20; i++) {
@@ -310,14 +254,20 @@ Test(e2e, messages_published_while_iocd_is_down_arrive_after_restart,
     publish(&e, "ioc/Krông Búk/igate", payload);
   }
   iocd_start(&e);
-  cr_assert_eq(wait_count(&e, "SELECT count(received) FROM igate", 20, 20000),
-               0, "messages published while iocd was down were lost");
-  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
-  env_stop(&e);
+  cr_assert_eq(h_env_wait_count(&e, COUNT_IGATE, 20, 20000), 0,
+               "messages published while iocd was down were lost");
+  env_down(&e);
 }
 
-/* Publishes n QoS 1 messages with distinct timestamps from one publisher. */
-static void publish_seq(struct env *e, const char *district, int from, int n) {
+/* Makes iocd read the numbers in "time" as milliseconds, the unit of
+ * publish_seq's timestamps. Before iocd_start. */
+static void config_ms(struct h_env *e) {
+  config_insert(e, "\"tags\"", "\"time_unit_numbers\": \"ms\", ");
+}
+
+/* Publishes n messages at qos with distinct timestamps from one publisher. */
+static void publish_seq(struct h_env *e, const char *district, int from, int n,
+                        int qos) {
   struct h_pub *p = h_pub_open(e->mq.port, NULL);
   cr_assert_not_null(p);
   char topic[128];
@@ -327,84 +277,72 @@ static void publish_seq(struct env *e, const char *district, int from, int n) {
     int len = snprintf(payload, sizeof payload,
                        "{\"received\": %d, \"time\": %lld}", i,
                        1601460000000LL + i);
-    cr_assert_eq(h_pub_send(p, topic, payload, (size_t)len, 1), 0);
+    cr_assert_eq(h_pub_send(p, topic, payload, (size_t)len, qos), 0);
   }
   cr_assert_eq(h_pub_flush(p), 0);
   h_pub_close(p);
 }
 
+/* All n points of the published sequences arrive within ms, each once. */
+static void all_arrive(struct h_env *e, double n, int ms) {
+  cr_assert_eq(h_env_wait_count(e, COUNT_IGATE, n, ms), 0,
+               "got %g of %g points; see %s", h_env_count(e, COUNT_IGATE), n,
+               e->iocd.log);
+  cr_assert_eq(h_env_count(e, COUNT_IGATE), n);
+}
+
 Test(e2e, broker_restart_mid_stream_loses_nothing_at_qos1, .timeout = 120) {
-  struct env e;
-  env_start(&e);
-  env_config(&e, "e2e-broker-restart", NULL, NULL);
-  /* Millisecond timestamps for the sequence. */
-  config_insert(&e, "\"tags\"", "\"time_unit_numbers\": \"ms\", ");
+  struct h_env e;
+  env_prepare(&e, "e2e-broker-restart", NULL);
+  config_ms(&e);
   iocd_start(&e);
 
-  publish_seq(&e, "Krông Năng", 0, 2000);
+  publish_seq(&e, "Krông Năng", 0, 2000, 1);
   cr_assert_eq(h_mosquitto_restart(&e.mq), 0);
-  publish_seq(&e, "Krông Năng", 2000, 2000);
-  cr_assert_eq(wait_count(&e, "SELECT count(received) FROM igate", 4000,
-                          60000),
-               0, "got %g of 4000 points",
-               count_of(&e, "SELECT count(received) FROM igate"));
-  cr_assert_eq(count_of(&e, "SELECT count(received) FROM igate"), 4000.0);
-  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
-  env_stop(&e);
+  publish_seq(&e, "Krông Năng", 2000, 2000, 1);
+  all_arrive(&e, 4000, 60000);
+  env_down(&e);
 }
 
 Test(e2e, sigterm_under_load_writes_everything_accepted, .timeout = 120) {
-  struct env e;
-  env_start(&e);
-  env_config(&e, "e2e-sigterm", NULL, NULL);
-  config_insert(&e, "\"tags\"", "\"time_unit_numbers\": \"ms\", ");
+  struct h_env e;
+  env_prepare(&e, "e2e-sigterm", NULL);
+  config_ms(&e);
   iocd_start(&e);
 
-  publish_seq(&e, "Krông Pắc", 0, 5000);
+  publish_seq(&e, "Krông Pắc", 0, 5000, 1);
   /* Stop while iocd is still working through the stream. */
   int status = h_iocd_stop(&e.iocd, SIGTERM, 30000);
   cr_assert_eq(status, 0, "exit status %d: points left unwritten", status);
-  double written = count_of(&e, "SELECT count(received) FROM igate");
+  double written = h_env_count(&e, COUNT_IGATE);
   cr_assert(h_iocd_log_contains(&e.iocd, "all accepted points written"));
 
   /* What iocd had not taken yet is still queued at the broker. */
   iocd_start(&e);
-  cr_assert_eq(wait_count(&e, "SELECT count(received) FROM igate", 5000,
-                          60000),
-               0, "had %g before the restart, %g now", written,
-               count_of(&e, "SELECT count(received) FROM igate"));
-  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
-  env_stop(&e);
+  cr_assert_eq(h_env_wait_count(&e, COUNT_IGATE, 5000, 60000), 0,
+               "had %g before the restart, %g now", written,
+               h_env_count(&e, COUNT_IGATE));
+  env_down(&e);
 }
 
 Test(e2e, sighup_applies_a_valid_config_and_keeps_the_old_one_otherwise,
      .timeout = 60) {
-  struct env e;
-  env_start(&e);
-  env_config(&e, "e2e-reload", NULL, NULL);
-  iocd_start(&e);
+  struct h_env e;
+  env_up(&e, "e2e-reload", NULL);
 
   /* A broken file: iocd logs why and keeps running on the old one. */
-  FILE *f = fopen(e.iocd.config, "w");
-  cr_assert_not_null(f);
-  fputs("{ \"mqtt\": { \"port\": \"not a number\" } }\n", f);
-  fclose(f);
+  write_text(e.iocd.config, "{ \"mqtt\": { \"port\": \"not a number\" } }\n");
   kill(e.iocd.pid, SIGHUP);
   cr_assert_eq(h_iocd_wait_log(&e.iocd, "reload failed", 10000), 0);
   cr_assert(h_iocd_log_contains(&e.iocd, "mqtt.port"));
   publish(&e, "ioc/Lắk/igate", "{\"received\": 1, \"time\": 1601460000}");
-  cr_assert_eq(wait_count(&e, "SELECT count(received) FROM igate", 1, 15000),
-               0);
+  cr_assert_eq(h_env_wait_count(&e, COUNT_IGATE, 1, 15000), 0);
 
   /* A valid file with a new subscription: it is applied. */
   env_config(&e, "e2e-reload",
              "{\"name\": \"idesk\", \"topic\": \"ioc/{district}/idesk\", "
-             "\"measurement\": \"idesk\"}",
-             NULL);
-  f = fopen(e.iocd.config, "w");
-  cr_assert_not_null(f);
-  fputs(e.config, f);
-  fclose(f);
+             "\"measurement\": \"idesk\"}");
+  write_text(e.iocd.config, e.config);
   kill(e.iocd.pid, SIGHUP);
   cr_assert_eq(h_iocd_wait_log(&e.iocd, "configuration reloaded", 10000), 0);
   cr_assert_eq(h_metric(e.api_port, "iocd_config_reloads_total"), 1.0);
@@ -412,18 +350,15 @@ Test(e2e, sighup_applies_a_valid_config_and_keeps_the_old_one_otherwise,
   /* Give the new SUBSCRIBE a moment to be acknowledged. */
   h_sleep_ms(500);
   publish(&e, "ioc/Lắk/idesk", "{\"documents_sent\": 9, \"time\": 1601460000}");
-  cr_assert_eq(wait_count(&e, "SELECT count(documents_sent) FROM idesk", 1,
-                          15000),
-               0);
-  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
-  env_stop(&e);
+  cr_assert_eq(
+      h_env_wait_count(&e, "SELECT count(documents_sent) FROM idesk", 1, 15000),
+      0);
+  env_down(&e);
 }
 
 Test(e2e, health_ready_and_metrics_are_served, .timeout = 60) {
-  struct env e;
-  env_start(&e);
-  env_config(&e, "e2e-api", NULL, NULL);
-  iocd_start(&e);
+  struct h_env e;
+  env_up(&e, "e2e-api", NULL);
   struct buf b;
   buf_init(&b, 1 << 20);
   cr_assert_eq(h_http_get(e.api_port, "/health", &b), 200);
@@ -471,8 +406,7 @@ Test(e2e, health_ready_and_metrics_are_served, .timeout = 60) {
   cr_assert(not_ready, "/ready stays 200 with the broker down");
   cr_assert(strstr(b.data, "MQTT") != NULL, "%s", b.data);
   buf_cleanup(&b);
-  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
-  env_stop(&e);
+  env_down(&e);
 }
 
 /* Runs the iocd binary with args and returns its exit status; its stdout and
@@ -495,34 +429,46 @@ static int run_iocd(const char *const *args, struct buf *out) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-Test(e2e, check_names_file_line_and_exits_1_on_a_bad_config) {
+/* `iocd check -c path`: its exit status; its output goes to out. */
+static int iocd_check(const char *path, struct buf *out) {
+  const char *args[] = {"check", "-c", path, NULL};
+  return run_iocd(args, out);
+}
+
+/* A config file for `iocd check` in a temporary directory of its own. */
+struct check_file {
   char dir[256];
-  cr_assert_eq(h_tmpdir(dir, sizeof dir), 0);
   char path[512];
-  snprintf(path, sizeof path, "%s/bad.jsonc", dir);
-  FILE *f = fopen(path, "w");
-  cr_assert_not_null(f);
-  fputs("{\n  // broker\n  \"mqtt\": {\"port\": 70000},\n"
-        "  \"subscriptions\": [{\"topic\": \"ioc/{district}/igate\"}],\n"
-        "  \"file\": {\"enabled\": true, \"path\": \"-\"}\n}\n",
-        f);
-  fclose(f);
+};
+
+static void check_file_init(struct check_file *c, const char *name,
+                            const char *text) {
+  cr_assert_eq(h_tmpdir(c->dir, sizeof c->dir), 0);
+  snprintf(c->path, sizeof c->path, "%s/%s", c->dir, name);
+  write_text(c->path, text);
+}
+
+Test(e2e, check_names_file_line_and_exits_1_on_a_bad_config) {
+  struct check_file cf;
+  check_file_init(
+      &cf, "bad.jsonc",
+      "{\n  // broker\n  \"mqtt\": {\"port\": 70000},\n"
+      "  \"subscriptions\": [{\"topic\": \"ioc/{district}/igate\"}],\n"
+      "  \"file\": {\"enabled\": true, \"path\": \"-\"}\n}\n");
   struct buf out;
   buf_init(&out, 1 << 20);
-  const char *args[] = {"check", "-c", path, NULL};
-  cr_assert_eq(run_iocd(args, &out), 1);
+  cr_assert_eq(iocd_check(cf.path, &out), 1);
   char want[600];
-  snprintf(want, sizeof want, "%s:3:20: mqtt.port: expected an integer from 1 to 65535, got 70000", path);
+  snprintf(want, sizeof want,
+           "%s:3:20: mqtt.port: expected an integer from 1 to 65535, got 70000",
+           cf.path);
   cr_assert(strstr(out.data, want) != NULL, "got: %s", out.data);
 
-  f = fopen(path, "w");
-  cr_assert_not_null(f);
-  fputs("{\"subscriptions\": [{\"topic\": \"ioc/{district}/igate\"}],\n"
-        " \"file\": {\"enabled\": true, \"path\": \"-\"}}\n",
-        f);
-  fclose(f);
+  write_text(cf.path,
+             "{\"subscriptions\": [{\"topic\": \"ioc/{district}/igate\"}],\n"
+             " \"file\": {\"enabled\": true, \"path\": \"-\"}}\n");
   buf_reset(&out);
-  cr_assert_eq(run_iocd(args, &out), 0, "%s", out.data);
+  cr_assert_eq(iocd_check(cf.path, &out), 0, "%s", out.data);
   cr_assert(strstr(out.data, "OK") != NULL);
 
   buf_reset(&out);
@@ -534,28 +480,24 @@ Test(e2e, check_names_file_line_and_exits_1_on_a_bad_config) {
   cr_assert_eq(run_iocd(version, &out), 0);
   cr_assert(strncmp(out.data, "iocd ", 5) == 0);
   buf_cleanup(&out);
-  h_rmtree(dir);
+  h_rmtree(cf.dir);
 }
 
 Test(e2e, example_config_is_valid) {
   struct buf out;
   buf_init(&out, 1 << 20);
-  const char *args[] = {"check", "-c", IOCD_SOURCE_DIR
-                        "/config/iocd.example.jsonc", NULL};
-  cr_assert_eq(run_iocd(args, &out), 0, "%s", out.data);
+  cr_assert_eq(iocd_check(IOCD_SOURCE_DIR "/config/iocd.example.jsonc", &out),
+               0, "%s", out.data);
   buf_cleanup(&out);
 }
 
 Test(e2e, content_type_picks_the_decoder_and_rejects_go_to_the_dead_letter,
      .timeout = 60) {
-  struct env e;
-  env_start(&e);
-  env_config(&e, "e2e-auto",
-             "{\"name\": \"auto\", \"topic\": \"ioc/{district}/auto\", "
-             "\"format\": \"auto\", \"measurement\": \"auto\", "
-             "\"dead_letter\": \"iocd/rejected/auto\"}",
-             NULL);
-  iocd_start(&e);
+  struct h_env e;
+  env_up(&e, "e2e-auto",
+         "{\"name\": \"auto\", \"topic\": \"ioc/{district}/auto\", "
+         "\"format\": \"auto\", \"measurement\": \"auto\", "
+         "\"dead_letter\": \"iocd/rejected/auto\"}");
 
   /* A subscriber on the dead-letter topic, through the broker. */
   char cmd[512];
@@ -578,7 +520,7 @@ Test(e2e, content_type_picks_the_decoder_and_rejects_go_to_the_dead_letter,
   cr_assert_eq(h_publish(e.mq.port, "ioc/Lắk/auto", bad, strlen(bad), 1,
                          "application/json"),
                0);
-  cr_assert_eq(wait_count(&e, "SELECT count(v) FROM auto", 2, 15000), 0);
+  cr_assert_eq(h_env_wait_count(&e, "SELECT count(v) FROM auto", 2, 15000), 0);
   char *rows = NULL;
   cr_assert_eq(h_influx_query(&e.db, "ioc", "SELECT v FROM auto", &rows), 0);
   cr_assert(strstr(rows, "[1601460000000000000,7]") &&
@@ -602,49 +544,40 @@ Test(e2e, content_type_picks_the_decoder_and_rejects_go_to_the_dead_letter,
   }
   cr_assert(got, "the rejected payload did not reach the dead-letter topic");
   cr_assert_eq(h_metric(e.api_port, "iocd_dead_letters_total"), 1.0);
-  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
-  env_stop(&e);
+  env_down(&e);
 }
 
 Test(e2e, check_refuses_a_dead_letter_topic_that_loops_back) {
-  char dir[256];
-  cr_assert_eq(h_tmpdir(dir, sizeof dir), 0);
-  char path[512];
-  snprintf(path, sizeof path, "%s/loop.jsonc", dir);
-  FILE *f = fopen(path, "w");
-  cr_assert_not_null(f);
-  fputs("{\"subscriptions\": [{\"name\": \"senml\", \"topic\": "
-        "\"ioc/{district}/senml\", \"format\": \"senml\", \"dead_letter\": "
-        "\"ioc/_rejected/senml\"}],\n"
-        " \"file\": {\"path\": \"-\"}}\n",
-        f);
-  fclose(f);
+  struct check_file cf;
+  check_file_init(&cf, "loop.jsonc",
+                  "{\"subscriptions\": [{\"name\": \"senml\", \"topic\": "
+                  "\"ioc/{district}/senml\", \"format\": \"senml\", "
+                  "\"dead_letter\": \"ioc/_rejected/senml\"}],\n"
+                  " \"file\": {\"path\": \"-\"}}\n");
   struct buf out;
   buf_init(&out, 1 << 20);
-  const char *args[] = {"check", "-c", path, NULL};
-  cr_assert_eq(run_iocd(args, &out), 1);
+  cr_assert_eq(iocd_check(cf.path, &out), 1);
   cr_assert(strstr(out.data, "subscriptions[0].dead_letter: "
                              "\"ioc/_rejected/senml\" matches the topic of "
                              "subscription senml") != NULL,
             "%s", out.data);
   buf_cleanup(&out);
-  h_rmtree(dir);
+  h_rmtree(cf.dir);
 }
 
 Test(e2e, influxdb_outage_pauses_intake_and_loses_nothing, .timeout = 120) {
-  struct env e;
-  env_start(&e);
-  env_config(&e, "e2e-outage", NULL, NULL);
+  struct h_env e;
+  env_prepare(&e, "e2e-outage", NULL);
   /* A small buffer, so that the outage fills it. */
   config_insert(&e, "\"flush_interval\"", "\"buffer\": \"1MiB\", ");
   /* The in-memory queue: this test is about back-pressure without the
    * journal (test_durability covers outages with it). */
   config_insert(&e, "\"api\"", "\"journal\": {\"enabled\": false},\n  ");
-  config_insert(&e, "\"tags\"", "\"time_unit_numbers\": \"ms\", ");
+  config_ms(&e);
   iocd_start(&e);
 
   h_influxd_stop(&e.db);
-  publish_seq(&e, "Ea H'Leo", 0, 20000);
+  publish_seq(&e, "Ea H'Leo", 0, 20000, 1);
   cr_assert_eq(h_iocd_wait_log(&e.iocd, "intake paused", 20000), 0,
                "intake did not pause with InfluxDB down; see %s",
                e.iocd.log);
@@ -652,44 +585,23 @@ Test(e2e, influxdb_outage_pauses_intake_and_loses_nothing, .timeout = 120) {
   cr_assert(h_metric(e.api_port, "iocd_intake_pauses_total") >= 1.0);
 
   cr_assert_eq(h_influxd_restart(&e.db), 0);
-  cr_assert_eq(wait_count(&e, "SELECT count(received) FROM igate", 20000,
-                          60000),
-               0, "got %g of 20000",
-               count_of(&e, "SELECT count(received) FROM igate"));
-  cr_assert_eq(count_of(&e, "SELECT count(received) FROM igate"), 20000.0);
+  all_arrive(&e, 20000, 60000);
   cr_assert(h_iocd_log_contains(&e.iocd, "intake resumed"));
   cr_assert_eq(h_metric(e.api_port, "iocd_buffer_full_total"), 0.0);
-  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
-  env_stop(&e);
+  env_down(&e);
 }
 
 Test(e2e, qos2_burst_arrives_whole, .timeout = 120) {
-  struct env e;
-  env_start(&e);
-  env_config(&e, "e2e-qos2", NULL, NULL);
-  config_insert(&e, "\"tags\"", "\"time_unit_numbers\": \"ms\", ");
+  struct h_env e;
+  env_prepare(&e, "e2e-qos2", NULL);
+  config_ms(&e);
   char *q = strstr(e.config, "\"qos\": 1");
   cr_assert_not_null(q);
   q[7] = '2';
   iocd_start(&e);
 
-  struct h_pub *p = h_pub_open(e.mq.port, NULL);
-  cr_assert_not_null(p);
-  for (int i = 0; i < 3000; i++) {
-    char payload[128];
-    int len = snprintf(payload, sizeof payload,
-                       "{\"received\": %d, \"time\": %lld}", i,
-                       1601460000000LL + i);
-    cr_assert_eq(h_pub_send(p, "ioc/Cư M'gar/igate", payload, (size_t)len, 2),
-                 0);
-  }
-  cr_assert_eq(h_pub_flush(p), 0);
-  h_pub_close(p);
-  cr_assert_eq(wait_count(&e, "SELECT count(received) FROM igate", 3000,
-                          60000),
-               0, "got %g of 3000 QoS 2 messages; see %s",
-               count_of(&e, "SELECT count(received) FROM igate"), e.iocd.log);
+  publish_seq(&e, "Cư M'gar", 0, 3000, 2);
+  all_arrive(&e, 3000, 60000);
   cr_assert_eq(h_metric(e.api_port, "iocd_mqtt_disconnects_total"), 0.0);
-  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
-  env_stop(&e);
+  env_down(&e);
 }

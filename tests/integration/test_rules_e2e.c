@@ -16,123 +16,69 @@
 #include "core/buf.h"
 #include "tests/harness/harness.h"
 
-
-struct env {
-  char dir[256];
-  struct h_mosquitto mq;
-  struct h_influxd db;
-  struct h_iocd iocd;
-  int api_port;
-  char config[16384];
-};
-
-static void env_start(struct env *e) {
-  memset(e, 0, sizeof *e);
-  cr_assert_eq(h_tmpdir(e->dir, sizeof e->dir), 0);
-  cr_assert_eq(h_mosquitto_start(&e->mq, NULL, NULL), 0);
-  cr_assert_eq(h_influxd_start(&e->db, NULL), 0);
-  e->api_port = h_free_port();
-}
-
-static void env_stop(struct env *e) {
-  if (e->iocd.pid > 0) {
-    h_iocd_stop(&e->iocd, SIGKILL, 5000);
-  }
-  h_mosquitto_stop(&e->mq);
-  h_influxd_stop(&e->db);
-  h_rmtree(e->mq.dir);
-  h_rmtree(e->db.dir);
-  h_rmtree(e->dir);
-}
-
 /* A config with the igate subscription, the given districts as expected
  * sources, and two rules: the online share below its target (sustained 2s,
  * hysteresis, a minimum denominator) and a silent feed (silent_s). */
-static void env_config(struct env *e, const char *client_id,
+static void env_config(struct h_env *e, const char *client_id,
                        const char *districts, int silent_s) {
-  snprintf(
-      e->config, sizeof e->config,
-      "// written by test_rules_e2e\n"
-      "{\n"
-      "  \"data_dir\": \"%s/data\",\n"
-      "  \"log\": {\"level\": \"info\"},\n"
-      "  \"mqtt\": {\"host\": \"127.0.0.1\", \"port\": %d,\n"
-      "           \"client_id\": \"%s\", \"reconnect_min\": \"100ms\",\n"
-      "           \"reconnect_max\": \"500ms\"},\n"
-      "  \"influxdb\": {\"url\": \"%s\", \"database\": \"ioc\",\n"
-      "               \"flush_interval\": \"100ms\",\n"
-      "               \"retry_min\": \"100ms\", \"retry_max\": \"1s\"},\n"
-      "  \"api\": {\"listen\": \"127.0.0.1:%d\"},\n"
-      "  \"subscriptions\": [\n"
-      "    {\"name\": \"igate\", \"topic\": \"ioc/{district}/igate\",\n"
-      "     \"measurement\": \"igate\",\n"
-      "     \"types\": {\"received\": \"integer\", \"online\": "
-      "\"integer\"},\n"
-      "     \"tags\": {\"system\": \"igate\"}}\n"
-      "  ],\n"
-      "  \"sources\": {\"districts\": [%s], \"systems\": [\"igate\"]},\n"
-      "  \"rule_engine\": {\"evaluation_interval\": \"1s\",\n"
-      "                  \"save_interval\": \"1s\"},\n"
-      "  \"params\": {\"online_target\": {\"default\": \"30%%\"}},\n"
-      "  \"rules\": [\n"
-      "    {\"name\": \"online_share_low\",\n"
-      "     \"expr\": \"igate.online / igate.received < $online_target\",\n"
-      "     \"clear\": \"igate.online / igate.received >= $online_target "
-      "+ 2%%\",\n"
-      "     \"guard\": \"igate.received >= 20\",\n"
-      "     \"by\": [\"district\"], \"for\": \"2s\", \"missing\": \"keep\",\n"
-      "     \"annotations\": {\"summary\": \"Tỷ lệ hồ sơ trực tuyến của "
-      "{{district}} là {{value|pct}}, dưới mục tiêu "
-      "{{threshold|pct}}\"}},\n"
-      "    {\"name\": \"feed_silent\", \"expr\": \"age(_source.seen) > "
-      "%ds\",\n"
-      "     \"by\": [\"district\", \"system\"], \"expected\": true,\n"
-      "     \"severity\": \"critical\",\n"
-      "     \"annotations\": {\"summary\": \"Không nhận được dữ liệu "
-      "{{system}} của {{district}}\"}}\n"
-      "  ]\n"
-      "}\n",
-      e->dir, e->mq.port, client_id, e->db.url, e->api_port, districts,
-      silent_s);
+  cr_assert_eq(
+      h_env_config(
+          e, client_id,
+          "  \"subscriptions\": [\n"
+          "    {\"name\": \"igate\", \"topic\": \"ioc/{district}/igate\",\n"
+          "     \"measurement\": \"igate\",\n"
+          "     \"types\": {\"received\": \"integer\", \"online\": "
+          "\"integer\"},\n"
+          "     \"tags\": {\"system\": \"igate\"}}\n"
+          "  ],\n"
+          "  \"sources\": {\"districts\": [%s], \"systems\": [\"igate\"]},\n"
+          "  \"rule_engine\": {\"evaluation_interval\": \"1s\",\n"
+          "                  \"save_interval\": \"1s\"},\n"
+          "  \"params\": {\"online_target\": {\"default\": \"30%%\"}},\n"
+          "  \"rules\": [\n"
+          "    {\"name\": \"online_share_low\",\n"
+          "     \"expr\": \"igate.online / igate.received < "
+          "$online_target\",\n"
+          "     \"clear\": \"igate.online / igate.received >= $online_target "
+          "+ 2%%\",\n"
+          "     \"guard\": \"igate.received >= 20\",\n"
+          "     \"by\": [\"district\"], \"for\": \"2s\", \"missing\": "
+          "\"keep\",\n"
+          "     \"annotations\": {\"summary\": \"Tỷ lệ hồ sơ trực tuyến của "
+          "{{district}} là {{value|pct}}, dưới mục tiêu "
+          "{{threshold|pct}}\"}},\n"
+          "    {\"name\": \"feed_silent\", \"expr\": \"age(_source.seen) > "
+          "%ds\",\n"
+          "     \"by\": [\"district\", \"system\"], \"expected\": true,\n"
+          "     \"severity\": \"critical\",\n"
+          "     \"annotations\": {\"summary\": \"Không nhận được dữ liệu "
+          "{{system}} của {{district}}\"}}\n"
+          "  ]\n",
+          districts, silent_s),
+      0);
 }
 
-static void iocd_start(struct env *e) {
-  char log[600];
-  snprintf(log, sizeof log, "%s/iocd.log", e->dir);
-  unlink(log);
-  cr_assert_eq(h_iocd_start(&e->iocd, e->dir, e->config), 0);
-  cr_assert_eq(h_iocd_wait_log(&e->iocd, "subscribed", 10000), 0,
-               "iocd did not subscribe; see %s", e->iocd.log);
+static void iocd_start(struct h_env *e) {
+  cr_assert_eq(h_env_iocd_start(e), 0, "iocd did not subscribe; see %s",
+               e->iocd.log);
 }
 
-
-
-static double count_of(struct env *e, const char *q) {
-  double v = -1;
-  if (h_influx_scalar(&e->db, "ioc", q, &v) != 0) {
-    return 0; /* no rows: count 0 */
-  }
-  return v;
+/* The servers, the config and iocd subscribed. */
+static void env_up(struct h_env *e, const char *client_id,
+                   const char *districts, int silent_s) {
+  cr_assert_eq(h_env_start(e), 0);
+  env_config(e, client_id, districts, silent_s);
+  iocd_start(e);
 }
 
-struct count_wait {
-  struct env *e;
-  const char *q;
-  double want;
-};
-
-static bool count_reached(void *ud) {
-  struct count_wait *w = ud;
-  return count_of(w->e, w->q) >= w->want;
-}
-
-static int wait_count(struct env *e, const char *q, double want, int ms) {
-  struct count_wait w = {e, q, want};
-  return h_wait_until(count_reached, &w, ms);
+/* Every test ends with iocd exiting 0 on SIGTERM. */
+static void env_down(struct h_env *e) {
+  cr_assert_eq(h_iocd_stop(&e->iocd, SIGTERM, 15000), 0);
+  h_env_stop(e);
 }
 
 /* Publishes one iGate figure for district, every 200 ms for ms. */
-static void publish_for(struct env *e, const char *district, int received,
+static void publish_for(struct h_env *e, const char *district, int received,
                         int online, int ms) {
   char topic[128], payload[128];
   snprintf(topic, sizeof topic, "ioc/%s/igate", district);
@@ -144,7 +90,6 @@ static void publish_for(struct env *e, const char *district, int received,
     h_sleep_ms(200);
   }
 }
-
 
 struct metric_wait {
   int port;
@@ -166,19 +111,39 @@ static bool metric_reached(void *ud) {
 #define Q_SILENT_LAK                                               \
   "SELECT count(active) FROM alerts WHERE \"rule\"='feed_silent' " \
   "AND \"state\"='firing' AND \"district\"='Lắk' AND \"system\"='igate'"
+#define Q_SILENT_ANY \
+  "SELECT count(active) FROM alerts WHERE \"rule\"='feed_silent'"
+#define Q_BROKER(state)                                                        \
+  "SELECT count(active) FROM alerts WHERE \"rule\"='iocd_broker_unreachable' " \
+  "AND \"state\"='" state "'"
+
+/* Ea H'Leo at 20 of 100 online (below 30%) for longer than the rule's 2s:
+ * its alert fires and the firing point reaches InfluxDB. */
+static void eahleo_fires(struct h_env *e) {
+  publish_for(e, "Ea H'Leo", 100, 20, 3500);
+  cr_assert_eq(h_env_wait_count(e, Q_FIRING_EAHLEO, 1, 15000), 0,
+               "no firing point in InfluxDB; see %s", e->iocd.log);
+}
+
+/* GET /api/v1/alerts lists Ea H'Leo's alert as firing; what says when. */
+static void eahleo_listed_firing(struct h_env *e, const char *what) {
+  struct buf b;
+  buf_init(&b, 1 << 20);
+  cr_assert_eq(h_http_get(e->api_port, "/api/v1/alerts", &b), 200);
+  cr_assert(strstr(b.data,
+                   "\"labels\":{\"district\":\"Ea H'Leo\"},"
+                   "\"state\":\"firing\"") != NULL,
+            "%s: %s", what, b.data);
+  buf_cleanup(&b);
+}
 
 Test(rules_e2e,
      a_district_below_target_fires_is_stored_listed_logged_and_resolves,
      .timeout = 120) {
-  struct env e;
-  env_start(&e);
-  env_config(&e, "rules-e2e-fire", "\"Ea H'Leo\", \"Lắk\"", 6);
-  iocd_start(&e);
+  struct h_env e;
+  env_up(&e, "rules-e2e-fire", "\"Ea H'Leo\", \"Lắk\"", 6);
 
-  /* 20 of 100 online: below 30%, for longer than the rule's 2s. */
-  publish_for(&e, "Ea H'Leo", 100, 20, 3500);
-  cr_assert_eq(wait_count(&e, Q_FIRING_EAHLEO, 1, 15000), 0,
-               "no firing point in InfluxDB; see %s", e.iocd.log);
+  eahleo_fires(&e);
   char *json = NULL;
   cr_assert_eq(h_influx_query(&e.db, "ioc",
                               "SELECT value, threshold, summary, reason "
@@ -224,7 +189,7 @@ Test(rules_e2e,
             "see %s", e.iocd.log);
 
   /* Lắk never published: its silent-feed alert names it. */
-  cr_assert_eq(wait_count(&e, Q_SILENT_LAK, 1, 15000), 0,
+  cr_assert_eq(h_env_wait_count(&e, Q_SILENT_LAK, 1, 15000), 0,
                "no silent-feed alert for Lắk; see %s", e.iocd.log);
   cr_assert_eq(h_influx_query(&e.db, "ioc",
                               "SELECT summary FROM alerts WHERE "
@@ -239,22 +204,17 @@ Test(rules_e2e,
 
   /* 40 of 100: above 30% + 2%: it resolves. */
   publish_for(&e, "Ea H'Leo", 100, 40, 600);
-  cr_assert_eq(wait_count(&e, Q_RESOLVED_EAHLEO, 1, 15000), 0,
+  cr_assert_eq(h_env_wait_count(&e, Q_RESOLVED_EAHLEO, 1, 15000), 0,
                "not resolved; see %s", e.iocd.log);
   cr_assert(h_iocd_log_contains(&e.iocd, "firing -> resolved"));
-  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
-  env_stop(&e);
+  env_down(&e);
 }
 
 Test(rules_e2e, a_restart_restores_the_firing_alert_without_a_second_point,
      .timeout = 120) {
-  struct env e;
-  env_start(&e);
-  env_config(&e, "rules-e2e-restart", "\"Ea H'Leo\"", 600);
-  iocd_start(&e);
-  publish_for(&e, "Ea H'Leo", 100, 20, 3500);
-  cr_assert_eq(wait_count(&e, Q_FIRING_EAHLEO, 1, 15000), 0,
-               "no firing point; see %s", e.iocd.log);
+  struct h_env e;
+  env_up(&e, "rules-e2e-restart", "\"Ea H'Leo\"", 600);
+  eahleo_fires(&e);
   cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
   char state[512];
   snprintf(state, sizeof state, "%s/data/rules-state.json", e.dir);
@@ -265,16 +225,9 @@ Test(rules_e2e, a_restart_restores_the_firing_alert_without_a_second_point,
                "see %s", e.iocd.log);
   /* Still below target after the restart: still the same alert. */
   publish_for(&e, "Ea H'Leo", 100, 20, 3000);
-  struct buf b;
-  buf_init(&b, 1 << 20);
-  cr_assert_eq(h_http_get(e.api_port, "/api/v1/alerts", &b), 200);
-  cr_assert(strstr(b.data,
-                   "\"labels\":{\"district\":\"Ea H'Leo\"},"
-                   "\"state\":\"firing\"") != NULL,
-            "restored alert not listed: %s", b.data);
-  buf_cleanup(&b);
+  eahleo_listed_firing(&e, "restored alert not listed");
   h_sleep_ms(1000); /* let a wrongly repeated point reach InfluxDB */
-  double n = count_of(&e, Q_FIRING_EAHLEO);
+  double n = h_env_count(&e, Q_FIRING_EAHLEO);
   cr_assert_eq(n, 1.0, "%g firing points after the restart", n);
   cr_assert(!h_iocd_log_contains(&e.iocd, "pending -> firing"),
             "announced again after the restart; see %s", e.iocd.log);
@@ -284,17 +237,10 @@ Test(rules_e2e, a_restart_restores_the_firing_alert_without_a_second_point,
   cr_assert_eq(h_iocd_wait_log(&e.iocd, "configuration reloaded", 10000), 0,
                "see %s", e.iocd.log);
   publish_for(&e, "Ea H'Leo", 100, 20, 1000);
-  buf_init(&b, 1 << 20);
-  cr_assert_eq(h_http_get(e.api_port, "/api/v1/alerts", &b), 200);
-  cr_assert(strstr(b.data,
-                   "\"labels\":{\"district\":\"Ea H'Leo\"},"
-                   "\"state\":\"firing\"") != NULL,
-            "not firing after the reload: %s", b.data);
-  buf_cleanup(&b);
-  n = count_of(&e, Q_FIRING_EAHLEO);
+  eahleo_listed_firing(&e, "not firing after the reload");
+  n = h_env_count(&e, Q_FIRING_EAHLEO);
   cr_assert_eq(n, 1.0, "%g firing points after the reload", n);
-  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
-  env_stop(&e);
+  env_down(&e);
 }
 
 #define N_DISTRICTS 15
@@ -316,17 +262,15 @@ static void publish_all(struct h_pub *p) {
 
 Test(rules_e2e, a_broker_outage_is_one_alert_not_fifteen_silent_feeds,
      .timeout = 120) {
-  struct env e;
-  env_start(&e);
   char list[1024];
   size_t used = 0;
   for (int i = 0; i < N_DISTRICTS; i++) {
     used += (size_t)snprintf(list + used, sizeof list - used, "%s\"%s\"",
                              i ? ", " : "", districts[i]);
   }
+  struct h_env e;
   /* Silence at 10s: longer than iocd's 5s grace for the broker. */
-  env_config(&e, "rules-e2e-broker", list, 10);
-  iocd_start(&e);
+  env_up(&e, "rules-e2e-broker", list, 10);
   struct h_pub *p = h_pub_open(e.mq.port, NULL);
   cr_assert_not_null(p);
   for (int k = 0; k < 5; k++) {
@@ -336,43 +280,27 @@ Test(rules_e2e, a_broker_outage_is_one_alert_not_fifteen_silent_feeds,
   h_pub_close(p);
 
   h_mosquitto_stop(&e.mq);
-  cr_assert_eq(wait_count(&e,
-                          "SELECT count(active) FROM alerts WHERE "
-                          "\"rule\"='iocd_broker_unreachable' AND "
-                          "\"state\"='firing'",
-                          1, 20000),
-               0, "no broker alert; see %s", e.iocd.log);
+  cr_assert_eq(h_env_wait_count(&e, Q_BROKER("firing"), 1, 20000), 0,
+               "no broker alert; see %s", e.iocd.log);
   /* Well past the 10s of silence of every district. */
   h_sleep_ms(12000);
-  double silent = count_of(&e,
-                           "SELECT count(active) FROM alerts WHERE "
-                           "\"rule\"='feed_silent'");
+  double silent = h_env_count(&e, Q_SILENT_ANY);
   cr_assert_eq(silent, 0.0, "%g silent-feed points while deaf; see %s", silent,
                e.iocd.log);
-  double broker = count_of(&e,
-                           "SELECT count(active) FROM alerts WHERE "
-                           "\"rule\"='iocd_broker_unreachable' AND "
-                           "\"state\"='firing'");
+  double broker = h_env_count(&e, Q_BROKER("firing"));
   cr_assert_eq(broker, 1.0, "%g broker alerts", broker);
 
   /* The broker comes back: the broker alert resolves, and the districts'
    * silence is counted from then, so none fires at once. */
   cr_assert_eq(h_mosquitto_restart(&e.mq), 0);
-  cr_assert_eq(wait_count(&e,
-                          "SELECT count(active) FROM alerts WHERE "
-                          "\"rule\"='iocd_broker_unreachable' AND "
-                          "\"state\"='resolved'",
-                          1, 20000),
-               0, "broker alert not resolved; see %s", e.iocd.log);
+  cr_assert_eq(h_env_wait_count(&e, Q_BROKER("resolved"), 1, 20000), 0,
+               "broker alert not resolved; see %s", e.iocd.log);
   p = h_pub_open(e.mq.port, NULL);
   cr_assert_not_null(p);
   publish_all(p);
   h_pub_close(p);
   h_sleep_ms(2000);
-  silent = count_of(&e,
-                    "SELECT count(active) FROM alerts WHERE "
-                    "\"rule\"='feed_silent'");
+  silent = h_env_count(&e, Q_SILENT_ANY);
   cr_assert_eq(silent, 0.0, "%g silent-feed points after the outage", silent);
-  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
-  env_stop(&e);
+  env_down(&e);
 }

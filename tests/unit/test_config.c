@@ -16,68 +16,7 @@
 #include "config/config_int.h"
 #include "core/buf.h"
 #include "core/err.h"
-
-#ifndef IOCD_SOURCE_DIR
-#error "tests/CMakeLists.txt passes IOCD_SOURCE_DIR"
-#endif
-#define EXAMPLE_PATH IOCD_SOURCE_DIR "/config/iocd.example.jsonc"
-
-/* The smallest valid head: one subscription and the file output. Cases
- * append their keys from line 2 on. */
-#define HEAD "{\"file\": {}, \"subscriptions\": [{\"topic\": \"t\"}],\n"
-
-struct load {
-  int rc;
-  struct config *cfg;
-  struct buf errors;
-};
-
-static void load_text(struct load *l, const char *text) {
-  buf_init(&l->errors, 0);
-  l->cfg = NULL;
-  l->rc =
-      config_load_text("iocd.jsonc", text, strlen(text), &l->cfg, &l->errors);
-}
-
-static const char *errors_of(const struct load *l) {
-  return l->errors.data ? l->errors.data : "";
-}
-
-static void load_done(struct load *l) {
-  config_free(l->cfg);
-  buf_cleanup(&l->errors);
-}
-
-/* Loads text that must be valid and returns the config; fails the test with
- * the errors otherwise. */
-static struct config *load_ok(const char *text) {
-  struct load l;
-  load_text(&l, text);
-  cr_assert_eq(l.rc, IOCD_OK, "rc %d, errors:\n%s", l.rc, errors_of(&l));
-  cr_assert_not_null(l.cfg);
-  buf_cleanup(&l.errors);
-  return l.cfg;
-}
-
-struct err_case {
-  const char *what;
-  const char *text;
-  const char *want; /* the complete error output */
-};
-
-static void check_cases(const struct err_case *cases, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    struct load l;
-    load_text(&l, cases[i].text);
-    cr_expect_eq(l.rc, IOCD_EPARSE, "%s: rc %d", cases[i].what, l.rc);
-    cr_expect_null(l.cfg, "%s: a config came back", cases[i].what);
-    cr_expect_str_eq(errors_of(&l), cases[i].want, "%s:\ngot:  %swant: %s",
-                     cases[i].what, errors_of(&l), cases[i].want);
-    load_done(&l);
-  }
-}
-
-#define CHECK_CASES(a) check_cases(a, sizeof(a) / sizeof((a)[0]))
+#include "tests/unit/config_fixture.h"
 
 Test(config_errors, names_unknown_keys_and_suggests_close_ones) {
   static const struct err_case cases[] = {
