@@ -59,15 +59,28 @@ struct reader {
  * instance each rule reading them found last, so that the next point with
  * the same labels does not look it up. Valid while gen is the engine's
  * known_gen, which moves whenever instances or rules are freed. */
+#define KNOWN_MIN 4
 #define KNOWN_MAX 16
 struct known {
   uint64_t gen;
-  uint32_t n, next;
+  size_t *bytes; /* the engine's count of what these take */
+  uint32_t n, cap, next;
   struct {
     const struct rule *r;
     struct inst *in;
-  } v[KNOWN_MAX];
+  } v[];
 };
+
+static size_t known_size(uint32_t cap) {
+  return sizeof(struct known) + cap * sizeof(((struct known *)0)->v[0]);
+}
+
+/* The store's user_free for struct known. */
+static void known_free(void *p) {
+  struct known *k = p;
+  *k->bytes -= known_size(k->cap);
+  free(k);
+}
 
 struct engine {
   struct engine_opts opts;
@@ -79,7 +92,8 @@ struct engine {
   struct reader **index;
   size_t index_size;
   struct series_store *store;
-  uint64_t known_gen; /* struct known */
+  uint64_t known_gen;  /* struct known */
+  size_t known_bytes;  /* held by struct known */
   /* Scheduling. */
   struct inst **heap;
   size_t nheap, cap_heap;
@@ -910,6 +924,34 @@ static int inst_attach(struct rule *r, struct inst *in) {
   return IOCD_OK;
 }
 
+/* The distinct (measurement, field) pairs r reads, counted up to 4. */
+static uint32_t rule_families(struct rule *r) {
+  if (r->nfams) {
+    return r->nfams;
+  }
+  const char *m[4], *f[4];
+  uint32_t n = 0;
+  FOR_EACH_EXPR(r, x, {
+    size_t nr;
+    const struct expr_read *rd = expr_reads(x, &nr);
+    for (size_t k = 0; k < nr && n < 4; k++) {
+      uint32_t j = 0;
+      while (j < n && !(strcmp(m[j], rd[k].measurement) == 0 &&
+                        (f[j] && rd[k].field ? strcmp(f[j], rd[k].field) == 0
+                                             : f[j] == rd[k].field))) {
+        j++;
+      }
+      if (j == n) {
+        m[n] = rd[k].measurement;
+        f[n] = rd[k].field;
+        n++;
+      }
+    }
+  });
+  r->nfams = n ? n : 1;
+  return r->nfams;
+}
+
 struct inst *engine__instance(struct engine *e, struct rule *r,
                               const char *const *values) {
   uint64_t h = values_hash(values, r->nby);
@@ -921,9 +963,16 @@ struct inst *engine__instance(struct engine *e, struct rule *r,
     e->st.instances_refused++;
     return NULL;
   }
-  in = calloc(1, sizeof *in);
+  /* The group's cache of where its series are (series.h), one way per
+   * family the rule reads, in the same block. */
+  uint32_t ways = r->nby ? rule_families(r) : 0;
+  in = calloc(1, sizeof *in + (ways ? SERIES_GROUP_CACHE_SIZE(ways) : 0));
   if (!in) {
     return NULL;
+  }
+  if (ways) {
+    in->group.cache = (struct series_group_cache *)(void *)(in + 1);
+    in->group.cache->nways = ways;
   }
   size_t total = 0;
   for (size_t i = 0; i < r->nby; i++) {
@@ -951,7 +1000,6 @@ struct inst *engine__instance(struct engine *e, struct rule *r,
   in->hkey = INT64_MAX;
   in->group.values = in->values;
   in->group.hashes = in->hashes;
-  in->group.cache = &in->cache;
   in->group.n = r->nby;
   alert_init(&in->a);
   if (inst_attach(r, in)) {
@@ -1633,19 +1681,30 @@ static struct inst *instance_of(struct engine *e, struct rule *r,
   if (!in) {
     return NULL;
   }
-  if (!k) {
-    k = calloc(1, sizeof *k);
-    if (!k) {
-      return in;
-    }
-    *slot = k;
-  }
-  if (k->gen != e->known_gen) {
+  if (k && k->gen != e->known_gen) {
     k->gen = e->known_gen;
     k->n = 0;
     k->next = 0;
   }
-  uint32_t i = k->n < KNOWN_MAX ? k->n++ : k->next++ % KNOWN_MAX;
+  if (!k || (k->n == k->cap && k->cap < KNOWN_MAX)) {
+    uint32_t cap = k ? k->cap * 2 : KNOWN_MIN;
+    struct known *g = realloc(k, known_size(cap));
+    if (!g) {
+      return in;
+    }
+    if (!k) {
+      g->gen = e->known_gen;
+      g->bytes = &e->known_bytes;
+      g->n = g->next = 0;
+    } else {
+      e->known_bytes -= known_size(g->cap);
+    }
+    g->cap = cap;
+    e->known_bytes += known_size(cap);
+    k = g;
+    *slot = k;
+  }
+  uint32_t i = k->n < k->cap ? k->n++ : k->next++ % k->cap;
   k->v[i].r = r;
   k->v[i].in = in;
   return in;
@@ -2001,7 +2060,7 @@ int engine_new(const struct engine_opts *opts, const struct rule_def *rules,
   }
   e->nrules = n;
   struct series_store_opts so = e->opts.store;
-  so.user_free = free; /* the struct known of series_user */
+  so.user_free = known_free;
   e->store = series_store_new(&so);
   if (!e->store) {
     rc = rerr(re, 0, "engine", "engine", 0, IOCD_ENOMEM, "out of memory");
@@ -2197,7 +2256,7 @@ void engine_get_stats(const struct engine *e, struct engine_stats *out) {
   out->instances = 0;
   out->pending = out->firing = out->nodata = out->insufficient = 0;
   out->held = 0;
-  out->bytes = sizeof *e + e->cap_heap * sizeof *e->heap;
+  out->bytes = sizeof *e + e->cap_heap * sizeof *e->heap + e->known_bytes;
   for (size_t i = 0; i <= e->nrules; i++) {
     const struct rule *r = i < e->nrules ? e->rules[i] : e->broker;
     out->bytes += sizeof *r + r->cap_insts * sizeof *r->insts +
@@ -2210,6 +2269,9 @@ void engine_get_stats(const struct engine *e, struct engine_stats *out) {
       out->instances++;
       out->bytes += sizeof *in + (r->nby ? r->nby : 1) *
                                      (sizeof *in->values + sizeof *in->hashes);
+      if (in->group.cache) {
+        out->bytes += SERIES_GROUP_CACHE_SIZE(in->group.cache->nways);
+      }
       for (size_t v = 0; v < r->nby; v++) {
         out->bytes += strlen(in->values[v]) + 1;
       }

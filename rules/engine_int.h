@@ -36,7 +36,6 @@ struct inst {
   const char **values;
   uint64_t *hashes;   /* series_group_hash of each by label and value */
   char *text;         /* the strings of values[] */
-  struct series_group_cache cache; /* group.cache */
   struct alert a;
   size_t heap_idx;    /* SIZE_MAX: not scheduled */
   int64_t wake;       /* when it is due: INT64_MAX, never */
@@ -73,6 +72,8 @@ struct rule {
   size_t nexpected;
   bool inhibited;
   uint64_t mark; /* the engine's arrival batch that last touched it */
+  uint32_t nfams; /* (measurement, field) pairs it reads, at most 4; 0:
+                     not counted yet */
   char *canonical;
   char hash[17];
   /* Instances, in creation order, and a table over their values. */

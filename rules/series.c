@@ -1127,8 +1127,11 @@ static const struct posting *group_posting(const struct series_store *st,
                                            const struct family *fam,
                                            const struct group *g, size_t i) {
   struct series_group_cache *c = g->cache;
+  if (c && c->nways == 0) {
+    c = NULL;
+  }
   if (c) {
-    for (size_t w = 0; w < SERIES_GROUP_CACHE_WAYS; w++) {
+    for (size_t w = 0; w < c->nways; w++) {
       if (c->way[w].fam == fam && c->way[w].gen == st->post_gen) {
         return c->way[w].post;
       }
@@ -1141,12 +1144,12 @@ static const struct posting *group_posting(const struct series_store *st,
                                g->values[i], strlen(g->values[i]));
   if (c) {
     size_t w = 0;
-    while (w < SERIES_GROUP_CACHE_WAYS && c->way[w].fam != fam) {
+    while (w < c->nways && c->way[w].fam != fam) {
       w++;
     }
-    if (w == SERIES_GROUP_CACHE_WAYS) {
+    if (w == c->nways) {
       w = c->next;
-      c->next = (c->next + 1) % SERIES_GROUP_CACHE_WAYS;
+      c->next = (c->next + 1) % c->nways;
     }
     c->way[w].fam = fam;
     c->way[w].post = p;

@@ -60,23 +60,29 @@ struct group {
    * once by whoever keeps the group so that selecting its series does not
    * hash its labels on every evaluation. */
   const uint64_t *hashes;
-  /* NULL, or zeroed memory that selection keeps for this group: where the
+  /* NULL, or memory that selection keeps for this group: where the
    * group's series of the last few families read are, so that evaluating
    * the same group again finds them without a lookup. Belongs to one
    * store. */
   struct series_group_cache *cache;
 };
 
-/* What selection remembers of a group (filled by series.c only). */
-#define SERIES_GROUP_CACHE_WAYS 4
+/* What selection remembers of a group. Its owner zeroes
+ * SERIES_GROUP_CACHE_SIZE(n) bytes and sets nways = n, one way per family
+ * the group's rule reads (fewer work too, with more lookups); series.c
+ * fills the ways. */
 struct series_group_cache {
+  uint32_t nways;
+  uint32_t next; /* the way to replace next */
   struct {
     const void *fam;  /* the family, NULL: unused way */
     const void *post; /* the group's list in it; NULL: it has none */
     uint64_t gen;     /* the store's index generation it was found in */
-  } way[SERIES_GROUP_CACHE_WAYS];
-  unsigned next; /* the way to replace next */
+  } way[];
 };
+#define SERIES_GROUP_CACHE_SIZE(n)       \
+  (sizeof(struct series_group_cache) +  \
+   (size_t)(n) * sizeof(((struct series_group_cache *)0)->way[0]))
 
 /* The hash of label key=value that struct group's hashes hold. */
 uint64_t series_group_hash(const char *key, const char *value);
