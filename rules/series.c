@@ -375,6 +375,24 @@ static void posting_free(struct series_store *st, struct posting *p) {
   free(p);
 }
 
+/* Makes room for one more in a list of n series of capacity *cap, doubling
+ * it (from first when empty); counted in the store's bytes. */
+static int list_reserve(struct series_store *st, struct series ***v, size_t n,
+                        size_t *cap, size_t first) {
+  if (n < *cap) {
+    return IOCD_OK;
+  }
+  size_t ncap = *cap ? *cap * 2 : first;
+  struct series **grown = realloc(*v, ncap * sizeof *grown);
+  if (!grown) {
+    return IOCD_ENOMEM;
+  }
+  st->st.bytes += (ncap - *cap) * sizeof *grown;
+  *v = grown;
+  *cap = ncap;
+  return IOCD_OK;
+}
+
 /* Finds or creates the posting of (fam, tag) with room for one more series.
  * A posting created here stays (empty) if a later step fails. */
 static int posting_reserve(struct series_store *st, const struct family *fam,
@@ -403,18 +421,7 @@ static int posting_reserve(struct series_store *st, const struct family *fam,
     st->post_gen++;
     st->st.bytes += sizeof *p + t->kn + t->vn + 2;
   }
-  if (p->n < p->cap) {
-    return IOCD_OK;
-  }
-  size_t cap = p->cap ? p->cap * 2 : 4;
-  struct series **v = realloc(p->v, cap * sizeof *v);
-  if (!v) {
-    return IOCD_ENOMEM;
-  }
-  st->st.bytes += (cap - p->cap) * sizeof *v;
-  p->v = v;
-  p->cap = cap;
-  return IOCD_OK;
+  return list_reserve(st, &p->v, p->n, &p->cap, 4);
 }
 
 /* Removes s from a list of series, keeping the order of the rest. */
@@ -569,25 +576,11 @@ static int series_get(struct series_store *st, struct family *fam,
   for (size_t i = 0; !rc && i < ts->ntags; i++) {
     rc = posting_reserve(st, fam, &ts->tags[i]);
   }
-  if (!rc && fam->n == fam->cap) {
-    size_t cap = fam->cap ? fam->cap * 2 : 16;
-    struct series **all = realloc(fam->all, cap * sizeof *all);
-    if (!all) {
-      return IOCD_ENOMEM;
-    }
-    st->st.bytes += (cap - fam->cap) * sizeof *all;
-    fam->all = all;
-    fam->cap = cap;
+  if (!rc) {
+    rc = list_reserve(st, &fam->all, fam->n, &fam->cap, 16);
   }
-  if (!rc && ts->nser == ts->capser) {
-    size_t cap = ts->capser * 2;
-    struct series **ser = realloc(ts->ser, cap * sizeof *ser);
-    if (!ser) {
-      return IOCD_ENOMEM;
-    }
-    st->st.bytes += (cap - ts->capser) * sizeof *ser;
-    ts->ser = ser;
-    ts->capser = cap;
+  if (!rc) {
+    rc = list_reserve(st, &ts->ser, ts->nser, &ts->capser, 1);
   }
   if (rc) {
     return rc;
