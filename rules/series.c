@@ -648,6 +648,14 @@ static struct sample *ring_slot(struct ring *r, size_t i) {
 
 size_t series__upper(const struct ring *r, int64_t t) {
   size_t lo = 0, hi = r->n;
+  /* The ends first: a window's end is usually at or after the newest
+   * sample, and its start before the oldest one held. */
+  if (hi == 0 || ring_at(r, hi - 1)->ts <= t) {
+    return hi;
+  }
+  if (ring_at(r, 0)->ts > t) {
+    return 0;
+  }
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
     if (ring_at(r, mid)->ts <= t) {
