@@ -1664,7 +1664,7 @@ static void evaluate(struct engine *e, struct inst *in, int64_t now,
  * r's by labels), through what the engine keeps with s's labels. */
 static struct inst *instance_of(struct engine *e, struct rule *r,
                                 const struct series *s) {
-  struct known **slot = (struct known **)series_user(s);
+  void **slot = series_user(s);
   struct known *k = *slot;
   if (k && k->gen == e->known_gen) {
     for (uint32_t i = 0; i < k->n; i++) {

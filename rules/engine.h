@@ -237,7 +237,8 @@ struct engine_stats {
   uint64_t evals_on_sample; /* ... on arrival */
   uint64_t evals_on_tick;   /* ... by engine_tick and engine_eval_all */
   uint64_t events;          /* events delivered */
-  uint64_t instances_refused; /* new groups refused at max_instances */
+  uint64_t instances_refused; /* new groups refused at max_instances,
+                                 once per point and rule */
   size_t bytes;             /* memory of rules and instances (not the store) */
 };
 
