@@ -22,6 +22,7 @@
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/clock.h"
+#include "ingest/ingest.h"
 #include "rules/calendar.h"
 #include "rules/engine.h"
 
@@ -94,51 +95,10 @@ static char *xstrdup(const char *s) {
 
 /* Times. */
 
-static bool digits(const char *s, size_t n, int *out) {
-  int x = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (s[i] < '0' || s[i] > '9') {
-      return false;
-    }
-    x = x * 10 + (s[i] - '0');
-  }
-  *out = x;
-  return true;
-}
-
-/* RFC 3339 with seconds: 2021-03-01T08:00:00+07:00 or ...Z. */
+/* RFC 3339 with an offset: 2021-03-01T08:00:00+07:00 or ...Z. */
 static bool parse_rfc3339(const char *s, int64_t *ns) {
-  int y, mo, d, h, mi, sec;
-  size_t n = strlen(s);
-  if (n < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != ' ') ||
-      s[13] != ':' || s[16] != ':' || !digits(s, 4, &y) ||
-      !digits(s + 5, 2, &mo) || !digits(s + 8, 2, &d) ||
-      !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) ||
-      !digits(s + 17, 2, &sec) || mo < 1 || mo > 12 || d < 1 || d > 31 ||
-      h > 23 || mi > 59 || sec > 59) {
-    return false;
-  }
-  const char *z = s + 19;
-  int64_t off = 0;
-  if (strcmp(z, "Z") == 0) {
-    off = 0;
-  } else {
-    int oh, om;
-    if (strlen(z) != 6 || (z[0] != '+' && z[0] != '-') || z[3] != ':' ||
-        !digits(z + 1, 2, &oh) || !digits(z + 4, 2, &om)) {
-      return false;
-    }
-    off = (z[0] == '-' ? -1 : 1) * (oh * 3600 + om * 60);
-  }
-  int64_t days = calendar_day_from_ymd(y, mo, d);
-  int yy, mm, dd;
-  calendar_ymd_from_day((cal_day)days, &yy, &mm, &dd);
-  if (yy != y || mm != mo || dd != d) {
-    return false;
-  }
-  int64_t t = days * 86400 + h * 3600 + mi * 60 + sec - off;
-  *ns = t * NS_PER_SEC;
-  return true;
+  const char *why;
+  return ingest_time_rfc3339(s, strlen(s), ns, &why) == IOCD_OK;
 }
 
 /* A duration with units from the largest: "1d2h30m", "90s", "500ms". */

@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "config/config_int.h"
 #include "core/container.h"
+#include "rules/calendar.h"
 #include "rules/engine.h"
 #include "rules/expr.h"
 
@@ -141,17 +142,7 @@ static void get_kv_map(struct cw *c, struct cw_val v, const char *expected,
 
 /* Dates and times. */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
- * days_from_civil). */
-static int32_t days_from_civil(int y, int m, int d) {
-  y -= m <= 2;
-  int era = (y >= 0 ? y : y - 399) / 400;
-  int yoe = y - era * 400;
-  int doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return (int32_t)(era * 146097 + doe - 719468);
-}
-
+/* Reads exactly n digits at s into *out. */
 static bool digits(const char *s, size_t n, int *out) {
   int x = 0;
   for (size_t i = 0; i < n; i++) {
@@ -165,35 +156,18 @@ static bool digits(const char *s, size_t n, int *out) {
 }
 
 int config__parse_date(const char *s, size_t n, int32_t *days) {
-  static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  int y, m, d;
-  if (n != 10 || s[4] != '-' || s[7] != '-' || !digits(s, 4, &y) ||
-      !digits(s + 5, 2, &m) || !digits(s + 8, 2, &d)) {
+  cal_day day;
+  if (!calendar_parse_ymd(s, n, &day)) {
     return IOCD_EPARSE;
   }
-  if (y < 1970 || m < 1 || m > 12 || d < 1) {
-    return IOCD_EPARSE;
-  }
-  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-  if (d > mdays[m - 1] + (m == 2 && leap)) {
-    return IOCD_EPARSE;
-  }
-  *days = days_from_civil(y, m, d);
+  *days = (int32_t)day;
   return IOCD_OK;
 }
 
 void config__format_date(int32_t days, char *out, size_t n) {
-  /* civil_from_days, the inverse of days_from_civil. */
-  int z = days + 719468;
-  int era = (z >= 0 ? z : z - 146096) / 146097;
-  int doe = z - era * 146097;
-  int yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  int y = yoe + era * 400;
-  int doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  int mp = (5 * doy + 2) / 153;
-  int d = doy - (153 * mp + 2) / 5 + 1;
-  int m = mp + (mp < 10 ? 3 : -9);
-  snprintf(out, n, "%04d-%02d-%02d", y + (m <= 2), m, d);
+  int y, m, d;
+  calendar_ymd_from_day((cal_day)days, &y, &m, &d);
+  snprintf(out, n, "%04d-%02d-%02d", y, m, d);
 }
 
 /* Zones without daylight saving time (tzdata 2024), by UTC offset. A zone

@@ -179,12 +179,7 @@ const char *ingest__json_type_name(const struct cJSON *item);
 
 /* ---- timestamps (timestamp.c) ----------------------------------------- */
 
-/* Parses an RFC 3339 timestamp with a mandatory offset (Z or +hh:mm),
- * fractional seconds up to nanoseconds. Returns IOCD_OK, IOCD_EPARSE or
- * IOCD_ERANGE (outside what int64 nanoseconds hold); *why names the
- * problem on failure. */
-int ingest__time_rfc3339(const char *s, size_t n, int64_t *out_ns,
-                         const char **why);
+/* ingest_time_rfc3339 (ingest.h) parses RFC 3339 strings. */
 
 /* Converts an epoch number given as decimal text (a JSON number token) in
  * unit (TIME_S, TIME_MS, TIME_US or TIME_NS) to nanoseconds, exactly.

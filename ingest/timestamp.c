@@ -74,7 +74,7 @@ static bool expect(const char *s, size_t len, size_t *i, char c) {
   return false;
 }
 
-int ingest__time_rfc3339(const char *s, size_t len, int64_t *out_ns,
+int ingest_time_rfc3339(const char *s, size_t len, int64_t *out_ns,
                          const char **why) {
   size_t i = 0;
   unsigned y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;

@@ -560,8 +560,7 @@ static int days_in_month(int y, int m) {
   return m == 2 && leap ? 29 : dm[m - 1];
 }
 
-/* "YYYY-MM-DD" in s[0..n). */
-static bool parse_ymd(const char *s, size_t n, cal_day *day) {
+bool calendar_parse_ymd(const char *s, size_t n, cal_day *day) {
   int y, m, d;
   if (n != 10 || s[4] != '-' || s[7] != '-' || !digits(s, 4, &y) ||
       !digits(s + 5, 2, &m) || !digits(s + 8, 2, &d)) {
@@ -575,7 +574,7 @@ static bool parse_ymd(const char *s, size_t n, cal_day *day) {
 }
 
 int calendar_parse_date(const char *s, cal_day *day, struct iocd_err *err) {
-  if (!s || !parse_ymd(s, strlen(s), day)) {
+  if (!s || !calendar_parse_ymd(s, strlen(s), day)) {
     return iocd_err_set(err, IOCD_EPARSE, "\"%s\" is not a date (YYYY-MM-DD)",
                         s ? s : "");
   }
@@ -594,8 +593,8 @@ int calendar_parse_dates(const char *s, struct cal_dates *out,
     return rc;
   }
   struct cal_dates r;
-  if (!parse_ymd(s, (size_t)(dots - s), &r.first) ||
-      !parse_ymd(dots + 2, strlen(dots + 2), &r.last)) {
+  if (!calendar_parse_ymd(s, (size_t)(dots - s), &r.first) ||
+      !calendar_parse_ymd(dots + 2, strlen(dots + 2), &r.last)) {
     return iocd_err_set(err, IOCD_EPARSE,
                         "\"%s\" is not a date or a range of dates "
                         "(YYYY-MM-DD or YYYY-MM-DD..YYYY-MM-DD)",

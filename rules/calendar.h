@@ -154,6 +154,10 @@ int64_t calendar_span_bound(const struct calendar *c, int64_t d_ns);
  * date (YYYY-MM-DD)". */
 int calendar_parse_date(const char *s, cal_day *day, struct iocd_err *err);
 
+/* "YYYY-MM-DD" (a real date, 1970 or later) in s[0..n) to *day; false when
+ * it is not one. */
+bool calendar_parse_ymd(const char *s, size_t n, cal_day *day);
+
 /* Parses "YYYY-MM-DD" or "YYYY-MM-DD..YYYY-MM-DD" (inclusive, the first not
  * after the last). Returns IOCD_OK or IOCD_EPARSE with err set. */
 int calendar_parse_dates(const char *s, struct cal_dates *out,
