@@ -185,6 +185,21 @@ static cJSON *json_str(const char *s) {
   return s ? cJSON_CreateString(s) : cJSON_CreateNull();
 }
 
+/* An array of n strings; [] for none (cJSON_CreateStringArray answers NULL
+ * for a count of 0, which would read as out of memory). */
+static cJSON *json_strings(char *const *v, size_t n) {
+  cJSON *a = cJSON_CreateArray();
+  for (size_t i = 0; a && i < n; i++) {
+    cJSON *s = cJSON_CreateString(v[i]);
+    if (!s || !cJSON_AddItemToArray(a, s)) {
+      cJSON_Delete(s);
+      cJSON_Delete(a);
+      a = NULL;
+    }
+  }
+  return a;
+}
+
 static bool add_rule(cJSON *list, const struct engine *e,
                      const struct config_rule *r, const size_t counts[4]) {
   cJSON *o = cJSON_CreateObject();
@@ -209,8 +224,7 @@ static bool add_rule(cJSON *list, const struct engine *e,
   }
   ok =
       ok &&
-      put(o, "by",
-          cJSON_CreateStringArray((const char *const *)r->by, (int)r->nby)) &&
+      put(o, "by", json_strings(r->by, r->nby)) &&
       put(o, "severity",
           r->nlevels ? cJSON_CreateNull()
                      : cJSON_CreateString(config_severity_name(r->severity))) &&
