@@ -7,12 +7,15 @@
 #include "api/api.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/container.h"
@@ -192,14 +195,62 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss,
   return IOCD_OK;
 }
 
+/* libmicrohttpd's own messages (a client that broke the protocol, a
+ * resource it ran out of) go to iocd's log rather than to raw stderr. */
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+  (void)cls;
+  char msg[512];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  size_t n = strlen(msg);
+  while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) {
+    msg[--n] = '\0';
+  }
+  log_write(LOG_WARN, "api", "%s", msg);
+}
+
+/* The listening socket is bound here rather than by libmicrohttpd, so that
+ * a failure names the address and the system's reason ("Address already in
+ * use") instead of libmicrohttpd's "Failed to bind to port 0". Returns the
+ * socket, or -1 with err set. */
+static int listen_on(const struct sockaddr_storage *ss, const char *where,
+                     struct iocd_err *err) {
+  socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                            : sizeof(struct sockaddr_in);
+  int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                  0);
+  if (fd < 0) {
+    iocd_err_set(err, IOCD_EIO, "api.listen: cannot listen on %s: %s",
+                 where, strerror(errno));
+    return -1;
+  }
+  int on = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  if (ss->ss_family == AF_INET6) {
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+  }
+  if (bind(fd, (const struct sockaddr *)ss, len) != 0 ||
+      listen(fd, 64) != 0) {
+    iocd_err_set(err, IOCD_EIO, "api.listen: cannot listen on %s: %s",
+                 where, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 struct api *api_new(uv_loop_t *loop, const char *listen, struct stats *stats,
                     api_ready_fn *ready, void *ud, struct iocd_err *err) {
   struct sockaddr_storage ss;
   if (parse_listen(listen, &ss, err)) {
     return NULL;
   }
+  int fd = listen_on(&ss, listen, err);
+  if (fd < 0) {
+    return NULL;
+  }
   struct api *a = calloc(1, sizeof *a);
   if (!a) {
+    close(fd);
     iocd_err_set(err, IOCD_ENOMEM, "out of memory");
     return NULL;
   }
@@ -211,12 +262,15 @@ struct api *api_new(uv_loop_t *loop, const char *listen, struct stats *stats,
   if (ss.ss_family == AF_INET6) {
     flags |= MHD_USE_IPv6;
   }
+  /* MHD_stop_daemon closes fd from here on. */
   a->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, a,
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                            MHD_OPTION_LISTEN_SOCKET, fd,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                             MHD_OPTION_CONNECTION_TIMEOUT, 10u,
                             MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_END);
   if (!a->mhd) {
-    iocd_err_set(err, IOCD_EIO, "api.listen: cannot listen on %s", listen);
+    iocd_err_set(err, IOCD_EIO, "api.listen: cannot serve on %s", listen);
+    close(fd);
     free(a);
     return NULL;
   }

@@ -964,14 +964,13 @@ int service_run(struct config *cfg) {
   if (rc) {
     log_error("service", "cannot start the MQTT client: %s",
               iocd_strerror(rc));
-  }
-  log_info("service", "iocd %s started: %zu subscriptions, broker %s:%d, "
-           "outputs:%s%s", IOCD_VERSION, cfg->nsubs, cfg->mqtt.host,
-           cfg->mqtt.port, cfg->influx.enabled ? " influxdb" : "",
-           cfg->file.enabled ? " file" : "");
-  if (rc) {
     begin_stop(&svc, "start failure");
     svc.exit_code = 1;
+  } else if (!svc.exit_code) {
+    log_info("service", "iocd %s started: %zu subscriptions, broker %s:%d, "
+             "outputs:%s%s", IOCD_VERSION, cfg->nsubs, cfg->mqtt.host,
+             cfg->mqtt.port, cfg->influx.enabled ? " influxdb" : "",
+             cfg->file.enabled ? " file" : "");
   }
 
   uv_run(&svc.loop, UV_RUN_DEFAULT);
