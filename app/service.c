@@ -23,6 +23,7 @@
 #include "core/buf.h"
 #include "core/container.h"
 #include "core/clock.h"
+#include "core/file.h"
 #include "core/log.h"
 #include "core/stats.h"
 #include "ingest/ingest.h"
@@ -250,80 +251,29 @@ static void on_alert_event(void *ud, const struct alert_event *ev) {
   }
 }
 
-/* Creates dir and its missing parents (mode 0755). */
-static int make_dirs(const char *dir) {
-  char p[4096];
-  size_t n = strlen(dir);
-  if (n == 0 || n >= sizeof p) {
-    return IOCD_EINVAL;
-  }
-  memcpy(p, dir, n + 1);
-  for (size_t i = 1; i <= n; i++) {
-    if (p[i] != '/' && p[i] != '\0') {
-      continue;
-    }
-    char saved = p[i];
-    p[i] = '\0';
-    if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-      return IOCD_EIO;
-    }
-    p[i] = saved;
-  }
-  return IOCD_OK;
-}
 
-/* Writes the state file atomically: a temporary file, fsync, rename. */
+/* Writes the state file atomically and durably (core/file.h). */
 static int save_state(struct service *svc) {
   struct buf b;
   buf_init(&b, 256u << 20);
-  char path[4096], tmp[4200];
+  char path[4096];
   snprintf(path, sizeof path, "%s/rules-state.json", svc->cfg->data_dir);
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
   int rc = engine_state_save(svc->engine, &b);
-  int fd = -1;
   if (rc) {
+    log_error("rules", "cannot save the alert state: %s", iocd_strerror(rc));
     goto out;
   }
-  if (make_dirs(svc->cfg->data_dir)) {
+  int e = file_mkdirs(svc->cfg->data_dir);
+  if (e) {
     log_error("rules", "cannot create %s: %s", svc->cfg->data_dir,
-              strerror(errno));
+              strerror(e));
   }
-  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
+  e = file_write_atomic(path, b.data ? b.data : "", b.len, true);
+  if (e) {
     rc = IOCD_EIO;
-    log_error("rules", "cannot write %s: %s", tmp, strerror(errno));
-    goto out;
-  }
-  size_t off = 0;
-  while (off < b.len) {
-    ssize_t w = write(fd, b.data + off, b.len - off);
-    if (w < 0 && errno == EINTR) {
-      continue;
-    }
-    if (w < 0) {
-      rc = IOCD_EIO;
-      log_error("rules", "cannot write %s: %s", tmp, strerror(errno));
-      goto out;
-    }
-    off += (size_t)w;
-  }
-  if (fsync(fd) != 0) {
-    rc = IOCD_EIO;
-    log_error("rules", "cannot sync %s: %s", tmp, strerror(errno));
-    goto out;
-  }
-  close(fd);
-  fd = -1;
-  if (rename(tmp, path) != 0) {
-    rc = IOCD_EIO;
-    log_error("rules", "cannot rename %s to %s: %s", tmp, path,
-              strerror(errno));
+    log_error("rules", "cannot write %s: %s", path, strerror(e));
   }
 out:
-  if (fd >= 0) {
-    close(fd);
-    unlink(tmp);
-  }
   buf_cleanup(&b);
   stat_inc(rc ? svc->st_state_save_failures : svc->st_state_saves);
   if (!rc) {

@@ -27,6 +27,7 @@
 
 #include "core/clock.h"
 #include "core/container.h"
+#include "core/file.h"
 #include "core/log.h"
 #include "store/journal_int.h"
 
@@ -425,71 +426,15 @@ static char *ckpt_path(const struct journal *j, const struct jreader *r) {
   return path_join(j->dir, file);
 }
 
-/* ---- Small file helpers (also run on the thread pool) ------------------- */
+/* ---- Checkpoint files (also written on the thread pool) ---------------- */
 
-static int sync_dir(const char *dir) {
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) {
-    return errno;
-  }
-  int rc = fsync(fd) == 0 ? 0 : errno;
-  close(fd);
-  return rc;
-}
-
-static int write_all(int fd, const char *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return errno;
-    }
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
-/* Writes "SEQ\n" to path through path.tmp and a rename, so that a reader
- * sees the old or the new checkpoint, never half of one. Returns 0 or an
- * errno value. */
-static int write_checkpoint(const char *dir, const char *path, uint64_t seq,
-                            bool sync) {
-  size_t n = strlen(path);
-  char *tmp = malloc(n + 5);
-  if (!tmp) {
-    return ENOMEM;
-  }
-  memcpy(tmp, path, n);
-  memcpy(tmp + n, ".tmp", 5);
-  int rc = 0;
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    rc = errno;
-    goto out;
-  }
+/* Writes "SEQ\n" to path atomically (core/file.h), so that a reader sees
+ * the old or the new checkpoint, never half of one, and with sync the new
+ * one survives a power loss. Returns 0 or an errno value. */
+static int write_checkpoint(const char *path, uint64_t seq, bool sync) {
   char text[32];
   int len = snprintf(text, sizeof text, "%" PRIu64 "\n", seq);
-  rc = write_all(fd, text, (size_t)len);
-  if (!rc && sync && fsync(fd) != 0) {
-    rc = errno;
-  }
-  if (close(fd) != 0 && !rc) {
-    rc = errno;
-  }
-  if (!rc && rename(tmp, path) != 0) {
-    rc = errno;
-  }
-  if (rc) {
-    unlink(tmp);
-  } else if (sync) {
-    rc = sync_dir(dir);
-  }
-out:
-  free(tmp);
-  return rc;
+  return file_write_atomic(path, text, (size_t)len, sync);
 }
 
 /* Reads a checkpoint file. Returns 1 with *seq, 0 when there is none, -1
@@ -959,7 +904,7 @@ static int flush(struct journal *j) {
         return IOCD_EIO;
       }
       if (j->st.fsync == JOURNAL_FSYNC_ALWAYS) {
-        (void)sync_dir(j->dir);
+        (void)file_sync_dir(j->dir);
       } else if (j->st.fsync == JOURNAL_FSYNC_INTERVAL) {
         j->dir_dirty = true;
       }
@@ -1183,14 +1128,14 @@ static void job_work(uv_work_t *w) {
     close(job->fds[i]);
   }
   if (job->sync_dir) {
-    int rc = sync_dir(job->dir);
+    int rc = file_sync_dir(job->dir);
     if (rc && !job->sync_err) {
       job->sync_err = rc;
     }
   }
   for (size_t i = 0; i < job->nck; i++) {
     job->ck[i].err =
-        write_checkpoint(job->dir, job->ck[i].path, job->ck[i].seq, job->sync);
+        write_checkpoint(job->ck[i].path, job->ck[i].seq, job->sync);
   }
 }
 
@@ -1202,7 +1147,7 @@ static void job_done(uv_work_t *w, int status) {
     /* The journal closed meanwhile: its last checkpoints go after ours,
      * so that an older one cannot replace them. */
     for (size_t i = 0; i < job->nfin; i++) {
-      int rc = write_checkpoint(job->dir, job->fin[i].path, job->fin[i].seq,
+      int rc = write_checkpoint(job->fin[i].path, job->fin[i].seq,
                                 job->sync);
       if (rc) {
         log_error("journal", "writing %s failed: %s", job->fin[i].path,
@@ -2013,7 +1958,7 @@ static void journal_free(struct queue *q) {
     close(j->retired[i]);
   }
   if (sync && j->dir_dirty) {
-    (void)sync_dir(j->dir);
+    (void)file_sync_dir(j->dir);
   }
   for (unsigned i = 0; i < j->nreaders; i++) {
     struct jreader *r = &j->rd[i];
@@ -2025,7 +1970,7 @@ static void journal_free(struct queue *q) {
       j->job->fin[j->job->nfin++] = (struct jckpt){path, r->conf, i, 0};
       continue;
     }
-    int rc = write_checkpoint(j->dir, path, r->conf, sync);
+    int rc = write_checkpoint(path, r->conf, sync);
     if (rc) {
       log_error("journal", "writing %s failed: %s", path, strerror(rc));
     }
@@ -2086,34 +2031,12 @@ static const struct queue_ops journal_ops = {
 /* ---- Opening ------------------------------------------------------------- */
 
 static int mkdir_p(const char *dir, struct iocd_err *err) {
-  char *p = strdup(dir);
-  if (!p) {
-    return iocd_err_set(err, IOCD_ENOMEM, "journal: out of memory");
+  int e = file_mkdirs(dir);
+  if (e) {
+    return iocd_err_set(err, IOCD_EIO, "journal: cannot create %s: %s", dir,
+                        strerror(e));
   }
-  int rc = IOCD_OK;
-  for (char *s = p + 1;; s++) {
-    if (*s == '/' || *s == '\0') {
-      char c = *s;
-      *s = '\0';
-      if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-        rc = iocd_err_set(err, IOCD_EIO, "journal: cannot create %s: %s", p,
-                          strerror(errno));
-        break;
-      }
-      *s = c;
-      if (c == '\0') {
-        break;
-      }
-    }
-  }
-  free(p);
-  if (!rc) {
-    struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-      rc = iocd_err_set(err, IOCD_EIO, "journal: %s is not a directory", dir);
-    }
-  }
-  return rc;
+  return IOCD_OK;
 }
 
 static int take_lock(struct journal *j, struct iocd_err *err) {
@@ -2533,7 +2456,7 @@ struct queue *store__journal_open(uv_loop_t *loop,
   for (unsigned i = 0; i < nreaders; i++) {
     struct jreader *r = &j->rd[i];
     char *path = ckpt_path(j, r);
-    int rc = path ? write_checkpoint(j->dir, path, r->conf, sync) : ENOMEM;
+    int rc = path ? write_checkpoint(path, r->conf, sync) : ENOMEM;
     if (rc) {
       iocd_err_set(err, IOCD_EIO, "journal: cannot write %s: %s",
                    path ? path : "a checkpoint", strerror(rc));

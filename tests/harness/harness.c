@@ -833,6 +833,12 @@ const char *h_iocd_bin(void) {
 }
 
 int h_iocd_start(struct h_iocd *p, const char *dir, const char *config_text) {
+  static const char *const none[] = {NULL};
+  return h_iocd_start_via(p, dir, config_text, none);
+}
+
+int h_iocd_start_via(struct h_iocd *p, const char *dir,
+                     const char *config_text, const char *const *wrapper) {
   memset(p, 0, sizeof *p);
   int k1 = snprintf(p->config, sizeof p->config, "%s/iocd.jsonc", dir);
   int k2 = snprintf(p->log, sizeof p->log, "%s/iocd.log", dir);
@@ -846,7 +852,16 @@ int h_iocd_start(struct h_iocd *p, const char *dir, const char *config_text) {
   }
   char bin[1024];
   snprintf(bin, sizeof bin, "%s", h_iocd_bin());
-  char *argv[] = {bin, "-c", p->config, NULL};
+  char *argv[64];
+  size_t n = 0;
+  while (wrapper[n] && n < 60) {
+    argv[n] = (char *)wrapper[n];
+    n++;
+  }
+  argv[n++] = bin;
+  argv[n++] = "-c";
+  argv[n++] = p->config;
+  argv[n] = NULL;
   p->pid = spawn(argv, p->log);
   if (p->pid < 0) {
     p->pid = 0;

@@ -101,6 +101,11 @@ struct h_iocd {
 /* Writes the config text to DIR/iocd.jsonc and starts the iocd binary on it,
  * with stderr to DIR/iocd.log. Does not wait for readiness. */
 int h_iocd_start(struct h_iocd *p, const char *dir, const char *config_text);
+/* As h_iocd_start, with iocd run by a wrapper command: wrapper is a
+ * NULL-terminated argv (e.g. strace and its options) to which the iocd
+ * binary, "-c" and the config path are appended. p->pid is the wrapper's. */
+int h_iocd_start_via(struct h_iocd *p, const char *dir,
+                     const char *config_text, const char *const *wrapper);
 /* Sends sig and waits up to timeout_ms; returns the exit status (or 128+sig
  * when killed by a signal), or -1 on timeout (then SIGKILLs). */
 int h_iocd_stop(struct h_iocd *p, int sig, int timeout_ms);

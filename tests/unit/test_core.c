@@ -4,13 +4,17 @@
  * rate limiter and the error helpers.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/file.h"
 #include "core/log.h"
 #include "core/stats.h"
 #include "core/utf8.h"
@@ -447,4 +451,74 @@ Test(err, prefix_prepends_where) {
   iocd_err_prefix(&e, "%s", long_text);
   cr_assert_eq(strlen(e.msg), IOCD_ERR_SIZE - 1);
   cr_assert_eq(e.msg[0], 'p');
+}
+
+/* A fresh directory under /tmp for one test. */
+static void temp_dir(char *out, size_t n) {
+  snprintf(out, n, "/tmp/iocd-core-XXXXXX");
+  cr_assert_not_null(mkdtemp(out));
+}
+
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    return NULL;
+  }
+  static char text[256];
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  text[n] = '\0';
+  fclose(f);
+  return text;
+}
+
+Test(file, write_atomic_replaces_the_content_and_leaves_no_temporary) {
+  char dir[64], path[128], tmp[160];
+  temp_dir(dir, sizeof dir);
+  snprintf(path, sizeof path, "%s/state.json", dir);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  cr_assert_eq(file_write_atomic(path, "old\n", 4, true), 0);
+  cr_assert_eq(file_write_atomic(path, "new\n", 4, true), 0);
+  cr_expect_str_eq(slurp(path), "new\n");
+  cr_expect_neq(access(tmp, F_OK), 0, "the temporary file was left behind");
+  unlink(path);
+  rmdir(dir);
+}
+
+Test(file, a_failed_write_leaves_the_old_content) {
+  char dir[64], path[128];
+  temp_dir(dir, sizeof dir);
+  snprintf(path, sizeof path, "%s/state.json", dir);
+  cr_assert_eq(file_write_atomic(path, "old\n", 4, false), 0);
+  /* The temporary file cannot be created where a directory stands. */
+  char tmp[160];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  cr_assert_eq(mkdir(tmp, 0755), 0);
+  cr_expect_eq(file_write_atomic(path, "new\n", 4, true), EISDIR);
+  cr_expect_str_eq(slurp(path), "old\n");
+  rmdir(tmp);
+  unlink(path);
+  rmdir(dir);
+}
+
+Test(file, mkdirs_creates_parents_and_refuses_a_file_in_the_way) {
+  char dir[64], deep[160], file[160];
+  temp_dir(dir, sizeof dir);
+  snprintf(deep, sizeof deep, "%s/a/b/c", dir);
+  cr_expect_eq(file_mkdirs(deep), 0);
+  struct stat sb;
+  cr_expect(stat(deep, &sb) == 0 && S_ISDIR(sb.st_mode));
+  cr_expect_eq(file_mkdirs(deep), 0, "an existing directory is not an error");
+  snprintf(file, sizeof file, "%s/f", dir);
+  cr_assert_eq(file_write_atomic(file, "x", 1, false), 0);
+  cr_expect_eq(file_mkdirs(file), ENOTDIR);
+  char below[200];
+  snprintf(below, sizeof below, "%s/g", file);
+  cr_expect_eq(file_mkdirs(below), ENOTDIR);
+  unlink(file);
+  rmdir(deep);
+  snprintf(deep, sizeof deep, "%s/a/b", dir);
+  rmdir(deep);
+  snprintf(deep, sizeof deep, "%s/a", dir);
+  rmdir(deep);
+  rmdir(dir);
 }

@@ -1,0 +1,37 @@
+/*
+ * Files that must survive a crash or a power loss: a directory created
+ * with its parents, a file replaced atomically and durably, a directory's
+ * entries made durable. Each call is a plain blocking system call sequence,
+ * safe on any thread (the journal calls them from libuv's thread pool), and
+ * returns 0 or an errno value for the caller to put into its own message.
+ */
+#ifndef IOCD_CORE_FILE_H
+#define IOCD_CORE_FILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Creates dir and its missing parents with mode 0755. Returns 0 when dir
+ * exists as a directory afterwards, ENOTDIR when something else is there,
+ * or the errno of the mkdir that failed. */
+int file_mkdirs(const char *dir);
+
+/* Makes the entries of dir (files created, renamed or removed in it)
+ * durable: open it and fsync it. Returns 0 or an errno value. */
+int file_sync_dir(const char *dir);
+
+/* Writes all n bytes of p to fd, retrying after EINTR and short writes.
+ * Returns 0 or an errno value. */
+int file_write_all(int fd, const void *p, size_t n);
+
+/* Replaces path with the n bytes of data so that a reader, or the file
+ * after a crash, is the old content or the new one, never a mix: the bytes
+ * go to "path.tmp", which is fsynced, closed and renamed over path, and
+ * then path's directory is fsynced so that the rename itself survives a
+ * power loss. With sync false both fsyncs are skipped (atomic, not
+ * durable). On failure the temporary file is removed and path is left as
+ * it was. Returns 0 or an errno value. */
+int file_write_atomic(const char *path, const void *data, size_t n,
+                      bool sync);
+
+#endif

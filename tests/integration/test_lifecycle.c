@@ -1,0 +1,132 @@
+/*
+ * Starting iocd as an administrator does: what the log says when a part
+ * cannot start. A start that failed names the address and the system's
+ * reason, and never claims that iocd started. What iocd leaves on disk
+ * at a stop survives a power loss.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tests/harness/harness.h"
+
+/* A socket listening on 127.0.0.1:port, as another program would hold it. */
+static int hold_port(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  cr_assert(fd >= 0);
+  struct sockaddr_in sa = {0};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  cr_assert_eq(listen(fd, 4), 0);
+  return fd;
+}
+
+Test(lifecycle, a_busy_api_port_is_named_and_nothing_is_called_started) {
+  char dir[256];
+  cr_assert_eq(h_tmpdir(dir, sizeof dir), 0);
+  int api_port = h_free_port();
+  int fd = hold_port(api_port);
+  char cfg[1024];
+  snprintf(cfg, sizeof cfg,
+           "{\"data_dir\": \"%s/var\", \"file\": {\"path\": \"%s/out.lp\"},\n"
+           " \"mqtt\": {\"port\": %d},\n"
+           " \"subscriptions\": [{\"topic\": \"t/{district}\"}],\n"
+           " \"api\": {\"listen\": \"127.0.0.1:%d\"}}\n",
+           dir, dir, h_free_port(), api_port);
+  struct h_iocd p;
+  cr_assert_eq(h_iocd_start(&p, dir, cfg), 0);
+  int status = h_iocd_stop(&p, 0, 10000);
+  close(fd);
+  cr_expect_eq(status, 1, "exit status %d", status);
+  char want[128];
+  snprintf(want, sizeof want,
+           "cannot listen on 127.0.0.1:%d: Address already in use", api_port);
+  cr_expect(h_iocd_log_contains(&p, want), "the log does not say \"%s\"",
+            want);
+  cr_expect(!h_iocd_log_contains(&p, "port 0"),
+            "the log names port 0, not the configured port");
+  cr_expect(!h_iocd_log_contains(&p, " started"),
+            "the log says iocd started although it did not");
+  h_rmtree(dir);
+}
+
+/* The number after "= " at the end of a traced system call, or -1. */
+static long result_of(const char *line) {
+  const char *paren = strrchr(line, ')');
+  const char *eq = paren ? strstr(paren, "= ") : NULL;
+  return eq ? strtol(eq + 2, NULL, 10) : -1;
+}
+
+Test(lifecycle, the_alert_state_file_is_renamed_and_its_directory_synced) {
+  if (access("/usr/bin/strace", X_OK) != 0) {
+    cr_skip_test("strace is not installed (scripts/deps installs it)");
+  }
+  char dir[256];
+  cr_assert_eq(h_tmpdir(dir, sizeof dir), 0);
+  char cfg[1024];
+  snprintf(cfg, sizeof cfg,
+           "{\"data_dir\": \"%s/var\", \"file\": {\"path\": \"%s/out.lp\"},\n"
+           " \"mqtt\": {\"port\": %d}, \"api\": {\"enabled\": false},\n"
+           " \"subscriptions\": [{\"topic\": \"t/{district}\"}],\n"
+           " \"rules\": [{\"name\": \"x\", \"expr\": \"t.value > 5\"}]}\n",
+           dir, dir, h_free_port());
+  char trace[512], pidfile[512];
+  snprintf(trace, sizeof trace, "%s/trace", dir);
+  snprintf(pidfile, sizeof pidfile, "%s/pid", dir);
+  /* sh records its pid and becomes iocd, so the test signals iocd itself
+   * rather than strace. */
+  char script[600];
+  snprintf(script, sizeof script, "echo $$ > '%s'; exec \"$@\"", pidfile);
+  const char *const wrapper[] = {
+      "/usr/bin/strace", "-f", "-qq", "-o", trace, "-e",
+      "trace=openat,fsync,rename,renameat,renameat2", "/bin/sh", "-c", script,
+      "sh", NULL};
+  struct h_iocd p;
+  cr_assert_eq(h_iocd_start_via(&p, dir, cfg, wrapper), 0);
+  cr_assert_eq(h_iocd_wait_log(&p, "rules loaded", 20000), 0);
+  FILE *f = fopen(pidfile, "r");
+  cr_assert_not_null(f);
+  long pid = 0;
+  cr_assert_eq(fscanf(f, "%ld", &pid), 1);
+  fclose(f);
+  kill((pid_t)pid, SIGTERM);
+  cr_assert_eq(h_iocd_stop(&p, 0, 20000), 0);
+
+  /* After the rename of rules-state.json.tmp, data_dir is opened as a
+   * directory and that descriptor is fsynced. */
+  char var[300];
+  snprintf(var, sizeof var, "\"%s/var\"", dir);
+  f = fopen(trace, "r");
+  cr_assert_not_null(f);
+  char line[2048];
+  bool renamed = false, synced = false;
+  long dirfd = -1;
+  while (fgets(line, sizeof line, f) && !synced) {
+    if (strstr(line, "rename") && strstr(line, "rules-state.json.tmp")) {
+      renamed = result_of(line) == 0;
+      dirfd = -1;
+    } else if (renamed && strstr(line, "openat(") && strstr(line, var) &&
+               strstr(line, "O_DIRECTORY")) {
+      dirfd = result_of(line);
+    } else if (renamed && dirfd >= 0 && strstr(line, "fsync(")) {
+      synced = strtol(strstr(line, "fsync(") + 6, NULL, 10) == dirfd &&
+               result_of(line) == 0;
+    }
+  }
+  fclose(f);
+  cr_expect(renamed, "rules-state.json.tmp was never renamed (see %s)",
+            trace);
+  cr_expect(synced, "%s was not fsynced after the rename (see %s)", var,
+            trace);
+  if (renamed && synced) {
+    h_rmtree(dir);
+  }
+}
