@@ -296,8 +296,8 @@ static const struct cw_key sub_keys[] = {
     KENUM("time_unit_numbers", T, time_unit_numbers, number_unit_names, TIME_S),
     KSTR("measurement_key", T, measurement_key, NULL),
     KFN("tag_keys", set_tag_keys),
-    KFN("tags", set_tags),
-    KFN("types", set_types),
+    CW_FN_OF("tags", set_tags, CW_MAP, NULL),
+    CW_FN_OF("types", set_types, CW_MAP, NULL),
     KBOOL("allow_strings", T, allow_strings, false),
     KSTR("dead_letter", T, dead_letter, NULL),
 };
@@ -375,7 +375,7 @@ static const struct cw_key root_keys[] = {
     KDUR("shutdown_timeout", T, shutdown_timeout_ms, CW_AS_INT, D_MS, 0, D_H,
          10 * D_S),
     KOBJ("mqtt", T, mqtt, &mqtt_object),
-    KFN("subscriptions", set_subs),
+    CW_FN_OF("subscriptions", set_subs, CW_LIST, &sub_object),
     KOBJ("limits", T, limits, &limits_object),
     KOBJ("influxdb", T, influx, &influx_object),
     KOBJ("file", T, file, &file_object),
@@ -393,6 +393,49 @@ static const struct cw_key root_keys[] = {
 };
 #undef T
 static const struct cw_object root_object = CW_OBJECT(root_keys, NULL, NULL);
+
+/* The schema, from the same tables. A rules section is only named in
+ * root_keys (cw_skip); its table is the one in config__rules_sections. */
+static void schema_walk(const struct cw_object *o, const char *prefix,
+                        config_schema_fn *fn, void *ud) {
+  for (size_t i = 0; i < o->nkeys; i++) {
+    const struct cw_key *k = &o->keys[i];
+    for (size_t r = 0; k->set == cw_skip && r < config__rules_sections.nkeys;
+         r++) {
+      if (strcmp(config__rules_sections.keys[r].name, k->name) == 0) {
+        k = &config__rules_sections.keys[r];
+      }
+    }
+    char path[256];
+    int n = snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "",
+                     k->name);
+    if (n < 0 || (size_t)n >= sizeof path) {
+      continue; /* the tables nest a few levels of short names */
+    }
+    enum config_schema_kind kind = CONFIG_SCHEMA_VALUE;
+    const char *items = NULL;
+    if (k->type == CW_OBJ) {
+      kind = CONFIG_SCHEMA_OBJECT;
+      items = "";
+    } else if (k->type == CW_FN && (k->flags & CW_LIST)) {
+      kind = CONFIG_SCHEMA_LIST;
+      items = "[]";
+    } else if (k->type == CW_FN && (k->flags & CW_MAP)) {
+      kind = CONFIG_SCHEMA_MAP;
+      items = ".*";
+    }
+    fn(ud, path, kind);
+    char inner[sizeof path + 4];
+    if (items && k->obj) {
+      snprintf(inner, sizeof inner, "%s%s", path, items);
+      schema_walk(k->obj, inner, fn, ud);
+    }
+  }
+}
+
+void config_schema_each(config_schema_fn *fn, void *ud) {
+  schema_walk(&root_object, "", fn, ud);
+}
 
 /* Cross-field checks. Each points at the value that is wrong, or at the
  * object when the problem is something missing from it. */
@@ -654,6 +697,10 @@ static void set_subs(struct cw *c, struct cw_val v, void *base) {
     size_t mark = cw_path_index(c, i);
     cw_defaults(c, &sub_object, s);
     cw_walk(c, items[i], &sub_object, s);
+    struct cw_val tv;
+    if (s->topic && cw_find_child(c, items[i], "topic", &tv)) {
+      cw_place(c, cw_voff(c, tv), &s->topic_place);
+    }
     if (!s->name && s->topic) {
       s->name = strdup(s->topic);
       c->nomem = c->nomem || !s->name;
@@ -877,6 +924,7 @@ static void free_sub(struct config_subscription *s) {
     free(s->types[i].field);
   }
   free(s->types);
+  free(s->topic_place.file);
 }
 
 void config_free(struct config *cfg) {

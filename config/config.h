@@ -75,6 +75,14 @@ struct config_field_type {
   enum field_type type;
 };
 
+/* Where a value was written (1-based line and column in characters), for
+ * messages that are found after loading: a duplicate rule, a bad topic
+ * pattern. */
+struct config_place {
+  char *file;
+  int line, col;
+};
+
 struct config_subscription {
   char *name;    /* unique; labels the counters; default: the topic */
   char *topic;   /* pattern: literal levels, {name} captures, + and # */
@@ -98,6 +106,7 @@ struct config_subscription {
   bool allow_strings;           /* json: string members become string fields;
                                    default false (rejected as wrong type) */
   char *dead_letter;            /* topic to republish rejects to; NULL */
+  struct config_place topic_place; /* where "topic" is written (its quote) */
 };
 
 struct config_limits {
@@ -210,11 +219,6 @@ struct config_sources {
   char *system_tag;   /* the tag carrying the system; default "system" */
 };
 
-/* Where a rule or parameter was defined, for messages about duplicates. */
-struct config_place {
-  char *file;
-  int line, col;
-};
 
 struct config_param_value {
   char *group; /* the value of the `by` label */
@@ -358,5 +362,27 @@ char *config_path_join(const char *base, const char *rel);
 /* "info", "warning", "critical"; "keep", "ok", "nodata". */
 const char *config_severity_name(enum config_severity s);
 const char *config_missing_name(enum config_missing m);
+
+/* What a key of the file holds, for config_schema_each. */
+enum config_schema_kind {
+  CONFIG_SCHEMA_VALUE,  /* a value, or an array of values */
+  CONFIG_SCHEMA_OBJECT, /* an object: its keys follow as PATH.key */
+  CONFIG_SCHEMA_LIST,   /* an array of objects: their keys follow as
+                           PATH[].key */
+  CONFIG_SCHEMA_MAP     /* an object of names the user chooses; when its
+                           values may be objects, their keys follow as
+                           PATH.*.key */
+};
+
+/* path is borrowed for the call. */
+typedef void config_schema_fn(void *ud, const char *path,
+                              enum config_schema_kind kind);
+
+/* Calls fn for every key the file accepts, parents before their keys, in
+ * the order of the loader's tables: "mqtt", "mqtt.tls", "mqtt.tls.ca_file",
+ * "subscriptions", "subscriptions[].topic", "params", "params.*.default",
+ * "rules[].levels[].expr", ... The keys come from the tables the loader
+ * checks every file against, so a key it accepts is listed here too. */
+void config_schema_each(config_schema_fn *fn, void *ud);
 
 #endif

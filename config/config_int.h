@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config/config.h"
 #include "core/buf.h"
 #include "core/err.h"
 
@@ -141,6 +142,8 @@ void cw_report_key(struct cw *c, const char *key, size_t off, const char *fmt,
 /* Where a value starts, and where its key starts (the value when it has
  * none). */
 size_t cw_voff(const struct cw *c, struct cw_val v);
+/* Records where offset off of the current document is (file, line, col). */
+void cw_place(struct cw *c, size_t off, struct config_place *p);
 size_t cw_koff(const struct cw *c, struct cw_val v);
 
 /* The members of an object or the items of an array with their positions,
@@ -239,6 +242,11 @@ enum cw_store { CW_AS_INT = 0, CW_AS_U32, CW_AS_I64, CW_AS_SIZE };
 #define CW_REQ 1u      /* must be present */
 #define CW_NONEMPTY 2u /* CW_STR: "" is a mistake, not "absent" */
 #define CW_RAW 4u      /* CW_ENUM: taken as written, without ${NAME} */
+/* CW_FN: what the key's function reads, for config_schema_each (the walker
+ * does not use them): an array, or an object of names the user chooses,
+ * whose items obj describes when they are objects. */
+#define CW_LIST 8u
+#define CW_MAP 16u
 
 struct cw_object;
 typedef void cw_set_fn(struct cw *c, struct cw_val v, void *base);
@@ -274,6 +282,16 @@ struct cw_object {
 
 #define CW_OBJECT(keys, begin, check) \
   { keys, sizeof(keys) / sizeof(keys[0]), begin, check, NULL }
+
+/* A key read by its own function fn that holds a CW_LIST or a CW_MAP (fl)
+ * of objects described by o, or of plain values (o NULL). */
+#define CW_FN_OF(n, fn, fl, o) \
+  { .name = n, .type = CW_FN, .flags = fl, .obj = o, .set = fn }
+
+/* The rules sections as keys of the main file (rules_config.c), each with
+ * the table its values are read with; the root's own table only names them,
+ * since they are read after the walk. */
+extern const struct cw_object config__rules_sections;
 
 /* Sets the defaults of o's keys in base (nested objects too). */
 void cw_defaults(struct cw *c, const struct cw_object *o, void *base);

@@ -573,12 +573,6 @@ static bool reserved_label(const char *k) {
          strcmp(k, "state") == 0;
 }
 
-static void place_of(struct cw *c, size_t off, struct config_place *p) {
-  p->file = strdup(c->doc->name);
-  c->nomem = c->nomem || !p->file;
-  config__lines_at(c->doc->lines, off, &p->line, &p->col);
-}
-
 /* Parameters. */
 
 static bool add_param_value(struct cw *c, const char *key, struct cw_val v,
@@ -625,7 +619,7 @@ static void param_default(struct cw *c, struct cw_val v, void *base) {
 static const struct cw_key param_keys[] = {
     RFN("default", param_default),
     RFN("by", param_by),
-    RFN("values", param_values),
+    CW_FN_OF("values", param_values, CW_MAP, NULL),
 };
 static const struct cw_object param_obj = CW_OBJECT(param_keys, NULL, NULL);
 
@@ -706,7 +700,7 @@ static bool add_param(struct cw *c, const char *name, struct cw_val v,
   memset(p, 0, sizeof *p);
   p->name = strdup(name);
   c->nomem = c->nomem || !p->name;
-  place_of(c, cw_koff(c, v), &p->place);
+  cw_place(c, cw_koff(c, v), &p->place);
   if (cJSON_IsObject(v.j)) {
     cw_walk(c, v, &param_obj, p);
   } else {
@@ -874,20 +868,33 @@ static const struct cw_key rule_keys[] = {
     REXPR("guard", T, guard, 0),
     RFN("by", rule_by),
     RENUM("severity", T, severity, severity_names, CONFIG_SEV_WARNING, 0),
-    RFN("levels", rule_levels),
+    CW_FN_OF("levels", rule_levels, CW_LIST, &level_obj),
     RDUR("for", T, for_ms, 0, 30 * MS_D, 0),
     RDUR("for_tolerance", T, for_tolerance_ms, 0, MS_D, 0),
     RDUR("keep_firing_for", T, keep_firing_for_ms, 0, 30 * MS_D, 0),
     RENUM("missing", T, missing, missing_names, CONFIG_MISSING_NODATA, 0),
     RBOOL("working_time", T, working_time, false),
-    RFN("annotations", rule_annotations),
-    RFN("labels", rule_labels),
+    CW_FN_OF("annotations", rule_annotations, CW_MAP, NULL),
+    CW_FN_OF("labels", rule_labels, CW_MAP, NULL),
     RDUR("freshness", T, freshness_ms, MS_S, 30 * MS_D, 0),
     RBOOL("expected", T, expected, false),
     RFN("depends_on_broker", rule_broker),
 };
 #undef T
 static const struct cw_object rule_obj = CW_OBJECT(rule_keys, NULL, NULL);
+
+/* The sections as the main file's keys with their tables, for
+ * config_schema_each; config__load_rules reads them in its own order. */
+static const struct cw_key section_keys[] = {
+    {.name = "calendar", .type = CW_OBJ, .obj = &calendar_obj},
+    {.name = "sources", .type = CW_OBJ, .obj = &sources_obj},
+    {.name = "rule_engine", .type = CW_OBJ, .obj = &engine_obj},
+    CW_FN_OF("params", cw_skip, CW_MAP, &param_obj),
+    CW_FN_OF("rules", cw_skip, CW_LIST, &rule_obj),
+    RFN("rule_files", cw_skip),
+};
+const struct cw_object config__rules_sections =
+    CW_OBJECT(section_keys, NULL, NULL);
 
 /* Reports msg at key's value in obj, or at obj when key is absent. */
 static void report_key_at(struct cw *c, struct cw_val obj, const char *key,
@@ -1000,7 +1007,7 @@ static void load_rules(struct cw *c, struct cw_val v) {
     struct cw_val nv = {0};
     bool named =
         cJSON_IsObject(items[i].j) && cw_find_child(c, items[i], "name", &nv);
-    place_of(c, named ? cw_voff(c, nv) : cw_voff(c, items[i]), &r->place);
+    cw_place(c, named ? cw_voff(c, nv) : cw_voff(c, items[i]), &r->place);
     if (cw_walk(c, items[i], &rule_obj, r)) {
       if (r->name && !rule_name_ok(r->name) &&
           cw_find_child(c, items[i], "name", &nv)) {

@@ -96,6 +96,12 @@ size_t cw_voff(const struct cw *c, struct cw_val v) {
   return v.pi < pm->n ? pm->v[v.pi].value : 0;
 }
 
+void cw_place(struct cw *c, size_t off, struct config_place *p) {
+  p->file = strdup(c->doc->name);
+  c->nomem = c->nomem || !p->file;
+  config__lines_at(c->doc->lines, off, &p->line, &p->col);
+}
+
 size_t cw_koff(const struct cw *c, struct cw_val v) {
   const struct config_posmap *pm = c->doc->pm;
   if (v.pi < pm->n && pm->v[v.pi].key != SIZE_MAX) {
@@ -788,13 +794,24 @@ void cw_free_strings(const struct cw_object *o, void *base) {
 const char *cw_suggest(const char *const *names, size_t n, const char *key) {
   const char *best = NULL;
   size_t bestd = SIZE_MAX;
+  /* Names compare without diacritics and case too: "Buon Ma Thuot" is
+   * three bytes' edits from nothing, but the same letters as
+   * "Buôn Ma Thuột". */
+  char *fkey = utf8_fold(key);
   for (size_t i = 0; i < n; i++) {
     size_t d = config__distance(key, names[i]);
+    char *fname = fkey ? utf8_fold(names[i]) : NULL;
+    if (fname) {
+      size_t fd = config__distance(fkey, fname);
+      d = fd < d ? fd : d;
+      free(fname);
+    }
     if (d < bestd) {
       bestd = d;
       best = names[i];
     }
   }
+  free(fkey);
   if (!best || bestd > (strlen(best) <= 4 ? 1u : 2u)) {
     return NULL;
   }
@@ -1006,7 +1023,72 @@ static void report_syntax(struct cw *c, const char *end) {
     k--;
   }
   snip[k] = '\0';
+  /* The two mistakes people make most in JSON, named: a comma after the
+   * last member, and none between two. */
+  for (size_t back = 0; back < 2 && back <= at; back++) {
+    /* cJSON's pointer may be one past the closing bracket. */
+    size_t pos = at - back, prev = pos;
+    while (prev > 0 && (unsigned char)t[prev - 1] <= 32) {
+      prev--;
+    }
+    char b = prev > 0 ? t[prev - 1] : '\0';
+    char h = pos < len ? t[pos] : '\0';
+    if (b == ',' && (h == '}' || h == ']')) {
+      cw_report(c, prev - 1,
+                "a comma after the last %s (JSON allows none before '%c')",
+                h == '}' ? "member" : "item", h);
+      return;
+    }
+  }
+  size_t prev = at;
+  while (prev > 0 && (unsigned char)t[prev - 1] <= 32) {
+    prev--;
+  }
+  char before = prev > 0 ? t[prev - 1] : '\0';
+  char here = at < len ? t[at] : '\0';
+  if ((here == '"' || here == '{' || here == '[' || here == '-' ||
+       (here >= '0' && here <= '9')) &&
+      (before == '"' || before == '}' || before == ']' ||
+       (before >= '0' && before <= '9') || before == 'e' || before == 'l')) {
+    cw_report(c, at, "missing comma before '%s'", snip);
+    return;
+  }
   cw_report(c, at, "syntax error near '%s'", snip);
+}
+
+/* Replaces *s (cJSON's allocation) by its NFC form when that differs. */
+static int nfc_string(char **s) {
+  char *out = NULL;
+  size_t n;
+  int rc = *s ? utf8_nfc(*s, strlen(*s), &out, &n) : IOCD_OK;
+  if (rc == IOCD_EINVAL) {
+    return IOCD_OK; /* not UTF-8: reported where the value is read */
+  }
+  if (rc == IOCD_OK && out) {
+    cJSON_free(*s);
+    *s = out;
+  }
+  return rc;
+}
+
+/* Every key and string of the document in Unicode NFC, so that a name
+ * typed with combining accents is the same name as the precomposed one
+ * that districts publish. The positions of values are kept apart from
+ * the tree (config_posmap), so they are unchanged. */
+static int nfc_tree(cJSON *j) {
+  for (; j; j = j->next) {
+    int rc = nfc_string(&j->string);
+    if (!rc && cJSON_IsString(j)) {
+      rc = nfc_string(&j->valuestring);
+    }
+    if (!rc && j->child) {
+      rc = nfc_tree(j->child);
+    }
+    if (rc) {
+      return rc;
+    }
+  }
+  return IOCD_OK;
 }
 
 int cw_file_load(struct cw *c, struct cw_file *f, const char *text, size_t len,
@@ -1028,6 +1110,14 @@ int cw_file_load(struct cw *c, struct cw_file *f, const char *text, size_t len,
     return IOCD_EPARSE;
   }
   size_t bad;
+  if (!utf8_valid(text, len, &bad)) {
+    cw_report(c, bad,
+              "byte 0x%02X is not UTF-8: save the file as UTF-8 (this is how "
+              "a file in a legacy encoding such as Windows-1258, TCVN3 or "
+              "VNI looks)",
+              (unsigned char)text[bad]);
+    return IOCD_EPARSE;
+  }
   if (config__blank_comments(f->copy, len, &bad)) {
     cw_report(c, bad, "unterminated /* comment");
     return IOCD_EPARSE;
@@ -1042,7 +1132,7 @@ int cw_file_load(struct cw *c, struct cw_file *f, const char *text, size_t len,
     report_syntax(c, end);
     return IOCD_EPARSE;
   }
-  return IOCD_OK;
+  return nfc_tree(f->json);
 }
 
 void cw_file_cleanup(struct cw_file *f) {

@@ -330,9 +330,18 @@ static int build_subs(const struct config *cfg, struct stats *stats,
     const struct config_subscription *sub = &cfg->subs[i];
     struct sub_state *ss = &subs[i];
     const char *label = sub_label(sub);
-    int rc = ingest__pattern_parse(&ss->pat, sub->topic, err);
+    size_t col = 0;
+    int rc = ingest__pattern_parse(&ss->pat, sub->topic, &col, err);
     if (rc) {
-      iocd_err_prefix(err, "subscription %s", label);
+      const struct config_place *at = &sub->topic_place;
+      if (at->file && col > 0 && sub->topic) {
+        /* col counts the pattern's characters; the string starts after
+         * its quote. */
+        iocd_err_prefix(err, "%s:%d:%zu: subscriptions[%zu].topic", at->file,
+                        at->line, (size_t)at->col + col, i);
+      } else {
+        iocd_err_prefix(err, "subscription %s", label);
+      }
       free_subs(subs, i);
       return rc;
     }
@@ -523,6 +532,54 @@ static bool is_time_key(const struct str *s) {
   return s->len == 4 && memcmp(s->p, "time", 4) == 0;
 }
 
+/* Puts the name s in Unicode NFC (core/utf8.h), copying the normalized
+ * form into the batch's arena when it differs: a district that publishes
+ * "Buôn Ma Thuột" with combining accents writes the same series as one that
+ * publishes it precomposed. Text that is not valid UTF-8 is left for
+ * check_name to refuse. */
+static int nfc_name(struct point_batch *pb, struct str *s) {
+  size_t i = 0;
+  while (i < s->len && (unsigned char)s->p[i] < 0x80) {
+    i++;
+  }
+  if (i == s->len) {
+    return IOCD_OK;
+  }
+  char *out = NULL;
+  size_t n = 0;
+  int rc = utf8_nfc(s->p, s->len, &out, &n);
+  if (rc == IOCD_EINVAL) {
+    return IOCD_OK;
+  }
+  if (!rc && out) {
+    const char *copy = pb_strdup(pb, out, n);
+    if (copy) {
+      s->p = copy;
+      s->len = n;
+    } else {
+      rc = IOCD_ENOMEM;
+    }
+  }
+  free(out);
+  return rc;
+}
+
+static int nfc_point(struct point_batch *pb, struct point *p) {
+  int rc = nfc_name(pb, &p->measurement);
+  struct tag *tags = pb_tags(pb, p);
+  for (size_t i = 0; i < p->ntags && !rc; i++) {
+    rc = nfc_name(pb, &tags[i].key);
+    if (!rc) {
+      rc = nfc_name(pb, &tags[i].value);
+    }
+  }
+  struct field *f = pb_fields(pb, p);
+  for (size_t i = 0; i < p->nfields && !rc; i++) {
+    rc = nfc_name(pb, &f[i].key);
+  }
+  return rc;
+}
+
 static int check_point(struct decode_ctx *ctx, struct point_batch *pb,
                        struct point *p, const char *pre) {
   struct ingest_result *res = ctx->res;
@@ -538,7 +595,11 @@ static int check_point(struct decode_ctx *ctx, struct point_batch *pb,
     }
     return IOCD_EINVAL;
   }
-  int rc = check_name(res, pre, "measurement", &p->measurement, false);
+  int rc = nfc_point(pb, p);
+  if (rc) {
+    return rc;
+  }
+  rc = check_name(res, pre, "measurement", &p->measurement, false);
   if (rc) {
     return rc;
   }

@@ -79,9 +79,10 @@ struct capture {
 };
 
 /* Parses src into pat (caller storage). Returns IOCD_OK, IOCD_EPARSE with
- * err naming the 1-based column, or IOCD_ENOMEM. On failure pat needs no
+ * err naming the 1-based column (also stored in *col when col is not NULL;
+ * 0 when no column applies), or IOCD_ENOMEM. On failure pat needs no
  * cleanup. */
-int ingest__pattern_parse(struct pattern *pat, const char *src,
+int ingest__pattern_parse(struct pattern *pat, const char *src, size_t *col,
                           struct iocd_err *err);
 void ingest__pattern_cleanup(struct pattern *pat);
 

@@ -12,17 +12,27 @@
 #include "core/utf8.h"
 #include "ingest/ingest_int.h"
 
-static int perr(struct iocd_err *err, const char *src, size_t col,
-                const char *what) {
+static int perr(struct iocd_err *err, size_t *col_out, const char *src,
+                size_t col, const char *what) {
   char q[INGEST_QUOTE_SIZE];
+  /* col is a byte offset + 1; people and editors count characters. */
+  size_t chars = 1;
+  for (size_t i = 0; i + 1 < col && src[i]; i++) {
+    chars += ((unsigned char)src[i] & 0xC0) != 0x80;
+  }
+  col = chars;
+  if (col_out) {
+    *col_out = col;
+  }
   return iocd_err_set(err, IOCD_EPARSE, "topic pattern %s, column %zu: %s",
                       ingest__quote(q, sizeof q, src, strlen(src)), col, what);
 }
 
-/* Checks one level [b, e) of src and classifies it. Columns are 1-based
- * byte offsets into src. */
+/* Checks one level [b, e) of src and classifies it. Columns passed to
+ * perr are 1-based byte offsets into src; messages count characters. */
 static int parse_level(const char *src, size_t b, size_t e,
-                       struct pattern_level *lv, struct iocd_err *err) {
+                       struct pattern_level *lv, size_t *col,
+                       struct iocd_err *err) {
   const char *s = src + b;
   size_t n = e - b;
   if (n == 1 && s[0] == '+') {
@@ -41,28 +51,28 @@ static int parse_level(const char *src, size_t b, size_t e,
   if (open) {
     size_t at = (size_t)(open - s);
     if (at != 0) {
-      return perr(err, src, b + at + 1, "a capture must be a whole level");
+      return perr(err, col, src, b + at + 1, "a capture must be a whole level");
     }
     const char *close = memchr(s, '}', n);
     if (!close) {
-      return perr(err, src, b + 1, "unclosed '{'");
+      return perr(err, col, src, b + 1, "unclosed '{'");
     }
     size_t cl = (size_t)(close - s);
     if (cl == 1) {
-      return perr(err, src, b + 1, "empty capture name");
+      return perr(err, col, src, b + 1, "empty capture name");
     }
     const char *inner = memchr(s + 1, '{', cl - 1);
     if (inner) {
-      return perr(err, src, b + (size_t)(inner - s) + 1,
+      return perr(err, col, src, b + (size_t)(inner - s) + 1,
                   "'{' inside a capture name");
     }
     if (cl != n - 1) {
-      return perr(err, src, b + cl + 2, "a capture must be a whole level");
+      return perr(err, col, src, b + cl + 2, "a capture must be a whole level");
     }
     for (size_t i = 1; i < cl; i++) {
       unsigned char c = (unsigned char)s[i];
       if (c == '+' || c == '#' || c < 0x20 || c == 0x7f) {
-        return perr(err, src, b + i + 1,
+        return perr(err, col, src, b + i + 1,
                     "a capture name may not hold '+', '#' or control "
                     "characters");
       }
@@ -74,10 +84,10 @@ static int parse_level(const char *src, size_t b, size_t e,
   }
   for (size_t i = 0; i < n; i++) {
     if (s[i] == '}') {
-      return perr(err, src, b + i + 1, "'}' without '{'");
+      return perr(err, col, src, b + i + 1, "'}' without '{'");
     }
     if (s[i] == '+' || s[i] == '#') {
-      return perr(err, src, b + i + 1,
+      return perr(err, col, src, b + i + 1,
                   s[i] == '+' ? "'+' must be a whole level"
                               : "'#' must be a whole level");
     }
@@ -88,16 +98,19 @@ static int parse_level(const char *src, size_t b, size_t e,
   return IOCD_OK;
 }
 
-int ingest__pattern_parse(struct pattern *pat, const char *src,
+int ingest__pattern_parse(struct pattern *pat, const char *src, size_t *col,
                           struct iocd_err *err) {
   memset(pat, 0, sizeof *pat);
+  if (col) {
+    *col = 0;
+  }
   if (!src || !*src) {
     return iocd_err_set(err, IOCD_EPARSE, "topic pattern is empty");
   }
   size_t len = strlen(src);
   size_t bad;
   if (!utf8_valid(src, len, &bad)) {
-    return perr(err, src, bad + 1, "invalid UTF-8");
+    return perr(err, col, src, bad + 1, "invalid UTF-8");
   }
   size_t nlevels = 1;
   for (size_t i = 0; i < len; i++) {
@@ -117,12 +130,12 @@ int ingest__pattern_parse(struct pattern *pat, const char *src,
     const char *slash = memchr(pat->src + b, '/', len - b);
     size_t e = slash ? (size_t)(slash - pat->src) : len;
     struct pattern_level *lv = &pat->levels[k];
-    rc = parse_level(pat->src, b, e, lv, err);
+    rc = parse_level(pat->src, b, e, lv, col, err);
     if (rc) {
       goto out;
     }
     if (lv->kind == LEVEL_HASH && k != nlevels - 1) {
-      rc = perr(err, src, b + 1, "'#' must be the last level");
+      rc = perr(err, col, src, b + 1, "'#' must be the last level");
       goto out;
     }
     if (lv->kind == LEVEL_CAPTURE) {
@@ -130,12 +143,12 @@ int ingest__pattern_parse(struct pattern *pat, const char *src,
         const struct pattern_level *o = &pat->levels[j];
         if (o->kind == LEVEL_CAPTURE && o->len == lv->len &&
             memcmp(o->text, lv->text, lv->len) == 0) {
-          rc = perr(err, src, b + 1, "duplicate capture name");
+          rc = perr(err, col, src, b + 1, "duplicate capture name");
           goto out;
         }
       }
       if (pat->ncaptures == INGEST_MAX_CAPTURES) {
-        rc = perr(err, src, b + 1, "too many captures (at most 16)");
+        rc = perr(err, col, src, b + 1, "too many captures (at most 16)");
         goto out;
       }
       pat->ncaptures++;
@@ -205,7 +218,7 @@ int ingest__pattern_match(const struct pattern *pat, const char *topic,
 int ingest_topic_filter(const char *pattern, char *out, size_t n,
                         struct iocd_err *err) {
   struct pattern pat;
-  int rc = ingest__pattern_parse(&pat, pattern, err);
+  int rc = ingest__pattern_parse(&pat, pattern, NULL, err);
   if (rc) {
     return rc;
   }

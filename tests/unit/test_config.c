@@ -228,7 +228,15 @@ Test(config_errors, rejects_duplicate_keys) {
 Test(config_errors, reports_syntax_errors_near_the_fault) {
   static const struct err_case cases[] = {
       {"trailing comma", "{\n  \"a\": 1,\n}\n",
-       "iocd.jsonc:3:1: syntax error near '}'\n"},
+       "iocd.jsonc:2:9: a comma after the last member (JSON allows none "
+       "before '}')\n"},
+      {"trailing comma in a list", "{\"a\": [1, 2, ]}\n",
+       "iocd.jsonc:1:12: a comma after the last item (JSON allows none "
+       "before ']')\n"},
+      {"missing comma between members", "{\"file\": {}\n \"x\": 1}\n",
+       "iocd.jsonc:2:2: missing comma before '\"x\": 1}'\n"},
+      {"missing comma between items", "{\"a\": [{\"t\": 1} {\"t\": 2}]}\n",
+       "iocd.jsonc:1:17: missing comma before '{\"t\": 2}]}'\n"},
       {"double comma", "{\n  \"a\": 1,\n  \"b\": [1, 2,, 3]\n}\n",
        "iocd.jsonc:3:14: syntax error near ', 3]'\n"},
       {"bad literal", "{\"file\": {},\n  \"x\": tru }\n",
@@ -242,14 +250,21 @@ Test(config_errors, reports_syntax_errors_near_the_fault) {
   CHECK_CASES(cases);
 }
 
-Test(config_errors, rejects_invalid_utf8_in_values_and_keys) {
+#define H "save the file as UTF-8 (this is how a file in a legacy encoding such as Windows-1258, TCVN3 or VNI looks)"
+Test(config_errors, refuses_a_file_that_is_not_utf8_and_says_how_to_save_it) {
   static const struct err_case cases[] = {
       {"value", HEAD " \"data_dir\": \"a\xff\"\n}\n",
-       "iocd.jsonc:2:14: data_dir: invalid UTF-8 at byte 2 of the string\n"},
+       "iocd.jsonc:2:16: byte 0xFF is not UTF-8: " H "\n"},
       {"overlong form", HEAD " \"data_dir\": \"\xc0\xaf\"\n}\n",
-       "iocd.jsonc:2:14: data_dir: invalid UTF-8 at byte 1 of the string\n"},
+       "iocd.jsonc:2:15: byte 0xC0 is not UTF-8: " H "\n"},
       {"key", HEAD " \"mqtt\": {\"d\xc3\": 1}\n}\n",
-       "iocd.jsonc:2:11: mqtt: key is not valid UTF-8\n"},
+       "iocd.jsonc:2:13: byte 0xC3 is not UTF-8: " H "\n"},
+      /* "Đắk Lắk" as Windows-1258 writes it: Đ, ă and a combining acute. */
+      {"Windows-1258",
+       HEAD " \"sources\": {\"districts\": [\"\xd0\xe3\xeck L\xe3\xeck\"]}\n}\n",
+       "iocd.jsonc:2:29: byte 0xD0 is not UTF-8: " H "\n"},
+      {"outside a string", HEAD " \xe9 \"data_dir\": \"a\"\n}\n",
+       "iocd.jsonc:2:2: byte 0xE9 is not UTF-8: " H "\n"},
   };
   CHECK_CASES(cases);
 }

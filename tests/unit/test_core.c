@@ -522,3 +522,57 @@ Test(file, mkdirs_creates_parents_and_refuses_a_file_in_the_way) {
   rmdir(deep);
   rmdir(dir);
 }
+
+/* "Buôn Ma Thuột" precomposed (NFC) and with combining marks (NFD). */
+#define BMT_NFC "Bu\xC3\xB4n Ma Thu\xE1\xBB\x99t"
+#define BMT_NFD "Buo\xCC\x82n Ma Thuo\xCC\xA3\xCC\x82t"
+
+Test(utf8, nfc_composes_decomposed_names_and_leaves_composed_ones) {
+  static const struct {
+    const char *in, *want; /* want NULL: already NFC */
+  } cases[] = {
+      {"igate", NULL},
+      {BMT_NFC, NULL},
+      {"M'\xC4\x90r\xE1\xBA\xAFk", NULL}, /* M'Đrắk */
+      {"\xE2\x84\xAB", "\xC3\x85"},        /* Angstrom sign -> Å */
+      {BMT_NFD, BMT_NFC},
+      {"La\xCC\x86\xCC\x81k", "L\xE1\xBA\xAF" "k"}, /* Lắk: a, breve, acute */
+      {"e\xCC\x81", "\xC3\xA9"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *out = NULL;
+    size_t n = 0;
+    cr_assert_eq(utf8_nfc(cases[i].in, strlen(cases[i].in), &out, &n), IOCD_OK);
+    if (!cases[i].want) {
+      cr_expect_null(out, "case %zu: changed an NFC string", i);
+      cr_expect_eq(n, strlen(cases[i].in));
+    } else {
+      cr_assert_not_null(out, "case %zu: not normalized", i);
+      cr_expect_str_eq(out, cases[i].want, "case %zu", i);
+      cr_expect_eq(n, strlen(cases[i].want));
+    }
+    free(out);
+  }
+}
+
+Test(utf8, fold_ignores_diacritics_case_and_apostrophe_style) {
+  static const struct {
+    const char *a, *b;
+    bool same;
+  } cases[] = {
+      {BMT_NFC, "Buon Ma Thuot", true},
+      {BMT_NFD, "buon ma thuot", true},
+      {"\xC4\x90\xE1\xBA\xAF" "k R'L\xE1\xBA\xA5p", "Dak R'Lap", true},
+      {"Ea H'Leo", "Ea H\xE2\x80\x99Leo", true}, /* ’ */
+      {"Ea H'Leo", "Ea Kar", false},
+      {"Kr\xC3\xB4ng B\xC3\xBA" "k", "Krong Bong", false},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *fa = utf8_fold(cases[i].a), *fb = utf8_fold(cases[i].b);
+    cr_assert(fa && fb);
+    cr_expect_eq(strcmp(fa, fb) == 0, cases[i].same, "case %zu: %s vs %s", i,
+                 fa, fb);
+    free(fa);
+    free(fb);
+  }
+}

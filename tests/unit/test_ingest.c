@@ -409,6 +409,39 @@ Test(ingest_pipeline, topic_tags_win_over_static_and_payload_tags) {
   fx_done(&fx);
 }
 
+/* "Buôn Ma Thuột" with combining marks (NFD) and precomposed (NFC). */
+#define BMT_NFD "Buo\xCC\x82n Ma Thuo\xCC\xA3\xCC\x82t"
+#define BMT_NFC "Bu\xC3\xB4n Ma Thu\xE1\xBB\x99t"
+#define BMT_LP "Bu\xC3\xB4n\\ Ma\\ Thu\xE1\xBB\x99t"
+
+Test(ingest_pipeline, names_arriving_decomposed_are_written_in_nfc) {
+  static const struct {
+    const char *what, *topic, *payload, *want;
+  } cases[] = {
+      {"topic level", "ioc/" BMT_NFD "/igate", "{\"v\": 1}",
+       "igate,district=" BMT_LP " v=1i 1601460000000000000\n"},
+      {"payload tag", "ioc/x/igate", "{\"kind\": \"" BMT_NFD "\", \"v\": 1}",
+       "igate,district=x,kind=" BMT_LP " v=1i 1601460000000000000\n"},
+      {"field key", "ioc/x/igate", "{\"" BMT_NFD "\": 1}",
+       "igate,district=x " BMT_LP "=1i 1601460000000000000\n"},
+      {"already composed", "ioc/" BMT_NFC "/igate", "{\"v\": 1}",
+       "igate,district=" BMT_LP " v=1i 1601460000000000000\n"},
+  };
+  struct fixture fx;
+  fx_init(&fx);
+  static char *tag_keys[] = {"kind"};
+  fx.subs[0].tag_keys = tag_keys;
+  fx.subs[0].ntag_keys = 1;
+  fx_start(&fx);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct ingest_result res;
+    cr_assert_eq(send(&fx, cases[i].topic, cases[i].payload, &res), IOCD_OK,
+                 "%s: %s", cases[i].what, res.detail);
+    cr_expect_str_eq(fx.cap.text.data, cases[i].want, "%s", cases[i].what);
+  }
+  fx_done(&fx);
+}
+
 Test(ingest_pipeline, a_sink_refusal_is_not_an_acceptance) {
   struct fixture fx;
   fx_init(&fx);
@@ -478,6 +511,37 @@ Test(ingest_config, refuses_an_invalid_pattern_naming_the_subscription) {
                    "a capture must be a whole level");
   stats_free(fx.stats);
   buf_cleanup(&fx.cap.text);
+}
+
+Test(ingest_config, names_the_file_line_and_column_of_a_bad_pattern) {
+  static const struct {
+    const char *text, *want;
+  } cases[] = {
+      {"{\"file\": {},\n \"subscriptions\": [{\"topic\": \"t/{dis\"}]}\n",
+       "iocd.jsonc:2:33: subscriptions[0].topic: topic pattern \"t/{dis\", "
+       "column 3: unclosed '{'"},
+      {"{\"file\": {}, \"subscriptions\": [{\"topic\": \"a\"},\n"
+       "  {\"topic\": \"ioc/L\xe1\xba\xaf" "k/x+\"}]}\n",
+       "iocd.jsonc:2:23: subscriptions[1].topic: topic pattern "
+       "\"ioc/L\xe1\xba\xaf" "k/x+\", column 10: '+' must be a whole level"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct buf errors;
+    buf_init(&errors, 0);
+    struct config *cfg = NULL;
+    cr_assert_eq(config_load_text("iocd.jsonc", cases[i].text,
+                                  strlen(cases[i].text), &cfg, &errors),
+                 IOCD_OK);
+    struct stats *stats = stats_new();
+    struct iocd_err err = {{0}};
+    struct ingest *in = ingest_new(cfg, stats, NULL, NULL, &err);
+    cr_expect_null(in);
+    cr_expect_str_eq(err.msg, cases[i].want);
+    ingest_free(in);
+    stats_free(stats);
+    config_free(cfg);
+    buf_cleanup(&errors);
+  }
 }
 
 Test(ingest_config, reconfigure_keeps_types_and_series) {

@@ -32,7 +32,7 @@ Test(ingest_pattern, rejects_bad_patterns_naming_the_column) {
   for (size_t i = 0; i < sizeof bad_patterns / sizeof bad_patterns[0]; i++) {
     struct pattern pat;
     struct iocd_err err = {{0}};
-    int rc = ingest__pattern_parse(&pat, bad_patterns[i].pattern, &err);
+    int rc = ingest__pattern_parse(&pat, bad_patterns[i].pattern, NULL, &err);
     cr_expect_eq(rc, IOCD_EPARSE, "%s: rc %d", bad_patterns[i].pattern, rc);
     char want[64];
     snprintf(want, sizeof want, "column %zu: ", bad_patterns[i].column);
@@ -46,7 +46,7 @@ Test(ingest_pattern, rejects_bad_patterns_naming_the_column) {
 Test(ingest_pattern, error_message_quotes_the_pattern) {
   struct pattern pat;
   struct iocd_err err = {{0}};
-  ingest__pattern_parse(&pat, "ioc/x{d}", &err);
+  ingest__pattern_parse(&pat, "ioc/x{d}", NULL, &err);
   cr_assert_str_eq(err.msg,
                    "topic pattern \"ioc/x{d}\", column 6: a capture must be a "
                    "whole level");
@@ -55,14 +55,14 @@ Test(ingest_pattern, error_message_quotes_the_pattern) {
 Test(ingest_pattern, rejects_an_empty_pattern) {
   struct pattern pat;
   struct iocd_err err = {{0}};
-  cr_assert_eq(ingest__pattern_parse(&pat, "", &err), IOCD_EPARSE);
-  cr_assert_eq(ingest__pattern_parse(&pat, NULL, &err), IOCD_EPARSE);
+  cr_assert_eq(ingest__pattern_parse(&pat, "", NULL, &err), IOCD_EPARSE);
+  cr_assert_eq(ingest__pattern_parse(&pat, NULL, NULL, &err), IOCD_EPARSE);
 }
 
 Test(ingest_pattern, allows_empty_levels) {
   struct pattern pat;
   struct iocd_err err = {{0}};
-  cr_assert_eq(ingest__pattern_parse(&pat, "ioc//{d}/", &err), IOCD_OK, "%s",
+  cr_assert_eq(ingest__pattern_parse(&pat, "ioc//{d}/", NULL, &err), IOCD_OK, "%s",
                err.msg);
   struct capture caps[INGEST_MAX_CAPTURES];
   const char *t = "ioc//x/";
@@ -107,7 +107,7 @@ Test(ingest_pattern, matches_topics_and_returns_the_captures) {
   for (size_t i = 0; i < sizeof match_cases / sizeof match_cases[0]; i++) {
     struct pattern pat;
     struct iocd_err err = {{0}};
-    cr_assert_eq(ingest__pattern_parse(&pat, match_cases[i].pattern, &err),
+    cr_assert_eq(ingest__pattern_parse(&pat, match_cases[i].pattern, NULL, &err),
                  IOCD_OK, "%s", err.msg);
     struct capture caps[INGEST_MAX_CAPTURES];
     const char *topic = match_cases[i].topic;
@@ -131,7 +131,7 @@ Test(ingest_pattern, matches_topics_and_returns_the_captures) {
 
 Test(ingest_pattern, capture_slices_point_into_the_topic) {
   struct pattern pat;
-  cr_assert_eq(ingest__pattern_parse(&pat, "ioc/{district}/igate", NULL),
+  cr_assert_eq(ingest__pattern_parse(&pat, "ioc/{district}/igate", NULL, NULL),
                IOCD_OK);
   const char *topic = "ioc/Ea Kar/igate";
   struct capture caps[INGEST_MAX_CAPTURES];

@@ -97,6 +97,20 @@ static const struct err_case problems[] = {
      " \"params\": {\"t\": {\"default\": 1, \"values\": {\"Buon Ma Thuot\": "
      "2}}}}\n",
      "iocd.jsonc:3:44: params.t.values[\"Buon Ma Thuot\"]: not one of "
+     "sources.districts (did you mean \"Buôn Ma Thuột\"?)\n"},
+    {"param override district without diacritics, other case",
+     HEAD
+     "\"sources\": {\"districts\": [\"Đắk R'Lấp\", \"Đắk Mil\"]},\n"
+     " \"params\": {\"t\": {\"default\": 1, \"values\": {\"dak r'lap\": "
+     "2}}}}\n",
+     "iocd.jsonc:3:44: params.t.values[\"dak r'lap\"]: not one of "
+     "sources.districts (did you mean \"Đắk R'Lấp\"?)\n"},
+    {"param override district far from every name",
+     HEAD
+     "\"sources\": {\"districts\": [\"Đắk R'Lấp\", \"Đắk Mil\"]},\n"
+     " \"params\": {\"t\": {\"default\": 1, \"values\": {\"Krông Nô\": "
+     "2}}}}\n",
+     "iocd.jsonc:3:44: params.t.values[\"Krông Nô\"]: not one of "
      "sources.districts\n"},
     {"param unknown key", HEAD "\"params\": {\"t\": {\"defualt\": 1}}}\n",
      "iocd.jsonc:2:18: params.t.defualt: unknown key (did you mean "
@@ -740,4 +754,28 @@ Test(rules_test_tool, says_what_is_wrong_with_a_test_file, .timeout = 60) {
     buf_cleanup(&out);
   }
   tree_done(&t);
+}
+
+/* "Buôn Ma Thuột" with combining marks (NFD), as some keyboards and file
+ * systems write it, and precomposed (NFC), as districts publish it. */
+#define BMT_NFD "Buo\xCC\x82n Ma Thuo\xCC\xA3\xCC\x82t"
+#define BMT_NFC "Bu\xC3\xB4n Ma Thu\xE1\xBB\x99t"
+
+Test(rules_config, names_written_decomposed_are_taken_in_nfc) {
+  struct config *cfg = load_ok(
+      HEAD "\"sources\": {\"districts\": [\"" BMT_NFD "\", \"Lắk\"]},\n"
+      " \"params\": {\"t\": {\"default\": 1, \"values\": {\"" BMT_NFC
+      "\": 2}}},\n"
+      " \"rules\": [{\"name\": \"x\", "
+      "\"expr\": \"igate.received{district=\\\"" BMT_NFD
+      "\\\"} > $t\"}]}\n");
+  cr_assert_eq(cfg->sources.ndistricts, 2);
+  cr_expect_str_eq(cfg->sources.districts[0], BMT_NFC);
+  cr_assert_eq(cfg->rules.nparams, 1);
+  cr_assert_eq(cfg->rules.params[0].nvalues, 1);
+  cr_expect_str_eq(cfg->rules.params[0].values[0].group, BMT_NFC);
+  cr_expect_not_null(strstr(cfg->rules.v[0].expr, BMT_NFC),
+                     "the expression kept the decomposed name: %s",
+                     cfg->rules.v[0].expr);
+  config_free(cfg);
 }
