@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hash.h"
 #include "ingest/ingest_int.h"
 
 /* ---- hash tables ------------------------------------------------------ */
@@ -113,37 +114,27 @@ static int htab_reserve(struct htab *t, size_t n) {
   return IOCD_OK;
 }
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-  const unsigned char *s = p;
-  for (size_t i = 0; i < n; i++) {
-    h ^= s[i];
-    h *= UINT64_C(0x100000001b3);
-  }
-  return h;
-}
-
 /* Each part is hashed with its length first, so ("ab", "c") and ("a", "bc")
  * differ. */
 static uint64_t fnv_part(uint64_t h, const char *p, size_t n) {
   uint64_t len = n;
-  h = fnv(h, &len, sizeof len);
-  return fnv(h, p, n);
+  h = hash_bytes(h, &len, sizeof len);
+  return hash_bytes(h, p, n);
 }
 
-#define FNV_OFFSET UINT64_C(0xcbf29ce484222325)
 
 static uint64_t nonzero(uint64_t h) {
   return h ? h : 1;
 }
 
 static uint64_t type_key(const struct str *meas, const struct str *field) {
-  uint64_t h = fnv_part(FNV_OFFSET, meas->p, meas->len);
+  uint64_t h = fnv_part(HASH_START, meas->p, meas->len);
   return nonzero(fnv_part(h, field->p, field->len));
 }
 
 static uint64_t series_key(const struct point_batch *pb,
                            const struct point *p) {
-  uint64_t h = fnv_part(FNV_OFFSET, p->measurement.p, p->measurement.len);
+  uint64_t h = fnv_part(HASH_START, p->measurement.p, p->measurement.len);
   const struct tag *tags = pb_tags(pb, p);
   for (size_t i = 0; i < p->ntags; i++) {
     h = fnv_part(h, tags[i].key.p, tags[i].key.len);

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/hash.h"
 #include "rules/engine_int.h"
 #include "rules/rules_int.h"
 
@@ -125,21 +126,10 @@ static char *dup_str(const char *s) {
   return d;
 }
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-  const unsigned char *s = p;
-  for (size_t i = 0; i < n; i++) {
-    h ^= s[i];
-    h *= UINT64_C(1099511628211);
-  }
-  return h;
-}
-
-#define FNV_START UINT64_C(14695981039346656037)
-
 static uint64_t values_hash(const char *const *v, size_t n) {
-  uint64_t h = FNV_START;
+  uint64_t h = HASH_START;
   for (size_t i = 0; i < n; i++) {
-    h = fnv(h, v[i], strlen(v[i]) + 1);
+    h = hash_str(h, v[i]);
   }
   return h;
 }
@@ -713,7 +703,7 @@ static int make_canonical(struct rule *r, const struct calendar *const *cals,
     return rc;
   }
   r->canonical = buf_detach(&b, NULL);
-  uint64_t h = fnv(FNV_START, r->canonical, strlen(r->canonical));
+  uint64_t h = hash_bytes(HASH_START, r->canonical, strlen(r->canonical));
   snprintf(r->hash, sizeof r->hash, "%016llx", (unsigned long long)h);
   return IOCD_OK;
 }
@@ -1040,8 +1030,8 @@ struct rule *engine__rule_at(const struct engine *e, size_t i) {
 /* ---- the read index ------------------------------------------------------ */
 
 static uint64_t reader_hash(const char *meas, const char *field) {
-  uint64_t h = fnv(FNV_START, meas, strlen(meas) + 1);
-  return field ? fnv(h, field, strlen(field) + 1) : fnv(h, "\xff", 1);
+  uint64_t h = hash_str(HASH_START, meas);
+  return field ? hash_str(h, field) : hash_byte(h, 0xff);
 }
 
 static bool same(const char *a, const char *b) {

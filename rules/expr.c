@@ -20,6 +20,7 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/hash.h"
 #include "core/utf8.h"
 #include "rules/rules_int.h"
 
@@ -1501,15 +1502,6 @@ static char *render_new(const struct node *n) {
   return buf_detach(&b, NULL);
 }
 
-/* FNV-1a of a NUL-terminated string. */
-static uint64_t text_hash(const char *s) {
-  uint64_t h = UINT64_C(0xcbf29ce484222325);
-  for (; *s; s++) {
-    h = (h ^ (unsigned char)*s) * UINT64_C(0x100000001b3);
-  }
-  return h;
-}
-
 /* Computes once what finding a selector's family in a store needs. */
 static void sel_prepare(struct selector *sel) {
   sel->mn = strlen(sel->meas);
@@ -1534,7 +1526,7 @@ static int fill_texts(struct node *n) {
       if (!n->text) {
         return IOCD_ENOMEM;
       }
-      n->text_hash = text_hash(n->text);
+      n->text_hash = hash_bytes(HASH_START, n->text, strlen(n->text));
       if (n->kind == K_SEL) {
         sel_prepare(&n->u.sel);
       } else if (n->kind == K_CALL && n->u.call.arg &&

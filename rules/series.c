@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/hash.h"
 #include "core/container.h"
 #include "rules/expr.h"
 #include "rules/rules_int.h"
@@ -34,8 +35,6 @@
 #define RING_MIN 4
 #define TABLE_MIN 16
 
-#define FNV_INIT UINT64_C(0xcbf29ce484222325)
-#define FNV_PRIME UINT64_C(0x100000001b3)
 
 struct family {
   struct hnode hn; /* must stay first */
@@ -91,19 +90,6 @@ struct series_store {
 };
 
 /* ---- hashing and tables -------------------------------------------------- */
-
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-  const unsigned char *s = p;
-  for (size_t i = 0; i < n; i++) {
-    h ^= s[i];
-    h *= FNV_PRIME;
-  }
-  return h;
-}
-
-static uint64_t fnv_byte(uint64_t h, unsigned char c) {
-  return (h ^ c) * FNV_PRIME;
-}
 
 /* splitmix64's finalizer: spreads a combination of two hashes over all bits,
  * since the bucket index uses the low ones. */
@@ -185,11 +171,11 @@ static int str_cmp(const char *a, size_t an, const char *b, size_t bn) {
 
 static uint64_t family_hash(const char *m, size_t mn, const char *f,
                             size_t fn) {
-  uint64_t h = fnv(FNV_INIT, m, mn);
+  uint64_t h = hash_bytes(HASH_START, m, mn);
   if (!f) {
-    return fnv_byte(h, 0xfe);
+    return hash_byte(h, 0xfe);
   }
-  return fnv(fnv_byte(h, 0xff), f, fn);
+  return hash_bytes(hash_byte(h, 0xff), f, fn);
 }
 
 uint64_t series__family_hash(const char *m, size_t mn, const char *f,
@@ -328,7 +314,7 @@ int series_store_want_expr(struct series_store *st, const struct expr *e) {
  * label's part can be computed once per group (series_group_hash). */
 static uint64_t label_hash(const char *k, size_t kn, const char *v,
                            size_t vn) {
-  return fnv(fnv_byte(fnv(FNV_INIT, k, kn), 0xff), v, vn);
+  return hash_bytes(hash_byte(hash_bytes(HASH_START, k, kn), 0xff), v, vn);
 }
 
 uint64_t series_group_hash(const char *key, const char *value) {
@@ -438,10 +424,10 @@ static void list_remove(struct series **v, size_t *n, const struct series *s) {
 /* ---- series -------------------------------------------------------------- */
 
 static uint64_t tags_hash(const struct stag *t, size_t n) {
-  uint64_t h = FNV_INIT;
+  uint64_t h = HASH_START;
   for (size_t i = 0; i < n; i++) {
-    h = fnv_byte(fnv(h, t[i].k, t[i].kn), 0xff);
-    h = fnv_byte(fnv(h, t[i].v, t[i].vn), 0xfe);
+    h = hash_byte(hash_bytes(h, t[i].k, t[i].kn), 0xff);
+    h = hash_byte(hash_bytes(h, t[i].v, t[i].vn), 0xfe);
   }
   return h;
 }
