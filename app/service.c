@@ -612,6 +612,34 @@ static int reload_rules(struct service *svc, const struct config *ncfg,
   return rc;
 }
 
+/* One log line per problem of a configuration that was refused, each
+ * saying that the running one is kept. */
+static void log_reload_problems(const char *text) {
+  size_t total = 0;
+  for (const char *p = text; *p; p++) {
+    total += *p == '\n' || p[1] == '\0';
+  }
+  size_t k = 0;
+  for (const char *p = text; *p;) {
+    const char *nl = strchr(p, '\n');
+    size_t n = nl ? (size_t)(nl - p) : strlen(p);
+    if (n > 0) {
+      k++;
+      if (total > 1) {
+        log_error("service",
+                  "reload failed, keeping the running configuration "
+                  "(problem %zu of %zu): %.*s",
+                  k, total, (int)n, p);
+      } else {
+        log_error("service",
+                  "reload failed, keeping the running configuration: %.*s",
+                  (int)n, p);
+      }
+    }
+    p += n + (nl ? 1 : 0);
+  }
+}
+
 static void reload(struct service *svc) {
   const char *path = svc->cfg->path;
   log_info("service", "SIGHUP: reloading %s", path);
@@ -622,8 +650,7 @@ static void reload(struct service *svc) {
   int rc = config_load(path, &ncfg, &errors);
   if (rc) {
     stat_inc(svc->st_reload_failures);
-    log_error("service", "reload failed, keeping the running configuration: "
-              "%s", errors.len ? errors.data : iocd_strerror(rc));
+    log_reload_problems(errors.len ? errors.data : iocd_strerror(rc));
     buf_cleanup(&errors);
     return;
   }
@@ -665,6 +692,11 @@ static void reload(struct service *svc) {
     config_free(ncfg);
     return;
   }
+  struct buf changes;
+  buf_init(&changes, 1 << 16);
+  if (config_diff(svc->cfg, ncfg, &changes) != IOCD_OK) {
+    buf_reset(&changes);
+  }
   struct config *old = svc->cfg;
   svc->cfg = ncfg;
   config_free(old);
@@ -675,8 +707,11 @@ static void reload(struct service *svc) {
     uv_timer_start(&svc->stats_timer, on_stats_timer, ms, ms);
   }
   stat_inc(svc->st_reloads);
-  log_info("service", "configuration reloaded (%zu subscriptions, %zu rules)",
-           ncfg->nsubs, ncfg->rules.n);
+  log_info("service",
+           "configuration reloaded: %s (now %zu subscriptions, %zu rules)",
+           changes.len ? changes.data : "changes not known", ncfg->nsubs,
+           ncfg->rules.n);
+  buf_cleanup(&changes);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {

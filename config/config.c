@@ -697,6 +697,7 @@ static void set_subs(struct cw *c, struct cw_val v, void *base) {
     size_t mark = cw_path_index(c, i);
     cw_defaults(c, &sub_object, s);
     cw_walk(c, items[i], &sub_object, s);
+    s->fingerprint = cw_fingerprint(c, items[i]);
     struct cw_val tv;
     if (s->topic && cw_find_child(c, items[i], "topic", &tv)) {
       cw_place(c, cw_voff(c, tv), &s->topic_place);
@@ -713,6 +714,37 @@ out:
 }
 
 /* Loading. */
+
+/* The fingerprint of every top-level section that is not a list of named
+ * items (those have one per item), for config_diff. */
+static void section_prints(struct cw *c, struct cw_val root,
+                           struct config *cfg) {
+  static const char *const itemized[] = {"subscriptions", "params", "rules",
+                                         "rule_files"};
+  size_t n;
+  struct cw_val *kids = cw_children(c, root, &n);
+  if (!kids) {
+    return;
+  }
+  cfg->prints = calloc(n ? n : 1, sizeof *cfg->prints);
+  c->nomem = c->nomem || !cfg->prints;
+  for (size_t i = 0; cfg->prints && i < n; i++) {
+    const char *k = kids[i].j->string;
+    bool skip = false;
+    for (size_t j = 0; j < sizeof itemized / sizeof itemized[0]; j++) {
+      skip = skip || strcmp(k, itemized[j]) == 0;
+    }
+    if (skip) {
+      continue;
+    }
+    struct config_section_print *sp = &cfg->prints[cfg->nprints];
+    sp->name = strdup(k);
+    c->nomem = c->nomem || !sp->name;
+    sp->fingerprint = cw_fingerprint(c, kids[i]);
+    cfg->nprints++;
+  }
+  free(kids);
+}
 
 static void default_client_id(struct cw *c, struct config_mqtt *m) {
   char host[256];
@@ -791,6 +823,7 @@ int config_load_text(const char *name, const char *text, size_t len,
   cw_defaults(&c, &root_object, cfg);
   cw_walk(&c, root, &root_object, cfg);
   finish(&c, root, cfg);
+  section_prints(&c, root, cfg);
   if (config__load_rules(&f.doc, f.json, cfg, collect, &pb) != IOCD_OK) {
     c.nomem = true;
   }
@@ -931,6 +964,10 @@ void config_free(struct config *cfg) {
   if (!cfg) {
     return;
   }
+  for (size_t i = 0; i < cfg->nprints; i++) {
+    free(cfg->prints[i].name);
+  }
+  free(cfg->prints);
   for (size_t i = 0; i < cfg->nsubs; i++) {
     free_sub(&cfg->subs[i]);
   }

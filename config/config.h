@@ -107,6 +107,7 @@ struct config_subscription {
                                    default false (rejected as wrong type) */
   char *dead_letter;            /* topic to republish rejects to; NULL */
   struct config_place topic_place; /* where "topic" is written (its quote) */
+  uint64_t fingerprint; /* of the item as written, for config_diff */
 };
 
 struct config_limits {
@@ -236,6 +237,7 @@ struct config_param {
   struct config_param_value *values;
   size_t nvalues;
   struct config_place place;
+  uint64_t fingerprint; /* of the parameter as written, for config_diff */
 };
 
 enum config_missing {
@@ -284,6 +286,7 @@ struct config_rule {
                            1 yes, 0 no, -1 (default) when it reads age()
                            or absent() */
   struct config_place place;
+  uint64_t fingerprint; /* of the rule as written, for config_diff */
 };
 
 /* The "rule_engine" section and every rule and parameter, merged from the
@@ -298,6 +301,13 @@ struct config_rules {
   int64_t evaluation_interval_ms; /* the tick; default 15s */
   int64_t save_interval_ms;       /* state file write debounce; default 10s */
   int64_t freshness_ms;           /* default freshness; default 10m */
+};
+
+/* A top-level section of the main file ("mqtt", "influxdb", ...) and the
+ * fingerprint of its text, for config_diff. */
+struct config_section_print {
+  char *name;
+  uint64_t fingerprint;
 };
 
 struct config {
@@ -319,6 +329,8 @@ struct config {
   struct config_sources sources;   /* "sources" */
   struct config_rules rules;       /* "rule_engine", "params", "rules",
                                       "rule_files" */
+  struct config_section_print *prints; /* every other top-level key */
+  size_t nprints;
 };
 
 /* Loads and validates path. On success returns IOCD_OK and *out (owned by the
@@ -335,6 +347,15 @@ int config_load_text(const char *name, const char *text, size_t len,
                      struct config **out, struct buf *errors);
 
 void config_free(struct config *cfg);
+
+/* What changed from old to new, for the log line of a reload: appends to
+ * out a summary such as "subscriptions added: senml2; rules changed:
+ * online_share_low, feed_silent; sections changed: influxdb", or "nothing
+ * changed". Items are matched by name and compared by the fingerprint of
+ * their text, so an edit of any key (or of its comment-free spelling)
+ * counts. Returns IOCD_OK or a buf_* error. */
+int config_diff(const struct config *old, const struct config *new_cfg,
+                struct buf *out);
 
 /* Helpers for the enums, for logs and messages. */
 const char *config_format_name(enum payload_format f);

@@ -142,6 +142,8 @@ void cw_report_key(struct cw *c, const char *key, size_t off, const char *fmt,
 /* Where a value starts, and where its key starts (the value when it has
  * none). */
 size_t cw_voff(const struct cw *c, struct cw_val v);
+/* A fingerprint of v's JSON text (core/hash.h), for config_diff. */
+uint64_t cw_fingerprint(struct cw *c, struct cw_val v);
 /* Records where offset off of the current document is (file, line, col). */
 void cw_place(struct cw *c, size_t off, struct config_place *p);
 size_t cw_koff(const struct cw *c, struct cw_val v);

@@ -701,6 +701,7 @@ static bool add_param(struct cw *c, const char *name, struct cw_val v,
   p->name = strdup(name);
   c->nomem = c->nomem || !p->name;
   cw_place(c, cw_koff(c, v), &p->place);
+  p->fingerprint = cw_fingerprint(c, v);
   if (cJSON_IsObject(v.j)) {
     cw_walk(c, v, &param_obj, p);
   } else {
@@ -1008,6 +1009,7 @@ static void load_rules(struct cw *c, struct cw_val v) {
     bool named =
         cJSON_IsObject(items[i].j) && cw_find_child(c, items[i], "name", &nv);
     cw_place(c, named ? cw_voff(c, nv) : cw_voff(c, items[i]), &r->place);
+    r->fingerprint = cw_fingerprint(c, items[i]);
     if (cw_walk(c, items[i], &rule_obj, r)) {
       if (r->name && !rule_name_ok(r->name) &&
           cw_find_child(c, items[i], "name", &nv)) {

@@ -19,6 +19,7 @@
 
 #include "config/config.h"
 #include "config/config_int.h"
+#include "core/hash.h"
 #include "core/utf8.h"
 
 #define QUOTE_MAX 48
@@ -94,6 +95,17 @@ void cw_report_key(struct cw *c, const char *key, size_t off, const char *fmt,
 size_t cw_voff(const struct cw *c, struct cw_val v) {
   const struct config_posmap *pm = c->doc->pm;
   return v.pi < pm->n ? pm->v[v.pi].value : 0;
+}
+
+uint64_t cw_fingerprint(struct cw *c, struct cw_val v) {
+  char *text = cJSON_PrintUnformatted(v.j);
+  if (!text) {
+    c->nomem = true;
+    return 0;
+  }
+  uint64_t h = hash_str(HASH_START, text);
+  cJSON_free(text);
+  return h;
 }
 
 void cw_place(struct cw *c, size_t off, struct config_place *p) {

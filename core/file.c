@@ -87,8 +87,7 @@ static char *dir_of(const char *path) {
   return d;
 }
 
-int file_write_atomic(const char *path, const void *data, size_t n,
-                      bool sync) {
+int file_write_atomic(const char *path, const void *data, size_t n, bool sync) {
   size_t len = strlen(path);
   char *tmp = malloc(len + 5);
   char *dir = dir_of(path);

@@ -31,7 +31,6 @@ int file_write_all(int fd, const void *p, size_t n);
  * power loss. With sync false both fsyncs are skipped (atomic, not
  * durable). On failure the temporary file is removed and path is left as
  * it was. Returns 0 or an errno value. */
-int file_write_atomic(const char *path, const void *data, size_t n,
-                      bool sync);
+int file_write_atomic(const char *path, const void *data, size_t n, bool sync);
 
 #endif

@@ -49,8 +49,7 @@ Test(lifecycle, a_busy_api_port_is_named_and_nothing_is_called_started) {
   char want[128];
   snprintf(want, sizeof want,
            "cannot listen on 127.0.0.1:%d: Address already in use", api_port);
-  cr_expect(h_iocd_log_contains(&p, want), "the log does not say \"%s\"",
-            want);
+  cr_expect(h_iocd_log_contains(&p, want), "the log does not say \"%s\"", want);
   cr_expect(!h_iocd_log_contains(&p, "port 0"),
             "the log names port 0, not the configured port");
   cr_expect(!h_iocd_log_contains(&p, " started"),
@@ -85,10 +84,18 @@ Test(lifecycle, the_alert_state_file_is_renamed_and_its_directory_synced) {
    * rather than strace. */
   char script[600];
   snprintf(script, sizeof script, "echo $$ > '%s'; exec \"$@\"", pidfile);
-  const char *const wrapper[] = {
-      "/usr/bin/strace", "-f", "-qq", "-o", trace, "-e",
-      "trace=openat,fsync,rename,renameat,renameat2", "/bin/sh", "-c", script,
-      "sh", NULL};
+  const char *const wrapper[] = {"/usr/bin/strace",
+                                 "-f",
+                                 "-qq",
+                                 "-o",
+                                 trace,
+                                 "-e",
+                                 "trace=openat,fsync,rename,renameat,renameat2",
+                                 "/bin/sh",
+                                 "-c",
+                                 script,
+                                 "sh",
+                                 NULL};
   struct h_iocd p;
   cr_assert_eq(h_iocd_start_via(&p, dir, cfg, wrapper), 0);
   cr_assert_eq(h_iocd_wait_log(&p, "rules loaded", 20000), 0);
@@ -122,11 +129,63 @@ Test(lifecycle, the_alert_state_file_is_renamed_and_its_directory_synced) {
     }
   }
   fclose(f);
-  cr_expect(renamed, "rules-state.json.tmp was never renamed (see %s)",
-            trace);
-  cr_expect(synced, "%s was not fsynced after the rename (see %s)", var,
-            trace);
+  cr_expect(renamed, "rules-state.json.tmp was never renamed (see %s)", trace);
+  cr_expect(synced, "%s was not fsynced after the rename (see %s)", var, trace);
   if (renamed && synced) {
     h_rmtree(dir);
   }
+}
+
+/* Rewrites the config of a running iocd. */
+static void rewrite(const struct h_iocd *p, const char *text) {
+  FILE *f = fopen(p->config, "w");
+  cr_assert_not_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+Test(lifecycle, a_reload_says_what_changed_and_each_problem_on_its_own_line) {
+  char dir[256];
+  cr_assert_eq(h_tmpdir(dir, sizeof dir), 0);
+  char head[1024];
+  snprintf(head, sizeof head,
+           "{\"data_dir\": \"%s/var\", \"file\": {\"path\": \"%s/out.lp\"},\n"
+           " \"mqtt\": {\"port\": %d}, \"api\": {\"enabled\": false},\n"
+           " \"subscriptions\": [{\"topic\": \"t/{district}\"}],\n",
+           dir, dir, h_free_port());
+  char cfg[2048];
+  snprintf(cfg, sizeof cfg,
+           "%s \"rules\": [{\"name\": \"r1\", \"expr\": \"t.value > 5\"}]}\n",
+           head);
+  struct h_iocd p;
+  cr_assert_eq(h_iocd_start(&p, dir, cfg), 0);
+  cr_assert_eq(h_iocd_wait_log(&p, "rules loaded", 20000), 0);
+
+  snprintf(cfg, sizeof cfg,
+           "%s \"limits\": {\"max_fields\": 10},\n"
+           " \"rules\": [{\"name\": \"r1\", \"expr\": \"t.value > 5\"},\n"
+           "           {\"name\": \"r2\", \"expr\": \"t.value > 9\"}]}\n",
+           head);
+  rewrite(&p, cfg);
+  kill(p.pid, SIGHUP);
+  cr_expect_eq(h_iocd_wait_log(&p,
+                               "configuration reloaded: rules added: r2; "
+                               "sections changed: limits",
+                               20000),
+               0, "the reload did not say what changed");
+
+  /* Two problems: each is a line of its own, without a literal \n. */
+  snprintf(cfg, sizeof cfg,
+           "%s \"limits\": {\"max_fields\": 0, \"log_burst\": -1},\n"
+           " \"rules\": []}\n",
+           head);
+  rewrite(&p, cfg);
+  kill(p.pid, SIGHUP);
+  cr_expect_eq(h_iocd_wait_log(&p, "(problem 2 of 2)", 20000), 0,
+               "the second problem has no line of its own");
+  cr_expect(h_iocd_log_contains(&p, "(problem 1 of 2)"));
+  cr_expect(!h_iocd_log_contains(&p, "\\n"),
+            "a log line carries a literal \\n");
+  cr_expect_eq(h_iocd_stop(&p, SIGTERM, 20000), 0);
+  h_rmtree(dir);
 }

@@ -23,8 +23,8 @@ static cJSON *rules_doc(const struct config *cfg) {
 }
 
 Test(api_rules, lists_a_rule_without_by_with_an_empty_by) {
-  struct config *cfg =
-      load_ok(HEAD "\"rules\": [{\"name\": \"x\", \"expr\": \"igate.overdue > 5\"}]}");
+  struct config *cfg = load_ok(
+      HEAD "\"rules\": [{\"name\": \"x\", \"expr\": \"igate.overdue > 5\"}]}");
   cJSON *doc = rules_doc(cfg);
   cJSON *rules = cJSON_GetObjectItemCaseSensitive(doc, "rules");
   cr_assert_eq(cJSON_GetArraySize(rules), 1);

@@ -1192,3 +1192,57 @@ Test(config_journal, rejects_bad_values_where_they_are) {
   };
   CHECK_CASES(cases);
 }
+
+Test(config_diff, names_what_a_reload_adds_removes_and_changes) {
+  static const char base[] =
+      "{\"file\": {}, \"limits\": {\"max_fields\": 100},\n"
+      " \"subscriptions\": [{\"name\": \"a\", \"topic\": \"a/{district}\"},\n"
+      "                     {\"name\": \"b\", \"topic\": \"b/{district}\"}],\n"
+      " \"params\": {\"t\": 1},\n"
+      " \"rules\": [{\"name\": \"r1\", \"expr\": \"a.v > $t\"},\n"
+      "           {\"name\": \"r2\", \"expr\": \"b.v > 1\"}]}\n";
+  static const struct {
+    const char *what, *text, *want;
+  } cases[] = {
+      {"the same text", base, "nothing changed"},
+      {"comments and spacing only",
+       "// the same, reformatted\n"
+       "{\"file\": {}, \"limits\": {\"max_fields\": 100},\n"
+       " \"subscriptions\": [{\"name\": \"a\", \"topic\": \"a/{district}\"}, "
+       "{\"name\": \"b\",\n \"topic\": \"b/{district}\"}],\n"
+       " \"params\": {\"t\": 1}, /* here */\n"
+       " \"rules\": [{\"name\": \"r1\", \"expr\": \"a.v > $t\"},\n"
+       "           {\"name\": \"r2\", \"expr\": \"b.v > 1\"}]}\n",
+       "nothing changed"},
+      {"one of each",
+       "{\"file\": {}, \"limits\": {\"max_fields\": 200},\n"
+       " \"subscriptions\": [{\"name\": \"a\", \"topic\": \"a/{district}\", "
+       "\"qos\": 0},\n"
+       "                     {\"name\": \"c\", \"topic\": \"c/{district}\"}],\n"
+       " \"params\": {\"t\": 2},\n"
+       " \"rules\": [{\"name\": \"r1\", \"expr\": \"a.v > $t\"},\n"
+       "           {\"name\": \"r3\", \"expr\": \"c.v > 1\"}]}\n",
+       "subscriptions added: c; subscriptions removed: b; subscriptions "
+       "changed: a; rules added: r3; rules removed: r2; params changed: t; "
+       "sections changed: limits"},
+      {"a section added and one left out",
+       "{\"file\": {}, \"journal\": {\"enabled\": false},\n"
+       " \"subscriptions\": [{\"name\": \"a\", \"topic\": \"a/{district}\"},\n"
+       "                     {\"name\": \"b\", \"topic\": \"b/{district}\"}],\n"
+       " \"params\": {\"t\": 1},\n"
+       " \"rules\": [{\"name\": \"r1\", \"expr\": \"a.v > $t\"},\n"
+       "           {\"name\": \"r2\", \"expr\": \"b.v > 1\"}]}\n",
+       "sections changed: journal, limits"},
+  };
+  struct config *old = load_ok(base);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct config *cfg = load_ok(cases[i].text);
+    struct buf out;
+    buf_init(&out, 0);
+    cr_assert_eq(config_diff(old, cfg, &out), IOCD_OK);
+    cr_expect_str_eq(out.data, cases[i].want, "%s", cases[i].what);
+    buf_cleanup(&out);
+    config_free(cfg);
+  }
+  config_free(old);
+}
