@@ -50,6 +50,7 @@ struct config_lines {
   size_t len;
   size_t *start;
   size_t n;
+  size_t *chars; /* characters before each 256-byte block of text */
 };
 
 int config__lines_init(struct config_lines *l, const char *text, size_t len);

@@ -12,6 +12,8 @@
 
 #include "config/config_int.h"
 
+#define LINES_BLOCK 256
+
 int config__blank_comments(char *s, size_t len, size_t *bad_at) {
   bool in_str = false;
   for (size_t i = 0; i < len; i++) {
@@ -219,6 +221,7 @@ int config__scan(const char *s, size_t len, struct config_posmap *map) {
 }
 
 int config__lines_init(struct config_lines *l, const char *text, size_t len) {
+  l->chars = NULL;
   l->text = text;
   l->len = len;
   l->n = 1;
@@ -239,12 +242,40 @@ int config__lines_init(struct config_lines *l, const char *text, size_t len) {
       l->start[k++] = i + 1;
     }
   }
+  /* chars[b]: characters before byte b * LINES_BLOCK, so that a column on
+   * a long line (a generated file on one line) costs one block, not the
+   * whole line. */
+  l->chars = malloc((len / LINES_BLOCK + 1) * sizeof *l->chars);
+  if (!l->chars) {
+    config__lines_cleanup(l);
+    return IOCD_ENOMEM;
+  }
+  size_t c = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (i % LINES_BLOCK == 0) {
+      l->chars[i / LINES_BLOCK] = c;
+    }
+    c += ((unsigned char)text[i] & 0xC0) != 0x80;
+  }
+  l->chars[len / LINES_BLOCK] =
+      len % LINES_BLOCK == 0 ? c : l->chars[len / LINES_BLOCK];
   return IOCD_OK;
+}
+
+/* Characters (UTF-8 lead bytes and ASCII) in text[0..off). */
+static size_t chars_before(const struct config_lines *l, size_t off) {
+  size_t c = l->chars[off / LINES_BLOCK];
+  for (size_t i = off - off % LINES_BLOCK; i < off; i++) {
+    c += ((unsigned char)l->text[i] & 0xC0) != 0x80;
+  }
+  return c;
 }
 
 void config__lines_cleanup(struct config_lines *l) {
   free(l->start);
+  free(l->chars);
   l->start = NULL;
+  l->chars = NULL;
   l->n = 0;
 }
 
@@ -273,12 +304,7 @@ void config__lines_at(const struct config_lines *l, size_t off, int *line,
     from = 3;
   }
   /* Columns count characters: every byte but UTF-8 continuation bytes. */
-  size_t c = 1;
-  for (size_t i = from; i < off; i++) {
-    if (((unsigned char)l->text[i] & 0xC0) != 0x80) {
-      c++;
-    }
-  }
+  size_t c = 1 + chars_before(l, off) - chars_before(l, from);
   *line = lo + 1 > INT32_MAX ? INT32_MAX : (int)(lo + 1);
   *col = c > INT32_MAX ? INT32_MAX : (int)c;
 }

@@ -1,8 +1,9 @@
 /*
  * Metrics registry: families (one name, help and kind) in registration order,
  * each with its series in registration order, so /metrics output is stable.
- * Registration does a linear search; it happens at start and on the first
- * occurrence of a label set, never per message.
+ * A series is found through one hash table over (name, labels), so that
+ * registering the counters of 10,000 subscriptions stays linear; families
+ * are few and found by a walk of their list.
  */
 #include "core/stats.h"
 
@@ -13,10 +14,16 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/hash.h"
+
+struct family;
 
 struct series {
-  struct series *next;
-  char *labels; /* rendered: k="v",k2="v2" (escaped), or "" */
+  struct series *next;  /* in its family, in registration order */
+  struct series *hnext; /* in its hash bucket */
+  const struct family *fam;
+  uint64_t hash; /* of the family's name and labels */
+  char *labels;  /* rendered: k="v",k2="v2" (escaped), or "" */
   struct metric st;
 };
 
@@ -30,6 +37,8 @@ struct family {
 
 struct stats {
   struct family *head, *tail;
+  struct series **buckets; /* nbuckets, a power of two; NULL when empty */
+  size_t nbuckets, nseries;
 };
 
 static struct metric dummy;
@@ -57,6 +66,7 @@ void stats_free(struct stats *s) {
     free(f);
     f = fn;
   }
+  free(s->buckets);
   free(s);
 }
 
@@ -106,13 +116,50 @@ static struct family *find_family(struct stats *s, const char *name) {
   return NULL;
 }
 
-static struct series *find_series(struct family *f, const char *labels) {
-  for (struct series *se = f->head; se; se = se->next) {
-    if (strcmp(se->labels, labels) == 0) {
+static uint64_t series_hash(const char *name, const char *labels) {
+  return hash_str(hash_str(HASH_START, name), labels);
+}
+
+static struct series *find_series(const struct stats *s, struct family *f,
+                                  const char *labels) {
+  if (!s->buckets) {
+    return NULL;
+  }
+  uint64_t h = series_hash(f->name, labels);
+  for (struct series *se = s->buckets[h & (s->nbuckets - 1)]; se;
+       se = se->hnext) {
+    if (se->hash == h && se->fam == f && strcmp(se->labels, labels) == 0) {
       return se;
     }
   }
   return NULL;
+}
+
+/* Adds se to the table, doubling it when it holds as many series as
+ * buckets. Returns false when memory runs out (se is not added). */
+static bool index_series(struct stats *s, struct series *se) {
+  if (s->nseries >= s->nbuckets) {
+    size_t n = s->nbuckets ? s->nbuckets * 2 : 64;
+    struct series **b = calloc(n, sizeof *b);
+    if (!b) {
+      return false;
+    }
+    for (size_t i = 0; i < s->nbuckets; i++) {
+      for (struct series *x = s->buckets[i], *xn; x; x = xn) {
+        xn = x->hnext;
+        x->hnext = b[x->hash & (n - 1)];
+        b[x->hash & (n - 1)] = x;
+      }
+    }
+    free(s->buckets);
+    s->buckets = b;
+    s->nbuckets = n;
+  }
+  struct series **slot = &s->buckets[se->hash & (s->nbuckets - 1)];
+  se->hnext = *slot;
+  *slot = se;
+  s->nseries++;
+  return true;
 }
 
 static struct metric *reg(struct stats *s, enum stat_kind kind, const char *name,
@@ -146,13 +193,19 @@ static struct metric *reg(struct stats *s, enum stat_kind kind, const char *name
     }
     s->tail = f;
   }
-  struct series *se = find_series(f, lb.data);
+  struct series *se = find_series(s, f, lb.data);
   if (se) {
     buf_cleanup(&lb);
     return &se->st;
   }
   se = calloc(1, sizeof *se);
   if (!se) {
+    goto fail;
+  }
+  se->fam = f;
+  se->hash = series_hash(f->name, lb.data);
+  if (!index_series(s, se)) {
+    free(se);
     goto fail;
   }
   se->labels = buf_detach(&lb, NULL);
@@ -226,7 +279,7 @@ struct metric *stats_find(struct stats *s, const char *name, ...) {
   va_start(ap, name);
   int rc = render_labels(&lb, ap);
   va_end(ap);
-  struct series *se = rc ? NULL : find_series(f, lb.data);
+  struct series *se = rc ? NULL : find_series(s, f, lb.data);
   buf_cleanup(&lb);
   return se ? &se->st : NULL;
 }
