@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "api/api.h"
+#include "alerts/alert_metrics.h"
 #include "api/api_rules.h"
 #include "app/rules_setup.h"
 #include "core/buf.h"
@@ -72,6 +73,7 @@ struct service {
   struct metric *st_instances, *st_pending, *st_firing, *st_nodata;
   struct metric *st_insufficient, *st_held, *st_evaluations;
   uint64_t evaluations_seen;
+  struct alert_metrics *alert_metrics; /* iocd_alerts_active */
 };
 
 /* The rules timer: at most this period, so that the broker's state and
@@ -380,6 +382,8 @@ static void rules_gauges(struct service *svc) {
   stat_set(svc->st_held, (double)st.held);
   stat_add(svc->st_evaluations, st.evaluations - svc->evaluations_seen);
   svc->evaluations_seen = st.evaluations;
+  alert_metrics_update(svc->alert_metrics, svc->engine,
+                       svc->st_alert_events->count);
 }
 
 static void on_rules_timer(uv_timer_t *t) {
@@ -699,6 +703,8 @@ static void reload(struct service *svc) {
   }
   struct config *old = svc->cfg;
   svc->cfg = ncfg;
+  alert_metrics_set_district_tag(svc->alert_metrics,
+                                 ncfg->sources.district_tag);
   config_free(old);
   apply_logging(ncfg);
   uv_timer_stop(&svc->stats_timer);
@@ -831,6 +837,11 @@ static int start_rules(struct service *svc, struct iocd_err *err) {
       "Rule instance evaluations (on arrival and on ticks).", NULL);
   svc->params_cfg = svc->cfg;
   pb_init(&svc->alert_pb);
+  svc->alert_metrics = alert_metrics_new(
+      svc->stats, svc->cfg->sources.district_tag, svc->cfg->limits.max_series);
+  if (!svc->alert_metrics) {
+    return iocd_err_set(err, IOCD_ENOMEM, "out of memory");
+  }
   struct rules_setup rs;
   int rc = rules_setup_init(&rs, svc->cfg, err);
   if (rc) {
@@ -961,6 +972,7 @@ int service_run(struct config *cfg) {
   uv_run(&svc.loop, UV_RUN_DEFAULT);
   ingest_free(svc.ingest);
   engine_free(svc.engine);
+  alert_metrics_free(svc.alert_metrics);
   pb_cleanup(&svc.alert_pb);
   stats_free(svc.stats);
   rc = uv_loop_close(&svc.loop);
@@ -987,6 +999,7 @@ fail:
   uv_run(&svc.loop, UV_RUN_DEFAULT);
   ingest_free(svc.ingest);
   engine_free(svc.engine);
+  alert_metrics_free(svc.alert_metrics);
   pb_cleanup(&svc.alert_pb);
   stats_free(svc.stats);
   uv_loop_close(&svc.loop);

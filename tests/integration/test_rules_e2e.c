@@ -102,6 +102,15 @@ static bool metric_reached(void *ud) {
   return h_metric(w->port, w->series) >= w->at_least;
 }
 
+static bool metric_zero(void *ud) {
+  struct metric_wait *w = ud;
+  return h_metric(w->port, w->series) == 0;
+}
+
+#define ACTIVE_EAHLEO(state)                                            \
+  "iocd_alerts_active{rule=\"online_share_low\",state=\"" state "\"," \
+  "severity=\"warning\",district=\"Ea H'Leo\"}"
+
 #define Q_FIRING_EAHLEO                                                 \
   "SELECT count(active) FROM alerts WHERE \"rule\"='online_share_low' " \
   "AND \"state\"='firing' AND \"district\"='Ea H\\'Leo'"
@@ -187,6 +196,11 @@ Test(rules_e2e,
                h_metric(e.api_port, "iocd_alerts_firing"));
   cr_assert(h_iocd_log_contains(&e.iocd, "online_share_low{district="),
             "see %s", e.iocd.log);
+  /* The active alerts by rule, state, severity and district. */
+  struct metric_wait active = {e.api_port, ACTIVE_EAHLEO("firing"), 1};
+  cr_assert_eq(h_wait_until(metric_reached, &active, 5000), 0,
+               "%s on /metrics: %g", active.series,
+               h_metric(e.api_port, active.series));
 
   /* Lắk never published: its silent-feed alert names it. */
   cr_assert_eq(h_env_wait_count(&e, Q_SILENT_LAK, 1, 15000), 0,
@@ -207,6 +221,9 @@ Test(rules_e2e,
   cr_assert_eq(h_env_wait_count(&e, Q_RESOLVED_EAHLEO, 1, 15000), 0,
                "not resolved; see %s", e.iocd.log);
   cr_assert(h_iocd_log_contains(&e.iocd, "firing -> resolved"));
+  cr_assert_eq(h_wait_until(metric_zero, &active, 5000), 0,
+               "%s still %g after it resolved", active.series,
+               h_metric(e.api_port, active.series));
   env_down(&e);
 }
 
