@@ -221,6 +221,8 @@ void rules_setup_opts(const struct rules_setup *s, struct engine_opts *opts,
   opts->event_ud = event_ud;
   opts->freshness_ns = s->cfg->rules.freshness_ms * NS_PER_MS_I64;
   opts->start_ns = start_ns;
+  opts->lang = s->cfg->language == CONFIG_LANG_EN ? ENGINE_LANG_EN
+                                                  : ENGINE_LANG_VI;
 }
 
 /* "FILE:LINE:COL: " of the rule the engine complains about. */
@@ -251,5 +253,10 @@ int rules_setup_reconfigure(const struct rules_setup *s, struct engine *e,
   struct rule_error re;
   memset(&re, 0, sizeof re);
   int rc = engine_reconfigure(e, &s->cal, 1, s->defs, s->ndefs, now, &re);
-  return rc ? rule_error(s, rc, &re, err) : IOCD_OK;
+  if (rc) {
+    return rule_error(s, rc, &re, err);
+  }
+  rc = engine_set_lang(e, s->cfg->language == CONFIG_LANG_EN ? ENGINE_LANG_EN
+                                                             : ENGINE_LANG_VI);
+  return rc ? iocd_err_set(err, rc, "out of memory") : IOCD_OK;
 }

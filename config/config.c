@@ -119,6 +119,12 @@ static const struct cw_enum log_format_names[] = {
     {NULL, 0},
 };
 
+static const struct cw_enum language_names[] = {
+    {"vi", CONFIG_LANG_VI},
+    {"en", CONFIG_LANG_EN},
+    {NULL, 0},
+};
+
 static const struct cw_enum protocol_names[] = {
     {"5", MQTT_PROTO_V5},
     {"3.1.1", MQTT_PROTO_V311},
@@ -368,6 +374,7 @@ static const struct cw_object journal_object =
 #define T struct config
 static const struct cw_key root_keys[] = {
     KSTR("data_dir", T, data_dir, "./var/iocd"),
+    KENUM("language", T, language, language_names, CONFIG_LANG_VI),
     /* log.level and log.format live in struct config itself. */
     {.name = "log", .type = CW_OBJ, .off = 0, .obj = &log_object},
     KDUR("stats_interval", T, stats_interval_s, CW_AS_INT, D_S, 0, D_D,

@@ -303,6 +303,13 @@ struct config_rules {
   int64_t freshness_ms;           /* default freshness; default 10m */
 };
 
+/* The language of iocd's own texts for people (why an alert changed, the
+ * built-in alerts); rules' annotations are written by their authors. */
+enum config_language {
+  CONFIG_LANG_VI = 0, /* "vi", the default */
+  CONFIG_LANG_EN,     /* "en" */
+};
+
 /* A top-level section of the main file ("mqtt", "influxdb", ...) and the
  * fingerprint of its text, for config_diff. */
 struct config_section_print {
@@ -313,6 +320,7 @@ struct config_section_print {
 struct config {
   char *path;      /* the file this was loaded from */
   char *data_dir;  /* default "./var/iocd" */
+  enum config_language language; /* default CONFIG_LANG_VI */
   enum log_level log_level;
   enum log_format log_format;
   int stats_interval_s;    /* periodic counter log; 0 disables; default 60 */

@@ -1238,9 +1238,10 @@ static int put_series(struct buf *b, const struct touch *t) {
   return rc;
 }
 
-static int put_missing(struct buf *b, const struct expr_value *v) {
+static int put_missing(struct buf *b, enum engine_lang lang,
+                       const struct expr_value *v) {
   return buf_printf(b, "%s (%s)", v->culprit ? v->culprit : "?",
-                    expr_why_name(v->why));
+                    engine__why_word(lang, v->why));
 }
 
 /* "sample igate.online_l3{district="Lắk"}=12 at 2021-...: value 0.16,
@@ -1254,7 +1255,7 @@ static int build_reason(struct engine *e, const struct inst *in,
   int rc;
   if (trg->by == ALERT_BY_SAMPLE && trg->touch) {
     const struct touch *t = trg->touch;
-    rc = buf_puts(b, "sample ");
+    rc = buf_printf(b, "%s ", engine__word(e->opts.lang, ENGINE__W_SAMPLE));
     if (!rc) {
       rc = put_series(b, t);
     }
@@ -1268,11 +1269,13 @@ static int build_reason(struct engine *e, const struct inst *in,
     }
     fmt_time(fc, t->ts, when);
     if (!rc) {
-      rc = buf_printf(b, " at %s", when);
+      rc = buf_printf(b, " %s %s", engine__word(e->opts.lang, ENGINE__W_AT),
+                      when);
     }
   } else {
     fmt_time(fc, now, when);
-    rc = buf_printf(b, "%s at %s", alert_trigger_name(trg->by), when);
+    rc = buf_printf(b, "%s %s %s", engine__trigger_word(e->opts.lang, trg->by),
+                    engine__word(e->opts.lang, ENGINE__W_AT), when);
   }
   if (rc) {
     return rc;
@@ -1285,25 +1288,27 @@ static int build_reason(struct engine *e, const struct inst *in,
           m = &sw->fire[i];
         }
       }
-      rc = buf_puts(b, ": no data");
+      rc = buf_printf(b, ": %s", engine__word(e->opts.lang, ENGINE__W_NO_DATA));
       if (!rc && m) {
         rc = buf_puts(b, ": ");
         if (!rc) {
-          rc = put_missing(b, m);
+          rc = put_missing(b, e->opts.lang, m);
         }
       }
       return rc;
     }
     case ALERT_INSUFFICIENT:
-      rc = buf_printf(b, ": insufficient data: guard %s is false",
-                      expr_to_string(in->rule->guard));
+      rc = buf_printf(b, ": %s %s %s",
+                      engine__word(e->opts.lang, ENGINE__W_INSUFFICIENT),
+                      expr_to_string(in->rule->guard),
+                      engine__word(e->opts.lang, ENGINE__W_NOT_MET));
       if (!rc && sw->guard_sides && !sw->gl.missing && !sw->gr.missing) {
         rc = buf_puts(b, " (");
         if (!rc) {
           rc = put_num(b, sw->gl.v);
         }
         if (!rc) {
-          rc = buf_puts(b, " vs ");
+          rc = buf_printf(b, " %s ", engine__word(e->opts.lang, ENGINE__W_VS));
         }
         if (!rc) {
           rc = put_num(b, sw->gr.v);
@@ -1317,21 +1322,25 @@ static int build_reason(struct engine *e, const struct inst *in,
       break;
   }
   bool truth = tr->state == ALERT_PENDING || tr->state == ALERT_FIRING;
-  rc = buf_printf(b, ": condition %s", truth ? "true" : "false");
+  rc = buf_printf(b, ": %s",
+                  engine__word(e->opts.lang, truth ? ENGINE__W_CONDITION_TRUE
+                                                   : ENGINE__W_CONDITION_FALSE));
   if (!rc && in->has_value) {
-    rc = buf_puts(b, ", value ");
+    rc = buf_printf(b, ", %s ", engine__word(e->opts.lang, ENGINE__W_VALUE));
     if (!rc) {
       rc = put_num(b, in->value);
     }
   }
   if (!rc && in->has_threshold) {
-    rc = buf_puts(b, ", threshold ");
+    rc = buf_printf(b, ", %s ",
+                    engine__word(e->opts.lang, ENGINE__W_THRESHOLD));
     if (!rc) {
       rc = put_num(b, in->threshold);
     }
   }
   if (!rc && tr->severity_changed) {
-    rc = buf_printf(b, ", severity %s -> %s",
+    rc = buf_printf(b, ", %s %s -> %s",
+                    engine__word(e->opts.lang, ENGINE__W_SEVERITY),
                     in->rule->levels[tr->prev_level - 1].severity,
                     in->rule->levels[tr->level - 1].severity);
   }
@@ -1848,11 +1857,12 @@ void engine_set_broker_up(struct engine *e, bool up, int64_t now) {
   }
   char when[40];
   fmt_time(default_cal(e), now, when);
-  char reason[160];
-  snprintf(reason, sizeof reason,
-           up ? "broker at %s: iocd reaches its MQTT broker again"
-              : "broker at %s: iocd cannot reach its MQTT broker",
-           when);
+  char reason[256];
+  snprintf(reason, sizeof reason, "%s %s %s: %s",
+           engine__word(e->opts.lang, ENGINE__W_BROKER),
+           engine__word(e->opts.lang, ENGINE__W_AT), when,
+           engine__word(e->opts.lang,
+                        up ? ENGINE__W_BROKER_UP : ENGINE__W_BROKER_DOWN));
   enum alert_state prev = bi->a.state;
   alert_init(&bi->a);
   if (!up) {
@@ -2002,9 +2012,9 @@ static int make_broker(struct engine *e) {
   r->builtin = true;
   r->name = dup_str(ENGINE_BROKER_RULE);
   r->canonical = dup_str(ENGINE_BROKER_RULE);
-  static const struct alert_kv ann = {
+  const struct alert_kv ann = {
       .key = "summary",
-      .value = "iocd cannot reach its MQTT broker: every feed looks silent",
+      .value = engine__word(e->opts.lang, ENGINE__W_BROKER_SUMMARY),
   };
   if (!r->name || !r->canonical || copy_kvs(&ann, 1, &r->annotations)) {
     r->nannotations = r->annotations ? 1 : 0;
@@ -2017,6 +2027,26 @@ static int make_broker(struct engine *e) {
   if (!engine__instance(e, r, none)) {
     return IOCD_ENOMEM;
   }
+  return IOCD_OK;
+}
+
+int engine_set_lang(struct engine *e, enum engine_lang lang) {
+  if (e->opts.lang == lang) {
+    return IOCD_OK;
+  }
+  const struct alert_kv ann = {
+      .key = "summary",
+      .value = engine__word(lang, ENGINE__W_BROKER_SUMMARY),
+  };
+  struct kv *v = NULL;
+  if (copy_kvs(&ann, 1, &v)) {
+    kv_free(v, v ? 1 : 0);
+    return IOCD_ENOMEM;
+  }
+  kv_free(e->broker->annotations, e->broker->nannotations);
+  e->broker->annotations = v;
+  e->broker->nannotations = 1;
+  e->opts.lang = lang;
   return IOCD_OK;
 }
 
@@ -2099,9 +2129,11 @@ static void retire(struct engine *e, struct rule *r, int64_t now) {
     }
     char when[40];
     fmt_time(r->cal ? r->cal : default_cal(e), now, when);
-    char reason[128];
-    snprintf(reason, sizeof reason,
-             "reload at %s: the rule changed or was removed", when);
+    char reason[256];
+    snprintf(reason, sizeof reason, "%s %s %s: %s",
+             engine__word(e->opts.lang, ENGINE__W_RELOAD),
+             engine__word(e->opts.lang, ENGINE__W_AT), when,
+             engine__word(e->opts.lang, ENGINE__W_RULE_GONE));
     engine__set_reason(in, reason);
     in->by = ALERT_BY_RELOAD;
     struct alert_event ev;

@@ -128,6 +128,13 @@ struct rule_error {
  * for the call. The callback must not call back into the engine. */
 typedef void engine_event_fn(void *ud, const struct alert_event *ev);
 
+/* The language of the engine's own texts: why an alert changed, the
+ * built-in broker alert. Rules' annotations are the rule author's. */
+enum engine_lang {
+  ENGINE_LANG_VI = 0, /* Vietnamese, the default */
+  ENGINE_LANG_EN,
+};
+
 /* The engine's settings. Caller storage, {0} is valid: calendars are then
  * the default "office_hours" only, every parameter is MISSING, no events
  * are delivered. Pointers are borrowed: calendars are copied; the hooks and
@@ -151,6 +158,7 @@ struct engine_opts {
    * MISSING data within a rule's freshness after it keeps the state (the
    * store is still filling after a restart). 0: no such floor. */
   int64_t start_ns;
+  enum engine_lang lang; /* default Vietnamese */
 };
 
 /* Checks one rule on its own (every expression parses, templates are
@@ -166,6 +174,11 @@ int engine_check_rule(const struct rule_def *def, struct rule_error *re);
  * field, a duplicate name or an unknown calendar, IOCD_ENOMEM). */
 int engine_new(const struct engine_opts *opts, const struct rule_def *rules,
                size_t n, struct engine **out, struct rule_error *re);
+
+/* Switches the language of the engine's own texts (a reload changed it):
+ * later reasons, and the broker alert's summary. Returns IOCD_OK or
+ * IOCD_ENOMEM (then nothing changed). */
+int engine_set_lang(struct engine *e, enum engine_lang lang);
 
 /* Frees the engine; NULL is allowed. No events are delivered. */
 void engine_free(struct engine *e);

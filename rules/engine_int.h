@@ -99,6 +99,45 @@ struct inst *engine__instance(struct engine *e, struct rule *r,
  * IOCD_ENOMEM. */
 int engine__set_reason(struct inst *in, const char *reason);
 
+/* The engine's words (words.c), by language. */
+enum engine__word {
+  ENGINE__W_SAMPLE,
+  ENGINE__W_TICK,
+  ENGINE__W_BROKER,
+  ENGINE__W_RESTORE,
+  ENGINE__W_RELOAD,
+  ENGINE__W_AT,
+  ENGINE__W_NO_DATA,
+  ENGINE__W_INSUFFICIENT, /* then the guard, then ENGINE__W_NOT_MET */
+  ENGINE__W_NOT_MET,
+  ENGINE__W_VS,
+  ENGINE__W_CONDITION_TRUE,
+  ENGINE__W_CONDITION_FALSE,
+  ENGINE__W_VALUE,
+  ENGINE__W_THRESHOLD,
+  ENGINE__W_SEVERITY,
+  ENGINE__W_BROKER_DOWN,
+  ENGINE__W_BROKER_UP,
+  ENGINE__W_BROKER_SUMMARY,
+  ENGINE__W_RULE_GONE,
+  ENGINE__W_WHY_NONE, /* then one per enum expr_why, in its order */
+  ENGINE__W_WHY_NO_SERIES,
+  ENGINE__W_WHY_STALE,
+  ENGINE__W_WHY_EMPTY_WINDOW,
+  ENGINE__W_WHY_TOO_FEW,
+  ENGINE__W_WHY_NO_PARAM,
+  ENGINE__W_WHY_DIV_ZERO,
+  ENGINE__W_WHY_NO_CALENDAR,
+  ENGINE__WORD_COUNT
+};
+
+/* A word in lang; never NULL. */
+const char *engine__word(enum engine_lang lang, enum engine__word w);
+/* What set off a transition, as the reason says it ("mẫu", "tick"). */
+const char *engine__trigger_word(enum engine_lang lang, enum alert_trigger by);
+/* Why a value is missing, as the reason says it. */
+const char *engine__why_word(enum engine_lang lang, enum expr_why why);
+
 /* Schedules inst's next evaluation at the engine's listening time or its
  * deadline, whichever comes first (after a restore). */
 void engine__schedule_restored(struct engine *e, struct inst *in);

@@ -1193,6 +1193,21 @@ Test(config_journal, rejects_bad_values_where_they_are) {
   CHECK_CASES(cases);
 }
 
+Test(config, language_is_vietnamese_unless_english_is_chosen) {
+  struct config *cfg = load_ok(HEAD "\"data_dir\": \"d\"}\n");
+  cr_expect_eq(cfg->language, CONFIG_LANG_VI);
+  config_free(cfg);
+  cfg = load_ok(HEAD "\"language\": \"en\"}\n");
+  cr_expect_eq(cfg->language, CONFIG_LANG_EN);
+  config_free(cfg);
+  struct load l;
+  load_text(&l, HEAD "\"language\": \"fr\"}\n");
+  cr_expect_eq(l.rc, IOCD_EPARSE);
+  cr_expect(strstr(errors_of(&l), "iocd.jsonc:2:13: language:") != NULL, "%s",
+            errors_of(&l));
+  load_done(&l);
+}
+
 Test(config_diff, names_what_a_reload_adds_removes_and_changes) {
   static const char base[] =
       "{\"file\": {}, \"limits\": {\"max_fields\": 100},\n"

@@ -117,19 +117,28 @@ static bool param(void *ud, const char *name, const struct group *g,
   return true;
 }
 
-static struct engine *make(const struct rule_def *rules, size_t n,
-                           struct rec *rec, int64_t start) {
+/* An engine whose texts are in lang. */
+static struct engine *make_in(const struct rule_def *rules, size_t n,
+                              struct rec *rec, int64_t start,
+                              enum engine_lang lang) {
   struct engine_opts o = {
       .param = param,
       .on_event = on_event,
       .event_ud = rec,
       .start_ns = start,
+      .lang = lang,
   };
   struct rule_error re = {0};
   struct engine *e = NULL;
   int rc = engine_new(&o, rules, n, &e, &re);
   cr_assert_eq(rc, IOCD_OK, "%s", re.err.msg);
   return e;
+}
+
+/* Most tests read the engine's reasons in English. */
+static struct engine *make(const struct rule_def *rules, size_t n,
+                           struct rec *rec, int64_t start) {
+  return make_in(rules, n, rec, start, ENGINE_LANG_EN);
 }
 
 /* One point of measurement meas for district d (system "igate") with up to
@@ -516,6 +525,44 @@ Test(engine, a_wake_moved_later_is_neither_early_nor_evaluated_early) {
   cr_expect_eq(rec_time(&rec, "Ea H'Leo,system=igate} inactive>firing"),
                BASE + MIN(41) + 1);
   cr_expect_eq(engine_next_wake(e), BASE + MIN(55));
+  engine_free(e);
+  rec_free(&rec);
+}
+
+Test(engine, speaks_vietnamese_by_default_in_reasons_and_built_in_alerts) {
+  struct rec rec = {0};
+  struct rule_def r = share_rule();
+  struct engine *e = make_in(&r, 1, &rec, BASE, ENGINE_LANG_VI);
+  for (int m = 0; m <= 16; m++) {
+    point(e, "igate", "Ea H'Leo", BASE + MIN(m), "received", 100, "online",
+          25);
+    advance(e, BASE + MIN(m));
+  }
+  cr_assert_eq(rec.n, 2);
+  cr_expect(strstr(rec.lines[1],
+                   "reason=[mẫu igate.received{district=\"Ea "
+                   "H'Leo\",system=\"igate\"}=100 lúc "
+                   "2021-03-01T09:15:00+07:00"
+                   ": điều kiện đúng, giá trị 0.25, ngưỡng 0.3]") != NULL,
+            "%s", rec.lines[1]);
+  engine_set_broker_up(e, false, BASE + MIN(20));
+  cr_assert_eq(rec.n, 3);
+  cr_expect(strstr(rec.lines[2], "reason=[broker lúc 2021-03-01T09:20:00+07:00"
+                                 ": iocd không kết nối được MQTT broker]") !=
+                NULL,
+            "%s", rec.lines[2]);
+  cr_expect(strstr(rec.lines[2],
+                   "summary=[iocd không kết nối được MQTT broker: mọi nguồn "
+                   "dữ liệu đều có vẻ im lặng]") != NULL,
+            "%s", rec.lines[2]);
+  /* A reload to English: the next reason is in English. */
+  cr_assert_eq(engine_set_lang(e, ENGINE_LANG_EN), IOCD_OK);
+  engine_set_broker_up(e, true, BASE + MIN(21));
+  cr_assert_eq(rec.n, 4);
+  cr_expect(strstr(rec.lines[3], "reason=[broker at 2021-03-01T09:21:00+07:00"
+                                 ": iocd reaches its MQTT broker again]") !=
+                NULL,
+            "%s", rec.lines[3]);
   engine_free(e);
   rec_free(&rec);
 }
