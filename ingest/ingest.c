@@ -23,6 +23,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/lp.h"
 #include "core/utf8.h"
 #include "ingest/ingest_int.h"
 
@@ -658,6 +659,13 @@ static int check_point(struct decode_ctx *ctx, struct point_batch *pb,
             ingest__quote(q, sizeof q, f[i].key.p, f[i].key.len));
       }
     }
+  }
+  /* Last, the store's own check (core/lp.h), so that nothing ingest
+   * accepts is refused when it is written: escapes InfluxDB cannot read
+   * back, such as a field key "a\\,b", are rejected here, with a reason. */
+  struct iocd_err lerr;
+  if (lp_check_point(pb, p, &lerr) != IOCD_OK) {
+    return ingest__reject(res, INGEST_BAD_NAME, "%s%s", pre, lerr.msg);
   }
   pb_point_sort_tags(pb, p);
   return IOCD_OK;

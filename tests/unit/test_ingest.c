@@ -191,6 +191,40 @@ Test(ingest_pipeline, handles_the_next_message_after_a_bad_one_normally) {
   fx_done(&fx);
 }
 
+/* What the store would refuse is refused here, with a reason: names whose
+ * escapes InfluxDB 1.6 cannot read back as written. */
+Test(ingest_pipeline, refuses_what_the_store_could_not_write_with_a_reason) {
+  static const struct {
+    const char *what, *topic, *payload, *detail;
+  } cases[] = {
+      {"field key with an escaped comma", "m/x", "{\"a\\\\,b\": 1}",
+       "field key \"a\\,b\""},
+      {"field key ending in a backslash", "m/x", "{\"ab\\\\\": 1}",
+       "field key \"ab\\\""},
+      {"measurement level ending in a backslash", "m/x\\", "{\"v\": 1}",
+       "measurement \"x\\\""},
+      {"measurement_key value with an escaped comma", "m/x",
+       "{\"m\": \"a\\\\,b\", \"v\": 1}", "measurement \"a\\,b\""},
+  };
+  struct fixture fx;
+  fx_init(&fx);
+  fx.subs[0].topic = "m/{measurement}";
+  fx.subs[0].measurement_key = "m";
+  fx_start(&fx);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct ingest_result res;
+    cr_expect_eq(send(&fx, cases[i].topic, cases[i].payload, &res),
+                 IOCD_EINVAL, "%s: accepted", cases[i].what);
+    cr_expect_eq(res.reason, INGEST_BAD_NAME, "%s: reason %s", cases[i].what,
+                 ingest_reason_id(res.reason));
+    cr_expect(strstr(res.detail, cases[i].detail) != NULL,
+              "%s: detail \"%s\"", cases[i].what, res.detail);
+  }
+  cr_expect_eq(rejects(&fx, "igate", "bad_name"), 4);
+  cr_expect_eq(fx.cap.calls, 0, "a refused point reached the sink");
+  fx_done(&fx);
+}
+
 /* ---- field types ------------------------------------------------------- */
 
 static const struct {
