@@ -30,6 +30,9 @@
 #define MAX_LABELS 32
 #define MAX_SAMPLES 10000000u
 #define MAX_STEPS 10000000u
+/* Evaluations in one test (grid ticks and the engine's own deadlines): a
+ * test that asks for more is refused before it runs. */
+#define MAX_EVALUATIONS 1000000
 
 /* One input series: its selector, split. */
 struct in_series {
@@ -440,6 +443,14 @@ static bool expand_values(const char *text, size_t series, int64_t start,
         snprintf(why, n, "more than %u steps", MAX_STEPS);
         return false;
       }
+      if ((int64_t)step > (INT64_MAX - start) / interval) {
+        snprintf(why, n,
+                 "step %" PRIu64
+                 " is past the last time iocd can represent "
+                 "(2262-04-11T23:47:16Z)",
+                 step);
+        return false;
+      }
       struct in_sample s = {start + (int64_t)step * interval, a + (double)k * b,
                             series, ss->n};
       if (!push_sample(ss, s)) {
@@ -820,7 +831,7 @@ static int cmp_check(const void *a, const void *b) {
  * test itself is not valid (r->err says why). */
 static int run_test(struct run *r, const struct config *cfg,
                     const struct rules_setup *setup, const cJSON *t, size_t ti,
-                    int64_t eval_interval) {
+                    int64_t eval_interval, const char *eval_text) {
   static const char *const keys[] = {"name", "start", "interval", "input",
                                      "expect"};
   const struct config *cfgp = cfg;
@@ -930,6 +941,13 @@ static int run_test(struct run *r, const struct config *cfg,
       }
     }
     if (parse_duration(at->valuestring, &off)) {
+      if (off > INT64_MAX - start) {
+        fail_file(r,
+                  "tests[%zu].expect[%zu].at: past the last time iocd can "
+                  "represent (2262-04-11T23:47:16Z)",
+                  ti, ci);
+        goto out;
+      }
       checks[ci].t = start + off;
     } else if (!parse_rfc3339(at->valuestring, &checks[ci].t)) {
       fail_file(r,
@@ -940,6 +958,15 @@ static int run_test(struct run *r, const struct config *cfg,
     }
     if (checks[ci].t < start) {
       fail_file(r, "tests[%zu].expect[%zu].at: before the start", ti, ci);
+      goto out;
+    }
+    if ((checks[ci].t - start) / eval_interval > MAX_EVALUATIONS ||
+        checks[ci].t > INT64_MAX - eval_interval) {
+      fail_file(r,
+                "tests[%zu].expect[%zu].at: %s is more than %d evaluations "
+                "after the start at an evaluation_interval of %s; give a "
+                "longer evaluation_interval or an earlier time",
+                ti, ci, at->valuestring, MAX_EVALUATIONS, eval_text);
       goto out;
     }
     if ((rule && !cJSON_IsString(rule)) || !cJSON_IsArray(alerts)) {
@@ -982,8 +1009,16 @@ static int run_test(struct run *r, const struct config *cfg,
   size_t si = 0;
   int64_t t_now = start;
   int64_t grid = start;
+  long evaluations = 0;
   for (size_t k = 0; k < nchecks; k++) {
     while (t_now <= checks[k].t) {
+      if (++evaluations > 2L * MAX_EVALUATIONS) {
+        fail_file(r,
+                  "tests[%zu]: more than %ld evaluations before %s (the "
+                  "rules' deadlines come too often); give an earlier time",
+                  ti, 2L * MAX_EVALUATIONS, checks[k].at);
+        goto out;
+      }
       while (si < ss.n && ss.v[si].ts <= t_now) {
         const struct in_sample *smp = &ss.v[si++];
         const struct in_series *sr = &series[smp->series];
@@ -1146,7 +1181,8 @@ static int run_file(struct run *r, int *ntests) {
   failed = 0;
   size_t ti = 0;
   for (const cJSON *t = tests->child; t; t = t->next, ti++) {
-    int res = run_test(r, cfg, &setup, t, ti, eval_interval);
+    int res = run_test(r, cfg, &setup, t, ti, eval_interval,
+                       ei ? ei->valuestring : "1m");
     if (res < 0) {
       failed = -1;
       goto out;

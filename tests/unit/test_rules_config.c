@@ -738,6 +738,22 @@ Test(rules_test_tool, says_what_is_wrong_with_a_test_file, .timeout = 60) {
        "the rules are not valid:\n"},
       {"{\"tests\": [], // nothing\n \"tset\": 1}", "tset: unknown key"},
       {"{\"tests\": [}", ":1:12: syntax error near '}'"},
+      {"{\"rules\": [], \"tests\": [{\"start\": \"2262-04-11T23:00:00Z\","
+       " \"input\": {\"x.y\": \"0+10x60\"}, \"expect\": []}]}",
+       "tests[0].input[\"x.y\"]: step 48 is past the last time iocd can "
+       "represent (2262-04-11T23:47:16Z)"},
+      {"{\"rules\": [], \"tests\": [{\"start\": \"2021-03-01T08:00:00Z\","
+       " \"interval\": \"10000w\", \"input\": {\"x.y\": \"0+10x60\"}, "
+       "\"expect\": []}]}",
+       "tests[0].input[\"x.y\"]: step 2 is past the last time"},
+      {"{\"rules\": [], \"tests\": [{\"start\": \"2262-04-11T23:00:00Z\","
+       " \"expect\": [{\"at\": \"1h\", \"alerts\": []}]}]}",
+       "tests[0].expect[0].at: past the last time iocd can represent"},
+      {"{\"rules\": [], \"evaluation_interval\": \"1ms\", \"tests\": "
+       "[{\"start\": \"2021-03-01T08:00:00Z\", \"expect\": [{\"at\": "
+       "\"1w\", \"alerts\": []}]}]}",
+       "tests[0].expect[0].at: 1w is more than 1000000 evaluations after the "
+       "start at an evaluation_interval of 1ms"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     tree_write(&t, "t.test.jsonc", cases[i].text);
