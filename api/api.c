@@ -197,6 +197,9 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss,
 
 /* libmicrohttpd's own messages (a client that broke the protocol, a
  * resource it ran out of) go to iocd's log rather than to raw stderr. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
   (void)cls;
   char msg[512];

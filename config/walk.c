@@ -45,6 +45,9 @@ static void check_rc(struct cw *c, int rc) {
   }
 }
 
+static void vreport(struct cw *c, size_t off, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
 static void vreport(struct cw *c, size_t off, const char *fmt, va_list ap) {
   const struct config__doc *d = c->doc;
   struct buf b;

@@ -829,7 +829,7 @@ Test(expr_missing, maps_values_to_three_truths) {
   cr_assert_eq(expr_truth_of(&v), EXPR_TRUE);
   v.v = 0;
   cr_assert_eq(expr_truth_of(&v), EXPR_FALSE);
-  v.v = NAN;
+  v.v = (double)NAN;
   cr_assert_eq(expr_truth_of(&v), EXPR_FALSE);
   v.missing = true;
   cr_assert_eq(expr_truth_of(&v), EXPR_MISSING);

@@ -283,9 +283,9 @@ Test(lp_append, rejects_points_influxdb_cannot_store_and_leaves_out_as_is) {
   struct point *p = pb_point_new(&pb, "nofields", 8);
   cr_assert_not_null(p);
   p = simple_point(&pb, "m");
-  cr_assert_eq(pb_field_float(&pb, p, "nan", 3, NAN), 0);
+  cr_assert_eq(pb_field_float(&pb, p, "nan", 3, (double)NAN), 0);
   p = simple_point(&pb, "m");
-  cr_assert_eq(pb_field_float(&pb, p, "inf", 3, -INFINITY), 0);
+  cr_assert_eq(pb_field_float(&pb, p, "inf", 3, -(double)INFINITY), 0);
   p = simple_point(&pb, "m");
   cr_assert_eq(pb_tag(&pb, p, "k", 1, "ends\\", 5, false), 0);
   p = simple_point(&pb, "m");
@@ -336,8 +336,8 @@ Test(lp_check, explains_why_a_point_cannot_be_written) {
       {"m", "k", "v", "q\\\"x", 1,
        "field key \"q\\\"x\": has a backslash before ',', ' ', '=' or "
        "'\"'"},
-      {"m", "k", "v", "f", NAN, "field \"f\": NaN or infinity"},
-      {"m", "k", "v", "f", INFINITY, "field \"f\": NaN or infinity"},
+      {"m", "k", "v", "f", (double)NAN, "field \"f\": NaN or infinity"},
+      {"m", "k", "v", "f", (double)INFINITY, "field \"f\": NaN or infinity"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     struct point_batch pb;
