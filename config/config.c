@@ -180,6 +180,17 @@ static const struct cw_enum field_type_names[] = {
   { .name = n, .type = CW_STR, .off = offsetof(t, f), .def_str = d }
 #define KREQ(n, t, f) \
   { .name = n, .type = CW_STR, .off = offsetof(t, f), .flags = CW_REQ }
+/* A name: a string without control characters. */
+#define KNAME(n, t, f, d)                                           \
+  {                                                                 \
+    .name = n, .type = CW_STR, .off = offsetof(t, f), .def_str = d, \
+    .flags = CW_NAME                                                \
+  }
+#define KREQNAME(n, t, f)                             \
+  {                                                   \
+    .name = n, .type = CW_STR, .off = offsetof(t, f), \
+    .flags = CW_REQ | CW_NAME                         \
+  }
 #define KBOOL(n, t, f, d) \
   { .name = n, .type = CW_BOOL, .off = offsetof(t, f), .def = d }
 #define KINT(n, t, f, st, lo, hi, d)                                          \
@@ -225,6 +236,7 @@ static void api_check(struct cw *c, struct cw_val v, void *base);
 static void journal_check(struct cw *c, struct cw_val v, void *base);
 static void set_subs(struct cw *c, struct cw_val v, void *base);
 static void set_tag_keys(struct cw *c, struct cw_val v, void *base);
+static void sub_check(struct cw *c, struct cw_val v, void *base);
 static void set_tags(struct cw *c, struct cw_val v, void *base);
 static void set_types(struct cw *c, struct cw_val v, void *base);
 
@@ -290,25 +302,25 @@ static const struct cw_object limits_object =
 
 #define T struct config_subscription
 static const struct cw_key sub_keys[] = {
-    KSTR("name", T, name, NULL),
-    KREQ("topic", T, topic),
+    KNAME("name", T, name, NULL),
+    KREQNAME("topic", T, topic),
     KINT("qos", T, qos, CW_AS_INT, 0, 2, 1),
     KENUM("format", T, format, format_names, FORMAT_JSON),
     KENUM("fallback_format", T, fallback, fallback_names, FORMAT_JSON),
-    KSTR("measurement", T, measurement, NULL),
-    KSTR("field", T, field, "value"),
-    KSTR("time_key", T, time_key, "time"),
+    KNAME("measurement", T, measurement, NULL),
+    KNAME("field", T, field, "value"),
+    KNAME("time_key", T, time_key, "time"),
     KENUM("time_unit", T, time_unit, time_unit_names, TIME_AUTO),
     KENUM("time_unit_numbers", T, time_unit_numbers, number_unit_names, TIME_S),
-    KSTR("measurement_key", T, measurement_key, NULL),
+    KNAME("measurement_key", T, measurement_key, NULL),
     KFN("tag_keys", set_tag_keys),
     CW_FN_OF("tags", set_tags, CW_MAP, NULL),
     CW_FN_OF("types", set_types, CW_MAP, NULL),
     KBOOL("allow_strings", T, allow_strings, false),
-    KSTR("dead_letter", T, dead_letter, NULL),
+    KNAME("dead_letter", T, dead_letter, NULL),
 };
 #undef T
-static const struct cw_object sub_object = CW_OBJECT(sub_keys, NULL, NULL);
+static const struct cw_object sub_object = CW_OBJECT(sub_keys, NULL, sub_check);
 
 #define T struct config_influx
 static const struct cw_key influx_keys[] = {
@@ -571,6 +583,28 @@ static void journal_check(struct cw *c, struct cw_val v, void *base) {
 
 /* Subscriptions and their free-form parts. */
 
+/* MQTT (3.1.1 and 5) carries a topic in at most 65,535 bytes, and a topic
+ * that is published to holds no wildcard. */
+#define MQTT_TOPIC_MAX 65535u
+
+static void sub_check(struct cw *c, struct cw_val v, void *base) {
+  struct config_subscription *s = base;
+  size_t n = s->topic ? strlen(s->topic) : 0;
+  if (n > MQTT_TOPIC_MAX) {
+    cw_report_key(c, "topic", cw_child_off(c, v, "topic"),
+                  "%zu bytes; an MQTT topic has at most 65535", n);
+  }
+  n = s->dead_letter ? strlen(s->dead_letter) : 0;
+  if (n > MQTT_TOPIC_MAX) {
+    cw_report_key(c, "dead_letter", cw_child_off(c, v, "dead_letter"),
+                  "%zu bytes; an MQTT topic has at most 65535", n);
+  } else if (n && strpbrk(s->dead_letter, "+#")) {
+    cw_report_key(c, "dead_letter", cw_child_off(c, v, "dead_letter"),
+                  "a topic to publish to cannot hold the wildcards '+' or "
+                  "'#'");
+  }
+}
+
 static void set_tag_keys(struct cw *c, struct cw_val v, void *base) {
   struct config_subscription *s = base;
   s->tag_keys = cw_get_names(c, v, &s->ntag_keys);
@@ -581,6 +615,9 @@ static void set_tag_keys(struct cw *c, struct cw_val v, void *base) {
 static bool add_tag(struct cw *c, const char *key, struct cw_val cv,
                     void *base) {
   struct config_subscription *s = base;
+  if (!cw_name_ok(c, cw_koff(c, cv), key)) {
+    return true;
+  }
   char *value = cw_get_name(c, cv, "a string");
   if (!value) {
     return true;
@@ -609,7 +646,8 @@ static bool add_type(struct cw *c, const char *key, struct cw_val cv,
                      void *base) {
   struct config_subscription *s = base;
   int t;
-  if (!cw_get_enum(c, cv, field_type_names, true, &t)) {
+  if (!cw_name_ok(c, cw_koff(c, cv), key) ||
+      !cw_get_enum(c, cv, field_type_names, true, &t)) {
     return true;
   }
   char *k = strdup(key);

@@ -54,6 +54,10 @@ struct config_lines {
 };
 
 int config__lines_init(struct config_lines *l, const char *text, size_t len);
+
+/* The offset of the first \u0000 escape inside a JSON string of text, or
+ * SIZE_MAX. */
+size_t config__find_nul_escape(const char *text, size_t len);
 void config__lines_cleanup(struct config_lines *l);
 void config__lines_at(const struct config_lines *l, size_t off, int *line,
                       int *col);
@@ -250,6 +254,9 @@ enum cw_store { CW_AS_INT = 0, CW_AS_U32, CW_AS_I64, CW_AS_SIZE };
  * whose items obj describes when they are objects. */
 #define CW_LIST 8u
 #define CW_MAP 16u
+/* CW_STR: a name (a measurement, a tag, a topic): no control characters,
+ * which would make every point carrying it unwritable. */
+#define CW_NAME 32u
 
 struct cw_object;
 typedef void cw_set_fn(struct cw *c, struct cw_val v, void *base);
@@ -323,6 +330,10 @@ typedef bool cw_member_fn(struct cw *c, const char *key, struct cw_val v,
  * of v (at least one) when v is an object, for cw_walk_map to fill. Returns
  * false on ENOMEM. */
 bool cw_member_room(struct cw *c, struct cw_val v, size_t elem, void **room);
+/* False, with a report at offset off, when the name s holds a control
+ * character (C0, DEL or C1): such a name can be neither written to
+ * InfluxDB nor shown. */
+bool cw_name_ok(struct cw *c, size_t off, const char *s);
 void cw_walk_map(struct cw *c, struct cw_val v, const char *expected,
                  bool empty_ok, cw_member_fn *fn, void *base);
 

@@ -220,6 +220,25 @@ int config__scan(const char *s, size_t len, struct config_posmap *map) {
   return sc.i == len ? IOCD_OK : IOCD_EPARSE;
 }
 
+size_t config__find_nul_escape(const char *s, size_t len) {
+  bool in_str = false;
+  for (size_t i = 0; i < len; i++) {
+    if (!in_str) {
+      in_str = s[i] == '"';
+      continue;
+    }
+    if (s[i] == '"') {
+      in_str = false;
+    } else if (s[i] == '\\' && i + 1 < len) {
+      if (len - i >= 6 && memcmp(s + i + 1, "u0000", 5) == 0) {
+        return i;
+      }
+      i++;
+    }
+  }
+  return SIZE_MAX;
+}
+
 int config__lines_init(struct config_lines *l, const char *text, size_t len) {
   l->chars = NULL;
   l->text = text;

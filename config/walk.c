@@ -317,10 +317,40 @@ char *cw_get_str(struct cw *c, struct cw_val v, const char *expected,
   return out;
 }
 
+bool cw_name_ok(struct cw *c, size_t off, const char *s) {
+  size_t chars = 0;
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    unsigned cp = *p;
+    if (cp == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F) {
+      cp = p[1];
+    } else if (cp >= 0x80) {
+      chars += (cp & 0xC0) != 0x80;
+      continue;
+    }
+    chars++;
+    if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F)) {
+      cw_report(c, off,
+                "character %zu is the control character U+%04X, which a "
+                "name cannot hold",
+                chars, cp);
+      return false;
+    }
+  }
+  return true;
+}
+
+static bool name_has_control(struct cw *c, struct cw_val v, const char *s) {
+  return !cw_name_ok(c, cw_voff(c, v), s);
+}
+
 char *cw_get_name(struct cw *c, struct cw_val v, const char *expected) {
   char *s = cw_get_str(c, v, expected, true);
   if (s && !*s) {
     cw_report(c, cw_voff(c, v), "must not be empty");
+    free(s);
+    s = NULL;
+  }
+  if (s && name_has_control(c, v, s)) {
     free(s);
     s = NULL;
   }
@@ -615,6 +645,10 @@ static void set_str(struct cw *c, const struct cw_key *k, struct cw_val v,
     if (expr || k->def_str || (k->flags & (CW_REQ | CW_NONEMPTY))) {
       cw_report(c, cw_voff(c, v), "must not be empty");
     }
+    return;
+  }
+  if ((k->flags & CW_NAME) && name_has_control(c, v, s)) {
+    free(s);
     return;
   }
   char **dst = p;
@@ -1135,6 +1169,13 @@ int cw_file_load(struct cw *c, struct cw_file *f, const char *text, size_t len,
   }
   if (config__blank_comments(f->copy, len, &bad)) {
     cw_report(c, bad, "unterminated /* comment");
+    return IOCD_EPARSE;
+  }
+  bad = config__find_nul_escape(f->copy, len);
+  if (bad != SIZE_MAX) {
+    cw_report(c, bad,
+              "\\u0000 (NUL) in a string: iocd's strings cannot hold it, and "
+              "everything after it would be lost");
     return IOCD_EPARSE;
   }
   if (empty && blank(f->copy, len)) {

@@ -250,7 +250,9 @@ Test(config_errors, reports_syntax_errors_near_the_fault) {
   CHECK_CASES(cases);
 }
 
-#define H "save the file as UTF-8 (this is how a file in a legacy encoding such as Windows-1258, TCVN3 or VNI looks)"
+#define H                                                                    \
+  "save the file as UTF-8 (this is how a file in a legacy encoding such as " \
+  "Windows-1258, TCVN3 or VNI looks)"
 Test(config_errors, refuses_a_file_that_is_not_utf8_and_says_how_to_save_it) {
   static const struct err_case cases[] = {
       {"value", HEAD " \"data_dir\": \"a\xff\"\n}\n",
@@ -261,7 +263,8 @@ Test(config_errors, refuses_a_file_that_is_not_utf8_and_says_how_to_save_it) {
        "iocd.jsonc:2:13: byte 0xC3 is not UTF-8: " H "\n"},
       /* "Đắk Lắk" as Windows-1258 writes it: Đ, ă and a combining acute. */
       {"Windows-1258",
-       HEAD " \"sources\": {\"districts\": [\"\xd0\xe3\xeck L\xe3\xeck\"]}\n}\n",
+       HEAD
+       " \"sources\": {\"districts\": [\"\xd0\xe3\xeck L\xe3\xeck\"]}\n}\n",
        "iocd.jsonc:2:29: byte 0xD0 is not UTF-8: " H "\n"},
       {"outside a string", HEAD " \xe9 \"data_dir\": \"a\"\n}\n",
        "iocd.jsonc:2:2: byte 0xE9 is not UTF-8: " H "\n"},
@@ -1191,6 +1194,74 @@ Test(config_journal, rejects_bad_values_where_they_are) {
        "journal.segment_bytes (16MiB)\n"},
   };
   CHECK_CASES(cases);
+}
+
+/* Values that would load and then break every message at run time are
+ * refused by the loader, at their place. */
+Test(config_errors, refuses_names_that_could_never_be_written) {
+  static char long_dl[70300];
+  int n = snprintf(long_dl, sizeof long_dl, "%s",
+                   "{\"file\": {}, \"subscriptions\": [{\"topic\": \"u\",\n"
+                   "  \"dead_letter\": \"");
+  cr_assert(n > 0 && n < 200);
+  memset(long_dl + n, 'd', 70000);
+  snprintf(long_dl + n + 70000, sizeof long_dl - (size_t)n - 70000, "%s",
+           "\"}]}\n");
+  static const struct err_case cases[] = {
+      {"NUL in a measurement",
+       "{\"file\": {}, \"subscriptions\": [{\"topic\": \"t\",\n"
+       "  \"measurement\": \"ab\\u0000cd\"}]}\n",
+       "iocd.jsonc:2:21: \\u0000 (NUL) in a string: iocd's strings cannot "
+       "hold it, and everything after it would be lost\n"},
+      {"NUL in a tag value",
+       "{\"file\": {}, \"subscriptions\": [{\"topic\": \"t\",\n"
+       "  \"tags\": {\"k\": \"v\\u0000\"}}]}\n",
+       "iocd.jsonc:2:19: \\u0000 (NUL) in a string: iocd's strings cannot "
+       "hold it, and everything after it would be lost\n"},
+      {"LF in a measurement",
+       "{\"file\": {}, \"subscriptions\": [{\"topic\": \"t\",\n"
+       "  \"measurement\": \"a\\nb\"}]}\n",
+       "iocd.jsonc:2:18: subscriptions[0].measurement: character 2 is the "
+       "control character U+000A, which a name cannot hold\n"},
+      {"TAB in a field name",
+       "{\"file\": {}, \"subscriptions\": [{\"topic\": \"t\",\n"
+       "  \"field\": \"\\tv\"}]}\n",
+       "iocd.jsonc:2:12: subscriptions[0].field: character 1 is the control "
+       "character U+0009, which a name cannot hold\n"},
+      {"0x01 in a tag key",
+       "{\"file\": {}, \"subscriptions\": [{\"topic\": \"t\",\n"
+       "  \"tags\": {\"k\\u0001\": \"v\"}}]}\n",
+       "iocd.jsonc:2:12: subscriptions[0].tags[\"k\\u0001\"]: character 2 is "
+       "the control character U+0001, which a name cannot hold\n"},
+      {"ESC in a district",
+       "{\"file\": {}, \"subscriptions\": [{\"topic\": \"t\"}],\n"
+       " \"sources\": {\"districts\": [\"L\\u001bk\"]}}\n",
+       "iocd.jsonc:2:28: sources.districts[0]: character 2 is the control "
+       "character U+001B, which a name cannot hold\n"},
+      {"CR in a topic",
+       "{\"file\": {}, \"subscriptions\": [{\"topic\": \"t\\r\"}]}\n",
+       "iocd.jsonc:1:42: subscriptions[0].topic: character 2 is the control "
+       "character U+000D, which a name cannot hold\n"},
+      {"a wildcard in the dead letter",
+       "{\"file\": {}, \"subscriptions\": [{\"topic\": \"t\",\n"
+       "  \"dead_letter\": \"dl/#\"}]}\n",
+       "iocd.jsonc:2:18: subscriptions[0].dead_letter: a topic to publish to "
+       "cannot hold the wildcards '+' or '#'\n"},
+  };
+  CHECK_CASES(cases);
+  struct load l;
+  load_text(&l, long_dl);
+  cr_expect_eq(l.rc, IOCD_EPARSE);
+  cr_expect_str_eq(errors_of(&l),
+                   "iocd.jsonc:2:18: subscriptions[0].dead_letter: 70000 "
+                   "bytes; an MQTT topic has at most 65535\n");
+  load_done(&l);
+  /* An escaped backslash before u0000 is text, not a NUL. */
+  struct config *cfg = load_ok(
+      "{\"file\": {}, \"subscriptions\": [{\"topic\": \"t\",\n"
+      "  \"measurement\": \"ab\\\\u0000\"}]}\n");
+  cr_expect_str_eq(cfg->subs[0].measurement, "ab\\u0000");
+  config_free(cfg);
 }
 
 Test(config, language_is_vietnamese_unless_english_is_chosen) {
