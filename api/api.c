@@ -62,8 +62,8 @@ static void on_timer(uv_timer_t *t) {
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status,
                              const char *type, const char *body, size_t len) {
-  struct MHD_Response *r = MHD_create_response_from_buffer(
-      len, (void *)body, MHD_RESPMEM_MUST_COPY);
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
   if (!r) {
     return MHD_NO;
   }
@@ -157,8 +157,8 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss,
   memset(ss, 0, sizeof *ss);
   const char *colon = strrchr(listen, ':');
   if (!colon || colon == listen || !colon[1]) {
-    return iocd_err_set(err, IOCD_EINVAL,
-                        "api.listen: \"%s\" is not HOST:PORT", listen);
+    return iocd_err_set(err, IOCD_EINVAL, "api.listen: \"%s\" is not HOST:PORT",
+                        listen);
   }
   char *end;
   long port = strtol(colon + 1, &end, 10);
@@ -219,11 +219,10 @@ static int listen_on(const struct sockaddr_storage *ss, const char *where,
                      struct iocd_err *err) {
   socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                             : sizeof(struct sockaddr_in);
-  int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                  0);
+  int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) {
-    iocd_err_set(err, IOCD_EIO, "api.listen: cannot listen on %s: %s",
-                 where, strerror(errno));
+    iocd_err_set(err, IOCD_EIO, "api.listen: cannot listen on %s: %s", where,
+                 strerror(errno));
     return -1;
   }
   int on = 1;
@@ -231,10 +230,9 @@ static int listen_on(const struct sockaddr_storage *ss, const char *where,
   if (ss->ss_family == AF_INET6) {
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
   }
-  if (bind(fd, (const struct sockaddr *)ss, len) != 0 ||
-      listen(fd, 64) != 0) {
-    iocd_err_set(err, IOCD_EIO, "api.listen: cannot listen on %s: %s",
-                 where, strerror(errno));
+  if (bind(fd, (const struct sockaddr *)ss, len) != 0 || listen(fd, 64) != 0) {
+    iocd_err_set(err, IOCD_EIO, "api.listen: cannot listen on %s: %s", where,
+                 strerror(errno));
     close(fd);
     return -1;
   }
@@ -266,11 +264,10 @@ struct api *api_new(uv_loop_t *loop, const char *listen, struct stats *stats,
     flags |= MHD_USE_IPv6;
   }
   /* MHD_stop_daemon closes fd from here on. */
-  a->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, a,
-                            MHD_OPTION_LISTEN_SOCKET, fd,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-                            MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-                            MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_END);
+  a->mhd = MHD_start_daemon(
+      flags, 0, NULL, NULL, handler, a, MHD_OPTION_LISTEN_SOCKET, fd,
+      MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
+      10u, MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_END);
   if (!a->mhd) {
     iocd_err_set(err, IOCD_EIO, "api.listen: cannot serve on %s", listen);
     close(fd);
