@@ -7,6 +7,7 @@
 #include "api/api.h"
 
 #include <arpa/inet.h>
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -74,6 +75,29 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status,
   return ret;
 }
 
+/* The /ready answer, {"ready": bool, "reason": "..."}, built by cJSON so
+ * that any reason (a broker host with a quote) stays valid JSON. */
+static enum MHD_Result reply_ready(struct MHD_Connection *c, bool ok,
+                                   const char *why) {
+  static const char oom[] = "{\"error\":\"out of memory\"}\n";
+  cJSON *doc = cJSON_CreateObject();
+  char *text = NULL;
+  if (doc && cJSON_AddBoolToObject(doc, "ready", ok) &&
+      cJSON_AddStringToObject(doc, "reason", why)) {
+    text = cJSON_PrintUnformatted(doc);
+  }
+  cJSON_Delete(doc);
+  if (!text) {
+    return reply(c, 500, "application/json", oom, sizeof oom - 1);
+  }
+  size_t n = strlen(text);
+  text[n] = '\n'; /* replaces the NUL: the body is sent by length */
+  enum MHD_Result ret =
+      reply(c, ok ? 200 : 503, "application/json", text, n + 1);
+  cJSON_free(text);
+  return ret;
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
                                const char *url, const char *method,
                                const char *version, const char *data,
@@ -99,13 +123,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
   if (strcmp(url, "/ready") == 0) {
     char why[256] = "";
     bool ok = a->ready ? a->ready(a->ud, why, sizeof why) : true;
-    char body[400];
-    int n = snprintf(body, sizeof body, "{\"ready\":%s,\"reason\":\"%s\"}\n",
-                     ok ? "true" : "false", ok ? "" : why);
-    if (n < 0 || (size_t)n >= sizeof body) {
-      n = (int)strlen(body);
-    }
-    return reply(c, ok ? 200 : 503, "application/json", body, (size_t)n);
+    return reply_ready(c, ok, ok ? "" : why);
   }
   if (strcmp(url, "/metrics") == 0) {
     struct buf b;
