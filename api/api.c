@@ -162,6 +162,40 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
   return reply(c, 404, "application/json", nf, sizeof nf - 1);
 }
 
+static int hex_digit(char ch) {
+  if (ch >= '0' && ch <= '9') {
+    return ch - '0';
+  }
+  if (ch >= 'a' && ch <= 'f') {
+    return ch - 'a' + 10;
+  }
+  if (ch >= 'A' && ch <= 'F') {
+    return ch - 'A' + 10;
+  }
+  return -1;
+}
+
+/* Decodes %XX in place as libmicrohttpd does, except that "%00" stays as
+ * it is: a decoded NUL would cut the path the handler sees, and
+ * "/health%00x" would answer as /health. Returns the new length. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s) {
+  (void)cls;
+  (void)c;
+  char *w = s;
+  for (const char *r = s; *r;) {
+    int hi = r[0] == '%' ? hex_digit(r[1]) : -1;
+    int lo = hi >= 0 ? hex_digit(r[2]) : -1;
+    if (lo >= 0 && (hi | lo) != 0) {
+      *w++ = (char)(hi * 16 + lo);
+      r += 3;
+    } else {
+      *w++ = *r++;
+    }
+  }
+  *w = '\0';
+  return (size_t)(w - s);
+}
+
 void api_set_rules(struct api *a, api_render_fn *alerts, api_render_fn *rules,
                    void *ud) {
   a->alerts = alerts;
@@ -284,8 +318,9 @@ struct api *api_new(uv_loop_t *loop, const char *listen, struct stats *stats,
   /* MHD_stop_daemon closes fd from here on. */
   a->mhd = MHD_start_daemon(
       flags, 0, NULL, NULL, handler, a, MHD_OPTION_LISTEN_SOCKET, fd,
-      MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
-      10u, MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_END);
+      MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_UNESCAPE_CALLBACK,
+      unescape, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+      MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_END);
   if (!a->mhd) {
     iocd_err_set(err, IOCD_EIO, "api.listen: cannot serve on %s", listen);
     close(fd);

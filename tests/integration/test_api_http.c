@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,23 @@ struct answer {
   size_t body_len;
 };
 
+/* True when got holds a header block and as many body bytes as its
+ * Content-Length says. */
+static bool answer_complete(const char *got, size_t have) {
+  const char *sep = strstr(got, "\r\n\r\n");
+  if (!sep) {
+    return false;
+  }
+  for (const char *p = strstr(got, "\r\n"); p && p < sep;
+       p = strstr(p + 2, "\r\n")) {
+    if (strncasecmp(p + 2, "Content-Length:", 15) == 0) {
+      size_t want = (size_t)strtoul(p + 17, NULL, 10);
+      return have >= (size_t)(sep + 4 - got) + want;
+    }
+  }
+  return false;
+}
+
 /* Sends len bytes of req to 127.0.0.1:port and reads until the server
  * closes, at most timeout_ms. */
 static void raw_request(int port, const char *req, size_t len, struct answer *a,
@@ -100,6 +118,10 @@ static void raw_request(int port, const char *req, size_t len, struct answer *a,
       break;
     }
     have += (size_t)n;
+    got[have] = '\0';
+    if (answer_complete(got, have)) {
+      break; /* a kept-alive connection would not close */
+    }
   }
   close(fd);
   got[have] = '\0';
@@ -158,6 +180,15 @@ static cJSON *json_answer(const struct answer *a, int want) {
   return doc;
 }
 
+/* Checks that a is {"error": "..."} with status want. */
+static void expect_json_error(const struct answer *a, int want) {
+  cJSON *doc = json_answer(a, want);
+  cJSON *e = cJSON_GetObjectItemCaseSensitive(doc, "error");
+  cr_expect(cJSON_IsString(e) && e->valuestring[0], "no \"error\" string in %s",
+            a->body);
+  cJSON_Delete(doc);
+}
+
 Test(api_http, ready_is_json_when_the_broker_host_has_a_quote) {
   struct srv s;
   start(&s, "bro\\\"ker");
@@ -177,5 +208,26 @@ Test(api_http, ready_is_json_when_the_broker_host_has_a_quote) {
   cr_expect(strstr(why->valuestring, "bro\"ker:") != NULL,
             "the reason does not name the host: %s", why->valuestring);
   cJSON_Delete(doc);
+  stop(&s);
+}
+
+Test(api_http, a_path_with_a_nul_or_anything_after_the_endpoint_is_not_found) {
+  struct srv s;
+  start(&s, "127.0.0.1");
+  static const char *const paths[] = {"/health%00x", "/health%00", "/ready%00",
+                                      "/health/", "/healthx"};
+  for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+    char req[256];
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", paths[i]);
+    struct answer a;
+    request(s.port, req, &a);
+    cr_expect_eq(a.status, 404, "%s: status %d", paths[i], a.status);
+    if (a.status == 404) {
+      expect_json_error(&a, 404);
+    }
+  }
+  struct answer a;
+  request(s.port, "GET /health?probe=1 HTTP/1.1\r\nHost: x\r\n\r\n", &a);
+  cr_expect_eq(a.status, 200, "a query is ignored: status %d", a.status);
   stop(&s);
 }
