@@ -61,8 +61,11 @@ static void on_timer(uv_timer_t *t) {
   drive(container_of(t, struct api, timer));
 }
 
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status,
-                             const char *type, const char *body, size_t len) {
+/* Queues an answer; name and value, when not NULL, add one more header. */
+static enum MHD_Result reply_with(struct MHD_Connection *c, unsigned status,
+                                  const char *type, const char *body,
+                                  size_t len, const char *name,
+                                  const char *value) {
   struct MHD_Response *r =
       MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
   if (!r) {
@@ -70,9 +73,17 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status,
   }
   MHD_add_response_header(r, "Content-Type", type);
   MHD_add_response_header(r, "Cache-Control", "no-store");
+  if (name) {
+    MHD_add_response_header(r, name, value);
+  }
   enum MHD_Result ret = MHD_queue_response(c, status, r);
   MHD_destroy_response(r);
   return ret;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status,
+                             const char *type, const char *body, size_t len) {
+  return reply_with(c, status, type, body, len, NULL, NULL);
 }
 
 /* The /ready answer, {"ready": bool, "reason": "..."}, built by cJSON so
@@ -115,7 +126,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
   }
   if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
     static const char msg[] = "{\"error\":\"method not allowed\"}\n";
-    return reply(c, 405, "application/json", msg, sizeof msg - 1);
+    return reply_with(c, 405, "application/json", msg, sizeof msg - 1, "Allow",
+                      "GET, HEAD");
   }
   if (strcmp(url, "/health") == 0) {
     return reply(c, 200, "text/plain; charset=utf-8", "ok\n", 3);

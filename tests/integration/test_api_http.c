@@ -231,3 +231,21 @@ Test(api_http, a_path_with_a_nul_or_anything_after_the_endpoint_is_not_found) {
   cr_expect_eq(a.status, 200, "a query is ignored: status %d", a.status);
   stop(&s);
 }
+
+Test(api_http, a_method_other_than_get_or_head_names_the_allowed_ones) {
+  struct srv s;
+  start(&s, "127.0.0.1");
+  static const char *const reqs[] = {
+      "POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+      "DELETE /api/v1/alerts HTTP/1.1\r\nHost: x\r\n\r\n",
+      "OPTIONS /metrics HTTP/1.1\r\nHost: x\r\n\r\n"};
+  for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+    struct answer a;
+    request(s.port, reqs[i], &a);
+    expect_json_error(&a, 405);
+    char v[64];
+    cr_expect_str_eq(header(&a, "Allow", v, sizeof v), "GET, HEAD", "%s",
+                     reqs[i]);
+  }
+  stop(&s);
+}
