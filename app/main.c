@@ -119,6 +119,10 @@ int main(int argc, char **argv) {
     return 1;
   }
 
+  if (!*path) {
+    fprintf(stderr, "iocd: -c was given an empty file name\n");
+    return 1;
+  }
   if (strcmp(cmd, "check") == 0) {
     struct config *cfg = NULL;
     if (load(path, &cfg)) {

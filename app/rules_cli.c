@@ -21,6 +21,7 @@
 #include "app/rules_setup.h"
 #include "config/config.h"
 #include "core/buf.h"
+#include "core/file.h"
 #include "core/clock.h"
 #include "ingest/ingest.h"
 #include "rules/calendar.h"
@@ -1123,7 +1124,7 @@ static int run_file(struct run *r, int *ntests) {
   bool have_setup = false;
   int failed = -1;
   struct iocd_err err = {{0}};
-  if (config_read_file(r->path, &text, &err)) {
+  if (file_read(r->path, &text, &err)) {
     fail_file(r, "%s", err.msg);
     goto out;
   }

@@ -74,6 +74,8 @@ struct service {
   struct metric *st_insufficient, *st_held, *st_evaluations;
   uint64_t evaluations_seen;
   struct alert_metrics *alert_metrics; /* iocd_alerts_active */
+  struct reload_job *reload_job;       /* a reload on the thread pool */
+  bool reload_again;                   /* SIGHUP came during it */
 };
 
 /* The rules timer: at most this period, so that the broker's state and
@@ -288,33 +290,23 @@ out:
 static void restore_state(struct service *svc) {
   char path[4096];
   snprintf(path, sizeof path, "%s/rules-state.json", svc->cfg->data_dir);
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    if (errno != ENOENT) {
-      log_error("rules", "cannot read %s: %s", path, strerror(errno));
-    }
-    return;
-  }
   struct buf b;
   buf_init(&b, 256u << 20);
-  int rc = IOCD_OK;
-  while (!rc) {
-    char chunk[16384];
-    size_t n = fread(chunk, 1, sizeof chunk, f);
-    if (n) {
-      rc = buf_append(&b, chunk, n);
-    }
-    if (n < sizeof chunk) {
-      break;
-    }
-  }
-  fclose(f);
-  struct engine_restore_report rep = {0};
   struct iocd_err err = {{0}};
-  if (!rc) {
-    rc = engine_state_restore(svc->engine, b.data ? b.data : "", b.len, &rep,
-                              &err);
+  struct stat st;
+  if (stat(path, &st) != 0 && errno == ENOENT) {
+    buf_cleanup(&b);
+    return;
   }
+  int rc = file_read(path, &b, &err);
+  if (rc) {
+    log_error("rules", "%s: not restored: %s", path, err.msg);
+    buf_cleanup(&b);
+    return;
+  }
+  struct engine_restore_report rep = {0};
+  rc = engine_state_restore(svc->engine, b.data ? b.data : "", b.len, &rep,
+                            &err);
   if (rc) {
     log_error("rules", "%s: not restored: %s", path,
               err.msg[0] ? err.msg : iocd_strerror(rc));
@@ -644,27 +636,96 @@ static void log_reload_problems(const char *text) {
   }
 }
 
-static void reload(struct service *svc) {
-  const char *path = svc->cfg->path;
-  log_info("service", "SIGHUP: reloading %s", path);
+/* A reload's file work (reading and checking the new configuration),
+ * done on libuv's thread pool so that a slow disk or a large rule set
+ * never holds up ingest and the API; reload_done applies it on the loop. */
+struct reload_job {
+  uv_work_t req;
+  struct service *svc;
+  char *path;
+  struct config *ncfg;
   struct buf errors;
-  buf_init(&errors, 1 << 20);
-  struct config *ncfg = NULL;
-  struct iocd_err err = {{0}};
-  int rc = config_load(path, &ncfg, &errors);
-  if (rc) {
-    stat_inc(svc->st_reload_failures);
-    log_reload_problems(errors.len ? errors.data : iocd_strerror(rc));
-    buf_cleanup(&errors);
+  int rc;
+  struct iocd_err err;
+};
+
+static void reload(struct service *svc);
+static void reload_apply(struct service *svc, struct config *ncfg);
+
+static void reload_work(uv_work_t *req) {
+  struct reload_job *j = container_of(req, struct reload_job, req);
+  j->rc = config_load(j->path, &j->ncfg, &j->errors);
+  /* The pipeline validates patterns and rules before anything changes,
+   * so a failure leaves every module on the old configuration. */
+  if (!j->rc) {
+    j->rc = service_check(j->ncfg, &j->err);
+    if (j->rc) {
+      buf_reset(&j->errors);
+      buf_puts(&j->errors, j->err.msg);
+    }
+  }
+}
+
+static void reload_done(uv_work_t *req, int status) {
+  struct reload_job *j = container_of(req, struct reload_job, req);
+  struct service *svc = j->svc;
+  svc->reload_job = NULL;
+  if (status == 0 && svc->state == SVC_RUNNING) {
+    if (j->rc) {
+      stat_inc(svc->st_reload_failures);
+      log_reload_problems(j->errors.len ? j->errors.data
+                                        : iocd_strerror(j->rc));
+    } else {
+      reload_apply(svc, j->ncfg);
+      j->ncfg = NULL;
+    }
+  }
+  config_free(j->ncfg);
+  buf_cleanup(&j->errors);
+  free(j->path);
+  free(j);
+  if (svc->reload_again && svc->state == SVC_RUNNING) {
+    svc->reload_again = false;
+    reload(svc);
+  }
+}
+
+static void reload(struct service *svc) {
+  if (svc->reload_job) {
+    svc->reload_again = true;
+    log_info("service", "SIGHUP during a reload: another follows it");
     return;
   }
-  buf_cleanup(&errors);
-  /* The pipeline validates patterns before anything else changes, so a
-   * failure here leaves every module on the old configuration. */
-  rc = service_check(ncfg, &err);
-  if (!rc) {
-    rc = ingest_reconfigure(svc->ingest, ncfg, &err);
+  const char *path = svc->cfg->path;
+  log_info("service", "SIGHUP: reloading %s", path);
+  struct reload_job *j = calloc(1, sizeof *j);
+  if (j) {
+    j->path = strdup(path);
   }
+  if (!j || !j->path) {
+    free(j);
+    stat_inc(svc->st_reload_failures);
+    log_error("service", "reload failed: out of memory");
+    return;
+  }
+  j->svc = svc;
+  buf_init(&j->errors, 1 << 20);
+  int rc = uv_queue_work(&svc->loop, &j->req, reload_work, reload_done);
+  if (rc) {
+    stat_inc(svc->st_reload_failures);
+    log_error("service", "reload failed: %s", uv_strerror(rc));
+    buf_cleanup(&j->errors);
+    free(j->path);
+    free(j);
+    return;
+  }
+  svc->reload_job = j;
+}
+
+/* Applies a configuration that loaded and checked; ncfg is owned here. */
+static void reload_apply(struct service *svc, struct config *ncfg) {
+  struct iocd_err err = {{0}};
+  int rc = ingest_reconfigure(svc->ingest, ncfg, &err);
   if (rc) {
     stat_inc(svc->st_reload_failures);
     log_error("service", "reload failed, keeping the running configuration: "

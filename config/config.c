@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "config/config_int.h"
+#include "core/file.h"
 
 #define CONFIG_MAX_FILE (16u << 20)
 #define MAX_ERRORS 100
@@ -892,42 +894,6 @@ out:
   return rc;
 }
 
-int config_read_file(const char *path, struct buf *b, struct iocd_err *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    return iocd_err_set(err, IOCD_EIO, "cannot open: %s", strerror(errno));
-  }
-  int rc = IOCD_OK;
-  struct stat st;
-  if (fstat(fileno(f), &st) == 0) {
-    if (S_ISDIR(st.st_mode)) {
-      rc = iocd_err_set(err, IOCD_EIO, "is a directory, not a file");
-    } else if (b->max && (uintmax_t)st.st_size > b->max) {
-      /* Said before reading it all. */
-      rc = IOCD_ETOOBIG;
-    }
-  }
-  while (!rc) {
-    char chunk[16384];
-    size_t n = fread(chunk, 1, sizeof chunk, f);
-    if (n) {
-      rc = buf_append(b, chunk, n);
-    }
-    if (n < sizeof chunk) {
-      break;
-    }
-  }
-  if (rc == IOCD_ETOOBIG) {
-    iocd_err_set(err, rc, "the file is larger than %zu MiB", b->max >> 20);
-  } else if (rc == IOCD_ENOMEM) {
-    iocd_err_set(err, rc, "%s", iocd_strerror(rc));
-  } else if (!rc && ferror(f)) {
-    rc = iocd_err_set(err, IOCD_EIO, "cannot read: %s", strerror(errno));
-  }
-  fclose(f);
-  return rc;
-}
-
 char *config_path_join(const char *base, const char *rel) {
   const char *slash = strrchr(base, '/');
   if (rel[0] == '/' || !slash) {
@@ -950,7 +916,7 @@ int config_load(const char *path, struct config **out, struct buf *errors) {
   struct buf text;
   buf_init(&text, CONFIG_MAX_FILE);
   struct iocd_err err;
-  int rc = config_read_file(path, &text, &err);
+  int rc = file_read(path, &text, &err);
   if (rc == IOCD_ENOMEM) {
     goto out;
   }

@@ -376,12 +376,6 @@ struct cJSON;
 int config_parse_jsonc(const char *name, const char *text, size_t len,
                        struct cJSON **out, struct buf *errors);
 
-/* Reads the whole file at path into b, whose cap (b->max) bounds its size.
- * Returns IOCD_OK; or IOCD_EIO, IOCD_ETOOBIG or IOCD_ENOMEM with err (may be
- * NULL) saying why: "cannot open: REASON", "is a directory, not a file",
- * "the file is larger than N MiB", "out of memory" or "cannot read: REASON".
- * b holds what was read either way; the caller cleans it up. */
-int config_read_file(const char *path, struct buf *b, struct iocd_err *err);
 
 /* A file named by rel in a file found at base: rel joined to base's
  * directory, or rel as it is when absolute or when base has no directory.

@@ -15,10 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "config/config.h"
 #include "config/config_int.h"
 #include "core/container.h"
+#include "core/file.h"
 #include "rules/calendar.h"
 #include "rules/engine.h"
 #include "rules/expr.h"
@@ -48,6 +50,9 @@ struct rdoc {
   char *path;
   char *orig;
   struct cw_file file;
+  bool has_id; /* dev and ino name the file, whatever the path */
+  dev_t dev;
+  ino_t ino;
 };
 
 /* Where a rule came from, for the checks after the merge. */
@@ -1076,7 +1081,7 @@ static char *read_rule_file(struct cw *c, struct cw_val v, const char *path,
   struct buf b;
   buf_init(&b, RULE_FILE_MAX);
   struct iocd_err err;
-  int rc = config_read_file(path, &b, &err);
+  int rc = file_read(path, &b, &err);
   char *text = NULL;
   if (rc == IOCD_ENOMEM) {
     c->nomem = true;
@@ -1121,12 +1126,23 @@ static struct rdoc *open_rule_file(struct cw *c, struct cw_val v,
     c->nomem = true;
     return NULL;
   }
+  /* The same file reached by two paths ("rules/a.jsonc" and
+   * "./rules/a.jsonc", a link) would define every rule twice. */
+  struct stat st;
+  bool has_id = stat(path, &st) == 0;
   for (size_t i = 1; i < rx->ndocs; i++) {
-    if (strcmp(rx->docs[i]->path, path) == 0) {
-      struct cw_desc d;
+    const struct rdoc *o = rx->docs[i];
+    bool same = strcmp(o->path, path) == 0 ||
+                (has_id && o->has_id && o->dev == st.st_dev &&
+                 o->ino == st.st_ino);
+    if (same) {
+      struct cw_desc d, od;
       cw_quoted(c, rel, &d);
-      cw_report(c, cw_voff(c, v), "%s is already included", cw_qs(&d));
+      cw_quoted(c, o->path, &od);
+      cw_report(c, cw_voff(c, v), "%s is listed twice (it is the file %s)",
+                cw_qs(&d), cw_qs(&od));
       cw_desc_done(&d);
+      cw_desc_done(&od);
       free(path);
       return NULL;
     }
@@ -1146,6 +1162,9 @@ static struct rdoc *open_rule_file(struct cw *c, struct cw_val v,
   }
   d->path = path;
   d->orig = text;
+  d->has_id = has_id;
+  d->dev = has_id ? st.st_dev : 0;
+  d->ino = has_id ? st.st_ino : 0;
   d->doc = &d->file.doc;
   d->file.doc.name = path;
   d->file.doc.order = cw_voff(c, v);
@@ -1154,7 +1173,9 @@ static struct rdoc *open_rule_file(struct cw *c, struct cw_val v,
   enter(c, d->doc, &sv);
   /* Columns are counted in the text as read (a comment's characters
    * count as the editor shows them); the blanking keeps every offset. */
-  int rc = cw_file_load(c, &d->file, text, len, NULL);
+  int rc = cw_file_load(c, &d->file, text, len,
+                        "the file is empty (expected a JSON object with "
+                        "\"params\" and \"rules\")");
   if (!rc) {
     rc = config__scan(d->file.copy, len, &d->file.pm);
     if (rc == IOCD_EPARSE) {

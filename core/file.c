@@ -7,6 +7,7 @@
 #include "core/file.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,5 +122,75 @@ int file_write_atomic(const char *path, const void *data, size_t n, bool sync) {
 out:
   free(tmp);
   free(dir);
+  return rc;
+}
+
+/* What path is when it is not a regular file, for the message. */
+static const char *not_regular(mode_t m) {
+  if (S_ISDIR(m)) {
+    return "is a directory, not a file";
+  }
+  if (S_ISFIFO(m)) {
+    return "is a FIFO (named pipe), not a regular file";
+  }
+  if (S_ISSOCK(m)) {
+    return "is a socket, not a regular file";
+  }
+  if (S_ISCHR(m) || S_ISBLK(m)) {
+    return "is a device, not a regular file";
+  }
+  return "is not a regular file";
+}
+
+int file_read(const char *path, struct buf *b, struct iocd_err *err) {
+  if (!*path) {
+    return iocd_err_set(err, IOCD_EIO, "cannot open: the file name is empty");
+  }
+  /* Opened without blocking and checked before any read: a FIFO or a
+   * device would otherwise wait for a writer, with the event loop (or
+   * `iocd check`) stuck behind it. */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    return iocd_err_set(err, IOCD_EIO, "cannot open: %s", strerror(errno));
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    close(fd);
+    return iocd_err_set(err, IOCD_EIO, "cannot read: %s", strerror(e));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    return iocd_err_set(err, IOCD_EIO, "%s", not_regular(st.st_mode));
+  }
+  FILE *f = fdopen(fd, "rb");
+  if (!f) {
+    int e = errno;
+    close(fd);
+    return iocd_err_set(err, IOCD_EIO, "cannot read: %s", strerror(e));
+  }
+  int rc = IOCD_OK;
+  if (b->max && (uintmax_t)st.st_size > b->max) {
+    /* Said before reading it all. */
+    rc = IOCD_ETOOBIG;
+  }
+  while (!rc) {
+    char chunk[16384];
+    size_t n = fread(chunk, 1, sizeof chunk, f);
+    if (n) {
+      rc = buf_append(b, chunk, n);
+    }
+    if (n < sizeof chunk) {
+      break;
+    }
+  }
+  if (rc == IOCD_ETOOBIG) {
+    iocd_err_set(err, rc, "the file is larger than %zu MiB", b->max >> 20);
+  } else if (rc == IOCD_ENOMEM) {
+    iocd_err_set(err, rc, "%s", iocd_strerror(rc));
+  } else if (!rc && ferror(f)) {
+    rc = iocd_err_set(err, IOCD_EIO, "cannot read: %s", strerror(errno));
+  }
+  fclose(f);
   return rc;
 }

@@ -11,6 +11,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/buf.h"
+#include "core/err.h"
+
 /* Creates dir and its missing parents with mode 0755. Returns 0 when dir
  * exists as a directory afterwards, ENOTDIR when something else is there,
  * or the errno of the mkdir that failed. */
@@ -32,5 +35,15 @@ int file_write_all(int fd, const void *p, size_t n);
  * durable). On failure the temporary file is removed and path is left as
  * it was. Returns 0 or an errno value. */
 int file_write_atomic(const char *path, const void *data, size_t n, bool sync);
+
+/* Reads the whole regular file at path into b, whose cap (b->max) bounds
+ * its size. The file is opened without blocking and checked before any
+ * read, so a FIFO, a device or a directory is refused at once instead of
+ * waiting for a writer. Returns IOCD_OK; or IOCD_EIO, IOCD_ETOOBIG or
+ * IOCD_ENOMEM with err (may be NULL) saying why: "cannot open: REASON",
+ * "is a directory, not a file", "is a FIFO (named pipe), not a regular
+ * file", "the file is larger than N MiB", "out of memory" or "cannot read:
+ * REASON". b holds what was read either way; the caller cleans it up. */
+int file_read(const char *path, struct buf *b, struct iocd_err *err);
 
 #endif

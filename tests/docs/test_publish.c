@@ -17,6 +17,7 @@
 
 #include "config/config.h"
 #include "core/buf.h"
+#include "core/file.h"
 #include "core/lp.h"
 #include "core/point.h"
 #include "tests/docs/docmd.h"
@@ -189,7 +190,7 @@ static size_t example_config(struct h_env *e, char (*filters)[256], size_t n) {
   buf_init(&b, 1 << 24);
   struct iocd_err err;
   cr_assert_eq(
-      config_read_file(IOCD_SOURCE_DIR "/config/iocd.example.jsonc", &b, &err),
+      file_read(IOCD_SOURCE_DIR "/config/iocd.example.jsonc", &b, &err),
       IOCD_OK, "%s", err.msg);
   cJSON *root = NULL;
   struct buf errors;

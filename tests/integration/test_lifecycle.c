@@ -12,8 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "tests/harness/harness.h"
 
 /* A socket listening on 127.0.0.1:port, as another program would hold it. */
@@ -186,6 +188,43 @@ Test(lifecycle, a_reload_says_what_changed_and_each_problem_on_its_own_line) {
   cr_expect(h_iocd_log_contains(&p, "(problem 1 of 2)"));
   cr_expect(!h_iocd_log_contains(&p, "\\n"),
             "a log line carries a literal \\n");
+  cr_expect_eq(h_iocd_stop(&p, SIGTERM, 20000), 0);
+  h_rmtree(dir);
+}
+
+Test(lifecycle, a_fifo_in_rule_files_is_refused_and_never_blocks_the_loop) {
+  char dir[256];
+  cr_assert_eq(h_tmpdir(dir, sizeof dir), 0);
+  char fifo[300];
+  snprintf(fifo, sizeof fifo, "%s/rules.jsonc", dir);
+  cr_assert_eq(mkfifo(fifo, 0644), 0);
+  int api_port = h_free_port();
+  char head[1024];
+  snprintf(head, sizeof head,
+           "{\"data_dir\": \"%s/var\", \"file\": {\"path\": \"%s/out.lp\"},\n"
+           " \"mqtt\": {\"port\": %d},\n"
+           " \"api\": {\"listen\": \"127.0.0.1:%d\"},\n"
+           " \"subscriptions\": [{\"topic\": \"t/{district}\"}]",
+           dir, dir, h_free_port(), api_port);
+  char cfg[2048];
+  snprintf(cfg, sizeof cfg, "%s}\n", head);
+  struct h_iocd p;
+  cr_assert_eq(h_iocd_start(&p, dir, cfg), 0);
+  cr_assert_eq(h_iocd_wait_log(&p, "listening on", 20000), 0);
+
+  snprintf(cfg, sizeof cfg, "%s,\n \"rule_files\": [\"rules.jsonc\"]}\n", head);
+  rewrite(&p, cfg);
+  kill(p.pid, SIGHUP);
+  cr_expect_eq(h_iocd_wait_log(&p,
+                               "is a FIFO (named pipe), not a regular "
+                               "file",
+                               5000),
+               0, "the FIFO was not refused");
+  struct buf body;
+  buf_init(&body, 1 << 16);
+  cr_expect_eq(h_http_get(api_port, "/health", &body), 200,
+               "the API does not answer after the reload");
+  buf_cleanup(&body);
   cr_expect_eq(h_iocd_stop(&p, SIGTERM, 20000), 0);
   h_rmtree(dir);
 }

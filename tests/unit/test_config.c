@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -1331,4 +1332,24 @@ Test(config_diff, names_what_a_reload_adds_removes_and_changes) {
     config_free(cfg);
   }
   config_free(old);
+}
+
+Test(config_file, refuses_a_fifo_at_once_instead_of_waiting_for_a_writer,
+     .timeout = 10) {
+  char dir[] = "/tmp/iocd-fifo-XXXXXX";
+  cr_assert_not_null(mkdtemp(dir));
+  char path[64];
+  snprintf(path, sizeof path, "%s/iocd.jsonc", dir);
+  cr_assert_eq(mkfifo(path, 0644), 0);
+  struct buf errors;
+  buf_init(&errors, 0);
+  struct config *cfg = NULL;
+  cr_expect_eq(config_load(path, &cfg, &errors), IOCD_EIO);
+  cr_expect(errors.data && strstr(errors.data,
+                                  "is a FIFO (named pipe), not a "
+                                  "regular file") != NULL,
+            "%s", errors.data ? errors.data : "");
+  buf_cleanup(&errors);
+  unlink(path);
+  rmdir(dir);
 }
