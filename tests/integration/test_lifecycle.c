@@ -228,3 +228,31 @@ Test(lifecycle, a_fifo_in_rule_files_is_refused_and_never_blocks_the_loop) {
   cr_expect_eq(h_iocd_stop(&p, SIGTERM, 20000), 0);
   h_rmtree(dir);
 }
+
+Test(lifecycle, a_state_file_that_is_a_directory_is_named_as_one) {
+  char dir[256];
+  cr_assert_eq(h_tmpdir(dir, sizeof dir), 0);
+  char state[400];
+  snprintf(state, sizeof state, "%s/var/rules-state.json", dir);
+  char var[300];
+  snprintf(var, sizeof var, "%s/var", dir);
+  cr_assert_eq(mkdir(var, 0755), 0);
+  cr_assert_eq(mkdir(state, 0755), 0);
+  char cfg[1024];
+  snprintf(cfg, sizeof cfg,
+           "{\"data_dir\": \"%s/var\", \"file\": {\"path\": \"%s/out.lp\"},\n"
+           " \"mqtt\": {\"port\": %d}, \"api\": {\"enabled\": false},\n"
+           " \"subscriptions\": [{\"topic\": \"t/{district}\"}],\n"
+           " \"rules\": [{\"name\": \"x\", \"expr\": \"t.value > 5\"}]}\n",
+           dir, dir, h_free_port());
+  struct h_iocd p;
+  cr_assert_eq(h_iocd_start(&p, dir, cfg), 0);
+  cr_expect_eq(h_iocd_wait_log(&p,
+                               "rules-state.json: not restored: is a "
+                               "directory, not a file",
+                               20000),
+               0, "see %s", p.log);
+  cr_expect(!h_iocd_log_contains(&p, "not JSON"));
+  h_iocd_stop(&p, SIGTERM, 20000);
+  h_rmtree(dir);
+}

@@ -795,3 +795,36 @@ Test(rules_config, names_written_decomposed_are_taken_in_nfc) {
                      cfg->rules.v[0].expr);
   config_free(cfg);
 }
+
+Test(rules_config, one_rule_file_by_two_paths_is_listed_twice_not_redefined) {
+  struct tree t;
+  tree_init(&t);
+  tree_write(&t, "iocd.jsonc",
+             HEAD "\"rule_files\": [\"rules/a.jsonc\", \"./rules/a.jsonc\",\n"
+                  "  \"rules/empty.jsonc\"]}\n");
+  tree_write(&t, "rules/a.jsonc",
+             "{\"rules\": [{\"name\": \"a\", \"expr\": \"t.v > 1\"},\n"
+             "           {\"name\": \"b\", \"expr\": \"t.v > 2\"}]}\n");
+  tree_write(&t, "rules/empty.jsonc", "");
+  struct config *cfg = NULL;
+  struct buf errors;
+  cr_expect_eq(tree_load(&t, &cfg, &errors), IOCD_EPARSE);
+  char *rel = relative(&t, &errors);
+  cr_expect_str_eq(rel,
+                   "DIR/iocd.jsonc:2:33: rule_files[1]: \"./rules/a.jsonc\" "
+                   "is listed twice (it is the file \"DIR/rules/a.jsonc\")\n"
+                   "DIR/rules/empty.jsonc: the file is empty (expected a "
+                   "JSON object with \"params\" and \"rules\")\n");
+  free(rel);
+  buf_cleanup(&errors);
+  tree_done(&t);
+}
+
+Test(rules_test_tool, an_empty_config_name_is_named_as_such, .timeout = 60) {
+  struct buf out;
+  buf_init(&out, 1 << 16);
+  cr_expect_eq(run_iocd("check -c ''", &out), 1);
+  cr_expect_str_eq(out.data ? out.data : "",
+                   "iocd: -c was given an empty file name\n");
+  buf_cleanup(&out);
+}
