@@ -107,13 +107,15 @@ void pb_point_drop_last(struct point_batch *pb);
 /* Sorts the tags of p by key (bytewise), the order InfluxDB prefers. */
 void pb_point_sort_tags(struct point_batch *pb, struct point *p);
 
+/* The tags and fields of p. A batch that never held one has no array, and
+ * NULL + 0 is undefined in C: then NULL, with p->ntags (p->nfields) 0. */
 static inline struct tag *pb_tags(const struct point_batch *pb,
                                   const struct point *p) {
-  return pb->tags + p->tag0;
+  return pb->tags ? pb->tags + p->tag0 : NULL;
 }
 static inline struct field *pb_fields(const struct point_batch *pb,
                                       const struct point *p) {
-  return pb->fields + p->field0;
+  return pb->fields ? pb->fields + p->field0 : NULL;
 }
 
 /* Looks up a tag value of p by key; NULL when absent. */
