@@ -13,6 +13,9 @@
 
 #include "core/err.h"
 
+struct tag pb__no_tags[1];
+struct field pb__no_fields[1];
+
 /* Chunks never move once allocated, so pointers into them stay valid until
  * the chunk is freed by pb_reset or pb_cleanup. Each new chunk is twice the
  * previous one up to CHUNK_GROW_MAX; a string too big for that gets a chunk

@@ -107,15 +107,20 @@ void pb_point_drop_last(struct point_batch *pb);
 /* Sorts the tags of p by key (bytewise), the order InfluxDB prefers. */
 void pb_point_sort_tags(struct point_batch *pb, struct point *p);
 
+/* Empty arrays for a batch that never held a tag or a field. */
+extern struct tag pb__no_tags[1];
+extern struct field pb__no_fields[1];
+
 /* The tags and fields of p. A batch that never held one has no array, and
- * NULL + 0 is undefined in C: then NULL, with p->ntags (p->nfields) 0. */
+ * NULL + 0 is undefined in C: then an empty array (p->ntags or p->nfields
+ * is 0), never NULL. */
 static inline struct tag *pb_tags(const struct point_batch *pb,
                                   const struct point *p) {
-  return pb->tags ? pb->tags + p->tag0 : NULL;
+  return pb->tags ? pb->tags + p->tag0 : pb__no_tags;
 }
 static inline struct field *pb_fields(const struct point_batch *pb,
                                       const struct point *p) {
-  return pb->fields ? pb->fields + p->field0 : NULL;
+  return pb->fields ? pb->fields + p->field0 : pb__no_fields;
 }
 
 /* Looks up a tag value of p by key; NULL when absent. */
