@@ -355,6 +355,12 @@ static int request_start(struct influx *ix, struct request *r, const char *url,
   bad |=
       curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)st->timeout_ms) != CURLE_OK;
   bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
+  /* A request that times out while its host name is still resolving must
+   * not wait for the resolver thread: without this, libcurl joins it (the
+   * loop stops until getaddrinfo gives up, 20 s and more with a dead name
+   * server) and the timeout is reported that late. The thread finishes
+   * and frees itself on its own. */
+  bad |= curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L) != CURLE_OK;
   bad |= curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)r) != CURLE_OK;
   bad |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
   bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)r) != CURLE_OK;
