@@ -31,18 +31,33 @@ static int hold_port(int port) {
   return fd;
 }
 
+/* The start of a config for an iocd in dir with the file output, a broker
+ * port nobody listens on, one subscription, and the API on api_port (0:
+ * off), ending after a comma so that a test adds its own members. */
+static void config_head(char *out, size_t n, const char *dir, int api_port) {
+  char api[64] = "\"enabled\": false";
+  if (api_port) {
+    snprintf(api, sizeof api, "\"listen\": \"127.0.0.1:%d\"", api_port);
+  }
+  int k = snprintf(out, n,
+                   "{\"data_dir\": \"%s/var\", \"file\": {\"path\": "
+                   "\"%s/out.lp\"},\n"
+                   " \"mqtt\": {\"port\": %d}, \"api\": {%s},\n"
+                   " \"subscriptions\": [{\"topic\": \"t/{district}\"}],\n",
+                   dir, dir, h_free_port(), api);
+  cr_assert(k > 0 && (size_t)k < n, "config too long");
+}
+
+#define ONE_RULE " \"rules\": [{\"name\": \"x\", \"expr\": \"t.value > 5\"}]}\n"
+
 Test(lifecycle, a_busy_api_port_is_named_and_nothing_is_called_started) {
   char dir[256];
   cr_assert_eq(h_tmpdir(dir, sizeof dir), 0);
   int api_port = h_free_port();
   int fd = hold_port(api_port);
-  char cfg[1024];
-  snprintf(cfg, sizeof cfg,
-           "{\"data_dir\": \"%s/var\", \"file\": {\"path\": \"%s/out.lp\"},\n"
-           " \"mqtt\": {\"port\": %d},\n"
-           " \"subscriptions\": [{\"topic\": \"t/{district}\"}],\n"
-           " \"api\": {\"listen\": \"127.0.0.1:%d\"}}\n",
-           dir, dir, h_free_port(), api_port);
+  char head[1024], cfg[1100];
+  config_head(head, sizeof head, dir, api_port);
+  snprintf(cfg, sizeof cfg, "%s \"log\": {\"level\": \"info\"}}\n", head);
   struct h_iocd p;
   cr_assert_eq(h_iocd_start(&p, dir, cfg), 0);
   int status = h_iocd_stop(&p, 0, 10000);
@@ -72,13 +87,9 @@ Test(lifecycle, the_alert_state_file_is_renamed_and_its_directory_synced) {
   }
   char dir[256];
   cr_assert_eq(h_tmpdir(dir, sizeof dir), 0);
-  char cfg[1024];
-  snprintf(cfg, sizeof cfg,
-           "{\"data_dir\": \"%s/var\", \"file\": {\"path\": \"%s/out.lp\"},\n"
-           " \"mqtt\": {\"port\": %d}, \"api\": {\"enabled\": false},\n"
-           " \"subscriptions\": [{\"topic\": \"t/{district}\"}],\n"
-           " \"rules\": [{\"name\": \"x\", \"expr\": \"t.value > 5\"}]}\n",
-           dir, dir, h_free_port());
+  char head[1024], cfg[1100];
+  config_head(head, sizeof head, dir, 0);
+  snprintf(cfg, sizeof cfg, "%s" ONE_RULE, head);
   char trace[512], pidfile[512];
   snprintf(trace, sizeof trace, "%s/trace", dir);
   snprintf(pidfile, sizeof pidfile, "%s/pid", dir);
@@ -150,11 +161,7 @@ Test(lifecycle, a_reload_says_what_changed_and_each_problem_on_its_own_line) {
   char dir[256];
   cr_assert_eq(h_tmpdir(dir, sizeof dir), 0);
   char head[1024];
-  snprintf(head, sizeof head,
-           "{\"data_dir\": \"%s/var\", \"file\": {\"path\": \"%s/out.lp\"},\n"
-           " \"mqtt\": {\"port\": %d}, \"api\": {\"enabled\": false},\n"
-           " \"subscriptions\": [{\"topic\": \"t/{district}\"}],\n",
-           dir, dir, h_free_port());
+  config_head(head, sizeof head, dir, 0);
   char cfg[2048];
   snprintf(cfg, sizeof cfg,
            "%s \"rules\": [{\"name\": \"r1\", \"expr\": \"t.value > 5\"}]}\n",
@@ -200,19 +207,14 @@ Test(lifecycle, a_fifo_in_rule_files_is_refused_and_never_blocks_the_loop) {
   cr_assert_eq(mkfifo(fifo, 0644), 0);
   int api_port = h_free_port();
   char head[1024];
-  snprintf(head, sizeof head,
-           "{\"data_dir\": \"%s/var\", \"file\": {\"path\": \"%s/out.lp\"},\n"
-           " \"mqtt\": {\"port\": %d},\n"
-           " \"api\": {\"listen\": \"127.0.0.1:%d\"},\n"
-           " \"subscriptions\": [{\"topic\": \"t/{district}\"}]",
-           dir, dir, h_free_port(), api_port);
+  config_head(head, sizeof head, dir, api_port);
   char cfg[2048];
-  snprintf(cfg, sizeof cfg, "%s}\n", head);
+  snprintf(cfg, sizeof cfg, "%s \"log\": {\"level\": \"info\"}}\n", head);
   struct h_iocd p;
   cr_assert_eq(h_iocd_start(&p, dir, cfg), 0);
   cr_assert_eq(h_iocd_wait_log(&p, "listening on", 20000), 0);
 
-  snprintf(cfg, sizeof cfg, "%s,\n \"rule_files\": [\"rules.jsonc\"]}\n", head);
+  snprintf(cfg, sizeof cfg, "%s \"rule_files\": [\"rules.jsonc\"]}\n", head);
   rewrite(&p, cfg);
   kill(p.pid, SIGHUP);
   cr_expect_eq(h_iocd_wait_log(&p,
@@ -238,13 +240,9 @@ Test(lifecycle, a_state_file_that_is_a_directory_is_named_as_one) {
   snprintf(var, sizeof var, "%s/var", dir);
   cr_assert_eq(mkdir(var, 0755), 0);
   cr_assert_eq(mkdir(state, 0755), 0);
-  char cfg[1024];
-  snprintf(cfg, sizeof cfg,
-           "{\"data_dir\": \"%s/var\", \"file\": {\"path\": \"%s/out.lp\"},\n"
-           " \"mqtt\": {\"port\": %d}, \"api\": {\"enabled\": false},\n"
-           " \"subscriptions\": [{\"topic\": \"t/{district}\"}],\n"
-           " \"rules\": [{\"name\": \"x\", \"expr\": \"t.value > 5\"}]}\n",
-           dir, dir, h_free_port());
+  char head[1024], cfg[1100];
+  config_head(head, sizeof head, dir, 0);
+  snprintf(cfg, sizeof cfg, "%s" ONE_RULE, head);
   struct h_iocd p;
   cr_assert_eq(h_iocd_start(&p, dir, cfg), 0);
   cr_expect_eq(h_iocd_wait_log(&p,
