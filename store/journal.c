@@ -273,12 +273,13 @@ struct jreader {
   bool split;
   uint64_t live_from;
   struct jcur live;
-  struct jcount utk;  /* not taken, both regions */
-  struct jcount lutk; /* not taken, live region */
-  uint64_t pending;   /* points not confirmed */
-  uint64_t conf;      /* first sequence number not confirmed */
-  uint64_t saved;     /* the checkpoint on disk */
-  struct jout *outs;  /* taken or skipped runs not yet folded into conf */
+  struct jcount utk;      /* not taken, both regions */
+  struct jcount lutk;     /* not taken, live region */
+  uint64_t pending;       /* points not confirmed */
+  uint64_t pending_bytes; /* their line protocol */
+  uint64_t conf;          /* first sequence number not confirmed */
+  uint64_t saved;         /* the checkpoint on disk */
+  struct jout *outs;      /* taken or skipped runs not yet folded into conf */
   size_t nouts, capouts;
   bool paced;
   struct qpace pace;
@@ -1147,8 +1148,7 @@ static void job_done(uv_work_t *w, int status) {
     /* The journal closed meanwhile: its last checkpoints go after ours,
      * so that an older one cannot replace them. */
     for (size_t i = 0; i < job->nfin; i++) {
-      int rc = write_checkpoint(job->fin[i].path, job->fin[i].seq,
-                                job->sync);
+      int rc = write_checkpoint(job->fin[i].path, job->fin[i].seq, job->sync);
       if (rc) {
         log_error("journal", "writing %s failed: %s", job->fin[i].path,
                   strerror(rc));
@@ -1307,6 +1307,7 @@ static void drop_oldest(struct journal *j) {
     r->lutk.bytes -= g->live[i].bytes;
     r->lutk.records -= g->live[i].records;
     r->pending -= lost.points;
+    r->pending_bytes -= lost.bytes;
     if (i == 0) {
       for (size_t s = 0; s < g->nsrc; s++) {
         if (g->src_utk[s]) {
@@ -1470,6 +1471,7 @@ static int journal_append(struct queue *q, const char *data, size_t len,
       count_add(&rd->lutk, npoints, len);
     }
     rd->pending += npoints;
+    rd->pending_bytes += len;
     set_backlog(rd);
   }
   j->next_seq++;
@@ -1848,6 +1850,7 @@ static void journal_confirm(struct queue *q, unsigned reader,
     if (r->outs[i].first == b->first_seq && !r->outs[i].confirmed) {
       r->outs[i].confirmed = true;
       r->pending -= b->npoints;
+      r->pending_bytes -= b->len;
       /* Confirmed runs that touch become one, so that the list stays short
        * while a backlog holds the checkpoint back. */
       if (i + 1 < r->nouts && r->outs[i + 1].confirmed &&
@@ -1876,14 +1879,21 @@ static void journal_confirm(struct queue *q, unsigned reader,
 static void journal_totals(const struct queue *q, uint64_t *points,
                            uint64_t *bytes) {
   const struct journal *j = container_of(q, const struct journal, base);
-  uint64_t p = 0;
+  /* What waits for the slowest output, in points and in bytes of line
+   * protocol, as the in-memory queue counts them; the segment files, which
+   * also hold confirmed records until a whole segment is, are
+   * iocd_journal_bytes. */
+  uint64_t p = 0, b = 0;
   for (unsigned i = 0; i < j->nreaders; i++) {
     if (j->rd[i].pending > p) {
       p = j->rd[i].pending;
     }
+    if (j->rd[i].pending_bytes > b) {
+      b = j->rd[i].pending_bytes;
+    }
   }
   *points = p;
-  *bytes = j->bytes;
+  *bytes = b;
 }
 
 static double journal_fill(const struct queue *q) {
@@ -2233,6 +2243,7 @@ static int scan_segment(struct journal *j, struct jseg *g, uint64_t end,
       count_add(&g->utk[i], v.npoints, v.lp_len);
       count_add(&j->rd[i].utk, v.npoints, v.lp_len);
       j->rd[i].pending += v.npoints;
+      j->rd[i].pending_bytes += v.lp_len;
       if (i == 0) {
         g->src_utk[src] += v.npoints;
         if (found_add(found, src, v.npoints) != IOCD_OK) {

@@ -249,7 +249,10 @@ struct store *store_new(uv_loop_t *loop, const struct config *cfg,
                                 "output.",
                                 NULL);
   s->queue_bytes = stats_gauge(stats, "iocd_queue_bytes",
-                               "Bytes of line protocol queued.", NULL);
+                               "Bytes of line protocol of the points in "
+                               "iocd_queue_points (the journal's files are "
+                               "iocd_journal_bytes).",
+                               NULL);
   if (map_sources(s, cfg) != IOCD_OK) {
     iocd_err_set(err, IOCD_ENOMEM, "store: out of memory");
     free_store(s);
@@ -351,8 +354,7 @@ int store_append(struct store *s, size_t source, const struct point_batch *pb) {
     s->line_end[i] = (uint32_t)s->scratch.len;
   }
   int rc = s->q->ops->append(s->q, s->scratch.data, s->scratch.len, s->line_end,
-                             (uint32_t)pb->npoints, src_id,
-                             store__now_ms(s));
+                             (uint32_t)pb->npoints, src_id, store__now_ms(s));
   if (rc) {
     stat_inc(rc == IOCD_EFULL ? src->refused_full : src->refused_error);
     return rc;
