@@ -1,8 +1,11 @@
 /*
  * libmicrohttpd driven by libuv: MHD runs in "external select" mode with
  * epoll; its epoll fd is watched by one uv_poll_t, and a uv_timer_t follows
- * MHD_get_timeout. Every request is answered synchronously from state in
- * memory, so no connection is ever suspended.
+ * MHD_get_timeout. MHD has no listening socket: the gate (gate.c) accepts
+ * each connection, checks its request head and passes it on with
+ * MHD_add_connection. Every request is answered synchronously from state
+ * in memory, so no connection is ever suspended, and every answer closes
+ * its connection, so that each request passes the gate.
  */
 #include "api/api.h"
 
@@ -18,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "api/api_int.h"
 #include "core/buf.h"
 #include "core/container.h"
 #include "core/log.h"
@@ -36,6 +40,7 @@ struct api {
   int open_handles;
   api_closed_fn *closed_cb;
   void *closed_ud;
+  struct api_gate gate;
 };
 
 static void on_timer(uv_timer_t *t);
@@ -73,6 +78,7 @@ static enum MHD_Result reply_with(struct MHD_Connection *c, unsigned status,
   }
   MHD_add_response_header(r, "Content-Type", type);
   MHD_add_response_header(r, "Cache-Control", "no-store");
+  MHD_add_response_header(r, "Connection", "close");
   if (name) {
     MHD_add_response_header(r, name, value);
   }
@@ -142,7 +148,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
     buf_init(&b, 64u << 20);
     enum MHD_Result ret;
     if (stats_render_prometheus(a->stats, &b) != IOCD_OK) {
-      ret = reply(c, 500, "text/plain", "metrics too large\n", 18);
+      static const char big[] = "{\"error\":\"metrics too large\"}\n";
+      ret = reply(c, 500, "application/json", big, sizeof big - 1);
     } else {
       ret = reply(c, 200, "text/plain; version=0.0.4; charset=utf-8",
                   b.data ? b.data : "", b.len);
@@ -294,13 +301,39 @@ static int listen_on(const struct sockaddr_storage *ss, const char *where,
   if (ss->ss_family == AF_INET6) {
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
   }
-  if (bind(fd, (const struct sockaddr *)ss, len) != 0 || listen(fd, 64) != 0) {
+  if (bind(fd, (const struct sockaddr *)ss, len) != 0 ||
+      listen(fd, API_CONNS_MAX) != 0) {
     iocd_err_set(err, IOCD_EIO, "api.listen: cannot listen on %s: %s", where,
                  strerror(errno));
     close(fd);
     return -1;
   }
   return fd;
+}
+
+/* The gate passes a connection whose request head it accepted. */
+static bool pass(void *ud, int fd, const struct sockaddr *addr, socklen_t len) {
+  struct api *a = ud;
+  return MHD_add_connection(a->mhd, fd, addr, len) == MHD_YES;
+}
+
+/* After the gate passed connections: libmicrohttpd has no thread that
+ * would notice them, so it runs now. */
+static void run(void *ud) {
+  drive(ud);
+}
+
+/* Tells the gate when libmicrohttpd takes and ends a connection. */
+static void on_connection(void *cls, struct MHD_Connection *c,
+                          void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+  struct api *a = cls;
+  (void)c;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    api__gate_started(&a->gate, socket_context);
+  } else {
+    api__gate_ended(&a->gate, *socket_context);
+  }
 }
 
 struct api *api_new(uv_loop_t *loop, const char *listen, struct stats *stats,
@@ -323,19 +356,25 @@ struct api *api_new(uv_loop_t *loop, const char *listen, struct stats *stats,
   a->stats = stats;
   a->ready = ready;
   a->ud = ud;
-  unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
-  if (ss.ss_family == AF_INET6) {
-    flags |= MHD_USE_IPv6;
-  }
-  /* MHD_stop_daemon closes fd from here on. */
+  /* The connection limit leaves room for the connections the gate made
+   * close, until libmicrohttpd has seen them end. The memory limit holds
+   * any request head the gate passes (api_int.h). */
   a->mhd = MHD_start_daemon(
-      flags, 0, NULL, NULL, handler, a, MHD_OPTION_LISTEN_SOCKET, fd,
-      MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_UNESCAPE_CALLBACK,
-      unescape, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-      MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_END);
+      MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET, 0, NULL,
+      NULL, handler, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+      MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+      MHD_OPTION_NOTIFY_CONNECTION, on_connection, a,
+      MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_LIMIT,
+      2u * API_CONNS_MAX, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+      (size_t)API_MHD_MEMORY, MHD_OPTION_END);
   if (!a->mhd) {
     iocd_err_set(err, IOCD_EIO, "api.listen: cannot serve on %s", listen);
     close(fd);
+    free(a);
+    return NULL;
+  }
+  if (api__gate_start(&a->gate, loop, fd, stats, pass, run, a, err)) {
+    MHD_stop_daemon(a->mhd);
     free(a);
     return NULL;
   }
@@ -344,7 +383,7 @@ struct api *api_new(uv_loop_t *loop, const char *listen, struct stats *stats,
   uv_poll_init(loop, &a->poll, info->epoll_fd);
   uv_poll_start(&a->poll, UV_READABLE, on_poll);
   uv_timer_init(loop, &a->timer);
-  a->open_handles = 2;
+  a->open_handles = 4;
   drive(a);
   log_info("api",
            "listening on http://%s (/health, /ready, /metrics, "
@@ -356,7 +395,8 @@ struct api *api_new(uv_loop_t *loop, const char *listen, struct stats *stats,
 static void on_handle_closed(uv_handle_t *h) {
   struct api *a = h->data;
   if (--a->open_handles == 0) {
-    MHD_stop_daemon(a->mhd);
+    MHD_stop_daemon(a->mhd); /* ends the connections it was passed */
+    api__gate_cleanup(&a->gate);
     api_closed_fn *cb = a->closed_cb;
     void *ud = a->closed_ud;
     free(a);
@@ -375,4 +415,7 @@ void api_close(struct api *a, api_closed_fn *cb, void *ud) {
   uv_timer_stop(&a->timer);
   uv_close((uv_handle_t *)&a->poll, on_handle_closed);
   uv_close((uv_handle_t *)&a->timer, on_handle_closed);
+  a->gate.poll.data = a;
+  a->gate.timer.data = a;
+  api__gate_close(&a->gate, on_handle_closed);
 }

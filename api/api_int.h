@@ -1,6 +1,7 @@
 /*
- * What the files of api/ share: the limits on request heads and the check
- * of a request head (request_head.c).
+ * What the files of api/ share: the limits on connections and request
+ * heads, the check of a request head (request_head.c) and the gate that
+ * every connection passes before libmicrohttpd reads it (gate.c).
  */
 #ifndef IOCD_API_API_INT_H
 #define IOCD_API_API_INT_H
@@ -8,6 +9,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "core/err.h"
+#include "core/stats.h"
 
 /* A request head: its request line (end of line excluded), the whole head
  * (the empty line included), its query parameters, and its header fields
@@ -18,6 +24,17 @@
 #define API_PARAMS_MAX 100
 #define API_FIELDS_MAX 100
 #define API_MHD_MEMORY (64u * 1024u)
+
+/* Connections: at most API_CONNS_PER_ADDR from one client address and
+ * API_CONNS_MAX in all (a new one closes the oldest to make room); a
+ * request head must be complete API_HEAD_TIMEOUT_MS after the connection
+ * was accepted; a refused connection is closed once the client has read
+ * the answer and closed its side, or API_LINGER_MS after the answer. */
+#define API_CONNS_PER_ADDR 32
+#define API_CONNS_MAX 128
+#define API_HEAD_TIMEOUT_S 10
+#define API_HEAD_TIMEOUT_MS (API_HEAD_TIMEOUT_S * 1000)
+#define API_LINGER_MS 2000
 
 /* A limit as a string, for the messages that name it. */
 #define API_STR_(x) #x
@@ -49,5 +66,58 @@ enum api_head_result api__head_check(const char *buf, size_t n,
 
 /* The reason phrase of an HTTP status iocd answers with ("" if unknown). */
 const char *api__reason(unsigned status);
+
+/* Hands an accepted connection to libmicrohttpd (MHD_add_connection):
+ * returns false when it refused it, having closed fd. Must not run
+ * libmicrohttpd. */
+typedef bool api_pass_fn(void *ud, int fd, const struct sockaddr *addr,
+                         socklen_t len);
+/* Runs libmicrohttpd after connections were passed. */
+typedef void api_run_fn(void *ud);
+
+struct api_conn;
+
+/* The gate: accepts connections on a listening socket, holds each one until
+ * its request head is complete (answering refused heads itself, as JSON),
+ * then passes it to libmicrohttpd, and keeps the limits above. Caller
+ * storage, embedded in struct api. */
+struct api_gate {
+  uv_loop_t *loop;
+  uv_poll_t poll; /* the epoll set below */
+  uv_timer_t timer;
+  int listen_fd;
+  int epfd; /* edge-triggered: peeked bytes keep a socket readable */
+  struct api_conn *first, *last; /* in the order they were accepted */
+  struct api_conn *dead;         /* closed, freed after the events read */
+  size_t counted;                /* connections held against the limits */
+  struct api_conn *adding;       /* the one being passed, see gate.c */
+  api_pass_fn *pass;
+  api_run_fn *run;
+  void *ud;
+  struct metric *deadline; /* connections closed at the head deadline */
+  struct metric *evicted;  /* connections closed to make room */
+  struct stats *stats;
+  char buf[API_HEAD_MAX + 1];
+};
+
+/* Starts accepting on listen_fd (which the gate owns from here on, even on
+ * failure). pass and run hand connections to libmicrohttpd; stats is
+ * borrowed. Returns IOCD_OK, or an error with err set. */
+int api__gate_start(struct api_gate *g, uv_loop_t *loop, int listen_fd,
+                    struct stats *stats, api_pass_fn *pass, api_run_fn *run,
+                    void *ud, struct iocd_err *err);
+
+/* From libmicrohttpd's connection notifications: a passed connection
+ * started (stores its handle in *socket_context) or was closed (the handle
+ * from socket_context). */
+void api__gate_started(struct api_gate *g, void **socket_context);
+void api__gate_ended(struct api_gate *g, void *socket_context);
+
+/* Stops accepting and closes the gate's two handles, cb called for each. */
+void api__gate_close(struct api_gate *g, uv_close_cb cb);
+
+/* After its handles closed and libmicrohttpd stopped: closes the
+ * connections the gate still holds, its epoll set and listen_fd. */
+void api__gate_cleanup(struct api_gate *g);
 
 #endif

@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -65,6 +66,7 @@ struct answer {
   char head[8192];
   char body[65536];
   size_t body_len;
+  bool closed; /* the server closed the connection */
 };
 
 /* True when got holds a header block and as many body bytes as its
@@ -84,10 +86,11 @@ static bool answer_complete(const char *got, size_t have) {
   return false;
 }
 
-/* Sends len bytes of req to 127.0.0.1:port and reads until the server
- * closes, at most timeout_ms. */
+/* Sends len bytes of req to 127.0.0.1:port and reads until the answer is
+ * complete (or, with until_close, until the server closes), at most
+ * timeout_ms. */
 static void raw_request(int port, const char *req, size_t len, struct answer *a,
-                        int timeout_ms) {
+                        int timeout_ms, bool until_close) {
   memset(a, 0, sizeof *a);
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   cr_assert(fd >= 0);
@@ -115,11 +118,12 @@ static void raw_request(int port, const char *req, size_t len, struct answer *a,
     }
     ssize_t n = recv(fd, got + have, sizeof got - 1 - have, 0);
     if (n <= 0) {
+      a->closed = n == 0;
       break;
     }
     have += (size_t)n;
     got[have] = '\0';
-    if (answer_complete(got, have)) {
+    if (!until_close && answer_complete(got, have)) {
       break; /* a kept-alive connection would not close */
     }
   }
@@ -138,7 +142,7 @@ static void raw_request(int port, const char *req, size_t len, struct answer *a,
 }
 
 static void request(int port, const char *req, struct answer *a) {
-  raw_request(port, req, strlen(req), a, 5000);
+  raw_request(port, req, strlen(req), a, 5000, false);
 }
 
 /* The value of header name in a's header block ("" when absent). */
@@ -246,6 +250,297 @@ Test(api_http, a_method_other_than_get_or_head_names_the_allowed_ones) {
     char v[64];
     cr_expect_str_eq(header(&a, "Allow", v, sizeof v), "GET, HEAD", "%s",
                      reqs[i]);
+  }
+  stop(&s);
+}
+
+/* A request of a few parts joined, for the ones too long to write out. */
+static char *build(const char *head, char fill, size_t n, const char *tail) {
+  size_t hn = strlen(head), tn = strlen(tail);
+  char *s = malloc(hn + n + tn + 1);
+  cr_assert_not_null(s);
+  memcpy(s, head, hn);
+  memset(s + hn, fill, n);
+  memcpy(s + hn + n, tail, tn + 1);
+  return s;
+}
+
+Test(api_http, every_malformed_request_gets_a_json_error) {
+  struct srv s;
+  start(&s, "127.0.0.1");
+  char *long_target = build("GET /", 'a', 5000, " HTTP/1.1\r\nHost: x\r\n\r\n");
+  char *big_field = build("GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ", 'a',
+                          10000, "\r\n\r\n");
+  const struct {
+    const char *req;
+    int status;
+  } cases[] = {
+      {"GARBAGE\r\n\r\n", 400},
+      {"GET /health HTTP/2.0\r\nHost: x\r\n\r\n", 505},
+      {"GET /health HTTP/0.9\r\n\r\n", 505},
+      {long_target, 414},
+      {big_field, 431},
+      {"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400},
+      {"GET /health HTTP/1.1\r\nHost: x\r\n"
+       "Content-Length: 99999999999999999999999\r\n\r\n",
+       413},
+      {"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+       413},
+      {"POST /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "ZZ\r\n",
+       405},
+      {"GET /health HTTP/1.1\r\n\r\n", 400},
+      {"GET /health HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n", 400},
+      {"GET /health HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n folded\r\n\r\n", 400},
+      {"GET health HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct answer a;
+    request(s.port, cases[i].req, &a);
+    cr_expect_eq(a.status, cases[i].status, "%.60s: status %d, want %d",
+                 cases[i].req, a.status, cases[i].status);
+    if (a.status == cases[i].status) {
+      expect_json_error(&a, cases[i].status);
+    }
+  }
+  free(long_target);
+  free(big_field);
+  stop(&s);
+}
+
+Test(api_http, an_error_to_a_head_request_has_no_body) {
+  struct srv s;
+  start(&s, "127.0.0.1");
+  struct answer a;
+  request(s.port, "HEAD /health HTTP/2.0\r\nHost: x\r\n\r\n", &a);
+  cr_expect_eq(a.status, 505);
+  cr_expect_eq(a.body_len, 0, "a body came: %s", a.body);
+  stop(&s);
+}
+
+/* GET /health with params query parameters and fields header fields (Host
+ * included), padded with an X-Pad field to head bytes in all. */
+static char *head_of(int params, int fields, size_t head) {
+  char *s = malloc(head + 1);
+  cr_assert_not_null(s);
+  int n = snprintf(s, head + 1, "GET /health?");
+  for (int i = 1; i <= params; i++) {
+    n += snprintf(s + n, head + 1 - (size_t)n, "%sp%d=%d", i > 1 ? "&" : "", i,
+                  i);
+  }
+  n += snprintf(s + n, head + 1 - (size_t)n, " HTTP/1.1\r\nHost: x\r\n");
+  for (int i = 2; i < fields; i++) {
+    n += snprintf(s + n, head + 1 - (size_t)n, "X-F%d: %d\r\n", i, i);
+  }
+  size_t pad = head - (size_t)n - strlen("X-Pad: \r\n\r\n");
+  cr_assert_lt(pad, head, "the fields do not fit in %zu bytes", head);
+  n += snprintf(s + n, head + 1 - (size_t)n, "X-Pad: ");
+  memset(s + n, 'p', pad);
+  memcpy(s + (size_t)n + pad, "\r\n\r\n", 5);
+  cr_assert_eq(strlen(s), head);
+  return s;
+}
+
+Test(api_http, a_query_with_500_parameters_gets_a_json_414) {
+  struct srv s;
+  start(&s, "127.0.0.1");
+  char *req = head_of(500, 2, 6000);
+  struct answer a;
+  request(s.port, req, &a);
+  expect_json_error(&a, 414);
+  free(req);
+  stop(&s);
+}
+
+Test(api_http, the_largest_head_accepted_is_answered) {
+  struct srv s;
+  start(&s, "127.0.0.1");
+  char *req = head_of(100, 100, 8192);
+  struct answer a;
+  request(s.port, req, &a);
+  cr_expect_eq(a.status, 200, "status %d:\n%s%s", a.status, a.head, a.body);
+  free(req);
+  /* 100 fields again, 98 of them cookies of one long Cookie field */
+  char *cookies = malloc(8192 + 1);
+  cr_assert_not_null(cookies);
+  int n = snprintf(cookies, 8193,
+                   "GET /health?a HTTP/1.1\r\nHost: x\r\n"
+                   "Cookie: c0=0");
+  for (int i = 1; i <= 98; i++) {
+    n += snprintf(cookies + n, 8193 - (size_t)n, "; c%d=%d", i, i);
+  }
+  memset(cookies + n, 'v', 8192 - (size_t)n - 4);
+  memcpy(cookies + 8192 - 4, "\r\n\r\n", 5);
+  request(s.port, cookies, &a);
+  cr_expect_eq(a.status, 200, "status %d:\n%s%s", a.status, a.head, a.body);
+  free(cookies);
+  req = head_of(101, 2, 2000);
+  request(s.port, req, &a);
+  expect_json_error(&a, 414);
+  free(req);
+  req = head_of(1, 101, 4000);
+  request(s.port, req, &a);
+  expect_json_error(&a, 431);
+  free(req);
+  req = head_of(1, 2, 8193);
+  request(s.port, req, &a);
+  expect_json_error(&a, 431);
+  free(req);
+  stop(&s);
+}
+
+Test(api_http, an_answer_closes_the_connection) {
+  struct srv s;
+  start(&s, "127.0.0.1");
+  struct answer a;
+  /* Two requests in one write: only the first is answered, and the
+   * connection closes after it. */
+  static const char two[] =
+      "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n";
+  raw_request(s.port, two, sizeof two - 1, &a, 3000, true);
+  cr_expect_eq(a.status, 200);
+  cr_expect(a.closed, "the connection stayed open");
+  cr_expect_str_eq(a.body, "ok\n", "more than one answer came: %s", a.body);
+  char v[64];
+  cr_expect_str_eq(header(&a, "Connection", v, sizeof v), "close");
+  stop(&s);
+}
+
+/* A connection to 127.0.0.1:port, non-blocking, or -1. */
+static int open_conn(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) {
+    return -1;
+  }
+  struct sockaddr_in sa = {0};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    close(fd);
+    return -1;
+  }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return fd;
+}
+
+/* What came on a non-blocking connection so far, appended to got (n
+ * bytes, kept NUL-terminated); returns true when the server closed it. */
+static bool read_some(int fd, char *got, size_t n) {
+  size_t have = strlen(got);
+  for (;;) {
+    ssize_t r = recv(fd, got + have, n - 1 - have, 0);
+    if (r > 0) {
+      have += (size_t)r;
+      got[have] = '\0';
+      continue;
+    }
+    return r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+  }
+}
+
+static const char slow_head[] = "GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+
+Test(api_http, a_trickled_head_is_answered_408_at_its_deadline) {
+  struct srv s;
+  start(&s, "127.0.0.1");
+  long long t0 = now_ms();
+  int fd = open_conn(s.port);
+  cr_assert(fd >= 0);
+  cr_assert_eq(send(fd, slow_head, sizeof slow_head - 1, MSG_NOSIGNAL),
+               (ssize_t)sizeof slow_head - 1);
+  char got[4096] = "";
+  bool closed = false;
+  while (!closed && now_ms() - t0 < 14000) {
+    h_sleep_ms(1000);
+    send(fd, "a", 1, MSG_NOSIGNAL); /* one byte a second, never the end */
+    closed = read_some(fd, got, sizeof got);
+  }
+  long long took = now_ms() - t0;
+  close(fd);
+  cr_expect(closed, "still open after %lld ms of trickling", took);
+  cr_expect(took >= 9000 && took <= 12500, "closed after %lld ms", took);
+  cr_expect(strncmp(got, "HTTP/1.1 408 ", 13) == 0, "answer: %s", got);
+  const char *body = strstr(got, "\r\n\r\n");
+  cJSON *doc = body ? cJSON_Parse(body + 4) : NULL;
+  cr_expect(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(doc, "error")),
+            "not a JSON error: %s", got);
+  cJSON_Delete(doc);
+  stop(&s);
+}
+
+Test(api_http, an_address_keeps_its_32_newest_connections) {
+  struct srv s;
+  start(&s, "127.0.0.1");
+  int fds[40];
+  for (int i = 0; i < 40; i++) {
+    fds[i] = open_conn(s.port);
+    cr_assert(fds[i] >= 0);
+    h_sleep_ms(5); /* accepted in this order */
+  }
+  h_sleep_ms(500);
+  for (int i = 0; i < 40; i++) {
+    char got[1024] = "";
+    bool closed = read_some(fds[i], got, sizeof got);
+    if (i < 8) {
+      cr_expect(closed, "connection %d of 40 is still open", i + 1);
+      cr_expect(strncmp(got, "HTTP/1.1 503 ", 13) == 0,
+                "connection %d: answer: %s", i + 1, got);
+    } else {
+      cr_expect(!closed, "connection %d of 40 was closed: %s", i + 1, got);
+    }
+    close(fds[i]);
+  }
+  stop(&s);
+}
+
+Test(api_http, health_answers_while_70_connections_trickle_their_heads) {
+  struct srv s;
+  start(&s, "127.0.0.1");
+  enum { SLOW = 70 };
+  int fds[SLOW];
+  for (int i = 0; i < SLOW; i++) {
+    fds[i] = -1;
+  }
+  long long t0 = now_ms();
+  int probes = 0;
+  while (now_ms() - t0 < 6000) {
+    /* Every slow connection sends one more byte of its head, and one that
+     * was closed is opened again, as an attacker would. */
+    for (int i = 0; i < SLOW; i++) {
+      char got[1024] = "";
+      if (fds[i] >= 0 && read_some(fds[i], got, sizeof got)) {
+        close(fds[i]);
+        fds[i] = -1;
+      }
+      if (fds[i] < 0) {
+        fds[i] = open_conn(s.port);
+        cr_assert(fds[i] >= 0);
+        send(fds[i], slow_head, sizeof slow_head - 1, MSG_NOSIGNAL);
+      } else {
+        send(fds[i], "a", 1, MSG_NOSIGNAL);
+      }
+    }
+    if (now_ms() - t0 >= 2000) {
+      long long asked = now_ms();
+      struct answer a;
+      raw_request(s.port, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+                  strlen("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"), &a, 2000,
+                  false);
+      cr_expect_eq(a.status, 200, "probe %d: status %d after %lld ms", probes,
+                   a.status, now_ms() - asked);
+      request(s.port, "GET /ready HTTP/1.1\r\nHost: x\r\n\r\n", &a);
+      cJSON_Delete(json_answer(&a, 503));
+      probes++;
+    }
+    h_sleep_ms(1000);
+  }
+  cr_expect_geq(probes, 3);
+  for (int i = 0; i < SLOW; i++) {
+    if (fds[i] >= 0) {
+      close(fds[i]);
+    }
   }
   stop(&s);
 }
