@@ -1,0 +1,252 @@
+/*
+ * scripts/demo as a new user runs it: from a checkout they may not write
+ * to, stopped with Ctrl-C. The demo runs on free ports (its IOCD_DEMO_*
+ * variables) with the iocd binary of this build, in its own session with
+ * SIGINT at its default, as a terminal's foreground job; Ctrl-C is SIGINT
+ * to that process group. As root the demo runs as "nobody", whose PATH has
+ * no /usr/sbin, so that the read-only tree is read-only for it.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <regex.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "tests/harness/harness.h"
+
+#ifndef IOCD_SOURCE_DIR
+#define IOCD_SOURCE_DIR "."
+#endif
+#ifndef IOCD_BIN_PATH
+#define IOCD_BIN_PATH "iocd"
+#endif
+
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    return NULL;
+  }
+  struct buf b;
+  buf_init(&b, 16u << 20);
+  char chunk[4096];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+    if (buf_append(&b, chunk, n) != 0) {
+      break;
+    }
+  }
+  fclose(f);
+  if (buf_putc(&b, '\0') != 0) {
+    buf_cleanup(&b);
+    return NULL;
+  }
+  return buf_detach(&b, NULL);
+}
+
+static bool file_contains(const char *path, const char *needle) {
+  char *text = slurp(path);
+  bool found = text && strstr(text, needle) != NULL;
+  free(text);
+  return found;
+}
+
+static bool matches(const char *text, const char *pattern) {
+  regex_t re;
+  cr_assert_eq(regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB), 0);
+  bool ok = regexec(&re, text, 0, NULL, 0) == 0;
+  regfree(&re);
+  return ok;
+}
+
+static void run(const char *cmd) {
+  int status = system(cmd);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s", cmd);
+}
+
+/* Starts the demo as a terminal starts a foreground job: its own process
+ * group, SIGINT and SIGQUIT at their defaults, output to out. uid/gid
+ * -1: as this process. */
+static pid_t start_demo(const char *tree, const char *out, char *const env[],
+                        uid_t uid, gid_t gid) {
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  cr_assert(pid >= 0, "fork: %s", strerror(errno));
+  if (pid == 0) {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) {
+      _exit(126);
+    }
+    int in = open("/dev/null", O_RDONLY);
+    int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (in < 0 || fd < 0 || dup2(in, 0) < 0 || dup2(fd, 1) < 0 ||
+        dup2(fd, 2) < 0) {
+      _exit(126);
+    }
+    for (int i = 3; i < 1024; i++) {
+      close(i);
+    }
+    setsid();
+    signal(SIGINT, SIG_DFL);
+    signal(SIGQUIT, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    char demo[512], reuid[32], regid[32];
+    snprintf(demo, sizeof demo, "%s/scripts/demo", tree);
+    if (uid == (uid_t)-1) {
+      execle(demo, demo, (char *)NULL, env);
+    } else {
+      snprintf(reuid, sizeof reuid, "--reuid=%ld", (long)uid);
+      snprintf(regid, sizeof regid, "--regid=%ld", (long)gid);
+      execle("/usr/bin/setpriv", "setpriv", reuid, regid, "--clear-groups",
+             "--", demo, (char *)NULL, env);
+    }
+    _exit(127);
+  }
+  return pid;
+}
+
+static bool wait_exit(pid_t pid, int timeout_ms, int *status) {
+  for (int waited = 0; waited <= timeout_ms; waited += 50) {
+    if (waitpid(pid, status, WNOHANG) == pid) {
+      return true;
+    }
+    h_sleep_ms(50);
+  }
+  return false;
+}
+
+static bool port_open(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  cr_assert(fd >= 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)port)};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+  close(fd);
+  return ok;
+}
+
+Test(demo, ctrl_c_keeps_shutdown_lines_from_a_read_only_tree_rfc3339,
+     .timeout = 300) {
+  const char *need[] = {"/usr/sbin/mosquitto", "/usr/bin/mosquitto_pub",
+                        "/usr/bin/influxd",    "/usr/bin/influx",
+                        "/usr/bin/curl",       "/usr/bin/tail"};
+  for (size_t i = 0; i < sizeof need / sizeof need[0]; i++) {
+    if (access(need[i], X_OK) != 0) {
+      cr_skip_test("%s is missing: the demo cannot run", need[i]);
+    }
+  }
+  uid_t uid = (uid_t)-1;
+  gid_t gid = (gid_t)-1;
+  if (geteuid() == 0) {
+    struct passwd *pw = getpwnam("nobody");
+    cr_assert_not_null(pw, "no user nobody");
+    uid = pw->pw_uid;
+    gid = pw->pw_gid;
+  }
+
+  /* A copy of what the demo reads, read-only, and a cache for the user. */
+  char dir[64];
+  cr_assert_eq(h_tmpdir(dir, sizeof dir), 0);
+  cr_assert_eq(chmod(dir, 0755), 0);
+  char cmd[2048], tree[128], cache[128], out[128];
+  snprintf(tree, sizeof tree, "%s/tree", dir);
+  snprintf(cache, sizeof cache, "%s/cache", dir);
+  snprintf(out, sizeof out, "%s/demo.out", dir);
+  snprintf(cmd, sizeof cmd,
+           "mkdir -p '%s' '%s' && cp -r '%s/scripts' '%s/config' '%s/' && "
+           "chmod -R a-w '%s'",
+           tree, cache, IOCD_SOURCE_DIR, IOCD_SOURCE_DIR, tree, tree);
+  run(cmd);
+  if (uid != (uid_t)-1) {
+    cr_assert_eq(chown(cache, uid, gid), 0);
+  }
+
+  int mqtt = h_free_port(), influx = h_free_port(), api = h_free_port();
+  cr_assert(mqtt > 0 && influx > 0 && api > 0);
+  char e_mqtt[64], e_influx[64], e_api[64], e_bin[600], e_cache[160];
+  snprintf(e_mqtt, sizeof e_mqtt, "IOCD_DEMO_MQTT_PORT=%d", mqtt);
+  snprintf(e_influx, sizeof e_influx, "IOCD_DEMO_INFLUX_PORT=%d", influx);
+  snprintf(e_api, sizeof e_api, "IOCD_DEMO_API_PORT=%d", api);
+  snprintf(e_bin, sizeof e_bin, "IOCD_DEMO_BIN=%s", IOCD_BIN_PATH);
+  snprintf(e_cache, sizeof e_cache, "XDG_CACHE_HOME=%s", cache);
+  char *env[] = {"PATH=/usr/local/bin:/usr/bin:/bin",
+                 "HOME=/nonexistent",
+                 "LANG=C.UTF-8",
+                 e_mqtt,
+                 e_influx,
+                 e_api,
+                 e_bin,
+                 e_cache,
+                 NULL};
+
+  pid_t pid = start_demo(tree, out, env, uid, gid);
+  bool running = false;
+  for (int waited = 0; waited < 120000 && !running; waited += 200) {
+    running = file_contains(out, "press Ctrl-C");
+    int status;
+    if (!running && waitpid(pid, &status, WNOHANG) == pid) {
+      char *text = slurp(out);
+      cr_assert_fail("the demo exited early:\n%s", text ? text : "");
+    }
+    h_sleep_ms(200);
+  }
+  cr_assert(running, "the demo did not get going; see %s", out);
+
+  char *text = slurp(out);
+  cr_assert_not_null(text);
+  /* It says where it builds and keeps its state, outside the tree. */
+  char where[200];
+  snprintf(where, sizeof where, "%s/iocd-demo", cache);
+  cr_assert(strstr(text, where) != NULL, "no %s in:\n%s", where, text);
+  /* The rows' times are RFC 3339 in the province's zone, and no time is
+   * shown as raw nanoseconds. */
+  cr_assert(matches(text,
+                    "\n20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:"
+                    "[0-5][0-9]:[0-5][0-9]\\+07:00 +Ea H'Leo"),
+            "no RFC 3339 row for Ea H'Leo:\n%s", text);
+  cr_assert(!matches(text, "[0-9]{19}"), "a raw nanosecond time:\n%s", text);
+  /* Why only some alerts fire yet. */
+  cr_assert(matches(text, "online_share_low[^\n]*30m"), "%s", text);
+  free(text);
+
+  /* Ctrl-C. */
+  cr_assert_eq(kill(-pid, SIGINT), 0);
+  int status = 0;
+  cr_assert(wait_exit(pid, 60000, &status), "the demo did not stop");
+  text = slurp(out);
+  cr_assert_not_null(text);
+  /* iocd's last lines reach the terminal and its log file. */
+  cr_assert(strstr(text, "msg=\"SIGINT: stopping\"") != NULL, "%s", text);
+  cr_assert(strstr(text, "all accepted points written; stopped") != NULL,
+            "iocd's shutdown lines are missing:\n%s", text);
+  char log[256];
+  snprintf(log, sizeof log, "%s/iocd-demo/var/iocd/iocd.log", cache);
+  cr_assert(file_contains(log, "all accepted points written; stopped"),
+            "%s lacks iocd's shutdown lines", log);
+  free(text);
+  /* The servers it started are gone, and the tree is as it was. */
+  cr_assert(!port_open(mqtt) && !port_open(influx) && !port_open(api));
+  snprintf(cmd, sizeof cmd, "test ! -e '%s/build' && test ! -e '%s/var'", tree,
+           tree);
+  run(cmd);
+
+  snprintf(cmd, sizeof cmd, "chmod -R u+w '%s'", tree);
+  run(cmd);
+  h_rmtree(dir);
+}
