@@ -1,0 +1,44 @@
+/*
+ * Fuzz target: the `line` payload format (InfluxDB line protocol, parsed
+ * by core/lp.c) through the whole ingest pipeline (fuzz.h: the topic on the
+ * first line, the payload after it), with topic tags that win over the
+ * payload's, timestamps in ns and in s, and declared types. Any verdict is
+ * fine; a crash, a sanitizer report or a verdict that contradicts itself is
+ * not.
+ */
+#include "core/log.h"
+#include "fuzz/fuzz.h"
+
+static const char config_text[] =
+    "{\"file\": {},\n"
+    " \"limits\": {\"max_past\": \"36600d\", \"max_future\": \"366d\"},\n"
+    " \"subscriptions\": [\n"
+    "  {\"name\": \"l\", \"topic\": \"l/{district}\", \"format\": \"line\",\n"
+    "   \"tags\": {\"source\": \"fuzz\"}, \"types\": {\"received\": "
+    "\"integer\"}},\n"
+    "  {\"name\": \"s\", \"topic\": \"s/{district}/{system}\", \"format\": "
+    "\"line\",\n"
+    "   \"time_unit\": \"s\"},\n"
+    "  {\"name\": \"any\", \"topic\": \"#\", \"format\": \"line\"}\n"
+    " ]}\n";
+
+static struct config *cfg;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+  (void)argc;
+  (void)argv;
+  log_set_level(LOG_ERROR);
+  cfg = fuzz_config(config_text);
+  return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  struct fuzz_msg m;
+  if (fuzz_msg_split(data, size, &m)) {
+    return 0;
+  }
+  struct ingest_result res;
+  fuzz_ingest(cfg, &m, NULL, NULL, &res);
+  fuzz_msg_free(&m);
+  return 0;
+}
