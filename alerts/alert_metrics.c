@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/mem.h"
+
 #define HELP                                                               \
   "Active alert instances by rule, state and severity (and district when " \
   "the rule groups by it)."
@@ -51,14 +53,8 @@ void alert_metrics_free(struct alert_metrics *m) {
 }
 
 static bool track(struct alert_metrics *m, struct metric *g) {
-  if (m->n == m->cap) {
-    size_t cap = m->cap ? m->cap * 2 : 64;
-    struct metric **v = realloc(m->tracked, cap * sizeof *v);
-    if (!v) {
-      return false;
-    }
-    m->tracked = v;
-    m->cap = cap;
+  if (mem_grow((void **)&m->tracked, &m->cap, m->n, sizeof *m->tracked)) {
+    return false;
   }
   m->tracked[m->n++] = g;
   return true;

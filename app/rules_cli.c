@@ -23,6 +23,7 @@
 #include "core/buf.h"
 #include "core/file.h"
 #include "core/clock.h"
+#include "core/mem.h"
 #include "ingest/ingest.h"
 #include "rules/calendar.h"
 #include "rules/engine.h"
@@ -91,10 +92,6 @@ static void fail_file(struct run *r, const char *fmt, ...) {
   buf_printf(&r->err, "%s: ", r->path);
   buf_vprintf(&r->err, fmt, ap);
   va_end(ap);
-}
-
-static char *xstrdup(const char *s) {
-  return s ? strdup(s) : NULL;
 }
 
 /* Times. */
@@ -521,8 +518,8 @@ static bool kv_add(struct alert_kv **v, size_t *n, const char *k,
     return false;
   }
   *v = g;
-  g[*n].key = xstrdup(k);
-  g[*n].value = xstrdup(val);
+  g[*n].key = mem_strdup(k);
+  g[*n].value = mem_strdup(val);
   (*n)++;
   return g[*n - 1].key && g[*n - 1].value;
 }
@@ -562,7 +559,7 @@ static void on_list(void *ud, const struct alert_event *ev) {
   if (!l) {
     return;
   }
-  bool ok = (l->rule = xstrdup(ev->rule)) != NULL;
+  bool ok = (l->rule = mem_strdup(ev->rule)) != NULL;
   for (size_t i = 0; ok && ev->group && i < ev->group->n; i++) {
     ok = kv_add(&l->labels, &l->nlabels, ev->group->keys[i],
                 ev->group->values[i]);
@@ -575,8 +572,8 @@ static void on_list(void *ud, const struct alert_event *ev) {
     ok = kv_add(&l->annotations, &l->nannotations, ev->annotations[i].key,
                 ev->annotations[i].value);
   }
-  ok = ok && (l->state = xstrdup(alert_state_name(ev->state))) != NULL;
-  ok = ok && (!ev->severity || (l->severity = xstrdup(ev->severity)));
+  ok = ok && (l->state = mem_strdup(alert_state_name(ev->state))) != NULL;
+  ok = ok && (!ev->severity || (l->severity = mem_strdup(ev->severity)));
   l->has_value = ev->has_value;
   l->value = ev->value;
   if (!ok) {
@@ -753,7 +750,7 @@ static bool parse_expected(const cJSON *j, const char *rule,
     snprintf(why, n, "rule: required (or give \"rule\" for the time)");
     return false;
   }
-  l->rule = xstrdup(r ? r->valuestring : rule);
+  l->rule = mem_strdup(r ? r->valuestring : rule);
   const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "state");
   enum alert_state state = ALERT_FIRING;
   if (st && (!cJSON_IsString(st) ||
@@ -764,13 +761,13 @@ static bool parse_expected(const cJSON *j, const char *rule,
              "\"insufficient\"");
     return false;
   }
-  l->state = xstrdup(alert_state_name(state));
+  l->state = mem_strdup(alert_state_name(state));
   const cJSON *sev = cJSON_GetObjectItemCaseSensitive(j, "severity");
   if (sev && !cJSON_IsString(sev)) {
     snprintf(why, n, "severity: expected a string");
     return false;
   }
-  l->severity = sev ? xstrdup(sev->valuestring) : NULL;
+  l->severity = sev ? mem_strdup(sev->valuestring) : NULL;
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "value");
   if (v && !cJSON_IsNumber(v)) {
     snprintf(why, n, "value: expected a number");

@@ -4,6 +4,7 @@
  * so pb_reset only rewinds counters and keeps one arena chunk; steady-state
  * decoding then allocates nothing.
  */
+#include "core/mem.h"
 #include "core/point.h"
 
 #include <assert.h>
@@ -174,30 +175,12 @@ const char *pb_strdup(struct point_batch *pb, const char *s, size_t n) {
   return p;
 }
 
-/* Makes room for one more element of an array that grows by doubling. */
-static int grow(void **arr, size_t *cap, size_t len, size_t elsize) {
-  if (len < *cap) {
-    return IOCD_OK;
-  }
-  size_t ncap = *cap ? *cap * 2 : 8;
-  if (ncap < *cap || ncap > SIZE_MAX / elsize) {
-    return IOCD_ENOMEM;
-  }
-  void *p = realloc(*arr, ncap * elsize);
-  if (!p) {
-    return IOCD_ENOMEM;
-  }
-  *arr = p;
-  *cap = ncap;
-  return IOCD_OK;
-}
-
 struct point *pb_point_new(struct point_batch *pb, const char *meas,
                            size_t len) {
   if (pb->max_points && pb->npoints >= pb->max_points) {
     return NULL;
   }
-  if (grow((void **)&pb->points, &pb->cap_points, pb->npoints,
+  if (mem_grow((void **)&pb->points, &pb->cap_points, pb->npoints,
            sizeof *pb->points)) {
     return NULL;
   }
@@ -245,7 +228,7 @@ int pb_tag(struct point_batch *pb, struct point *p, const char *k, size_t kn,
       return IOCD_OK;
     }
   }
-  if (grow((void **)&pb->tags, &pb->cap_tags, pb->ntags, sizeof *pb->tags)) {
+  if (mem_grow((void **)&pb->tags, &pb->cap_tags, pb->ntags, sizeof *pb->tags)) {
     return IOCD_ENOMEM;
   }
   const char *nk = pb_strdup(pb, k, kn);
@@ -266,7 +249,7 @@ int pb_tag(struct point_batch *pb, struct point *p, const char *k, size_t kn,
 static struct field *field_add(struct point_batch *pb, struct point *p,
                                const char *k, size_t kn) {
   assert_last(pb, p);
-  if (grow((void **)&pb->fields, &pb->cap_fields, pb->nfields,
+  if (mem_grow((void **)&pb->fields, &pb->cap_fields, pb->nfields,
            sizeof *pb->fields)) {
     return NULL;
   }

@@ -31,6 +31,7 @@
 #include "core/clock.h"
 #include "core/container.h"
 #include "core/log.h"
+#include "core/mem.h"
 
 #define MOD "mqtt"
 #define TICK_MS 1000
@@ -131,17 +132,6 @@ static void kick(struct mqtt *m);
 static void on_poll(uv_poll_t *h, int status, int events);
 static void schedule_retry(struct mqtt *m);
 
-static char *dup_str(const char *s) {
-  if (!s) {
-    return NULL;
-  }
-  size_t n = strlen(s) + 1;
-  char *p = malloc(n);
-  if (p) {
-    memcpy(p, s, n);
-  }
-  return p;
-}
 
 static bool str_eq(const char *a, const char *b) {
   if (!a || !b) {
@@ -509,7 +499,7 @@ static void connect_done(uv_work_t *w, int status) {
 
 static void start_connect(struct mqtt *m) {
   const struct config_mqtt *cfg = m->cfg;
-  char *host = dup_str(cfg->host);
+  char *host = mem_strdup(cfg->host);
   mosquitto_property *props = NULL;
   int rc = host ? MOSQ_ERR_SUCCESS : MOSQ_ERR_NOMEM;
   /* Without a session expiry a v5 broker drops the session at disconnect,
@@ -1043,7 +1033,7 @@ int mqtt_set_subscriptions(struct mqtt *m, const char *const *filters,
       continue;
     }
     struct sub *s = &subs[nsubs];
-    s->filter = dup_str(filters[i]);
+    s->filter = mem_strdup(filters[i]);
     if (!s->filter) {
       rc = IOCD_ENOMEM;
       goto out;

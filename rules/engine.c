@@ -27,6 +27,7 @@
 
 #include "core/clock.h"
 #include "core/hash.h"
+#include "core/mem.h"
 #include "rules/engine_int.h"
 #include "rules/rules_int.h"
 
@@ -114,17 +115,6 @@ struct engine {
 
 /* ---- small helpers ------------------------------------------------------- */
 
-static char *dup_str(const char *s) {
-  if (!s) {
-    return NULL;
-  }
-  size_t n = strlen(s);
-  char *d = malloc(n + 1);
-  if (d) {
-    memcpy(d, s, n + 1);
-  }
-  return d;
-}
 
 static uint64_t values_hash(const char *const *v, size_t n) {
   uint64_t h = HASH_START;
@@ -561,7 +551,7 @@ static int parse_exprs(const struct rule_def *d, size_t idx, struct rule *r,
   int rc;
   if (d->expr) {
     r->nlevels = 1;
-    r->levels[0].severity = dup_str(d->severity ? d->severity : "warning");
+    r->levels[0].severity = mem_strdup(d->severity ? d->severity : "warning");
     if (!r->levels[0].severity) {
       return rerr(re, idx, d->name, "severity", 0, IOCD_ENOMEM,
                   "out of memory");
@@ -584,7 +574,7 @@ static int parse_exprs(const struct rule_def *d, size_t idx, struct rule *r,
         return rerr(re, idx, d->name, where, 0, IOCD_EINVAL, "missing");
       }
       r->nlevels = i + 1;
-      r->levels[i].severity = dup_str(lv->severity);
+      r->levels[i].severity = mem_strdup(lv->severity);
       if (!r->levels[i].severity) {
         return rerr(re, idx, d->name, where, 0, IOCD_ENOMEM,
                     "out of memory");
@@ -719,8 +709,8 @@ static int copy_kvs(const struct alert_kv *in, size_t n, struct kv **out) {
   }
   *out = v;
   for (size_t i = 0; i < n; i++) {
-    v[i].key = dup_str(in[i].key);
-    v[i].value = dup_str(in[i].value);
+    v[i].key = mem_strdup(in[i].key);
+    v[i].value = mem_strdup(in[i].value);
     if (!v[i].key || !v[i].value) {
       return IOCD_ENOMEM;
     }
@@ -742,7 +732,7 @@ static int rule_build(const struct rule_def *d, size_t idx,
     return rerr(re, idx, d->name, "name", 0, IOCD_ENOMEM, "out of memory");
   }
   r->index = idx;
-  r->name = dup_str(d->name);
+  r->name = mem_strdup(d->name);
   if (!r->name) {
     goto nomem;
   }
@@ -757,7 +747,7 @@ static int rule_build(const struct rule_def *d, size_t idx,
     }
     r->nby = d->nby;
     for (size_t i = 0; i < d->nby; i++) {
-      r->by[i] = dup_str(d->by[i]);
+      r->by[i] = mem_strdup(d->by[i]);
       if (!r->by[i]) {
         goto nomem;
       }
@@ -832,7 +822,7 @@ static int rule_build(const struct rule_def *d, size_t idx,
     }
     r->nexpected = d->nexpected;
     for (size_t i = 0; i < n; i++) {
-      r->expected[i] = dup_str(d->expected[i]);
+      r->expected[i] = mem_strdup(d->expected[i]);
       if (!r->expected[i]) {
         goto nomem;
       }
@@ -1001,7 +991,7 @@ struct inst *engine__instance(struct engine *e, struct rule *r,
 }
 
 int engine__set_reason(struct inst *in, const char *reason) {
-  char *d = dup_str(reason ? reason : "");
+  char *d = mem_strdup(reason ? reason : "");
   if (!d) {
     return IOCD_ENOMEM;
   }
@@ -1077,8 +1067,8 @@ static int index_add(struct engine *e, const char *meas, const char *field,
     if (!x) {
       return IOCD_ENOMEM;
     }
-    x->meas = dup_str(meas);
-    x->field = field ? dup_str(field) : NULL;
+    x->meas = mem_strdup(meas);
+    x->field = field ? mem_strdup(field) : NULL;
     if (!x->meas || (field && !x->field)) {
       free(x->meas);
       free(x->field);
@@ -2010,8 +2000,8 @@ static int make_broker(struct engine *e) {
     return IOCD_ENOMEM;
   }
   r->builtin = true;
-  r->name = dup_str(ENGINE_BROKER_RULE);
-  r->canonical = dup_str(ENGINE_BROKER_RULE);
+  r->name = mem_strdup(ENGINE_BROKER_RULE);
+  r->canonical = mem_strdup(ENGINE_BROKER_RULE);
   const struct alert_kv ann = {
       .key = "summary",
       .value = engine__word(e->opts.lang, ENGINE__W_BROKER_SUMMARY),
