@@ -316,6 +316,7 @@ Test(install, old_steps_deny_the_service_user_and_install_repairs_them,
    * site's config. */
   cr_assert_eq(install(&out, root), 0, "deploy/install failed:\n%s", out.data);
   cr_assert(strstr(out.data, "kept") != NULL, "%s", out.data);
+  assert_owned(root, "/etc/iocd", 0, s.gid, 0750);
   assert_owned(root, "/etc/iocd/iocd.jsonc", 0, s.gid, 0640);
   assert_owned(root, "/etc/iocd/rules/daklak.jsonc", 0, s.gid, 0640);
   char config[256];
