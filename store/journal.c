@@ -278,7 +278,7 @@ struct jreader {
   uint64_t pending;       /* points not confirmed */
   uint64_t pending_bytes; /* their line protocol */
   uint64_t conf;          /* first sequence number not confirmed */
-  uint64_t saved;         /* the checkpoint on disk */
+  uint64_t saved;         /* the checkpoint on disk; UINT64_MAX: none */
   struct jout *outs;      /* taken or skipped runs not yet folded into conf */
   size_t nouts, capouts;
   bool paced;
@@ -375,7 +375,12 @@ struct journal {
   bool werr; /* writing failed; retried every RETRY_MS */
   int werr_errno;
   int64_t werr_since_ms;
+  /* A write failed half-way and its part could not be cut off again: the
+   * buffer starts inside a record until the next whole write. */
+  bool torn;
+  int ckpt_errno; /* the last checkpoint write failed with it; else 0 */
   struct log_limit werr_lim;
+  struct log_limit ckpt_lim;
   struct log_limit full_lim;
   struct log_limit corrupt_lim;
 
@@ -387,6 +392,7 @@ struct journal {
   struct metric *m_segments;
   struct metric *m_corrupt;
   struct metric *m_werrors;
+  struct metric *m_nospace;
   struct metric *m_fsyncs;
 };
 
@@ -864,9 +870,16 @@ static void set_oldest(struct journal *j) {
 
 static void check_start(struct journal *j);
 
+static bool no_space(int err) {
+  return err == ENOSPC || err == EDQUOT;
+}
+
 static void set_werr(struct journal *j, int err, const char *what,
                      const struct jseg *g) {
   stat_inc(j->m_werrors);
+  if (no_space(err)) {
+    stat_inc(j->m_nospace);
+  }
   int64_t now = loop_ms(j);
   if (!j->werr) {
     j->werr = true;
@@ -910,17 +923,31 @@ static int flush(struct journal *j) {
         j->dir_dirty = true;
       }
     }
-    while (j->wbuf.len > 0) {
-      ssize_t w = write(g->fd, j->wbuf.data, j->wbuf.len);
-      if (w < 0) {
-        if (errno == EINTR) {
-          continue;
-        }
-        set_werr(j, errno, "writing", g);
-        return IOCD_EIO;
+    /* The file ends at a record boundary before and after: a write that
+     * fails half-way (a disk filling up) is cut off again and goes whole
+     * with the next one, so the buffer always starts with a record. */
+    uint64_t base = seg_readable(j, g);
+    size_t done = 0;
+    while (done < j->wbuf.len) {
+      ssize_t w = write(g->fd, j->wbuf.data + done, j->wbuf.len - done);
+      if (w >= 0) {
+        done += (size_t)w;
+        continue;
       }
-      buf_consume(&j->wbuf, (size_t)w);
+      if (errno == EINTR) {
+        continue;
+      }
+      int err = errno;
+      if (done > 0 && ftruncate(g->fd, (off_t)base) != 0) {
+        /* The part stays in the file; the rest follows it. */
+        buf_consume(&j->wbuf, done);
+        j->torn = true;
+      }
+      set_werr(j, err, "writing", g);
+      return IOCD_EIO;
     }
+    buf_consume(&j->wbuf, done);
+    j->torn = false;
     j->flushed_seq = j->next_seq;
     j->dirty = true;
   }
@@ -1085,16 +1112,24 @@ static void delete_seg(struct journal *j, struct jseg *g) {
   seg_free(g);
 }
 
-/* Deletes the segments every reader's saved checkpoint is past. */
-static void delete_done(struct journal *j) {
+/* The first record some reader has not confirmed. */
+static uint64_t min_conf(const struct journal *j) {
   uint64_t m = UINT64_MAX;
   for (unsigned i = 0; i < j->nreaders; i++) {
-    uint64_t c =
-        j->rd[i].saved < j->rd[i].conf ? j->rd[i].saved : j->rd[i].conf;
-    if (c < m) {
-      m = c;
+    if (j->rd[i].conf < m) {
+      m = j->rd[i].conf;
     }
   }
+  return m;
+}
+
+/* Deletes the segments every reader has confirmed, whether or not their
+ * checkpoints are on disk yet: a checkpoint only spares a restart sending
+ * confirmed records again, and a reader whose checkpoint is older than the
+ * oldest segment resumes at that segment. So a full disk, on which no
+ * checkpoint can be written, frees itself as the outputs confirm. */
+static void delete_done(struct journal *j) {
+  uint64_t m = min_conf(j);
   evict(j);
   while (j->head && j->head != j->active && j->head->end_seq <= m &&
          j->head->end_seq <= min_cursor(j) &&
@@ -1102,6 +1137,88 @@ static void delete_done(struct journal *j) {
     delete_seg(j, j->head);
   }
   set_gauges(j);
+}
+
+/* Moves the records still in memory off the segment being written onto a
+ * new one (its file is created by the next write) when a write failed and
+ * every record already in the file is confirmed, so that delete_done can
+ * delete that file: a disk that the active segment fills alone frees
+ * itself too. Every record of the file is then taken by every reader, so
+ * what the segment's counts hold belongs to the records that move. */
+static void move_tail(struct journal *j) {
+  struct jseg *g = j->active;
+  if (!g || g->fd < 0 || j->torn || j->wbuf.len < JOURNAL_HDR ||
+      g->bytes == j->wbuf.len) {
+    return;
+  }
+  const unsigned char *h = (const unsigned char *)j->wbuf.data;
+  uint64_t first = get64(h + 16);
+  if (min_conf(j) < first) {
+    return;
+  }
+  struct jseg *n = seg_new(first);
+  if (!n) {
+    return;
+  }
+  uint64_t infile = g->bytes - j->wbuf.len;
+  n->first_wall_ms = (int64_t)get64(h + 24);
+  for (size_t off = 0; off + JOURNAL_HDR <= j->wbuf.len;
+       off += JOURNAL_HDR + get32(h + off + 8)) {
+    n->points += get32(h + off + 32);
+  }
+  n->end_seq = g->end_seq;
+  n->bytes = j->wbuf.len;
+  n->last_wall_ms = g->last_wall_ms;
+  memcpy(n->utk, g->utk, sizeof n->utk);
+  memcpy(n->live, g->live, sizeof n->live);
+  memset(g->utk, 0, sizeof g->utk);
+  memset(g->live, 0, sizeof g->live);
+  n->src_utk = g->src_utk;
+  n->nsrc = g->nsrc;
+  g->src_utk = NULL;
+  g->nsrc = 0;
+  g->end_seq = first;
+  g->points -= n->points;
+  g->bytes = infile;
+  j->bytes -= n->bytes;
+  for (uint64_t seq = first > j->cache_first ? first : j->cache_first;
+       seq < j->next_seq; seq++) {
+    struct jrec *r = rec_at(j, seq);
+    r->seg = n;
+    r->off -= infile;
+  }
+  for (unsigned i = 0; i < j->nreaders; i++) {
+    struct jcur *cs[2] = {&j->rd[i].back, &j->rd[i].live};
+    for (int c = 0; c < 2; c++) {
+      if (cs[c]->seg == g) {
+        cs[c]->seg = n;
+        cs[c]->off = cs[c]->off > infile ? cs[c]->off - infile : 0;
+      }
+    }
+  }
+  /* Deleting the file frees its blocks only once no descriptor is left. */
+  close(g->fd);
+  g->fd = -1;
+  j->dirty = false;
+  seg_link(j, n);
+  j->active = n;
+  char gname[64], nname[64];
+  seg_name(g, gname, sizeof gname);
+  seg_name(n, nname, sizeof nname);
+  uint64_t moved = n->end_seq - n->first_seq;
+  log_warn(
+      "journal",
+      "%s: every record in %s is confirmed: it is deleted, and the %" PRIu64
+      " record%s still in memory go%s to %s",
+      j->dir, gname, moved, moved == 1 ? "" : "s", moved == 1 ? "es" : "",
+      nname);
+  delete_done(j);
+}
+
+/* A write failed: free what the outputs have confirmed. */
+static void make_room(struct journal *j) {
+  delete_done(j);
+  move_tail(j);
 }
 
 /* ---- The thread-pool job ------------------------------------------------ */
@@ -1164,18 +1281,34 @@ static void job_done(uv_work_t *w, int status) {
     log_error("journal", "fdatasync in %s failed: %s", j->dir,
               strerror(job->sync_err));
   }
+  int failed = 0;
   for (size_t i = 0; i < job->nck; i++) {
     struct jreader *r = &j->rd[job->ck[i].reader];
-    if (job->ck[i].err) {
+    int err = job->ck[i].err;
+    if (err) {
+      failed = err;
       stat_inc(j->m_werrors);
+      if (no_space(err)) {
+        stat_inc(j->m_nospace);
+      }
+      /* Apart from the segments' limit: a failing segment write must not
+       * hide this one until exit. */
       uint32_t held = 0;
-      if (log_limit_allow(&j->werr_lim, loop_ms(j), 1, 60000, &held)) {
-        log_error("journal", "writing %s failed: %s; retrying%s",
-                  job->ck[i].path, strerror(job->ck[i].err), SUPPRESSED(held));
+      if (log_limit_allow(&j->ckpt_lim, loop_ms(j), 1, 60000, &held)) {
+        log_error("journal",
+                  "writing %s failed: %s; retrying every second (segments "
+                  "the outputs confirmed are deleted all the same)%s",
+                  job->ck[i].path, strerror(err), SUPPRESSED(held));
       }
     } else {
       r->saved = job->ck[i].seq;
     }
+  }
+  if (job->nck > 0) {
+    if (!failed && j->ckpt_errno) {
+      log_info("journal", "writing the checkpoints in %s works again", j->dir);
+    }
+    j->ckpt_errno = failed;
   }
   job_free(job);
   delete_done(j);
@@ -1267,6 +1400,9 @@ static void on_tick(uv_timer_t *t) {
   struct journal *j = hs->j;
   if (!j) {
     return;
+  }
+  if (j->werr) {
+    make_room(j);
   }
   if (j->werr ||
       (j->wbuf.len > 0 && !uv_is_active((uv_handle_t *)&hs->check))) {
@@ -1912,6 +2048,25 @@ static double journal_fill(const struct queue *q) {
   return f > 1 ? 1 : f;
 }
 
+static bool journal_healthy(const struct queue *q, char *why, size_t n) {
+  const struct journal *j = container_of(q, const struct journal, base);
+  if (!j->werr) {
+    return true;
+  }
+  if (no_space(j->werr_errno)) {
+    snprintf(why, n,
+             "journal: %s in %s (%zu bytes of records wait in memory; "
+             "intake is paused until there is space)",
+             j->werr_errno == ENOSPC ? "no space left on device"
+                                     : "disk quota exceeded",
+             j->dir, j->wbuf.len);
+  } else {
+    snprintf(why, n, "journal: writing in %s fails: %s", j->dir,
+             strerror(j->werr_errno));
+  }
+  return false;
+}
+
 static void journal_set_limit(struct queue *q, size_t max_bytes) {
   /* The journal's limits come from its own settings. */
   (void)q;
@@ -1946,6 +2101,9 @@ static void journal_free(struct queue *q) {
   struct journal *j = container_of(q, struct journal, base);
   if (!j->ready) {
     goto release;
+  }
+  if (j->werr) {
+    make_room(j);
   }
   if (j->active && j->wbuf.len > 0 && flush(j) != IOCD_OK) {
     log_error("journal", "%zu bytes of records could not be written at exit",
@@ -2036,6 +2194,7 @@ static const struct queue_ops journal_ops = {
     .free = journal_free,
     .pace = journal_pace,
     .fill = journal_fill,
+    .healthy = journal_healthy,
 };
 
 /* ---- Opening ------------------------------------------------------------- */
@@ -2449,6 +2608,10 @@ struct queue *store__journal_open(uv_loop_t *loop,
                                "Failed journal writes, fdatasyncs and "
                                "checkpoints.",
                                NULL);
+  j->m_nospace = stats_counter(stats, "iocd_journal_no_space_total",
+                               "Journal writes (segments, checkpoints) that "
+                               "failed for lack of space (ENOSPC, EDQUOT).",
+                               NULL);
   j->m_fsyncs = stats_counter(stats, "iocd_journal_fsyncs_total",
                               "fdatasync calls on journal segments.", NULL);
   if (mkdir_p(j->dir, err) != IOCD_OK || take_lock(j, err) != IOCD_OK ||
@@ -2462,12 +2625,25 @@ struct queue *store__journal_open(uv_loop_t *loop,
     goto fail;
   }
   /* Each output's checkpoint exists from the start, so that an output that
-   * has never confirmed anything still resumes where it began. */
+   * has never confirmed anything still resumes where it began. On a full
+   * disk iocd starts all the same: the checkpoint is written once the
+   * outputs' confirmations have freed space (until then a restart may send
+   * confirmed records again). */
   bool sync = j->st.fsync != JOURNAL_FSYNC_NEVER;
   for (unsigned i = 0; i < nreaders; i++) {
     struct jreader *r = &j->rd[i];
     char *path = ckpt_path(j, r);
     int rc = path ? write_checkpoint(path, r->conf, sync) : ENOMEM;
+    if (rc && no_space(rc)) {
+      stat_inc(j->m_werrors);
+      stat_inc(j->m_nospace);
+      log_error("journal", "cannot write %s: %s; retrying every second", path,
+                strerror(rc));
+      j->ckpt_errno = rc;
+      r->saved = UINT64_MAX;
+      free(path);
+      continue;
+    }
     if (rc) {
       iocd_err_set(err, IOCD_EIO, "journal: cannot write %s: %s",
                    path ? path : "a checkpoint", strerror(rc));

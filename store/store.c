@@ -429,6 +429,11 @@ uint64_t store_pending_points(const struct store *s) {
 }
 
 bool store_healthy(const struct store *s, char *why, size_t n) {
+  /* The journal first: while its disk is full nothing new is kept, and
+   * that is the cause to name. */
+  if (s->q && s->q->ops->healthy && !s->q->ops->healthy(s->q, why, n)) {
+    return false;
+  }
   for (unsigned i = 0; i < s->nouts; i++) {
     const struct output *o = s->outs[i];
     if (o && o->ops->healthy && !o->ops->healthy(o, why, n)) {

@@ -53,8 +53,10 @@ uint64_t store_pending_points(const struct store *s);
  * service pauses intake above a high mark and resumes below a low one. */
 double store_fill(const struct store *s);
 
-/* True when every output is writing; otherwise false with the first
- * failing output's reason in why (n bytes), for /ready. */
+/* True when the journal can write and every output is writing; otherwise
+ * false with the reason in why (n bytes), for /ready: the journal's first
+ * ("journal: no space left on device in DIR ..."), else the first failing
+ * output's. */
 bool store_healthy(const struct store *s, char *why, size_t n);
 
 typedef void store_closed_fn(void *ud, uint64_t unwritten_points);

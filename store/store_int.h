@@ -158,6 +158,10 @@ struct queue_ops {
   /* Optional: how full the queue is, 0..1 (store_fill); without it the
    * store divides the bytes held by the limit. */
   double (*fill)(const struct queue *q);
+  /* Optional: false, with the reason in why (n bytes), while the queue
+   * cannot keep what it is given (the journal's disk is full), for
+   * /ready. */
+  bool (*healthy)(const struct queue *q, char *why, size_t n);
 };
 
 struct queue {
