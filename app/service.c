@@ -797,6 +797,12 @@ static bool is_ready(void *ud, char *why, size_t n) {
     snprintf(why, n, "stopping");
     return false;
   }
+  /* While intake is paused the store is the cause (a full journal disk,
+   * InfluxDB behind): name it, not the broker connection that a long pause
+   * may cost and that comes back when intake resumes. */
+  if (svc->paused && !store_healthy(svc->store, why, n)) {
+    return false;
+  }
   if (!mqtt_connected(svc->mqtt)) {
     snprintf(why, n, "not connected to the MQTT broker %s:%d",
              svc->cfg->mqtt.host, svc->cfg->mqtt.port);
