@@ -356,6 +356,11 @@ static void failure_reason(const struct mqtt *m, int rc, int eno, char *out,
   }
   if (rc == MOSQ_ERR_ERRNO) {
     snprintf(out, n, "%s", strerror(eno));
+  } else if (rc == MOSQ_ERR_KEEPALIVE) {
+    /* libmosquitto 2.0 has no text for it ("Unknown error."). */
+    snprintf(out, n,
+             "the broker did not answer the keepalive ping in time (while "
+             "intake is paused the answer waits behind unread messages)");
   } else if (rc == MOSQ_ERR_EAI) {
     snprintf(out, n, "cannot resolve the host name: %s", gai_strerror(eno));
   } else {
