@@ -132,7 +132,6 @@ static void kick(struct mqtt *m);
 static void on_poll(uv_poll_t *h, int status, int events);
 static void schedule_retry(struct mqtt *m);
 
-
 static bool str_eq(const char *a, const char *b) {
   if (!a || !b) {
     return a == b;
@@ -358,9 +357,12 @@ static void failure_reason(const struct mqtt *m, int rc, int eno, char *out,
     snprintf(out, n, "%s", strerror(eno));
   } else if (rc == MOSQ_ERR_KEEPALIVE) {
     /* libmosquitto 2.0 has no text for it ("Unknown error."). */
-    snprintf(out, n,
-             "the broker did not answer the keepalive ping in time (while "
-             "intake is paused the answer waits behind unread messages)");
+    snprintf(out, n, "%s",
+             m->paused ? "no answer to the keepalive ping: intake is paused "
+                         "and the answer waits behind unread messages; iocd "
+                         "reconnects when intake resumes"
+                       : "the broker did not answer the keepalive ping in "
+                         "time");
   } else if (rc == MOSQ_ERR_EAI) {
     snprintf(out, n, "cannot resolve the host name: %s", gai_strerror(eno));
   } else {
