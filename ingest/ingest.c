@@ -590,8 +590,13 @@ static int check_point(struct decode_ctx *ctx, struct point_batch *pb,
     p->has_ts = true;
   } else if (ingest__time_check(res, p->ts_ns, ctx->now_ns, ctx->lim)) {
     if (*pre) {
+      /* pre + detail, cut to the detail's size. */
       char d[sizeof res->detail];
-      snprintf(d, sizeof d, "%s%s", pre, res->detail);
+      size_t pn = strnlen(pre, sizeof d - 1);
+      size_t dn = strnlen(res->detail, sizeof d - 1 - pn);
+      memcpy(d, pre, pn);
+      memcpy(d + pn, res->detail, dn);
+      d[pn + dn] = '\0';
       memcpy(res->detail, d, sizeof d);
     }
     return IOCD_EINVAL;

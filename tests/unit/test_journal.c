@@ -249,7 +249,8 @@ static void segment_path(struct jt *t, bool newest, char *out, size_t n) {
   }
   closedir(d);
   cr_assert(best[0], "no segment in %s", t->jdir);
-  snprintf(out, n, "%s/%s", t->jdir, best);
+  int k = snprintf(out, n, "%s/%s", t->jdir, best);
+  cr_assert(k > 0 && (size_t)k < n, "path too long");
 }
 
 static uint64_t read_ckpt(struct jt *t, const char *output) {
