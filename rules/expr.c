@@ -1460,8 +1460,16 @@ static int render_inner(struct buf *b, const struct node *n) {
       if (rc) {
         return rc;
       }
-      /* "--x" would read as a typo; -(-x) parses to the same tree. */
-      return render(b, n->u.sub, n->u.sub->kind == K_NEG ? 8 : 7);
+      /* "--x" would read as a typo; "- -x" parses to the same tree at the
+       * same depth (parentheses would add a level per minus, so that a
+       * deep chain that parsed would not parse again once printed). */
+      if (n->u.sub->kind == K_NEG) {
+        rc = buf_putc(b, ' ');
+        if (rc) {
+          return rc;
+        }
+      }
+      return render(b, n->u.sub, 7);
     case K_NOT:
       rc = buf_puts(b, "not ");
       return rc ? rc : render(b, n->u.sub, 3);

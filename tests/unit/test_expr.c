@@ -113,7 +113,9 @@ static const struct {
     {"8/(4/2)", "8 / (4 / 2)"},
     {"(1*2)+3", "1 * 2 + 3"},
     {"-2", "-2"},
-    {"- -2", "-(-2)"},
+    {"- -2", "- -2"},
+    {"-(-2)", "- -2"},
+    {"- - -x.y", "- - -x.y"},
     {"-(1+2)", "-(1 + 2)"},
     {"2*-3", "2 * -3"},
     {"not a.b > 1 and c.d < 2 or e.f == 3",
@@ -216,6 +218,27 @@ Test(expr_parse, reparses_its_canonical_form_to_the_same_text) {
     struct expr *e = parse_ok(canon_cases[i].in);
     struct expr *again = parse_ok(expr_to_string(e));
     cr_expect_str_eq(expr_to_string(again), expr_to_string(e));
+    expr_free(again);
+    expr_free(e);
+  }
+}
+
+/* A chain of minuses as deep as the parser allows parses again once
+ * printed (parentheses around each would add a level per minus). */
+Test(expr_parse, a_deep_chain_of_minuses_reparses_once_printed) {
+  char text[80];
+  for (int n = 1; n <= 64; n++) {
+    memset(text, '-', (size_t)n);
+    snprintf(text + n, sizeof text - (size_t)n, "1");
+    struct iocd_err err;
+    int col = 0;
+    struct expr *e = expr_parse(text, &err, &col);
+    if (!e) {
+      continue; /* past the parser's depth: refused as written */
+    }
+    struct expr *again = expr_parse(expr_to_string(e), &err, &col);
+    cr_expect_not_null(again, "%d minuses print as \"%s\", which fails: %s", n,
+                       expr_to_string(e), err.msg);
     expr_free(again);
     expr_free(e);
   }
