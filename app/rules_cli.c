@@ -18,11 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/rules_setup.h"
+#include "alerts/rules_setup.h"
 #include "config/config.h"
 #include "core/buf.h"
-#include "core/file.h"
 #include "core/clock.h"
+#include "core/file.h"
 #include "core/mem.h"
 #include "ingest/ingest.h"
 #include "rules/calendar.h"
@@ -441,7 +441,10 @@ static bool expand_values(const char *text, size_t series, int64_t start,
         snprintf(why, n, "more than %u steps", MAX_STEPS);
         return false;
       }
-      if ((int64_t)step > (INT64_MAX - start) / interval) {
+      /* start may be before 1970 (negative): then only the product can
+       * overflow. */
+      if ((int64_t)step >
+          (start > 0 ? INT64_MAX - start : INT64_MAX) / interval) {
         snprintf(why, n,
                  "step %" PRIu64
                  " is past the last time iocd can represent "
@@ -939,7 +942,7 @@ static int run_test(struct run *r, const struct config *cfg,
       }
     }
     if (parse_duration(at->valuestring, &off)) {
-      if (off > INT64_MAX - start) {
+      if (start > 0 && off > INT64_MAX - start) {
         fail_file(r,
                   "tests[%zu].expect[%zu].at: past the last time iocd can "
                   "represent (2262-04-11T23:47:16Z)",
@@ -958,7 +961,10 @@ static int run_test(struct run *r, const struct config *cfg,
       fail_file(r, "tests[%zu].expect[%zu].at: before the start", ti, ci);
       goto out;
     }
-    if ((checks[ci].t - start) / eval_interval > MAX_EVALUATIONS ||
+    /* In unsigned: from a start before 1970 to a time after it the
+     * difference may not fit in int64. */
+    if (((uint64_t)checks[ci].t - (uint64_t)start) / (uint64_t)eval_interval >
+            (uint64_t)MAX_EVALUATIONS ||
         checks[ci].t > INT64_MAX - eval_interval) {
       fail_file(r,
                 "tests[%zu].expect[%zu].at: %s is more than %d evaluations "
@@ -1030,7 +1036,9 @@ static int run_test(struct run *r, const struct config *cfg,
       /* The next instant anything happens: a grid tick, a sample, a
        * deadline the engine asked for, or the check itself. */
       if (grid <= t_now) {
-        grid = t_now - (t_now - start) % eval_interval + eval_interval;
+        uint64_t since = (uint64_t)t_now - (uint64_t)start;
+        grid =
+            t_now - (int64_t)(since % (uint64_t)eval_interval) + eval_interval;
       }
       int64_t next = grid;
       if (si < ss.n && ss.v[si].ts < next) {

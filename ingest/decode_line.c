@@ -48,21 +48,25 @@ static int64_t precision(const struct config_subscription *sub) {
 }
 
 static int line_decode(struct decode_ctx *ctx, struct point_batch *pb) {
-  size_t n = count_lines(ctx->payload, ctx->len);
-  if (n == 0) {
+  /* Lines are an upper bound of the points (a string field may hold a
+   * newline): only the parser counts points exactly, and it stops one past
+   * the limit. */
+  if (count_lines(ctx->payload, ctx->len) == 0) {
     return ingest__reject(ctx->res, INGEST_NO_FIELDS, "no points");
-  }
-  if (n > ctx->lim->max_points) {
-    return ingest__reject(ctx->res, INGEST_TOO_MANY,
-                          "%zu points in one message (limit %zu)", n,
-                          ctx->lim->max_points);
   }
   struct point_batch *src = &ctx->scratch->lp;
   pb_reset(src);
+  src->max_points = ctx->lim->max_points;
   struct iocd_err err = {{0}};
   int rc = lp_parse(src, ctx->payload, ctx->len, precision(ctx->sub), &err);
+  src->max_points = 0;
   if (rc == IOCD_ENOMEM) {
     return rc;
+  }
+  if (rc == IOCD_ELIMIT) {
+    return ingest__reject(ctx->res, INGEST_TOO_MANY,
+                          "more than %zu points in one message",
+                          ctx->lim->max_points);
   }
   if (rc) {
     return ingest__reject(ctx->res, INGEST_MALFORMED, "%s",

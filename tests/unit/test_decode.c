@@ -439,6 +439,36 @@ Test(ingest_line, rejects_malformed_lines_naming_the_line) {
   ingest_free(in);
 }
 
+/* The limit counts points, not lines: a string field may hold newlines. */
+Test(ingest_line, counts_points_not_the_lines_of_a_string) {
+  struct config_subscription sub = line_sub();
+  struct buf one, many;
+  buf_init(&one, 0);
+  buf_init(&many, 0);
+  buf_puts(&one, "notes text=\"");
+  for (size_t i = 0; i < INGEST_DEFAULT_MAX_POINTS + 1; i++) {
+    buf_puts(&one, "line\n");
+    buf_puts(&many, "m v=1i 1601460000000000000\n");
+  }
+  buf_puts(&one, "\" 1601460000000000000\n");
+  struct dcase c[] = {
+      {KA, many.data, NULL, INGEST_TOO_MANY,
+       "more than 1000 points in one message"},
+  };
+  run_cases(&sub, NULL, c, 1);
+  struct config cfg = {0};
+  cfg.subs = &sub;
+  cfg.nsubs = 1;
+  struct ingest *in = ingest_new(&cfg, NULL, NULL, NULL, NULL);
+  cr_assert_not_null(in);
+  struct ingest_result res;
+  cr_expect_eq(ingest_message(in, KA, one.data, one.len, NULL, NOW, &res),
+               IOCD_OK, "%s: %s", ingest_reason_id(res.reason), res.detail);
+  ingest_free(in);
+  buf_cleanup(&one);
+  buf_cleanup(&many);
+}
+
 Test(ingest_line, timestamp_precision_follows_time_unit) {
   struct config_subscription sub = line_sub();
   sub.time_unit = TIME_S;
