@@ -1,6 +1,7 @@
 /*
  * The service: one libuv loop owned here, with the MQTT client feeding the
- * ingest pipeline, whose sink is the store. Shutdown runs in stages so that
+ * ingest pipeline, whose sink is the store and then the alerts (the rules
+ * engine on the loop, alerts/alerts.h). Shutdown runs in stages so that
  * nothing accepted is left behind: stop intake (disconnect from the broker,
  * which keeps unacknowledged messages for the persistent session), flush the
  * store within shutdown_timeout, then close the remaining handles and require
@@ -8,28 +9,21 @@
  */
 #include "app/service.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <uv.h>
 
+#include "alerts/alerts.h"
 #include "api/api.h"
-#include "alerts/alert_metrics.h"
 #include "api/api_rules.h"
-#include "app/rules_setup.h"
 #include "core/buf.h"
-#include "core/container.h"
 #include "core/clock.h"
-#include "core/file.h"
+#include "core/container.h"
 #include "core/log.h"
 #include "core/stats.h"
 #include "ingest/ingest.h"
 #include "ingest/mqtt.h"
-#include "rules/engine.h"
 #include "store/store.h"
 
 enum svc_state { SVC_RUNNING, SVC_STOPPING_MQTT, SVC_STOPPING_STORE, SVC_DONE };
@@ -54,37 +48,12 @@ struct service {
   struct metric *st_dead_letters;
   struct metric *st_buffer_full;
   struct metric *st_pauses;
-  /* Rules: the engine sees every accepted point; its events become log
-   * lines and `alerts` points. The parameter hook reads params_cfg, which
-   * a reload points at the new configuration before the engine sees it. */
-  struct engine *engine;
-  const struct config *params_cfg;
-  uv_timer_t rules_timer;
-  int64_t last_tick_ns;
-  int64_t broker_down_since_ns; /* 0 while connected */
-  bool broker_reported_down;
-  bool state_dirty;
-  int64_t last_save_ns;
-  struct point_batch alert_pb;
-  struct metric *st_alert_events;
-  struct metric *st_alert_points_lost;
-  struct metric *st_state_saves;
-  struct metric *st_state_save_failures;
-  struct metric *st_instances, *st_pending, *st_firing, *st_nodata;
-  struct metric *st_insufficient, *st_held, *st_evaluations;
-  uint64_t evaluations_seen;
-  struct alert_metrics *alert_metrics; /* iocd_alerts_active */
-  struct reload_job *reload_job;       /* a reload on the thread pool */
-  bool reload_again;                   /* SIGHUP came during it */
+  /* The rules engine on the loop: it sees every accepted point, and its
+   * transitions come back as `alerts` points through store_alert_point. */
+  struct alerts *alerts;
+  struct reload_job *reload_job; /* a reload on the thread pool */
+  bool reload_again;             /* SIGHUP came during it */
 };
-
-/* The rules timer: at most this period, so that the broker's state and
- * due deadlines are seen within a second. */
-#define RULES_POLL_MS 1000
-/* The broker must be unreachable this long (and at least two evaluation
- * intervals) before the broker alert is raised: a reconnect is not an
- * outage, and neither is the first connection at start. */
-#define BROKER_GRACE_NS (INT64_C(5) * NS_PER_SEC)
 
 /* Back-pressure: above PAUSE_AT of the buffer, stop reading from the broker
  * (it keeps queueing for the persistent session); below RESUME_AT, read
@@ -98,319 +67,41 @@ static void apply_logging(const struct config *cfg) {
   log_set_format(cfg->log_format);
 }
 
-static void rules_rearm(struct service *svc, int64_t now);
-
 /* The ingest sink: accepted points go to the store, then to the rules
  * engine (only once the store took them: a refused message is not seen by
  * the rules either), at their arrival time. */
 static int sink(void *ud, size_t sub, const struct point_batch *pb) {
   struct service *svc = ud;
   int rc = store_append(svc->store, sub, pb);
-  if (rc || !svc->engine) {
+  if (rc || !svc->alerts) {
     return rc;
   }
-  int64_t now = clock_realtime_ns();
-  for (size_t i = 0; i < pb->npoints; i++) {
-    engine_add_point(svc->engine, pb, &pb->points[i], now);
-  }
-  rules_rearm(svc, now);
+  alerts_add_points(svc->alerts, pb, clock_realtime_ns());
   return IOCD_OK;
 }
 
-/* Rules. */
-
-static void put_labels(struct buf *b, const struct alert_event *ev) {
-  buf_putc(b, '{');
-  size_t n = 0;
-  for (size_t i = 0; ev->group && i < ev->group->n; i++, n++) {
-    buf_printf(b, "%s%s=\"%s\"", n ? "," : "", ev->group->keys[i],
-               ev->group->values[i]);
-  }
-  for (size_t i = 0; i < ev->nlabels; i++, n++) {
-    buf_printf(b, "%s%s=\"%s\"", n ? "," : "", ev->labels[i].key,
-               ev->labels[i].value);
-  }
-  buf_putc(b, '}');
-}
-
-/* Field names of an alert point; an annotation may not take one. */
-static bool alert_field_reserved(const char *k) {
-  static const char *const names[] = {"value",   "threshold",  "reason",
-                                      "trigger", "prev_state", "active"};
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-    if (strcmp(k, names[i]) == 0) {
-      return true;
-    }
-  }
-  return false;
-}
-
-static int add_tag(struct point_batch *pb, struct point *p, const char *k,
-                   const char *v) {
-  if (!v || !*v) {
-    return IOCD_OK; /* InfluxDB refuses empty tag values */
-  }
-  return pb_tag(pb, p, k, strlen(k), v, strlen(v), false);
-}
-
-/* The `alerts` point of an event: tags rule, severity, state and the
- * labels; fields value, threshold, reason, trigger, prev_state, active
- * (1 while pending, firing, nodata or insufficient) and the annotations,
- * so Grafana can draw annotations and a table of active alerts. */
-static int alert_point(struct point_batch *pb, const struct alert_event *ev) {
-  pb_reset(pb);
-  static const char meas[] = "alerts";
-  struct point *p = pb_point_new(pb, meas, sizeof meas - 1);
-  if (!p) {
-    return IOCD_ENOMEM;
-  }
-  p->ts_ns = ev->t_ns;
-  p->has_ts = true;
-  const char *state = alert_state_name(ev->state);
-  int rc = add_tag(pb, p, "rule", ev->rule);
-  if (!rc) {
-    rc = add_tag(pb, p, "severity", ev->severity);
-  }
-  if (!rc) {
-    rc = add_tag(pb, p, "state", state);
-  }
-  for (size_t i = 0; !rc && ev->group && i < ev->group->n; i++) {
-    rc = add_tag(pb, p, ev->group->keys[i], ev->group->values[i]);
-  }
-  for (size_t i = 0; !rc && i < ev->nlabels; i++) {
-    rc = add_tag(pb, p, ev->labels[i].key, ev->labels[i].value);
-  }
-  if (!rc && ev->has_value) {
-    rc = pb_field_float(pb, p, "value", 5, ev->value);
-  }
-  if (!rc && ev->has_threshold) {
-    rc = pb_field_float(pb, p, "threshold", 9, ev->threshold);
-  }
-  if (!rc && ev->reason) {
-    rc = pb_field_string(pb, p, "reason", 6, ev->reason, strlen(ev->reason));
-  }
-  const char *by = alert_trigger_name(ev->by);
-  if (!rc) {
-    rc = pb_field_string(pb, p, "trigger", 7, by, strlen(by));
-  }
-  const char *prev = alert_state_name(ev->prev);
-  if (!rc) {
-    rc = pb_field_string(pb, p, "prev_state", 10, prev, strlen(prev));
-  }
-  bool active = ev->state != ALERT_RESOLVED && ev->state != ALERT_INACTIVE;
-  if (!rc) {
-    rc = pb_field_int(pb, p, "active", 6, active ? 1 : 0);
-  }
-  for (size_t i = 0; !rc && i < ev->nannotations; i++) {
-    const struct alert_kv *a = &ev->annotations[i];
-    if (!alert_field_reserved(a->key)) {
-      rc = pb_field_string(pb, p, a->key, strlen(a->key), a->value,
-                           strlen(a->value));
-    }
-  }
-  if (!rc) {
-    pb_point_sort_tags(pb, p);
-  }
-  return rc;
-}
-
-/* Every transition: a log line and a point; the state file is due. */
-static void on_alert_event(void *ud, const struct alert_event *ev) {
+/* The alerts' store (alerts/alerts.c, for every transition): the same
+ * store as the data, counted apart as iocd's own source. */
+static int store_alert_point(void *ud, const struct point_batch *pb) {
   struct service *svc = ud;
-  stat_inc(svc->st_alert_events);
-  svc->state_dirty = true;
-  struct buf b;
-  buf_init(&b, 1 << 16);
-  buf_puts(&b, ev->rule);
-  put_labels(&b, ev);
-  buf_printf(&b, " %s -> %s", alert_state_name(ev->prev),
-             alert_state_name(ev->state));
-  if (ev->severity_changed && ev->prev_severity) {
-    buf_printf(&b, " severity=%s->%s", ev->prev_severity,
-               ev->severity ? ev->severity : "");
-  } else if (ev->severity) {
-    buf_printf(&b, " severity=%s", ev->severity);
-  }
-  if (ev->has_value) {
-    buf_printf(&b, " value=%.6g", ev->value);
-  }
-  if (ev->has_threshold) {
-    buf_printf(&b, " threshold=%.6g", ev->threshold);
-  }
-  buf_printf(&b, " by=%s why: %s", alert_trigger_name(ev->by),
-             ev->reason ? ev->reason : "");
-  log_warn("rules", "alert %s", b.data ? b.data : ev->rule);
-  buf_cleanup(&b);
-  if (svc->state != SVC_RUNNING || !svc->store) {
-    return;
-  }
-  int rc = alert_point(&svc->alert_pb, ev);
-  if (!rc) {
-    rc = store_append(svc->store, STORE_SOURCE_INTERNAL, &svc->alert_pb);
-  }
-  if (rc) {
-    stat_inc(svc->st_alert_points_lost);
-    log_error("rules", "alert point of %s not stored: %s", ev->rule,
-              iocd_strerror(rc));
-  }
+  return store_append(svc->store, STORE_SOURCE_INTERNAL, pb);
 }
 
-
-/* Writes the state file atomically and durably (core/file.h). */
-static int save_state(struct service *svc) {
-  struct buf b;
-  buf_init(&b, 256u << 20);
-  char path[4096];
-  snprintf(path, sizeof path, "%s/rules-state.json", svc->cfg->data_dir);
-  int rc = engine_state_save(svc->engine, &b);
-  if (rc) {
-    log_error("rules", "cannot save the alert state: %s", iocd_strerror(rc));
-    goto out;
-  }
-  int e = file_mkdirs(svc->cfg->data_dir);
-  if (e) {
-    log_error("rules", "cannot create %s: %s", svc->cfg->data_dir,
-              strerror(e));
-  }
-  e = file_write_atomic(path, b.data ? b.data : "", b.len, true);
-  if (e) {
-    rc = IOCD_EIO;
-    log_error("rules", "cannot write %s: %s", path, strerror(e));
-  }
-out:
-  buf_cleanup(&b);
-  stat_inc(rc ? svc->st_state_save_failures : svc->st_state_saves);
-  if (!rc) {
-    svc->state_dirty = false;
-  }
-  return rc;
-}
-
-/* Restores the state file, if any, before any data arrives. */
-static void restore_state(struct service *svc) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/rules-state.json", svc->cfg->data_dir);
-  struct buf b;
-  buf_init(&b, 256u << 20);
-  struct iocd_err err = {{0}};
-  struct stat st;
-  if (stat(path, &st) != 0 && errno == ENOENT) {
-    buf_cleanup(&b);
-    return;
-  }
-  int rc = file_read(path, &b, &err);
-  if (rc) {
-    log_error("rules", "%s: not restored: %s", path, err.msg);
-    buf_cleanup(&b);
-    return;
-  }
-  struct engine_restore_report rep = {0};
-  rc = engine_state_restore(svc->engine, b.data ? b.data : "", b.len, &rep,
-                            &err);
-  if (rc) {
-    log_error("rules", "%s: not restored: %s", path,
-              err.msg[0] ? err.msg : iocd_strerror(rc));
-  } else {
-    log_info("rules",
-             "alert state restored from %s: %zu instances (%zu of changed "
-             "rules and %zu of removed rules dropped)",
-             path, rep.restored, rep.changed, rep.unknown);
-  }
-  buf_cleanup(&b);
-}
-
-static void on_rules_timer(uv_timer_t *t);
-
-/* The next time the rules timer must run: a deadline the engine asked
- * for, else the poll period. */
-static void rules_rearm(struct service *svc, int64_t now) {
-  if (!svc->engine || svc->state != SVC_RUNNING) {
-    return;
-  }
-  int64_t wake = engine_next_wake(svc->engine);
-  int64_t due = uv_timer_get_due_in(&svc->rules_timer) > 0
-                    ? (int64_t)uv_timer_get_due_in(&svc->rules_timer)
-                    : RULES_POLL_MS;
-  if (wake == INT64_MAX || wake - now >= due * NS_PER_MS) {
-    return;
-  }
-  int64_t ms = wake > now ? (wake - now + NS_PER_MS - 1) / NS_PER_MS : 0;
-  uv_timer_start(&svc->rules_timer, on_rules_timer, (uint64_t)ms,
-                 RULES_POLL_MS);
-}
-
-/* The broker dependency: connected or not, with a grace period. */
-static void check_broker(struct service *svc, int64_t now) {
-  if (mqtt_connected(svc->mqtt)) {
-    svc->broker_down_since_ns = 0;
-    if (svc->broker_reported_down) {
-      svc->broker_reported_down = false;
-      engine_set_broker_up(svc->engine, true, now);
-    }
-    return;
-  }
-  if (svc->broker_down_since_ns == 0) {
-    svc->broker_down_since_ns = now;
-  }
-  int64_t grace = 2 * svc->cfg->rules.evaluation_interval_ms * NS_PER_MS;
-  if (grace < BROKER_GRACE_NS) {
-    grace = BROKER_GRACE_NS;
-  }
-  if (!svc->broker_reported_down && now - svc->broker_down_since_ns >= grace) {
-    svc->broker_reported_down = true;
-    engine_set_broker_up(svc->engine, false, now);
-  }
-}
-
-/* The engine's figures on /metrics. */
-static void rules_gauges(struct service *svc) {
-  struct engine_stats st;
-  engine_get_stats(svc->engine, &st);
-  stat_set(svc->st_instances, (double)st.instances);
-  stat_set(svc->st_pending, (double)st.pending);
-  stat_set(svc->st_firing, (double)st.firing);
-  stat_set(svc->st_nodata, (double)st.nodata);
-  stat_set(svc->st_insufficient, (double)st.insufficient);
-  stat_set(svc->st_held, (double)st.held);
-  stat_add(svc->st_evaluations, st.evaluations - svc->evaluations_seen);
-  svc->evaluations_seen = st.evaluations;
-  alert_metrics_update(svc->alert_metrics, svc->engine,
-                       svc->st_alert_events->count);
-}
-
-static void on_rules_timer(uv_timer_t *t) {
-  struct service *svc = container_of(t, struct service, rules_timer);
-  if (svc->state != SVC_RUNNING) {
-    return;
-  }
-  int64_t now = clock_realtime_ns();
-  check_broker(svc, now);
-  int64_t interval = svc->cfg->rules.evaluation_interval_ms * NS_PER_MS;
-  if (now >= engine_next_wake(svc->engine) ||
-      now - svc->last_tick_ns >= interval) {
-    engine_tick(svc->engine, now);
-    svc->last_tick_ns = now;
-  }
-  if (svc->state_dirty &&
-      now - svc->last_save_ns >= svc->cfg->rules.save_interval_ms * NS_PER_MS) {
-    svc->last_save_ns = now;
-    save_state(svc);
-  }
-  rules_gauges(svc);
-  uv_timer_start(&svc->rules_timer, on_rules_timer, RULES_POLL_MS,
-                 RULES_POLL_MS);
-  rules_rearm(svc, now);
+/* The alerts' view of the broker, for the broker alert. */
+static bool broker_connected(void *ud) {
+  struct service *svc = ud;
+  return mqtt_connected(svc->mqtt);
 }
 
 /* The alerts and rules the API lists. */
 static int render_alerts(void *ud, struct buf *out) {
   struct service *svc = ud;
-  return api_rules_alerts_json(svc->engine, out);
+  return api_rules_alerts_json(alerts_engine(svc->alerts), out);
 }
 
 static int render_rules(void *ud, struct buf *out) {
   struct service *svc = ud;
-  return api_rules_rules_json(svc->engine, svc->cfg, out);
+  return api_rules_rules_json(alerts_engine(svc->alerts), svc->cfg, out);
 }
 
 static void on_resume_timer(uv_timer_t *t) {
@@ -461,9 +152,8 @@ static void on_message(void *ud, const struct mqtt_msg *msg) {
   maybe_pause(svc);
   if (res.reason != INGEST_OK && res.sub >= 0) {
     const struct config_subscription *sc = &svc->cfg->subs[res.sub];
-    if (sc->dead_letter &&
-        mqtt_publish(svc->mqtt, sc->dead_letter, msg->payload, msg->len,
-                     1) == IOCD_OK) {
+    if (sc->dead_letter && mqtt_publish(svc->mqtt, sc->dead_letter,
+                                        msg->payload, msg->len, 1) == IOCD_OK) {
       stat_inc(svc->st_dead_letters);
     }
   }
@@ -526,8 +216,15 @@ static void close_cb_noop(uv_handle_t *h) {
   (void)h;
 }
 
+static void on_alerts_closed(void *ud) {
+  struct service *svc = ud;
+  svc->alerts = NULL;
+}
+
 static void close_own_handles(struct service *svc) {
-  uv_close((uv_handle_t *)&svc->rules_timer, close_cb_noop);
+  if (svc->alerts) {
+    alerts_close(svc->alerts, on_alerts_closed, svc);
+  }
   uv_close((uv_handle_t *)&svc->sig_int, close_cb_noop);
   uv_close((uv_handle_t *)&svc->sig_term, close_cb_noop);
   uv_close((uv_handle_t *)&svc->sig_hup, close_cb_noop);
@@ -566,9 +263,10 @@ static void on_mqtt_closed(void *ud) {
   svc->mqtt = NULL;
   svc->state = SVC_STOPPING_STORE;
   uint64_t pending = store_pending_points(svc->store);
-  log_info("service", "intake stopped; flushing %llu buffered points "
-           "(at most %d ms)", (unsigned long long)pending,
-           svc->cfg->shutdown_timeout_ms);
+  log_info("service",
+           "intake stopped; flushing %llu buffered points "
+           "(at most %d ms)",
+           (unsigned long long)pending, svc->cfg->shutdown_timeout_ms);
   store_close(svc->store, (uint64_t)svc->cfg->shutdown_timeout_ms,
               on_store_closed, svc);
 }
@@ -579,33 +277,14 @@ static void begin_stop(struct service *svc, const char *why) {
     return;
   }
   log_info("service", "%s: stopping", why);
-  if (svc->engine) {
-    /* The alert state as it is now: nothing will change it any more. */
-    save_state(svc);
+  if (svc->alerts) {
+    alerts_stop(svc->alerts);
   }
   svc->state = SVC_STOPPING_MQTT;
-  uv_timer_stop(&svc->rules_timer);
   uv_timer_stop(&svc->stats_timer);
   uv_timer_stop(&svc->resume_timer);
   uv_signal_stop(&svc->sig_hup);
   mqtt_close(svc->mqtt, on_mqtt_closed, svc);
-}
-
-/* Applies the rules of ncfg; unchanged rules keep their state. */
-static int reload_rules(struct service *svc, const struct config *ncfg,
-                        struct iocd_err *err) {
-  struct rules_setup rs;
-  int rc = rules_setup_init(&rs, ncfg, err);
-  if (rc) {
-    return rc;
-  }
-  svc->params_cfg = ncfg;
-  rc = rules_setup_reconfigure(&rs, svc->engine, clock_realtime_ns(), err);
-  if (rc) {
-    svc->params_cfg = svc->cfg;
-  }
-  rules_setup_cleanup(&rs);
-  return rc;
 }
 
 /* One log line per problem of a configuration that was refused, each
@@ -728,8 +407,10 @@ static void reload_apply(struct service *svc, struct config *ncfg) {
   int rc = ingest_reconfigure(svc->ingest, ncfg, &err);
   if (rc) {
     stat_inc(svc->st_reload_failures);
-    log_error("service", "reload failed, keeping the running configuration: "
-              "%s", err.msg);
+    log_error("service",
+              "reload failed, keeping the running configuration: "
+              "%s",
+              err.msg);
     config_free(ncfg);
     return;
   }
@@ -741,19 +422,22 @@ static void reload_apply(struct service *svc, struct config *ncfg) {
     rc = subscribe_all(svc, ncfg, &err);
   }
   if (!rc) {
-    rc = reload_rules(svc, ncfg, &err);
+    rc = alerts_reconfigure(svc->alerts, ncfg, &err);
   }
   if (rc) {
     /* Partly applied: put the old configuration back everywhere (the
-     * engine changes only when reload_rules succeeds, the last step). */
+     * engine changes only when alerts_reconfigure succeeds, the last
+     * step). */
     struct iocd_err ignored;
     ingest_reconfigure(svc->ingest, svc->cfg, &ignored);
     store_reconfigure(svc->store, svc->cfg, &ignored);
     mqtt_reconfigure(svc->mqtt, &svc->cfg->mqtt, &ignored);
     subscribe_all(svc, svc->cfg, &ignored);
     stat_inc(svc->st_reload_failures);
-    log_error("service", "reload failed, keeping the running configuration: "
-              "%s", err.msg);
+    log_error("service",
+              "reload failed, keeping the running configuration: "
+              "%s",
+              err.msg);
     config_free(ncfg);
     return;
   }
@@ -764,8 +448,6 @@ static void reload_apply(struct service *svc, struct config *ncfg) {
   }
   struct config *old = svc->cfg;
   svc->cfg = ncfg;
-  alert_metrics_set_district_tag(svc->alert_metrics,
-                                 ncfg->sources.district_tag);
   config_free(old);
   apply_logging(ncfg);
   uv_timer_stop(&svc->stats_timer);
@@ -844,18 +526,8 @@ int service_check(const struct config *cfg, struct iocd_err *err) {
   stats_free(stats);
   /* The rules as the engine takes them: templates, calendars, and what
    * the loader cannot see. */
-  struct rules_setup rs;
   if (!rc) {
-    rc = rules_setup_init(&rs, cfg, err);
-    if (!rc) {
-      struct engine_opts opts;
-      const struct config *pc = cfg;
-      struct engine *e = NULL;
-      rules_setup_opts(&rs, &opts, &pc, NULL, NULL, 0);
-      rc = rules_setup_engine(&rs, &opts, &e, err);
-      engine_free(e);
-      rules_setup_cleanup(&rs);
-    }
+    rc = alerts_check(cfg, err);
   }
   return rc;
 }
@@ -867,71 +539,6 @@ static void on_fail_mqtt_closed(void *ud) {
 static void on_fail_store_closed(void *ud, uint64_t unwritten) {
   (void)ud;
   (void)unwritten;
-}
-
-/* Builds the engine, restores the saved alert state and starts its timer
- * (stopped again if the start fails later). */
-static int start_rules(struct service *svc, struct iocd_err *err) {
-  svc->st_alert_events = stats_counter(
-      svc->stats, "iocd_alert_events_total",
-      "Alert transitions (pending, firing, resolved, ...).", NULL);
-  svc->st_alert_points_lost =
-      stats_counter(svc->stats, "iocd_alert_points_lost_total",
-                    "Alert transitions not stored as points.", NULL);
-  svc->st_state_saves =
-      stats_counter(svc->stats, "iocd_rules_state_saves_total",
-                    "Writes of the alert state file.", NULL);
-  svc->st_state_save_failures =
-      stats_counter(svc->stats, "iocd_rules_state_save_failures_total",
-                    "Failed writes of the alert state file.", NULL);
-  svc->st_instances =
-      stats_gauge(svc->stats, "iocd_rules_instances",
-                  "Rule instances (rule x group), all states.", NULL);
-  svc->st_pending = stats_gauge(svc->stats, "iocd_alerts_pending",
-                                "Alert instances pending.", NULL);
-  svc->st_firing = stats_gauge(svc->stats, "iocd_alerts_firing",
-                               "Alert instances firing.", NULL);
-  svc->st_nodata = stats_gauge(svc->stats, "iocd_alerts_nodata",
-                               "Alert instances in their no-data state.", NULL);
-  svc->st_insufficient =
-      stats_gauge(svc->stats, "iocd_alerts_insufficient",
-                  "Alert instances below their minimum denominator.", NULL);
-  svc->st_held =
-      stats_gauge(svc->stats, "iocd_alerts_held",
-                  "Instances held back while the broker is unreachable.", NULL);
-  svc->st_evaluations = stats_counter(
-      svc->stats, "iocd_rules_evaluations_total",
-      "Rule instance evaluations (on arrival and on ticks).", NULL);
-  svc->params_cfg = svc->cfg;
-  pb_init(&svc->alert_pb);
-  svc->alert_metrics = alert_metrics_new(
-      svc->stats, svc->cfg->sources.district_tag, svc->cfg->limits.max_series);
-  if (!svc->alert_metrics) {
-    return iocd_err_set(err, IOCD_ENOMEM, "out of memory");
-  }
-  struct rules_setup rs;
-  int rc = rules_setup_init(&rs, svc->cfg, err);
-  if (rc) {
-    return rc;
-  }
-  struct engine_opts opts;
-  int64_t now = clock_realtime_ns();
-  rules_setup_opts(&rs, &opts, &svc->params_cfg, on_alert_event, svc, now);
-  rc = rules_setup_engine(&rs, &opts, &svc->engine, err);
-  rules_setup_cleanup(&rs);
-  if (rc) {
-    return rc;
-  }
-  restore_state(svc);
-  svc->last_tick_ns = now;
-  svc->last_save_ns = now;
-  uv_timer_init(&svc->loop, &svc->rules_timer);
-  uv_timer_start(&svc->rules_timer, on_rules_timer, RULES_POLL_MS,
-                 RULES_POLL_MS);
-  log_info("rules", "%zu rules loaded; evaluation every %lld ms",
-           svc->cfg->rules.n,
-           (long long)svc->cfg->rules.evaluation_interval_ms);
-  return IOCD_OK;
 }
 
 int service_run(struct config *cfg) {
@@ -955,12 +562,10 @@ int service_run(struct config *cfg) {
                                  "Configuration reloads applied.", NULL);
   svc.st_reload_failures =
       stats_counter(svc.stats, "iocd_config_reload_failures_total",
-                    "Configuration reloads rejected (the old one kept).",
-                    NULL);
-  svc.st_dead_letters =
-      stats_counter(svc.stats, "iocd_dead_letters_total",
-                    "Rejected messages republished to a dead-letter topic.",
-                    NULL);
+                    "Configuration reloads rejected (the old one kept).", NULL);
+  svc.st_dead_letters = stats_counter(
+      svc.stats, "iocd_dead_letters_total",
+      "Rejected messages republished to a dead-letter topic.", NULL);
   svc.st_buffer_full =
       stats_counter(svc.stats, "iocd_buffer_full_total",
                     "Messages not stored because the buffer was full.", NULL);
@@ -978,7 +583,16 @@ int service_run(struct config *cfg) {
     log_error("service", "%s", err.msg);
     goto fail;
   }
-  if (start_rules(&svc, &err)) {
+  struct alerts_opts ao = {
+      .loop = &svc.loop,
+      .cfg = cfg,
+      .stats = svc.stats,
+      .store = store_alert_point,
+      .store_ud = &svc,
+      .broker_connected = broker_connected,
+      .broker_ud = &svc,
+  };
+  if (alerts_new(&ao, &svc.alerts, &err)) {
     log_error("service", "cannot start the rules: %s", err.msg);
     goto fail;
   }
@@ -987,8 +601,7 @@ int service_run(struct config *cfg) {
     log_error("service", "cannot start ingest: %s", err.msg);
     goto fail;
   }
-  svc.mqtt = mqtt_new(&svc.loop, &cfg->mqtt, svc.stats, on_message, &svc,
-                      &err);
+  svc.mqtt = mqtt_new(&svc.loop, &cfg->mqtt, svc.stats, on_message, &svc, &err);
   if (!svc.mqtt) {
     log_error("service", "cannot start the MQTT client: %s", err.msg);
     goto fail;
@@ -1013,8 +626,8 @@ int service_run(struct config *cfg) {
   }
 
   if (cfg->api.enabled) {
-    svc.api = api_new(&svc.loop, cfg->api.listen, svc.stats, is_ready, &svc,
-                      &err);
+    svc.api =
+        api_new(&svc.loop, cfg->api.listen, svc.stats, is_ready, &svc, &err);
     if (!svc.api) {
       log_error("service", "cannot start the API: %s", err.msg);
       begin_stop(&svc, "start failure");
@@ -1025,22 +638,20 @@ int service_run(struct config *cfg) {
   }
   rc = svc.exit_code ? IOCD_OK : mqtt_start(svc.mqtt);
   if (rc) {
-    log_error("service", "cannot start the MQTT client: %s",
-              iocd_strerror(rc));
+    log_error("service", "cannot start the MQTT client: %s", iocd_strerror(rc));
     begin_stop(&svc, "start failure");
     svc.exit_code = 1;
   } else if (!svc.exit_code) {
-    log_info("service", "iocd %s started: %zu subscriptions, broker %s:%d, "
-             "outputs:%s%s", IOCD_VERSION, cfg->nsubs, cfg->mqtt.host,
-             cfg->mqtt.port, cfg->influx.enabled ? " influxdb" : "",
+    log_info("service",
+             "iocd %s started: %zu subscriptions, broker %s:%d, "
+             "outputs:%s%s",
+             IOCD_VERSION, cfg->nsubs, cfg->mqtt.host, cfg->mqtt.port,
+             cfg->influx.enabled ? " influxdb" : "",
              cfg->file.enabled ? " file" : "");
   }
 
   uv_run(&svc.loop, UV_RUN_DEFAULT);
   ingest_free(svc.ingest);
-  engine_free(svc.engine);
-  alert_metrics_free(svc.alert_metrics);
-  pb_cleanup(&svc.alert_pb);
   stats_free(svc.stats);
   rc = uv_loop_close(&svc.loop);
   if (rc) {
@@ -1060,14 +671,11 @@ fail:
   if (svc.store) {
     store_close(svc.store, 0, on_fail_store_closed, NULL);
   }
-  if (svc.engine) {
-    uv_close((uv_handle_t *)&svc.rules_timer, close_cb_noop);
+  if (svc.alerts) {
+    alerts_close(svc.alerts, on_alerts_closed, &svc);
   }
   uv_run(&svc.loop, UV_RUN_DEFAULT);
   ingest_free(svc.ingest);
-  engine_free(svc.engine);
-  alert_metrics_free(svc.alert_metrics);
-  pb_cleanup(&svc.alert_pb);
   stats_free(svc.stats);
   uv_loop_close(&svc.loop);
   config_free(cfg);

@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "app/rules_setup.h"
+#include "alerts/rules_setup.h"
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/clock.h"

@@ -4,7 +4,7 @@
  * engine copies what it keeps); the arrays of pointers that the engine's
  * structs need are built here, in a few flat allocations.
  */
-#include "app/rules_setup.h"
+#include "alerts/rules_setup.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -221,8 +221,8 @@ void rules_setup_opts(const struct rules_setup *s, struct engine_opts *opts,
   opts->event_ud = event_ud;
   opts->freshness_ns = s->cfg->rules.freshness_ms * NS_PER_MS_I64;
   opts->start_ns = start_ns;
-  opts->lang = s->cfg->language == CONFIG_LANG_EN ? ENGINE_LANG_EN
-                                                  : ENGINE_LANG_VI;
+  opts->lang =
+      s->cfg->language == CONFIG_LANG_EN ? ENGINE_LANG_EN : ENGINE_LANG_VI;
 }
 
 /* "FILE:LINE:COL: " of the rule the engine complains about. */
@@ -256,7 +256,7 @@ int rules_setup_reconfigure(const struct rules_setup *s, struct engine *e,
   if (rc) {
     return rule_error(s, rc, &re, err);
   }
-  rc = engine_set_lang(e, s->cfg->language == CONFIG_LANG_EN ? ENGINE_LANG_EN
-                                                             : ENGINE_LANG_VI);
+  rc = engine_set_lang(
+      e, s->cfg->language == CONFIG_LANG_EN ? ENGINE_LANG_EN : ENGINE_LANG_VI);
   return rc ? iocd_err_set(err, rc, "out of memory") : IOCD_OK;
 }

@@ -5,8 +5,8 @@
  * that answers $online_target for a group. Shared by the service,
  * `iocd rules test` and the benchmark, so all three run the same rules.
  */
-#ifndef IOCD_APP_RULES_SETUP_H
-#define IOCD_APP_RULES_SETUP_H
+#ifndef IOCD_ALERTS_RULES_SETUP_H
+#define IOCD_ALERTS_RULES_SETUP_H
 
 #include <stdbool.h>
 #include <stddef.h>
