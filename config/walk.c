@@ -1120,18 +1120,36 @@ static int nfc_string(char **s) {
   return rc;
 }
 
-/* Every key and string of the document in Unicode NFC, so that a name
- * typed with combining accents is the same name as the precomposed one
- * that districts publish. The positions of values are kept apart from
- * the tree (config_posmap), so they are unchanged. */
-static int nfc_tree(cJSON *j) {
+/* Members whose values are taken byte for byte: a secret, a path, a host
+ * or a URL must reach the system as written (a password normalized would
+ * no longer match, a file name stored decomposed would not be found). */
+static bool bytes_exact(const char *key) {
+  static const char *const keys[] = {
+      "password",  "token",     "username", "url",       "host",
+      "client_id", "listen",    "path",     "data_dir",  "ca_file",
+      "ca_path",   "cert_file", "key_file", "rule_files"};
+  for (size_t i = 0; key && i < sizeof keys / sizeof keys[0]; i++) {
+    if (strcmp(key, keys[i]) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/* Every key, and every string but those of bytes_exact members, in Unicode
+ * NFC, so that a name typed with combining accents is the same name as the
+ * precomposed one that districts publish. The positions of values are
+ * kept apart from the tree (config_posmap), so they are unchanged. exact
+ * is inherited by the items of an array. */
+static int nfc_tree(cJSON *j, bool exact) {
   for (; j; j = j->next) {
     int rc = nfc_string(&j->string);
-    if (!rc && cJSON_IsString(j)) {
+    bool keep = exact || bytes_exact(j->string);
+    if (!rc && cJSON_IsString(j) && !keep) {
       rc = nfc_string(&j->valuestring);
     }
     if (!rc && j->child) {
-      rc = nfc_tree(j->child);
+      rc = nfc_tree(j->child, keep && cJSON_IsArray(j));
     }
     if (rc) {
       return rc;
@@ -1188,7 +1206,7 @@ int cw_file_load(struct cw *c, struct cw_file *f, const char *text, size_t len,
     report_syntax(c, end);
     return IOCD_EPARSE;
   }
-  return nfc_tree(f->json);
+  return nfc_tree(f->json, false);
 }
 
 void cw_file_cleanup(struct cw_file *f) {

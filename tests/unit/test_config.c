@@ -1353,3 +1353,27 @@ Test(config_file, refuses_a_fifo_at_once_instead_of_waiting_for_a_writer,
   unlink(path);
   rmdir(dir);
 }
+
+/* "ô" written decomposed: o and a combining circumflex. */
+#define O_NFD "o\xCC\x82"
+#define O_NFC "\xC3\xB4"
+
+Test(config, names_are_taken_in_nfc_but_secrets_and_paths_byte_for_byte) {
+  struct config *cfg = load_ok(
+      "{\"file\": {\"path\": \"/tmp/b" O_NFD "n.lp\"},\n"
+      " \"data_dir\": \"/tmp/b" O_NFD "n\",\n"
+      " \"mqtt\": {\"username\": \"u" O_NFD "\", \"password\": \"p" O_NFD
+      "\"},\n"
+      " \"subscriptions\": [{\"topic\": \"ioc/B" O_NFD "n/{x}\",\n"
+      "   \"measurement\": \"m" O_NFD "\", \"tags\": {\"k" O_NFD "\": \"v" O_NFD
+      "\"}}]}\n");
+  cr_expect_str_eq(cfg->file.path, "/tmp/b" O_NFD "n.lp");
+  cr_expect_str_eq(cfg->data_dir, "/tmp/b" O_NFD "n");
+  cr_expect_str_eq(cfg->mqtt.username, "u" O_NFD);
+  cr_expect_str_eq(cfg->mqtt.password, "p" O_NFD);
+  cr_expect_str_eq(cfg->subs[0].topic, "ioc/B" O_NFC "n/{x}");
+  cr_expect_str_eq(cfg->subs[0].measurement, "m" O_NFC);
+  cr_expect_str_eq(cfg->subs[0].tags[0].key, "k" O_NFC);
+  cr_expect_str_eq(cfg->subs[0].tags[0].value, "v" O_NFC);
+  config_free(cfg);
+}
