@@ -2,6 +2,7 @@
  * iocd's command line: run the service, validate a configuration, print
  * help or the version. Only this file exits the process.
  */
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,6 +150,9 @@ int main(int argc, char **argv) {
     usage(stderr);
     return 1;
   }
+  /* A reload asked for while iocd is still starting (before the service
+   * installs its handler) must not end it: SIGHUP's default action would. */
+  signal(SIGHUP, SIG_IGN);
   struct config *cfg = NULL;
   if (load(path, &cfg)) {
     return 1;

@@ -258,3 +258,29 @@ Test(lifecycle, a_state_file_that_is_a_directory_is_named_as_one) {
   h_iocd_stop(&p, SIGTERM, 20000);
   h_rmtree(dir);
 }
+
+Test(lifecycle, a_sighup_while_starting_does_not_end_iocd) {
+  char dir[256];
+  cr_assert_eq(h_tmpdir(dir, sizeof dir), 0);
+  char head[1024];
+  config_head(head, sizeof head, dir, 0);
+  /* Enough rules that building them takes a while after the journal
+   * opens, before the service's signal handlers are set. */
+  struct buf cfg;
+  buf_init(&cfg, 0);
+  buf_printf(&cfg, "%s \"rules\": [", head);
+  for (int i = 0; i < 5000; i++) {
+    buf_printf(&cfg, "%s{\"name\": \"r%d\", \"expr\": \"t.value > %d\"}",
+               i ? ",\n" : "", i, i);
+  }
+  buf_puts(&cfg, "]}\n");
+  struct h_iocd p;
+  cr_assert_eq(h_iocd_start(&p, dir, cfg.data), 0);
+  buf_cleanup(&cfg);
+  cr_assert_eq(h_iocd_wait_log(&p, "mod=journal", 20000), 0);
+  kill(p.pid, SIGHUP);
+  cr_expect_eq(h_iocd_wait_log(&p, " started: ", 20000), 0,
+               "iocd did not start after an early SIGHUP; see %s", p.log);
+  cr_expect_eq(h_iocd_stop(&p, SIGTERM, 20000), 0);
+  h_rmtree(dir);
+}
