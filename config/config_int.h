@@ -303,6 +303,12 @@ struct cw_object {
  * since they are read after the walk. */
 extern const struct cw_object config__rules_sections;
 
+/* The "calendar" section's table and its defaults (calendar_config.c):
+ * Asia/Ho_Chi_Minh, office hours 07:30-11:30 and 13:30-17:00, Monday to
+ * Friday. */
+extern const struct cw_object config__calendar_obj;
+void config__calendar_defaults(struct cw *c, struct config_calendar *cal);
+
 /* Sets the defaults of o's keys in base (nested objects too). */
 void cw_defaults(struct cw *c, const struct cw_object *o, void *base);
 
