@@ -136,7 +136,7 @@ static void raw_request(int port, const char *req, size_t len, struct answer *a,
   size_t hn = (size_t)(sep - got) + 2;
   cr_assert_lt(hn, sizeof a->head);
   memcpy(a->head, got, hn);
-  a->status = atoi(got + 9);
+  a->status = (int)strtol(got + 9, NULL, 10);
   a->body_len = have - hn - 2;
   memcpy(a->body, sep + 4, a->body_len);
 }
