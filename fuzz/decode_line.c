@@ -6,7 +6,6 @@
  * fine; a crash, a sanitizer report or a verdict that contradicts itself is
  * not.
  */
-#include "core/log.h"
 #include "fuzz/fuzz.h"
 
 static const char config_text[] =
@@ -22,23 +21,12 @@ static const char config_text[] =
     "  {\"name\": \"any\", \"topic\": \"#\", \"format\": \"line\"}\n"
     " ]}\n";
 
-static struct config *cfg;
-
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
-  log_set_level(LOG_ERROR);
-  cfg = fuzz_config(config_text);
-  return 0;
+  return fuzz_decoder_init(config_text);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  struct fuzz_msg m;
-  if (fuzz_msg_split(data, size, &m)) {
-    return 0;
-  }
-  struct ingest_result res;
-  fuzz_ingest(cfg, &m, NULL, NULL, &res);
-  fuzz_msg_free(&m);
-  return 0;
+  return fuzz_decoder_one(data, size);
 }

@@ -12,6 +12,8 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/log.h"
+#include "core/log.h"
 
 void fuzz_fail(const char *fmt, ...) {
   va_list ap;
@@ -150,4 +152,23 @@ int fuzz_ingest(const struct config *cfg, const struct fuzz_msg *m,
   }
   ingest_free(in);
   return rc;
+}
+
+static struct config *decoder_cfg;
+
+int fuzz_decoder_init(const char *config_text) {
+  log_set_level(LOG_ERROR);
+  decoder_cfg = fuzz_config(config_text);
+  return 0;
+}
+
+int fuzz_decoder_one(const uint8_t *data, size_t size) {
+  struct fuzz_msg m;
+  if (fuzz_msg_split(data, size, &m)) {
+    return 0;
+  }
+  struct ingest_result res;
+  fuzz_ingest(decoder_cfg, &m, NULL, NULL, &res);
+  fuzz_msg_free(&m);
+  return 0;
 }

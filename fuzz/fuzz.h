@@ -54,4 +54,11 @@ void fuzz_msg_free(struct fuzz_msg *m);
 int fuzz_ingest(const struct config *cfg, const struct fuzz_msg *m,
                 ingest_sink_fn *sink, void *ud, struct ingest_result *res);
 
+/* The whole of a payload decoder's target: fuzz_decoder_init loads the
+ * target's configuration once (errors only in the log); fuzz_decoder_one
+ * runs one input as topic, newline, payload through fuzz_ingest. Both
+ * return 0, as libFuzzer wants. */
+int fuzz_decoder_init(const char *config_text);
+int fuzz_decoder_one(const uint8_t *data, size_t size);
+
 #endif
