@@ -152,8 +152,9 @@ static void on_message(void *ud, const struct mqtt_msg *msg) {
   maybe_pause(svc);
   if (res.reason != INGEST_OK && res.sub >= 0) {
     const struct config_subscription *sc = &svc->cfg->subs[res.sub];
-    if (sc->dead_letter && mqtt_publish(svc->mqtt, sc->dead_letter,
-                                        msg->payload, msg->len, 1) == IOCD_OK) {
+    if (sc->dead_letter &&
+        mqtt_publish(svc->mqtt, sc->dead_letter, msg->payload, msg->len, 1,
+                     false, NULL, NULL) == IOCD_OK) {
       stat_inc(svc->st_dead_letters);
     }
   }

@@ -65,6 +65,18 @@ struct conn_poll {
   struct mqtt *m;
 };
 
+/* A published message whose fate its sender waits for. mid is written by
+ * libmosquitto before it sends the message, so handle_publish finds the
+ * wait even when the message goes out within mosquitto_publish_v5. */
+struct pub_wait {
+  struct pub_wait *next;
+  int mid;
+  bool finished;
+  int rc;
+  mqtt_published_fn *done;
+  void *ud;
+};
+
 struct mqtt {
   uv_loop_t *loop;
   const struct config_mqtt *cfg;
@@ -76,6 +88,8 @@ struct mqtt {
 
   uv_timer_t tick;
   uv_timer_t retry;
+  uv_timer_t published; /* calls the done callbacks of finished waits */
+  struct pub_wait *waits;
   uv_work_t work;
   struct conn_poll *poll;
   int poll_events;
@@ -166,6 +180,8 @@ static void handle_suback(struct mosquitto *mosq, void *ud, int mid, int n,
                           const int *granted, const mosquitto_property *props);
 static void handle_log(struct mosquitto *mosq, void *ud, int level,
                        const char *str);
+static void handle_publish(struct mosquitto *mosq, void *ud, int mid,
+                           int reason, const mosquitto_property *props);
 
 /* Builds a mosquitto object for cfg with every option and callback set.
  * Returns IOCD_OK and *out, or an error with err set. */
@@ -229,6 +245,7 @@ static int mosq_create(struct mqtt *m, const struct config_mqtt *cfg,
   mosquitto_disconnect_v5_callback_set(mosq, handle_disconnect);
   mosquitto_message_v5_callback_set(mosq, handle_message);
   mosquitto_subscribe_v5_callback_set(mosq, handle_suback);
+  mosquitto_publish_v5_callback_set(mosq, handle_publish);
   mosquitto_log_callback_set(mosq, handle_log);
   *out = mosq;
   return IOCD_OK;
@@ -386,6 +403,55 @@ static void connect_failed(struct mqtt *m, const char *reason) {
 
 /* The connection is gone: libmosquitto has closed the socket (and called
  * on_disconnect, unless a TLS handshake failed, which closes silently). */
+/* ---- publish acknowledgements ---- */
+
+static void on_published(uv_timer_t *t) {
+  struct mqtt *m = t->data;
+  struct pub_wait **pp = &m->waits;
+  while (*pp) {
+    struct pub_wait *w = *pp;
+    if (!w->finished) {
+      pp = &w->next;
+      continue;
+    }
+    *pp = w->next;
+    if (w->done) {
+      w->done(w->ud, w->rc);
+    }
+    free(w);
+  }
+}
+
+static void wait_finish(struct mqtt *m, struct pub_wait *w, int rc) {
+  w->finished = true;
+  w->rc = rc;
+  if (!uv_is_closing((uv_handle_t *)&m->published)) {
+    uv_timer_start(&m->published, on_published, 0, 0);
+  }
+}
+
+/* The connection is gone: no acknowledgement will come for what waits. */
+static void waits_fail(struct mqtt *m) {
+  for (struct pub_wait *w = m->waits; w; w = w->next) {
+    if (!w->finished) {
+      wait_finish(m, w, IOCD_ECONN);
+    }
+  }
+}
+
+static void handle_publish(struct mosquitto *mosq, void *ud, int mid,
+                           int reason, const mosquitto_property *props) {
+  (void)mosq;
+  (void)props;
+  struct mqtt *m = ud;
+  for (struct pub_wait *w = m->waits; w; w = w->next) {
+    if (!w->finished && w->mid == mid) {
+      wait_finish(m, w, reason < 0x80 ? IOCD_OK : IOCD_EIO);
+      return;
+    }
+  }
+}
+
 static void conn_lost(struct mqtt *m, int rc) {
   enum conn_state prev = m->state;
   if (prev != CS_HANDSHAKE && prev != CS_CONNECTED) {
@@ -393,6 +459,7 @@ static void conn_lost(struct mqtt *m, int rc) {
   }
   poll_detach(m);
   m->state = CS_IDLE;
+  waits_fail(m);
   char reason[512];
   if (rc == MOSQ_ERR_SUCCESS) {
     snprintf(reason, sizeof reason, "closed by iocd");
@@ -823,6 +890,14 @@ static void maybe_finish(struct mqtt *m) {
     return;
   }
   m->finished = true;
+  while (m->waits) {
+    struct pub_wait *w = m->waits;
+    m->waits = w->next;
+    if (w->done) {
+      w->done(w->ud, w->finished ? w->rc : IOCD_ECONN);
+    }
+    free(w);
+  }
   mosquitto_destroy(m->mosq);
   if (m->next_mosq) {
     mosquitto_destroy(m->next_mosq);
@@ -862,6 +937,7 @@ static void close_step(struct mqtt *m) {
   drop_connection(m);
   uv_close((uv_handle_t *)&m->tick, timer_closed);
   uv_close((uv_handle_t *)&m->retry, timer_closed);
+  uv_close((uv_handle_t *)&m->published, timer_closed);
 }
 
 static void apply_new_settings(struct mqtt *m) {
@@ -986,9 +1062,11 @@ struct mqtt *mqtt_new(uv_loop_t *loop, const struct config_mqtt *cfg,
   stat_set(m->st_connected, 0.0);
   uv_timer_init(loop, &m->tick);
   uv_timer_init(loop, &m->retry);
+  uv_timer_init(loop, &m->published);
   m->tick.data = m;
   m->retry.data = m;
-  m->open_handles = 2;
+  m->published.data = m;
+  m->open_handles = 3;
   return m;
 }
 
@@ -1123,7 +1201,8 @@ int mqtt_start(struct mqtt *m) {
 }
 
 int mqtt_publish(struct mqtt *m, const char *topic, const void *payload,
-                 size_t len, int qos) {
+                 size_t len, int qos, bool retain, mqtt_published_fn *done,
+                 void *ud) {
   if (!m || !topic || (len > 0 && !payload) || len > INT_MAX || qos < 0 ||
       qos > 2) {
     return IOCD_EINVAL;
@@ -1131,10 +1210,28 @@ int mqtt_publish(struct mqtt *m, const char *topic, const void *payload,
   if (m->state != CS_CONNECTED || m->closing || mosquitto_socket(m->mosq) < 0) {
     return IOCD_ECONN;
   }
+  struct pub_wait *w = calloc(1, sizeof *w);
+  if (!w) {
+    return IOCD_ENOMEM;
+  }
+  w->done = done;
+  w->ud = ud;
+  w->next = m->waits;
+  m->waits = w;
   m->dispatch++;
-  int rc = mosquitto_publish_v5(m->mosq, NULL, topic, (int)len, payload, qos,
-                                false, NULL);
+  int rc = mosquitto_publish_v5(m->mosq, &w->mid, topic, (int)len, payload, qos,
+                                retain, NULL);
   m->dispatch--;
+  if (rc != MOSQ_ERR_SUCCESS) {
+    /* Not sent: the caller is told by the return value alone. */
+    for (struct pub_wait **pp = &m->waits; *pp; pp = &(*pp)->next) {
+      if (*pp == w) {
+        *pp = w->next;
+        break;
+      }
+    }
+    free(w);
+  }
   kick(m);
   switch (rc) {
     case MOSQ_ERR_SUCCESS:

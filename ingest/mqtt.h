@@ -45,10 +45,21 @@ int mqtt_set_subscriptions(struct mqtt *m, const char *const *filters,
 /* Starts connecting (and reconnecting) in the background. */
 int mqtt_start(struct mqtt *m);
 
-/* Publishes (for the dead-letter topic). Returns IOCD_OK, IOCD_ECONN when not
- * connected, or IOCD_EINVAL. */
+/* Told once what became of a message given to mqtt_publish: IOCD_OK when
+ * the broker acknowledged it (PUBACK for QoS 1, PUBCOMP for QoS 2; for QoS 0
+ * as soon as it is written to the connection's queue), IOCD_ECONN when the
+ * connection was lost or closed first (the broker may or may not have it),
+ * IOCD_EIO when the broker answered with a failure reason code. */
+typedef void mqtt_published_fn(void *ud, int rc);
+
+/* Publishes payload on topic (dead letters, the alerts' MQTT receiver),
+ * retained when retain is true; an empty payload with retain clears the
+ * topic's retained message. done (may be NULL) is called later, from the
+ * loop, never from within this call. Returns IOCD_OK, IOCD_ECONN when not
+ * connected, IOCD_ENOMEM or IOCD_EINVAL; done is not called then. */
 int mqtt_publish(struct mqtt *m, const char *topic, const void *payload,
-                 size_t len, int qos);
+                 size_t len, int qos, bool retain, mqtt_published_fn *done,
+                 void *ud);
 
 /* Stops and resumes reading from the broker (back-pressure): while paused,
  * the broker queues messages for the persistent session. */

@@ -12,6 +12,7 @@
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,7 +99,8 @@ static void on_msg(void *ud, const struct mqtt_msg *msg) {
   if (f->republish && strncmp(msg->topic, "in/", 3) == 0) {
     char topic[80];
     snprintf(topic, sizeof topic, "dead/%s", msg->topic + 3);
-    f->republish_rc = mqtt_publish(f->m, topic, msg->payload, msg->len, 1);
+    f->republish_rc =
+        mqtt_publish(f->m, topic, msg->payload, msg->len, 1, false, NULL, NULL);
   }
 }
 
@@ -730,13 +732,102 @@ Test(mqtt, publish_from_the_message_callback_reaches_the_broker) {
   fx_cleanup(&f);
 }
 
+struct acks {
+  int n;
+  int rc[4];
+};
+
+static void on_acked(void *ud, int rc) {
+  struct acks *a = ud;
+  if (a->n < 4) {
+    a->rc[a->n] = rc;
+  }
+  a->n++;
+}
+
+static struct acks *acks_seen;
+static bool two_acked(struct fx *f) {
+  (void)f;
+  return acks_seen->n >= 2;
+}
+
+static bool retained_seen(struct fx *f) {
+  for (int i = 0; i < f->rx.count && i < MAX_RX; i++) {
+    if (strcmp(f->rx.topic[i], "state/Ea H'Leo") == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/* The alerts' MQTT receiver: a retained message is acknowledged (QoS 1,
+ * PUBACK) through the callback, after mqtt_publish returned, and a client
+ * subscribing later still gets it. */
+Test(mqtt, a_retained_publish_is_acknowledged_and_kept_by_the_broker) {
+  struct fx f;
+  fx_init(&f);
+  fx_broker(&f, NULL);
+  cfg_init(&f.cfg, f.broker.port, "retainer");
+  fx_client(&f);
+  cr_assert_eq(mqtt_start(f.m), 0);
+  cr_assert(run_until(&f, is_connected, 10000));
+  struct acks a = {0};
+  acks_seen = &a;
+  cr_assert_eq(
+      mqtt_publish(f.m, "state/Ea H'Leo", "firing", 6, 1, true, on_acked, &a),
+      IOCD_OK);
+  cr_assert_eq(a.n, 0, "acknowledged within mqtt_publish");
+  cr_assert_eq(mqtt_publish(f.m, "state/other", "x", 1, 0, false, on_acked, &a),
+               IOCD_OK);
+  cr_assert(run_until(&f, two_acked, 10000), "no acknowledgement");
+  cr_assert_eq(a.rc[0], IOCD_OK);
+  cr_assert_eq(a.rc[1], IOCD_OK);
+  /* Subscribing only now: the broker hands over the retained state. */
+  const char *filters[] = {"state/#"};
+  int qos[] = {1};
+  cr_assert_eq(mqtt_set_subscriptions(f.m, filters, qos, 1), 0);
+  cr_assert(run_until(&f, retained_seen, 10000), "retained message not seen");
+  cr_assert_str_eq(f.rx.payload[0], "firing");
+  fx_cleanup(&f);
+}
+
+/* Broker gone before the acknowledgement: the sender hears IOCD_ECONN, so
+ * the outbox keeps the notification for another attempt. */
+Test(mqtt, a_publish_pending_when_the_broker_dies_is_reported_lost) {
+  struct fx f;
+  fx_init(&f);
+  fx_broker(&f, NULL);
+  cfg_init(&f.cfg, f.broker.port, "loser");
+  fx_client(&f);
+  cr_assert_eq(mqtt_start(f.m), 0);
+  cr_assert(run_until(&f, is_connected, 10000));
+  struct acks a = {0};
+  acks_seen = &a;
+  /* SIGSTOP: the broker holds the connection but never answers. */
+  cr_assert_eq(kill(f.broker.pid, SIGSTOP), 0);
+  cr_assert_eq(mqtt_publish(f.m, "state/x", "firing", 6, 1, true, on_acked, &a),
+               IOCD_OK);
+  cr_assert_eq(mqtt_publish(f.m, "state/y", "firing", 6, 2, true, on_acked, &a),
+               IOCD_OK);
+  cr_assert_eq(kill(f.broker.pid, SIGKILL), 0);
+  cr_assert(run_until(&f, two_acked, 15000), "loss not reported");
+  cr_assert_eq(a.rc[0], IOCD_ECONN);
+  cr_assert_eq(a.rc[1], IOCD_ECONN);
+  waitpid(f.broker.pid, NULL, 0);
+  f.have_broker = false;
+  h_rmtree(f.broker.dir);
+  fx_cleanup(&f);
+}
+
 Test(mqtt, publish_while_disconnected_is_refused) {
   struct fx f;
   fx_init(&f);
   cfg_init(&f.cfg, h_free_port(), "nopub");
   fx_client(&f);
-  cr_assert_eq(mqtt_publish(f.m, "x", "y", 1, 1), IOCD_ECONN);
-  cr_assert_eq(mqtt_publish(f.m, "x", "y", 1, 3), IOCD_EINVAL);
+  cr_assert_eq(mqtt_publish(f.m, "x", "y", 1, 1, false, NULL, NULL),
+               IOCD_ECONN);
+  cr_assert_eq(mqtt_publish(f.m, "x", "y", 1, 3, false, NULL, NULL),
+               IOCD_EINVAL);
   fx_cleanup(&f);
 }
 
