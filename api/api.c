@@ -37,6 +37,8 @@ struct api {
   api_render_fn *alerts;
   api_render_fn *rules;
   void *rules_ud;
+  api_handle_fn *handle;
+  void *handle_ud;
   int open_handles;
   api_closed_fn *closed_cb;
   void *closed_ud;
@@ -115,22 +117,114 @@ static enum MHD_Result reply_ready(struct MHD_Connection *c, bool ok,
   return ret;
 }
 
+/* A request's body, read across the handler's calls. */
+struct request_body {
+  struct buf b;
+  bool too_big;
+};
+
+const char *api_request_arg(const struct api_request *req, const char *name) {
+  return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+  (void)cls;
+  (void)c;
+  (void)toe;
+  struct request_body *rb = *con_cls;
+  if (rb) {
+    buf_cleanup(&rb->b);
+    free(rb);
+    *con_cls = NULL;
+  }
+}
+
+static enum MHD_Result json_error(struct MHD_Connection *c, unsigned status,
+                                  const char *msg) {
+  cJSON *doc = cJSON_CreateObject();
+  char *text = NULL;
+  if (doc && cJSON_AddStringToObject(doc, "error", msg)) {
+    text = cJSON_PrintUnformatted(doc);
+  }
+  cJSON_Delete(doc);
+  if (!text) {
+    static const char oom[] = "{\"error\":\"out of memory\"}\n";
+    return reply(c, 500, "application/json", oom, sizeof oom - 1);
+  }
+  size_t n = strlen(text);
+  text[n] = '\n';
+  enum MHD_Result ret = reply(c, status, "application/json", text, n + 1);
+  cJSON_free(text);
+  return ret;
+}
+
+/* Everything under /api/v1/ but the two renderers: the service's handler. */
+static enum MHD_Result handle_call(struct api *a, struct MHD_Connection *c,
+                                   const char *url, const char *method,
+                                   const struct request_body *rb) {
+  struct api_request req = {
+      .method = method,
+      .path = url,
+      .body = rb->b.len ? rb->b.data : NULL,
+      .body_len = rb->b.len,
+      .conn = c,
+  };
+  struct buf out;
+  buf_init(&out, 64u << 20);
+  unsigned status = 500;
+  int rc = a->handle(a->handle_ud, &req, &status, &out);
+  enum MHD_Result ret;
+  if (rc == IOCD_ENOTFOUND) {
+    ret = json_error(c, 404, "not found");
+  } else if (rc) {
+    ret = json_error(c, 500, "cannot render the answer");
+  } else {
+    ret =
+        reply(c, status, "application/json", out.data ? out.data : "", out.len);
+  }
+  buf_cleanup(&out);
+  return ret;
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
                                const char *url, const char *method,
                                const char *version, const char *data,
                                size_t *size, void **con_cls) {
   struct api *a = cls;
   (void)version;
-  (void)data;
   if (*con_cls == NULL) {
-    *con_cls = a; /* first call: headers only */
+    /* First call: headers only. */
+    struct request_body *nrb = calloc(1, sizeof *nrb);
+    if (!nrb) {
+      return MHD_NO;
+    }
+    buf_init(&nrb->b, API_BODY_MAX);
+    *con_cls = nrb;
     return MHD_YES;
   }
+  struct request_body *rb = *con_cls;
   if (*size) {
-    *size = 0; /* no endpoint takes a body yet */
+    if (!rb->too_big && buf_append(&rb->b, data, *size) != IOCD_OK) {
+      rb->too_big = true;
+    }
+    *size = 0;
     return MHD_YES;
   }
-  if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+  if (rb->too_big) {
+    char msg[80];
+    snprintf(msg, sizeof msg, "request body larger than %u bytes",
+             API_BODY_MAX);
+    return json_error(c, 413, msg);
+  }
+  bool is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+  bool renderer =
+      is_get && ((strcmp(url, "/api/v1/alerts") == 0 && a->alerts) ||
+                 (strcmp(url, "/api/v1/rules") == 0 && a->rules));
+  if (a->handle && !renderer && strncmp(url, "/api/v1/", 8) == 0) {
+    return handle_call(a, c, url, method, rb);
+  }
+  if (!is_get) {
     static const char msg[] = "{\"error\":\"method not allowed\"}\n";
     return reply_with(c, 405, "application/json", msg, sizeof msg - 1, "Allow",
                       "GET, HEAD");
@@ -364,6 +458,7 @@ struct api *api_new(uv_loop_t *loop, const char *listen, struct stats *stats,
       NULL, handler, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
       MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
       MHD_OPTION_NOTIFY_CONNECTION, on_connection, a,
+      MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
       MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_LIMIT,
       2u * API_CONNS_MAX, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
       (size_t)API_MHD_MEMORY, MHD_OPTION_END);
@@ -404,6 +499,11 @@ static void on_handle_closed(uv_handle_t *h) {
       cb(ud);
     }
   }
+}
+
+void api_set_handler(struct api *a, api_handle_fn *fn, void *ud) {
+  a->handle = fn;
+  a->handle_ud = ud;
 }
 
 void api_close(struct api *a, api_closed_fn *cb, void *ud) {

@@ -7,7 +7,9 @@
  *   GET /metrics  the counters in the Prometheus text format
  *   GET /api/v1/alerts  the active alert instances (JSON)
  *   GET /api/v1/rules   the rules, their expressions and instance counts
- * Later stages add silences and acknowledgement here.
+ * and, through the handler api_set_handler installs, everything else under
+ * /api/v1/ (acknowledgements, silences, notifications: api_alerting.h).
+ * A request body is read up to API_BODY_MAX bytes (413 past it).
  */
 #ifndef IOCD_API_API_H
 #define IOCD_API_API_H
@@ -41,6 +43,34 @@ typedef int api_render_fn(void *ud, struct buf *out);
  * api/api_rules.h); NULL answers 404. */
 void api_set_rules(struct api *a, api_render_fn *alerts, api_render_fn *rules,
                    void *ud);
+
+/* The largest request body read; a longer one is answered 413. */
+#define API_BODY_MAX 65536u
+
+/* A request for the handler: method, the decoded path, the query's
+ * arguments and the body (not NUL-terminated; NULL when empty). Borrowed
+ * for the call. */
+struct api_request {
+  const char *method;
+  const char *path;
+  const char *body;
+  size_t body_len;
+  void *conn; /* for api_request_arg */
+};
+
+/* The value of the query argument name ("?state=firing"), decoded; NULL
+ * when absent. */
+const char *api_request_arg(const struct api_request *req, const char *name);
+
+/* Answers req: sets *status and appends a JSON body to out. Returns
+ * IOCD_OK, or IOCD_ENOTFOUND when the path is not the handler's (404), or
+ * another error (500). */
+typedef int api_handle_fn(void *ud, const struct api_request *req,
+                          unsigned *status, struct buf *out);
+
+/* Hands every request under /api/v1/ that is not GET /api/v1/alerts or
+ * GET /api/v1/rules (and also those two when no renderer is set) to fn. */
+void api_set_handler(struct api *a, api_handle_fn *fn, void *ud);
 
 /* Stops the server, closes its handles, calls cb and frees a. */
 typedef void api_closed_fn(void *ud);

@@ -37,6 +37,8 @@
 #define API_LINGER_MS 2000
 
 /* A limit as a string, for the messages that name it. */
+/* API_BODY_MAX (api.h) written out, for the refusal's static text. */
+#define API_BODY_MAX_BYTES 65536
 #define API_STR_(x) #x
 #define API_STR(x) API_STR_(x)
 
@@ -59,8 +61,10 @@ struct api_head {
  * than HTTP/1.x (505), a request line over API_LINE_MAX or more than
  * API_PARAMS_MAX query parameters (414), a head over API_HEAD_MAX or more
  * than API_FIELDS_MAX fields (431), an HTTP/1.1 request without exactly one
- * Host (400), and a body (405 for a method other than GET and HEAD, 413
- * otherwise: no endpoint takes one). Fills h; never reads past buf[n-1]. */
+ * Host (400), a body with GET or HEAD (413), a body with a method other
+ * than POST and DELETE (405), a Content-Length over API_BODY_MAX (413) and
+ * a body sent with Transfer-Encoding instead of Content-Length (411).
+ * Fills h; never reads past buf[n-1]. */
 enum api_head_result api__head_check(const char *buf, size_t n,
                                      struct api_head *h);
 

@@ -121,8 +121,8 @@ static void answer(int fd, unsigned status, const char *msg, bool no_body) {
                    "%s"
                    "Content-Length: %d\r\n\r\n%s",
                    status, api__reason(status), date,
-                   status == 405 ? "Allow: GET, HEAD\r\n" : "", bn,
-                   no_body ? "" : body);
+                   status == 405 ? "Allow: GET, HEAD, POST, DELETE\r\n" : "",
+                   bn, no_body ? "" : body);
   if (n > 0 && (size_t)n < sizeof out) {
     ssize_t w;
     do {

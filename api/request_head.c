@@ -10,7 +10,11 @@
  */
 #include <string.h>
 
+#include "api/api.h"
 #include "api/api_int.h"
+
+_Static_assert(API_BODY_MAX_BYTES == API_BODY_MAX,
+               "the refusal's text must state the limit");
 
 const char *api__reason(unsigned status) {
   switch (status) {
@@ -20,6 +24,8 @@ const char *api__reason(unsigned status) {
       return "Method Not Allowed";
     case 408:
       return "Request Timeout";
+    case 411:
+      return "Length Required";
     case 413:
       return "Content Too Large";
     case 414:
@@ -80,7 +86,8 @@ static bool name_is(const char *name, size_t n, const char *want) {
 /* What the request line said, for the checks at the end of the head. */
 struct line {
   bool get_or_head;
-  bool http11; /* HTTP/1.1 or a later 1.x: Host is required */
+  bool takes_body; /* POST, DELETE: a body up to API_BODY_MAX */
+  bool http11;     /* HTTP/1.1 or a later 1.x: Host is required */
 };
 
 static enum api_head_result check_request_line(const char *s, size_t n,
@@ -96,6 +103,8 @@ static enum api_head_result check_request_line(const char *s, size_t n,
   }
   h->head_method = m == 4 && memcmp(s, "HEAD", 4) == 0;
   rl->get_or_head = h->head_method || (m == 3 && memcmp(s, "GET", 3) == 0);
+  rl->takes_body = (m == 4 && memcmp(s, "POST", 4) == 0) ||
+                   (m == 6 && memcmp(s, "DELETE", 6) == 0);
   size_t t = m + 1, te = t;
   while (te < n && s[te] != ' ') {
     unsigned char ch = (unsigned char)s[te];
@@ -139,6 +148,8 @@ struct fields {
   size_t hosts;
   size_t lengths;
   bool body;
+  bool too_long; /* Content-Length over API_BODY_MAX */
+  bool chunked;  /* Transfer-Encoding: the body's length is not said */
 };
 
 static enum api_head_result check_field(const char *s, size_t n,
@@ -183,16 +194,22 @@ static enum api_head_result check_field(const char *s, size_t n,
     f->hosts++;
   } else if (name_is(s, m, "transfer-encoding")) {
     f->body = true;
+    f->chunked = true;
   } else if (name_is(s, m, "content-length")) {
     if (vn == 0 || ++f->lengths > 1) {
       return refuse(h, 400, "malformed Content-Length");
     }
+    unsigned long long len = 0;
     for (size_t i = 0; i < vn; i++) {
       if (v[i] < '0' || v[i] > '9') {
         return refuse(h, 400, "malformed Content-Length");
       }
-      f->body |= v[i] != '0'; /* however long: no body is taken */
+      f->body |= v[i] != '0';
+      if (len <= API_BODY_MAX) {
+        len = len * 10 + (unsigned)(v[i] - '0');
+      }
     }
+    f->too_long = len > API_BODY_MAX;
   }
   return API_HEAD_INCOMPLETE;
 }
@@ -254,9 +271,21 @@ enum api_head_result api__head_check(const char *buf, size_t n,
   if (rl.http11 && f.hosts != 1) {
     return refuse(h, 400, "an HTTP/1.1 request needs one Host field");
   }
-  if (f.body) {
-    return rl.get_or_head ? refuse(h, 413, "no endpoint takes a request body")
-                          : refuse(h, 405, "method not allowed");
+  if (f.body && rl.get_or_head) {
+    return refuse(h, 413, "GET and HEAD take no request body");
+  }
+  if (f.body && !rl.takes_body) {
+    return refuse(h, 405, "method not allowed");
+  }
+  if (f.chunked) {
+    /* libmicrohttpd answers a bad chunk with a page of its own: a body is
+     * taken only when its length is said up front. */
+    return refuse(h, 411, "a request body needs a Content-Length");
+  }
+  if (f.too_long) {
+    return refuse(h, 413,
+                  "request body too large (at most " API_STR(
+                      API_BODY_MAX_BYTES) " bytes)");
   }
   return API_HEAD_ACCEPTED;
 }

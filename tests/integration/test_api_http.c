@@ -288,7 +288,13 @@ Test(api_http, every_malformed_request_gets_a_json_error) {
        413},
       {"POST /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
        "ZZ\r\n",
+       411},
+      {"PUT /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "ZZ\r\n",
        405},
+      {"POST /api/v1/silences HTTP/1.1\r\nHost: x\r\n"
+       "Content-Length: 70000\r\n\r\n",
+       413},
       {"GET /health HTTP/1.1\r\n\r\n", 400},
       {"GET /health HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n", 400},
       {"GET /health HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n folded\r\n\r\n", 400},

@@ -80,11 +80,34 @@ Test(api_head, refuses_what_only_the_whole_head_shows) {
       "HEAD /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
       "\r\n\r\n",
       413);
-  refused("POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n", 405);
+  refused("PUT /health HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n", 405);
+  refused(
+      "POST /api/v1/silences HTTP/1.1\r\nHost: x\r\n"
+      "Content-Length: 65537\r\n\r\n",
+      413);
   refused(
       "GET /health HTTP/1.1\r\nHost: x\r\n"
       "Content-Length: 99999999999999999999999999\r\n\r\n",
       413);
+}
+
+Test(api_head, lets_post_and_delete_bring_a_body_up_to_the_limit) {
+  struct api_head h;
+  cr_expect_eq(check("POST /api/v1/silences HTTP/1.1\r\nHost: x\r\n"
+                     "Content-Length: 65536\r\n\r\n",
+                     &h),
+               API_HEAD_ACCEPTED);
+  cr_expect_eq(check("DELETE /api/v1/silences/1 HTTP/1.1\r\nHost: x\r\n"
+                     "Content-Length: 2\r\n\r\n",
+                     &h),
+               API_HEAD_ACCEPTED);
+}
+
+Test(api_head, wants_the_length_of_a_body_up_front) {
+  refused(
+      "POST /api/v1/reload HTTP/1.1\r\nHost: x\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n",
+      411);
 }
 
 Test(api_head, says_when_the_answer_has_no_body) {
