@@ -14,26 +14,15 @@
 #include <time.h>
 
 #include "core/clock.h"
+#include "core/timefmt.h"
 
 /* "2021-03-01T01:32:00.000Z", or null for 0 (not set). */
 static cJSON *json_time(int64_t ns) {
   if (ns == 0) {
     return cJSON_CreateNull();
   }
-  time_t s = (time_t)(ns / NS_PER_SEC);
-  int64_t ms = (ns % NS_PER_SEC) / NS_PER_MS;
-  if (ms < 0) {
-    s -= 1;
-    ms += 1000;
-  }
-  struct tm tm;
-  char out[96];
-  if (!gmtime_r(&s, &tm)) {
-    return cJSON_CreateNull();
-  }
-  snprintf(out, sizeof out, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-           tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-           tm.tm_sec, (int)ms);
+  char out[48];
+  time_format_rfc3339(ns, 0, 3, out, sizeof out);
   return cJSON_CreateString(out);
 }
 
@@ -223,8 +212,7 @@ static bool add_rule(cJSON *list, const struct engine *e,
          put(l, "clear", json_str(r->levels[i].clear));
   }
   ok =
-      ok &&
-      put(o, "by", json_strings(r->by, r->nby)) &&
+      ok && put(o, "by", json_strings(r->by, r->nby)) &&
       put(o, "severity",
           r->nlevels ? cJSON_CreateNull()
                      : cJSON_CreateString(config_severity_name(r->severity))) &&

@@ -24,6 +24,7 @@
 #include "core/clock.h"
 #include "core/file.h"
 #include "core/mem.h"
+#include "core/timefmt.h"
 #include "ingest/ingest.h"
 #include "rules/calendar.h"
 #include "rules/engine.h"
@@ -99,7 +100,7 @@ static void fail_file(struct run *r, const char *fmt, ...) {
 /* RFC 3339 with an offset: 2021-03-01T08:00:00+07:00 or ...Z. */
 static bool parse_rfc3339(const char *s, int64_t *ns) {
   const char *why;
-  return ingest_time_rfc3339(s, strlen(s), ns, &why) == IOCD_OK;
+  return time_parse_rfc3339(s, strlen(s), ns, &why) == IOCD_OK;
 }
 
 /* A duration with units from the largest: "1d2h30m", "90s", "500ms". */
@@ -148,15 +149,7 @@ static bool parse_duration(const char *s, int64_t *ns) {
 
 /* "2021-03-01T08:45:00+07:00" in the calendar's offset. */
 static void format_time(int64_t ns, int64_t offset_s, char *out, size_t n) {
-  int64_t t = ns / NS_PER_SEC + offset_s;
-  int64_t days = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
-  int64_t rest = t - days * 86400;
-  int y, m, d;
-  calendar_ymd_from_day((cal_day)days, &y, &m, &d);
-  int64_t oa = offset_s < 0 ? -offset_s : offset_s;
-  snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d%c%02d:%02d", y, m, d,
-           (int)(rest / 3600), (int)(rest / 60 % 60), (int)(rest % 60),
-           offset_s < 0 ? '-' : '+', (int)(oa / 3600), (int)(oa / 60 % 60));
+  time_format_rfc3339(ns, (int32_t)offset_s, 0, out, n);
 }
 
 /* The configuration under test: "config" (a configuration file, relative

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/timefmt.h"
 #include "ingest/ingest_int.h"
 
 /* ---- pre-scan and parse (shared with senml) --------------------------- */
@@ -250,7 +251,7 @@ static int time_member(struct jwalk *w, const cJSON *m,
   if (cJSON_IsString(m)) {
     const char *why;
     size_t n = strlen(m->valuestring);
-    if (ingest_time_rfc3339(m->valuestring, n, &ts, &why)) {
+    if (time_parse_rfc3339(m->valuestring, n, &ts, &why)) {
       return jreject(w, INGEST_BAD_TIME, "%s: %s: %s", q,
                      ingest__quote(qv, sizeof qv, m->valuestring, n), why);
     }

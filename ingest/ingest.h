@@ -96,13 +96,4 @@ int ingest_match(const struct ingest *in, const char *topic);
 /* Number of distinct series seen (for the cardinality gauge). */
 size_t ingest_series_count(const struct ingest *in);
 
-
-/* Parses an RFC 3339 timestamp with a mandatory offset (Z or +hh:mm; "T",
- * "t" or a space between date and time), fractional seconds up to
- * nanoseconds, as payload timestamps are read. Returns IOCD_OK, IOCD_EPARSE
- * or IOCD_ERANGE (outside what int64 nanoseconds hold); *why names the
- * problem on failure. */
-int ingest_time_rfc3339(const char *s, size_t n, int64_t *out_ns,
-                        const char **why);
-
 #endif

@@ -180,7 +180,7 @@ const char *ingest__json_type_name(const struct cJSON *item);
 
 /* ---- timestamps (timestamp.c) ----------------------------------------- */
 
-/* ingest_time_rfc3339 (ingest.h) parses RFC 3339 strings. */
+/* time_parse_rfc3339 (core/timefmt.h) parses RFC 3339 strings. */
 
 /* Converts an epoch number given as decimal text (a JSON number token) in
  * unit (TIME_S, TIME_MS, TIME_US or TIME_NS) to nanoseconds, exactly.

@@ -28,6 +28,7 @@
 #include "core/clock.h"
 #include "core/hash.h"
 #include "core/mem.h"
+#include "core/timefmt.h"
 #include "rules/engine_int.h"
 #include "rules/rules_int.h"
 
@@ -94,8 +95,8 @@ struct engine {
   struct reader **index;
   size_t index_size;
   struct series_store *store;
-  uint64_t known_gen;  /* struct known */
-  size_t known_bytes;  /* held by struct known */
+  uint64_t known_gen; /* struct known */
+  size_t known_bytes; /* held by struct known */
   /* Scheduling. */
   struct inst **heap;
   size_t nheap, cap_heap;
@@ -114,7 +115,6 @@ struct engine {
 };
 
 /* ---- small helpers ------------------------------------------------------- */
-
 
 static uint64_t values_hash(const char *const *v, size_t n) {
   uint64_t h = HASH_START;
@@ -145,22 +145,7 @@ static int put_num(struct buf *b, double v) {
 /* ISO 8601 local time of t in calendar c (or UTC), to the second, with the
  * offset: 2021-03-01T09:15:00+07:00. */
 static void fmt_time(const struct calendar *c, int64_t t, char out[40]) {
-  int32_t off = c ? calendar_utc_offset(c) : 0;
-  int64_t local_s = t / NS_PER_SEC + off;
-  if (t % NS_PER_SEC < 0) {
-    local_s--;
-  }
-  int64_t days = local_s / 86400, rem = local_s % 86400;
-  if (rem < 0) {
-    rem += 86400;
-    days--;
-  }
-  int y, m, d;
-  calendar_ymd_from_day((cal_day)days, &y, &m, &d);
-  int aoff = off < 0 ? -off : off;
-  snprintf(out, 40, "%04d-%02d-%02dT%02d:%02d:%02d%c%02d:%02d", y, m, d,
-           (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60),
-           off < 0 ? '-' : '+', aoff / 3600 % 100, aoff / 60 % 60);
+  time_format_rfc3339(t, c ? calendar_utc_offset(c) : 0, 0, out, 40);
 }
 
 static const struct calendar *find_cal(const struct calendar *const *cals,
@@ -174,9 +159,8 @@ static const struct calendar *find_cal(const struct calendar *const *cals,
 }
 
 static const struct calendar *default_cal(const struct engine *e) {
-  const struct calendar *c =
-      find_cal((const struct calendar *const *)e->cals, e->ncals,
-               "office_hours");
+  const struct calendar *c = find_cal((const struct calendar *const *)e->cals,
+                                      e->ncals, "office_hours");
   return c ? c : e->ncals ? e->cals[0] : NULL;
 }
 
@@ -410,8 +394,7 @@ static int parse_one(const char *text, bool required, struct expr **out,
 static int check_template(const char *t, struct iocd_err *err) {
   size_t n = strlen(t);
   if (n > MAX_TEMPLATE) {
-    return iocd_err_set(err, IOCD_EPARSE, "longer than %d bytes",
-                        MAX_TEMPLATE);
+    return iocd_err_set(err, IOCD_EPARSE, "longer than %d bytes", MAX_TEMPLATE);
   }
   for (const char *p = strstr(t, "{{"); p; p = strstr(p, "{{")) {
     const char *end = strstr(p + 2, "}}");
@@ -463,20 +446,20 @@ static int check_def(const struct rule_def *d, size_t idx,
                 "missing (or give levels)");
   }
   if (d->nlevels > ALERT_MAX_LEVELS || (d->nlevels && !d->levels)) {
-    return rerr(re, idx, name, "levels", 0, IOCD_EINVAL,
-                "at most %d levels", ALERT_MAX_LEVELS);
+    return rerr(re, idx, name, "levels", 0, IOCD_EINVAL, "at most %d levels",
+                ALERT_MAX_LEVELS);
   }
   if (d->nlevels && (d->clear || d->severity)) {
-    return rerr(re, idx, name, d->clear ? "clear" : "severity", 0,
-                IOCD_EINVAL, "with levels, give it per level");
+    return rerr(re, idx, name, d->clear ? "clear" : "severity", 0, IOCD_EINVAL,
+                "with levels, give it per level");
   }
   if (d->for_ns < 0 || d->tolerance_ns < 0 || d->keep_firing_for_ns < 0 ||
       d->freshness_ns < 0) {
     return rerr(re, idx, name,
-                d->for_ns < 0            ? "for"
-                : d->tolerance_ns < 0    ? "tolerance"
-                : d->freshness_ns < 0    ? "freshness"
-                                         : "keep_firing_for",
+                d->for_ns < 0         ? "for"
+                : d->tolerance_ns < 0 ? "tolerance"
+                : d->freshness_ns < 0 ? "freshness"
+                                      : "keep_firing_for",
                 0, IOCD_EINVAL, "a duration cannot be negative");
   }
   if ((unsigned)d->missing > ALERT_MISSING_OK) {
@@ -493,8 +476,7 @@ static int check_def(const struct rule_def *d, size_t idx,
   }
   for (size_t i = 0; i < d->nby; i++) {
     if (!d->by[i] || !*d->by[i]) {
-      return rerr(re, idx, name, "by", 0, IOCD_EINVAL,
-                  "by[%zu] is empty", i);
+      return rerr(re, idx, name, "by", 0, IOCD_EINVAL, "by[%zu] is empty", i);
     }
     for (size_t j = 0; j < i; j++) {
       if (strcmp(d->by[i], d->by[j]) == 0) {
@@ -556,8 +538,7 @@ static int parse_exprs(const struct rule_def *d, size_t idx, struct rule *r,
       return rerr(re, idx, d->name, "severity", 0, IOCD_ENOMEM,
                   "out of memory");
     }
-    rc = parse_one(d->expr, true, &r->levels[0].fire, re, idx, d->name,
-                   "expr");
+    rc = parse_one(d->expr, true, &r->levels[0].fire, re, idx, d->name, "expr");
     if (!rc) {
       rc = parse_one(d->clear, false, &r->levels[0].clear, re, idx, d->name,
                      "clear");
@@ -576,8 +557,7 @@ static int parse_exprs(const struct rule_def *d, size_t idx, struct rule *r,
       r->nlevels = i + 1;
       r->levels[i].severity = mem_strdup(lv->severity);
       if (!r->levels[i].severity) {
-        return rerr(re, idx, d->name, where, 0, IOCD_ENOMEM,
-                    "out of memory");
+        return rerr(re, idx, d->name, where, 0, IOCD_ENOMEM, "out of memory");
       }
       snprintf(where, sizeof where, "levels[%zu].expr", i);
       rc = parse_one(lv->expr, true, &r->levels[i].fire, re, idx, d->name,
@@ -648,14 +628,14 @@ static int make_canonical(struct rule *r, const struct calendar *const *cals,
   buf_init(&b, 1u << 20);
   int rc = buf_printf(&b, "name=%s", r->name);
   for (size_t i = 0; i < r->nlevels && !rc; i++) {
-    rc = buf_printf(&b, "\nlevel=%s|%s|%s", r->levels[i].severity,
-                    expr_to_string(r->levels[i].fire),
-                    r->levels[i].clear ? expr_to_string(r->levels[i].clear)
-                                       : "");
+    rc = buf_printf(
+        &b, "\nlevel=%s|%s|%s", r->levels[i].severity,
+        expr_to_string(r->levels[i].fire),
+        r->levels[i].clear ? expr_to_string(r->levels[i].clear) : "");
   }
   if (!rc) {
-    rc = buf_printf(&b, "\nguard=%s\nby=",
-                    r->guard ? expr_to_string(r->guard) : "");
+    rc = buf_printf(
+        &b, "\nguard=%s\nby=", r->guard ? expr_to_string(r->guard) : "");
   }
   for (size_t i = 0; i < r->nby && !rc; i++) {
     rc = buf_printf(&b, "%s%s", i ? "," : "", r->by[i]);
@@ -1116,14 +1096,12 @@ static int index_build(struct engine *e) {
       for (size_t k = 0; k < nr && !rc; k++) {
         rc = index_add(e, rd[k].measurement, rd[k].field, r);
         if (!rc) {
-          rc = series_store_want_aggs(e->store, rd[k].measurement,
-                                      rd[k].field, rd[k].range_ns,
-                                      rd[k].aggs);
+          rc = series_store_want_aggs(e->store, rd[k].measurement, rd[k].field,
+                                      rd[k].range_ns, rd[k].aggs);
         }
         if (!rc && rd[k].working_ns && r->cal) {
           rc = series_store_want(e->store, rd[k].measurement, rd[k].field,
-                                 calendar_span_bound(r->cal,
-                                                     rd[k].working_ns));
+                                 calendar_span_bound(r->cal, rd[k].working_ns));
         }
       }
     });
@@ -1145,8 +1123,7 @@ struct evalud {
 static bool cb_param(void *ud, const char *name, const struct group *g,
                      double *out) {
   struct evalud *u = ud;
-  return u->e->opts.param &&
-         u->e->opts.param(u->e->opts.hook_ud, name, g, out);
+  return u->e->opts.param && u->e->opts.param(u->e->opts.hook_ud, name, g, out);
 }
 
 static int64_t cb_freshness(void *ud, const char *meas, const char *field) {
@@ -1180,8 +1157,8 @@ static int64_t cb_calendar_next(void *ud, const char *name,
   return c ? calendar_during_next(c, t, d) : INT64_MAX;
 }
 
-static int64_t cb_working(void *ud, const struct group *g, int64_t t,
-                          int64_t d, bool forward) {
+static int64_t cb_working(void *ud, const struct group *g, int64_t t, int64_t d,
+                          bool forward) {
   (void)g;
   struct evalud *u = ud;
   if (!u->r->cal) {
@@ -1214,8 +1191,7 @@ struct seen {
 };
 
 static int put_series(struct buf *b, const struct touch *t) {
-  int rc = buf_printf(b, "%s.%s", t->measurement,
-                      t->field ? t->field : "*");
+  int rc = buf_printf(b, "%s.%s", t->measurement, t->field ? t->field : "*");
   size_t n = series_ntags(t->series);
   for (size_t i = 0; i < n && !rc; i++) {
     const char *k, *v;
@@ -1312,9 +1288,10 @@ static int build_reason(struct engine *e, const struct inst *in,
       break;
   }
   bool truth = tr->state == ALERT_PENDING || tr->state == ALERT_FIRING;
-  rc = buf_printf(b, ": %s",
-                  engine__word(e->opts.lang, truth ? ENGINE__W_CONDITION_TRUE
-                                                   : ENGINE__W_CONDITION_FALSE));
+  rc =
+      buf_printf(b, ": %s",
+                 engine__word(e->opts.lang, truth ? ENGINE__W_CONDITION_TRUE
+                                                  : ENGINE__W_CONDITION_FALSE));
   if (!rc && in->has_value) {
     rc = buf_printf(b, ", %s ", engine__word(e->opts.lang, ENGINE__W_VALUE));
     if (!rc) {
@@ -1322,8 +1299,8 @@ static int build_reason(struct engine *e, const struct inst *in,
     }
   }
   if (!rc && in->has_threshold) {
-    rc = buf_printf(b, ", %s ",
-                    engine__word(e->opts.lang, ENGINE__W_THRESHOLD));
+    rc =
+        buf_printf(b, ", %s ", engine__word(e->opts.lang, ENGINE__W_THRESHOLD));
     if (!rc) {
       rc = put_num(b, in->threshold);
     }
@@ -1595,8 +1572,7 @@ static void evaluate(struct engine *e, struct inst *in, int64_t now,
      * level it fires at, else the first. */
     int show = high ? high : cl ? cl : 1;
     struct expr_value lhs, rhs;
-    if (expr_eval_sides(r->levels[show - 1].fire, &c, &lhs, &rhs) ==
-        IOCD_OK) {
+    if (expr_eval_sides(r->levels[show - 1].fire, &c, &lhs, &rhs) == IOCD_OK) {
       in->has_value = !lhs.missing;
       in->value = lhs.v;
       in->has_threshold = !rhs.missing;
@@ -1613,8 +1589,7 @@ static void evaluate(struct engine *e, struct inst *in, int64_t now,
   if (changed) {
     if (tr.state == ALERT_INSUFFICIENT && r->guard) {
       /* The guard's two sides, for the reason only. */
-      sw.guard_sides =
-          expr_eval_sides(r->guard, &c, &sw.gl, &sw.gr) == IOCD_OK;
+      sw.guard_sides = expr_eval_sides(r->guard, &c, &sw.gl, &sw.gr) == IOCD_OK;
     }
     struct buf b;
     buf_init(&b, REASON_MAX);
@@ -1965,8 +1940,7 @@ static int rules_build(const struct rule_def *defs, size_t n,
     for (size_t k = 0; k < i; k++) {
       if (strcmp(v[k]->name, v[i]->name) == 0) {
         rc = rerr(re, i, v[i]->name, "name", 0, IOCD_EINVAL,
-                  "a second rule with this name (the first is rules[%zu])",
-                  k);
+                  "a second rule with this name (the first is rules[%zu])", k);
         rules_free(v, i + 1);
         return rc;
       }
@@ -2055,16 +2029,16 @@ int engine_new(const struct engine_opts *opts, const struct rule_def *rules,
   }
   e->opts.calendars = NULL;
   e->opts.ncalendars = 0;
-  e->max_insts = e->opts.max_instances ? e->opts.max_instances
-                                       : DEFAULT_MAX_INSTANCES;
+  e->max_insts =
+      e->opts.max_instances ? e->opts.max_instances : DEFAULT_MAX_INSTANCES;
   e->listen_since = e->opts.start_ns > 0 ? e->opts.start_ns : 0;
   int rc = cals_build(opts ? opts->calendars : NULL,
                       opts ? opts->ncalendars : 0, &e->cals, &e->ncals, re);
   if (rc) {
     goto fail;
   }
-  rc = rules_build(rules, n, (const struct calendar *const *)e->cals,
-                   e->ncals, &e->rules, re);
+  rc = rules_build(rules, n, (const struct calendar *const *)e->cals, e->ncals,
+                   &e->rules, re);
   if (rc) {
     goto fail;
   }

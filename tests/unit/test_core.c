@@ -17,6 +17,7 @@
 #include "core/file.h"
 #include "core/log.h"
 #include "core/stats.h"
+#include "core/timefmt.h"
 #include "core/utf8.h"
 
 /* ---- buf --------------------------------------------------------------- */
@@ -575,4 +576,48 @@ Test(utf8, fold_ignores_diacritics_case_and_apostrophe_style) {
     free(fa);
     free(fb);
   }
+}
+
+Test(timefmt, writes_rfc3339_in_the_offset_asked_with_the_digits_asked) {
+  static const struct {
+    int64_t ns;
+    int32_t off;
+    int digits;
+    const char *want;
+  } cases[] = {
+      {0, 0, -1, "1970-01-01T00:00:00Z"},
+      {0, 0, 3, "1970-01-01T00:00:00.000Z"},
+      {1606780800123456789, 0, -1, "2020-12-01T00:00:00.123456789Z"},
+      {1606780800120000000, 0, -1, "2020-12-01T00:00:00.12Z"},
+      {1606780800123456789, 25200, 3, "2020-12-01T07:00:00.123+07:00"},
+      {1606780800123456789, 25200, 0, "2020-12-01T07:00:00+07:00"},
+      {1606780799000000000, 25200, 0, "2020-12-01T06:59:59+07:00"},
+      {1606780800000000000, -12600, 0, "2020-11-30T20:30:00-03:30"},
+      {-1, 0, -1, "1969-12-31T23:59:59.999999999Z"},
+      {-1, 0, 0, "1969-12-31T23:59:59Z"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char out[48];
+    time_format_rfc3339(cases[i].ns, cases[i].off, cases[i].digits, out,
+                        sizeof out);
+    cr_expect_str_eq(out, cases[i].want, "case %zu", i);
+    if (cases[i].digits != 0) {
+      int64_t back = 0;
+      cr_expect_eq(time_parse_rfc3339(out, strlen(out), &back, NULL), 0);
+      if (cases[i].digits < 0) {
+        cr_expect_eq(back, cases[i].ns, "%s reads back", out);
+      }
+    }
+  }
+}
+
+Test(timefmt, civil_days_round_trip_across_leap_years) {
+  for (int64_t z = -800000; z <= 800000; z += 97) {
+    int64_t y;
+    unsigned m, d;
+    time_civil_from_days(z, &y, &m, &d);
+    cr_assert_eq(time_days_from_civil(y, m, d), z);
+  }
+  cr_expect_eq(time_days_from_civil(2024, 2, 29), 19782);
+  cr_expect_eq(time_days_from_civil(2026, 2, 17), 20501);
 }

@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "core/timefmt.h"
 #include "ingest/ingest_int.h"
 
 #define NOW INT64_C(1601460000000000000) /* 2020-09-30T10:00:00Z */
@@ -55,7 +56,7 @@ Test(ingest_time, parses_rfc3339_with_offsets_and_rejects_the_rest) {
     const char *t = rfc3339_cases[i].text;
     int64_t ns = 0;
     const char *why = NULL;
-    int rc = ingest_time_rfc3339(t, strlen(t), &ns, &why);
+    int rc = time_parse_rfc3339(t, strlen(t), &ns, &why);
     cr_expect_eq(rc, rfc3339_cases[i].rc, "%s: rc %d (%s)", t, rc,
                  why ? why : "");
     if (rc == IOCD_OK) {
@@ -70,10 +71,10 @@ Test(ingest_time, names_the_problem_of_a_bad_timestamp) {
   const char *why;
   int64_t ns;
   const char *t = "2020-02-30T00:00:00Z";
-  ingest_time_rfc3339(t, strlen(t), &ns, &why);
+  time_parse_rfc3339(t, strlen(t), &ns, &why);
   cr_assert_str_eq(why, "day out of range");
   t = "2020-09-30T10:00:00";
-  ingest_time_rfc3339(t, strlen(t), &ns, &why);
+  time_parse_rfc3339(t, strlen(t), &ns, &why);
   cr_assert_str_eq(why, "no offset (Z or +hh:mm)");
 }
 
