@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "alerts/alert_metrics.h"
+#include "alerts/notify.h"
 #include "alerts/records.h"
 #include "alerts/rules_setup.h"
 #include "alerts/state_file.h"
@@ -34,6 +35,13 @@ struct alerts {
    * engine sees it changes the parameters in place. */
   const struct config *cfg;
   struct engine *engine;
+  struct notify *notify; /* NULL when notifications are off */
+  uv_loop_t *loop;
+  notify_publish_fn *publish;
+  void *publish_ud;
+  int closes; /* handles and notifiers still closing */
+  struct stats *stats;
+  bool closing;
   struct alert_metrics *alert_metrics; /* iocd_alerts_active */
   alerts_store_fn *store;
   void *store_ud;
@@ -63,6 +71,7 @@ static void on_alert_event(void *ud, const struct alert_event *ev) {
   stat_inc(a->st_alert_events);
   a->state_dirty = true;
   alert_record_log(ev);
+  notify_event(a->notify, ev);
   if (a->stopped || !a->store) {
     return;
   }
@@ -88,6 +97,7 @@ static int save_state(struct alerts *a) {
 }
 
 static void on_rules_timer(uv_timer_t *t);
+static void on_notify_closed(void *ud);
 
 /* The next time the rules timer must run: a deadline the engine asked
  * for, else the poll period. */
@@ -180,6 +190,9 @@ int alerts_check(const struct config *cfg, struct iocd_err *err) {
   rc = rules_setup_engine(&rs, &opts, &e, err);
   engine_free(e);
   rules_setup_cleanup(&rs);
+  if (!rc) {
+    rc = notify_check(cfg, err);
+  }
   return rc;
 }
 
@@ -222,6 +235,34 @@ static void register_metrics(struct alerts *a, struct stats *stats) {
       "Rule instance evaluations (on arrival and on ticks).", NULL);
 }
 
+/* What the restored state has firing: the dispatcher learns of it, so its
+ * resolution reaches the receivers. */
+static void restored_alert(void *ud, const struct alert_event *ev) {
+  struct alerts *a = ud;
+  struct alert_event e = *ev;
+  e.prev = ALERT_INACTIVE;
+  notify_event(a->notify, &e);
+}
+
+static int start_notify(struct alerts *a, const struct config *cfg,
+                        struct stats *stats, struct iocd_err *err) {
+  if (!cfg->notify.enabled) {
+    return IOCD_OK;
+  }
+  struct notify_opts no = {
+      .loop = a->loop,
+      .cfg = cfg,
+      .stats = stats,
+      .publish = a->publish,
+      .publish_ud = a->publish_ud,
+  };
+  int rc = notify_new(&no, &a->notify, err);
+  if (!rc) {
+    engine_list(a->engine, restored_alert, a);
+  }
+  return rc;
+}
+
 int alerts_new(const struct alerts_opts *o, struct alerts **out,
                struct iocd_err *err) {
   *out = NULL;
@@ -258,6 +299,15 @@ int alerts_new(const struct alerts_opts *o, struct alerts **out,
     return rc;
   }
   state_file_restore(a->engine, o->cfg->data_dir);
+  a->loop = o->loop;
+  a->stats = o->stats;
+  a->publish = o->publish;
+  a->publish_ud = o->publish_ud;
+  rc = start_notify(a, o->cfg, o->stats, err);
+  if (rc) {
+    alerts_free(a);
+    return rc;
+  }
   a->last_tick_ns = now;
   a->last_save_ns = now;
   uv_timer_init(o->loop, &a->timer);
@@ -278,8 +328,12 @@ void alerts_add_points(struct alerts *a, const struct point_batch *pb,
 
 int alerts_reconfigure(struct alerts *a, const struct config *ncfg,
                        struct iocd_err *err) {
+  int rc = notify_check(ncfg, err);
+  if (rc) {
+    return rc;
+  }
   struct rules_setup rs;
-  int rc = rules_setup_init(&rs, ncfg, err);
+  rc = rules_setup_init(&rs, ncfg, err);
   if (rc) {
     return rc;
   }
@@ -293,7 +347,33 @@ int alerts_reconfigure(struct alerts *a, const struct config *ncfg,
                                    ncfg->sources.district_tag);
   }
   rules_setup_cleanup(&rs);
-  return rc;
+  if (rc) {
+    return rc;
+  }
+  /* Checked before the engine changed: what fails from here on is logged,
+   * and the rules' new configuration stands. */
+  struct iocd_err nerr = {{0}};
+  if (a->notify && !ncfg->notify.enabled) {
+    struct notify *n = a->notify;
+    a->notify = NULL;
+    a->closes++;
+    notify_close(n, on_notify_closed, a);
+    log_info("notify",
+             "notifications turned off: what is pending stays in "
+             "the outbox");
+  } else if (a->notify) {
+    if (notify_reconfigure(a->notify, ncfg, &nerr)) {
+      log_error("notify", "notifications keep the previous settings: %s",
+                nerr.msg);
+    }
+  } else if (start_notify(a, ncfg, a->stats, &nerr)) {
+    log_error("notify", "notifications not started: %s", nerr.msg);
+  }
+  return IOCD_OK;
+}
+
+struct notify *alerts_notify(const struct alerts *a) {
+  return a->notify;
 }
 
 const struct engine *alerts_engine(const struct alerts *a) {
@@ -308,10 +388,13 @@ void alerts_stop(struct alerts *a) {
   save_state(a);
   a->stopped = true;
   uv_timer_stop(&a->timer);
+  notify_stop(a->notify);
 }
 
-static void on_timer_closed(uv_handle_t *h) {
-  struct alerts *a = container_of((uv_timer_t *)h, struct alerts, timer);
+static void closed_one(struct alerts *a) {
+  if (--a->closes > 0 || !a->closing) {
+    return;
+  }
   alerts_closed_fn *cb = a->closed_cb;
   void *ud = a->closed_ud;
   alerts_free(a);
@@ -320,9 +403,24 @@ static void on_timer_closed(uv_handle_t *h) {
   }
 }
 
+static void on_timer_closed(uv_handle_t *h) {
+  closed_one(container_of((uv_timer_t *)h, struct alerts, timer));
+}
+
+static void on_notify_closed(void *ud) {
+  closed_one(ud);
+}
+
 void alerts_close(struct alerts *a, alerts_closed_fn *cb, void *ud) {
   a->closed_cb = cb;
   a->closed_ud = ud;
   a->stopped = true;
+  a->closing = true;
+  a->closes += a->notify ? 2 : 1;
   uv_close((uv_handle_t *)&a->timer, on_timer_closed);
+  if (a->notify) {
+    struct notify *n = a->notify;
+    a->notify = NULL;
+    notify_close(n, on_notify_closed, a);
+  }
 }

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "alerts/notify.h"
 #include "config/config.h"
 #include "core/err.h"
 #include "core/point.h"
@@ -52,6 +53,10 @@ struct alerts_opts {
    * resolved when it says true again. NULL: always connected. */
   alerts_broker_fn *broker_connected;
   void *broker_ud;
+  /* The MQTT receivers' way out (app/: mqtt_publish on iocd's broker
+   * connection). NULL: MQTT receivers fail. */
+  notify_publish_fn *publish;
+  void *publish_ud;
 };
 
 /* Checks that the rules of cfg build an engine (templates, calendars, what
@@ -81,6 +86,10 @@ void alerts_add_points(struct alerts *a, const struct point_batch *pb,
  * reload, when nothing after it can fail. */
 int alerts_reconfigure(struct alerts *a, const struct config *ncfg,
                        struct iocd_err *err);
+
+/* Alert delivery (silences, acknowledgements, the outbox), for the API;
+ * NULL when notifications are off. Owned by a: valid until alerts_close. */
+struct notify *alerts_notify(const struct alerts *a);
 
 /* The engine, for the API's renderers of the active alerts and the rules.
  * Owned by a: valid until alerts_close. */

@@ -44,8 +44,28 @@ static bool put(cJSON *obj, const char *key, cJSON *item) {
 
 struct alerts_ctx {
   cJSON *list;
+  struct notify *notify;
   bool nomem;
 };
+
+/* The alert's id and, when it is acknowledged, who, when and why. */
+static bool add_ack(cJSON *a, const struct alert_event *ev, struct notify *n) {
+  char id[17];
+  notify_event_id(ev, id);
+  const char *who = NULL, *comment = NULL;
+  int64_t at = 0;
+  if (!put(a, "id", cJSON_CreateString(id))) {
+    return false;
+  }
+  if (!notify_ack_of(n, id, &who, &at, &comment)) {
+    return put(a, "acknowledged", cJSON_CreateNull());
+  }
+  cJSON *o = cJSON_CreateObject();
+  return put(a, "acknowledged", o) && put(o, "by", cJSON_CreateString(who)) &&
+         put(o, "at", json_time(at)) &&
+         put(o, "comment",
+             comment ? cJSON_CreateString(comment) : cJSON_CreateNull());
+}
 
 static void add_alert(void *ud, const struct alert_event *ev) {
   struct alerts_ctx *ac = ud;
@@ -56,8 +76,9 @@ static void add_alert(void *ud, const struct alert_event *ev) {
     return;
   }
   cJSON *labels = cJSON_CreateObject();
-  bool ok =
-      put(a, "rule", cJSON_CreateString(ev->rule)) && put(a, "labels", labels);
+  bool ok = add_ack(a, ev, ac->notify) &&
+            put(a, "rule", cJSON_CreateString(ev->rule)) &&
+            put(a, "labels", labels);
   for (size_t i = 0; ok && ev->group && i < ev->group->n; i++) {
     ok = put(labels, ev->group->keys[i],
              cJSON_CreateString(ev->group->values[i]));
@@ -103,9 +124,10 @@ static int finish(cJSON *doc, bool nomem, struct buf *out) {
   return rc;
 }
 
-int api_rules_alerts_json(const struct engine *e, struct buf *out) {
+int api_rules_alerts_json(const struct engine *e, struct notify *n,
+                          struct buf *out) {
   cJSON *doc = cJSON_CreateObject();
-  struct alerts_ctx ac = {NULL, false};
+  struct alerts_ctx ac = {NULL, n, false};
   ac.list = doc ? cJSON_AddArrayToObject(doc, "alerts") : NULL;
   if (!ac.list) {
     cJSON_Delete(doc);

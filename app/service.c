@@ -16,6 +16,7 @@
 
 #include "alerts/alerts.h"
 #include "api/api.h"
+#include "api/api_alerting.h"
 #include "api/api_rules.h"
 #include "core/buf.h"
 #include "core/clock.h"
@@ -96,7 +97,27 @@ static bool broker_connected(void *ud) {
 /* The alerts and rules the API lists. */
 static int render_alerts(void *ud, struct buf *out) {
   struct service *svc = ud;
-  return api_rules_alerts_json(alerts_engine(svc->alerts), out);
+  return api_rules_alerts_json(alerts_engine(svc->alerts),
+                               alerts_notify(svc->alerts), out);
+}
+
+/* The rest of /api/v1/: acknowledgements, silences, the outbox. */
+static int handle_alerting(void *ud, const struct api_request *req,
+                           unsigned *status, struct buf *out) {
+  struct service *svc = ud;
+  return api_alerting_handle(alerts_notify(svc->alerts), req, status, out);
+}
+
+/* The MQTT receivers publish on iocd's own broker connection. */
+static int publish_alert(void *ud, const char *topic, const void *payload,
+                         size_t len, int qos, bool retain,
+                         notify_published_fn *done, void *done_ud) {
+  struct service *svc = ud;
+  if (!svc->mqtt) {
+    return IOCD_ECONN; /* the outbox's notices go out before it starts */
+  }
+  return mqtt_publish(svc->mqtt, topic, payload, len, qos, retain, done,
+                      done_ud);
 }
 
 static int render_rules(void *ud, struct buf *out) {
@@ -592,6 +613,8 @@ int service_run(struct config *cfg) {
       .store_ud = &svc,
       .broker_connected = broker_connected,
       .broker_ud = &svc,
+      .publish = publish_alert,
+      .publish_ud = &svc,
   };
   if (alerts_new(&ao, &svc.alerts, &err)) {
     log_error("service", "cannot start the rules: %s", err.msg);
@@ -635,6 +658,7 @@ int service_run(struct config *cfg) {
       svc.exit_code = 1;
     } else {
       api_set_rules(svc.api, render_alerts, render_rules, &svc);
+      api_set_handler(svc.api, handle_alerting, &svc);
     }
   }
   rc = svc.exit_code ? IOCD_OK : mqtt_start(svc.mqtt);

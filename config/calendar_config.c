@@ -100,7 +100,7 @@ int config__timezone_offset(const char *tz, int32_t *offset_s) {
 }
 
 /* "07:30" to minutes; 24:00 allowed as an end. */
-static bool parse_hhmm(const char *s, int *min) {
+bool config__parse_hhmm(const char *s, int *min) {
   int h, m;
   if (s[2] != ':' || !digits(s, 2, &h) || !digits(s + 3, 2, &m) || m > 59 ||
       h > 24 || (h == 24 && m != 0)) {
@@ -162,8 +162,8 @@ static void set_office_hours(struct cw *c, struct cw_val v, void *base) {
     int a, b;
     if (!s) {
       ok = false;
-    } else if (strlen(s) != 11 || s[5] != '-' || !parse_hhmm(s, &a) ||
-               !parse_hhmm(s + 6, &b) || a >= b) {
+    } else if (strlen(s) != 11 || s[5] != '-' || !config__parse_hhmm(s, &a) ||
+               !config__parse_hhmm(s + 6, &b) || a >= b) {
       struct cw_desc d;
       cw_quoted(c, s, &d);
       cw_report(

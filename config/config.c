@@ -411,20 +411,28 @@ static const struct cw_key root_keys[] = {
     KFN("params", cw_skip),
     KFN("rules", cw_skip),
     KFN("rule_files", cw_skip),
+    /* Read after the walk too (config__load_notify): a receiver's language
+     * defaults to the top-level "language", wherever it is written. */
+    KFN("notifications", cw_skip),
 };
 #undef T
 static const struct cw_object root_object = CW_OBJECT(root_keys, NULL, NULL);
 
-/* The schema, from the same tables. A rules section is only named in
- * root_keys (cw_skip); its table is the one in config__rules_sections. */
+/* The schema, from the same tables. A section read after the walk is
+ * only named in root_keys (cw_skip); its table is the one in
+ * config__rules_sections or config__notify_section. */
 static void schema_walk(const struct cw_object *o, const char *prefix,
                         config_schema_fn *fn, void *ud) {
+  static const struct cw_object *const later[] = {&config__rules_sections,
+                                                  &config__notify_section};
   for (size_t i = 0; i < o->nkeys; i++) {
     const struct cw_key *k = &o->keys[i];
-    for (size_t r = 0; k->set == cw_skip && r < config__rules_sections.nkeys;
-         r++) {
-      if (strcmp(config__rules_sections.keys[r].name, k->name) == 0) {
-        k = &config__rules_sections.keys[r];
+    for (size_t s = 0; k->set == cw_skip && s < 2; s++) {
+      for (size_t r = 0; r < later[s]->nkeys; r++) {
+        if (strcmp(later[s]->keys[r].name, k->name) == 0) {
+          k = &later[s]->keys[r];
+          break;
+        }
       }
     }
     char path[256];
@@ -870,6 +878,7 @@ int config_load_text(const char *name, const char *text, size_t len,
   cw_defaults(&c, &root_object, cfg);
   cw_walk(&c, root, &root_object, cfg);
   finish(&c, root, cfg);
+  config__load_notify(&c, root, cfg);
   section_prints(&c, root, cfg);
   if (config__load_rules(&f.doc, f.json, cfg, collect, &pb) != IOCD_OK) {
     c.nomem = true;
@@ -985,6 +994,7 @@ void config_free(struct config *cfg) {
   free(cfg->subs);
   cw_free_strings(&root_object, cfg);
   config__free_rules(cfg);
+  config__free_notify(&cfg->notify);
   free(cfg->path);
   free(cfg);
 }

@@ -310,6 +310,191 @@ enum config_language {
   CONFIG_LANG_EN,     /* "en" */
 };
 
+/* Alert notifications (docs/alerts.md): receivers, the route tree, time
+ * intervals on the working calendar, inhibition, silences from config, the
+ * outbox, templates. Durations are milliseconds; 0 means the documented
+ * default unless said otherwise. */
+
+/* One label matcher: NAME=VALUE, NAME!=VALUE, NAME=~REGEX, NAME!~REGEX
+ * (POSIX extended regex, anchored). Written as a string "district=~Krông.*"
+ * or as an object {"district": "Krông Búk"} (equality). */
+enum config_match_op {
+  CONFIG_MATCH_EQ = 0,
+  CONFIG_MATCH_NE,
+  CONFIG_MATCH_RE,
+  CONFIG_MATCH_NRE,
+};
+
+struct config_matcher {
+  char *name;
+  enum config_match_op op;
+  char *value;
+};
+
+enum config_receiver_type {
+  CONFIG_RECV_WEBHOOK = 0, /* Alertmanager's webhook JSON, version 4 */
+  CONFIG_RECV_ALERTMANAGER, /* POST <url>/api/v2/alerts */
+  CONFIG_RECV_EMAIL,        /* SMTP through libcurl */
+  CONFIG_RECV_MQTT,         /* iocd's own broker connection */
+  CONFIG_RECV_TELEGRAM,     /* POST <base_url>/bot<token>/sendMessage */
+  CONFIG_RECV_ZALO,         /* POST <base_url>/v3.0/oa/message/<zalo_api> */
+};
+
+enum config_smtp_tls {
+  CONFIG_SMTP_TLS_AUTO = 0, /* smtps:// implicit TLS; smtp:// STARTTLS if
+                               offered */
+  CONFIG_SMTP_TLS_STARTTLS, /* smtp:// with STARTTLS required */
+  CONFIG_SMTP_TLS_NONE,     /* plain (a relay on localhost) */
+};
+
+struct config_receiver {
+  char *name; /* unique; routes name it */
+  enum config_receiver_type type;
+  bool send_resolved;   /* default true */
+  int timeout_ms;       /* per attempt; default 10000 */
+  int max_attempts;     /* before dead letter; default 10 */
+  int retry_min_ms;     /* backoff, with jitter; default 1000 */
+  int retry_max_ms;     /* default 300000 */
+  int rate_per_hour;    /* past this many messages in an hour one digest
+                           replaces the rest; 0: default 30; -1: no limit */
+  enum config_language language; /* default: the top-level language */
+  /* webhook, alertmanager: the endpoint (alertmanager: its base URL) */
+  char *url;
+  struct config_kv *headers; /* webhook: extra request headers */
+  size_t nheaders;
+  /* telegram, zalo: base URL (default https://api.telegram.org,
+   * https://openapi.zalo.me); the token (bot token, OA access token) from
+   * token or token_file (re-read at each send for Zalo's refreshed tokens) */
+  char *base_url;
+  char *token;
+  char *token_file;
+  char *chat_id;     /* telegram */
+  char **user_ids;   /* zalo recipients */
+  size_t nuser_ids;
+  char *zalo_api;    /* "transaction" (default) or "cs" */
+  /* email */
+  char *smtp_url;    /* smtp://host:587 or smtps://host:465 */
+  enum config_smtp_tls smtp_tls;
+  char *username;
+  char *password;
+  char *password_file;
+  char *from;
+  char **to;
+  size_t nto;
+  bool html;         /* a text/html part beside text/plain; default true */
+  char *ca_file;
+  bool tls_verify;   /* default true */
+  /* mqtt */
+  char *topic_prefix; /* default "ioc/alerts" */
+  int qos;            /* default 1 */
+  bool retain;        /* retained current state; default true */
+  struct config_place place;
+};
+
+/* Escalation: past `after` without acknowledgement, notify `receiver`. */
+struct config_escalation {
+  int64_t after_ms;
+  char *receiver;
+};
+
+struct config_route {
+  char *receiver;  /* NULL: the parent's */
+  struct config_matcher *matchers; /* all must match; none: everything */
+  size_t nmatchers;
+  bool cont;       /* "continue": go on to the next sibling after a match */
+  char **group_by; /* NULL (ngroup_by 0, group_by_set false): the parent's;
+                      ["..."]: every label */
+  size_t ngroup_by;
+  bool group_by_set;
+  int64_t group_wait_ms;      /* -1: the parent's; root default 30s */
+  int64_t group_interval_ms;  /* -1: the parent's; root default 5m */
+  int64_t repeat_interval_ms; /* -1: the parent's; root default 4h */
+  char **mute_time_intervals; /* names; NULL: the parent's */
+  size_t nmute;
+  bool mute_set;
+  char **active_time_intervals;
+  size_t nactive;
+  bool active_set;
+  int critical_any_time; /* -1: the parent's; root default 1: critical
+                            alerts pass mute intervals */
+  struct config_escalation *escalation; /* ascending after; NULL: parent's */
+  size_t nescalation;
+  bool escalation_set;
+  struct config_route *routes; /* children, in order */
+  size_t nroutes;
+  struct config_place place;
+};
+
+enum config_days {
+  CONFIG_DAYS_ALL = 0,
+  CONFIG_DAYS_WORKING,     /* working days of the calendar */
+  CONFIG_DAYS_NON_WORKING, /* weekends, holidays (make-up days excluded) */
+};
+
+/* A named time interval on the working calendar. Built-in names that need
+ * no entry: "working_time", "outside_working_time", "non_working_days". */
+struct config_time_interval {
+  char *name;
+  enum config_days days;
+  struct config_minutes *times; /* [start, end) local; end < start wraps
+                                   past midnight; none: the whole day */
+  size_t ntimes;
+  struct config_place place;
+};
+
+struct config_inhibit {
+  struct config_matcher *source;
+  size_t nsource;
+  struct config_matcher *target;
+  size_t ntarget;
+  char **equal; /* labels that must be equal in source and target */
+  size_t nequal;
+  struct config_place place;
+};
+
+struct config_silence {
+  struct config_matcher *matchers;
+  size_t nmatchers;
+  int64_t starts_ms; /* Unix ms; 0: now */
+  int64_t ends_ms;   /* Unix ms */
+  char *created_by;
+  char *comment;
+  struct config_place place;
+};
+
+/* Templates overriding the defaults (docs/alerts.md: the fields). */
+struct config_notify_templates {
+  char *subject; /* email subject, Telegram/Zalo first line */
+  char *text;    /* one alert, plain text */
+  char *html;    /* one alert, HTML (email) */
+  struct config_place subject_place, text_place, html_place;
+};
+
+struct config_notify {
+  bool enabled;       /* default true when there are receivers */
+  char *grafana_url;  /* links: <grafana_url>/d/iocd-district?var-district= */
+  struct config_receiver *receivers;
+  size_t nreceivers;
+  struct config_route route; /* the root; its receiver is required */
+  bool has_route;
+  struct config_time_interval *intervals;
+  size_t nintervals;
+  struct config_inhibit *inhibit;
+  size_t ninhibit;
+  struct config_silence *silences;
+  size_t nsilences;
+  struct config_notify_templates templates;
+  int flap_transitions;   /* firing/resolved changes within flap_window
+                             that make an alert flapping; default 4 */
+  int64_t flap_window_ms; /* default 1h */
+  char *digest_receiver;  /* the leaders' digest; NULL: none */
+  struct config_minutes *digest_at; /* local times of day, e.g. 07:30 */
+  size_t ndigest_at;
+  char *history_database;         /* `alerts` points' own database; NULL:
+                                     influxdb.database */
+  char *history_retention_policy; /* NULL: the database's default */
+};
+
 /* A top-level section of the main file ("mqtt", "influxdb", ...) and the
  * fingerprint of its text, for config_diff. */
 struct config_section_print {
@@ -337,6 +522,7 @@ struct config {
   struct config_sources sources;   /* "sources" */
   struct config_rules rules;       /* "rule_engine", "params", "rules",
                                       "rule_files" */
+  struct config_notify notify;     /* "notifications" */
   struct config_section_print *prints; /* every other top-level key */
   size_t nprints;
 };
@@ -355,6 +541,11 @@ int config_load_text(const char *name, const char *text, size_t len,
                      struct config **out, struct buf *errors);
 
 void config_free(struct config *cfg);
+
+/* Parses a duration as the configuration writes them: an unsigned integer
+ * followed by ms, s, m, h or d ("90m"). Returns IOCD_OK with *ms,
+ * IOCD_EPARSE or IOCD_ERANGE. For the API's durations. */
+int config_parse_duration(const char *s, int64_t *ms);
 
 /* What changed from old to new, for the log line of a reload: appends to
  * out a summary such as "subscriptions added: senml2; rules changed:

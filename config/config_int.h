@@ -343,6 +343,27 @@ bool cw_name_ok(struct cw *c, size_t off, const char *s);
 void cw_walk_map(struct cw *c, struct cw_val v, const char *expected,
                  bool empty_ok, cw_member_fn *fn, void *base);
 
+/* Reads array v of objects (at most max) with table o into a new array of
+ * *n elements of elem bytes, init preparing each before its walk (with the
+ * path at the item); returns the array (the caller owns it) and, in
+ * *items, the values of the items (the caller frees them). NULL, with *n 0
+ * and *items NULL, after reporting that v is not such an array, or on
+ * ENOMEM. */
+void *cw_get_objects(struct cw *c, struct cw_val v, const struct cw_object *o,
+                     size_t elem, size_t max, const char *expected,
+                     void (*init)(struct cw *c, void *item), size_t *n,
+                     struct cw_val **items);
+
+/* Records in p where item is said to be: its key's value, or the item. */
+void cw_place_at(struct cw *c, struct cw_val item, const char *key,
+                 struct config_place *p);
+
+/* Reports repeats among names[0..n), the "name" keys of the n items of
+ * array list (NULL for an item without one): "X is already the name of
+ * WHAT[i]", at the repeat's "name" (the path is the list's). */
+void cw_check_unique(struct cw *c, struct cw_val list, const char *what,
+                     const char *const *names, size_t n);
+
 /* The closest of names to key for "did you mean", or NULL when none is
  * close. */
 const char *cw_suggest(const char *const *names, size_t n, const char *key);
@@ -398,6 +419,49 @@ void config__free_rules(struct config *cfg);
  * (out holds 11 bytes). Returns IOCD_OK or IOCD_EPARSE. */
 int config__parse_date(const char *s, size_t n, int32_t *days);
 void config__format_date(int32_t days, char *out, size_t n);
+
+/* "07:30" to minutes after midnight in *min; "24:00" is allowed (as the
+ * end of a span). Returns false when s does not start with HH:MM. */
+bool config__parse_hhmm(const char *s, int *min);
+
+/* The byte offset in text t (of len bytes) of character col (1-based) of
+ * the JSON string whose opening quote is at offset q: escapes count as the
+ * one character they stand for. Past the end: the closing quote. For
+ * messages that point into a string (an expression, a regex). */
+size_t config__string_char_off(const char *t, size_t len, size_t q, int col);
+
+/* The "notifications" section (notify_config.c). Its table as a key of the
+ * main file, for config_schema_each (the root's own table only names it:
+ * the section is read after the walk, since a receiver's language defaults
+ * to the top-level one). */
+extern const struct cw_object config__notify_section;
+
+/* Reads "notifications" of root into cfg->notify, or its defaults when it
+ * is absent, with c (whose document is the main file). Names, references,
+ * matchers and regexes are checked; when notifications are enabled, the
+ * secrets of token_file and password_file are read. Problems go to c's
+ * sink; ENOMEM sets c->nomem. */
+void config__load_notify(struct cw *c, struct cw_val root, struct config *cfg);
+
+/* Frees what config__load_notify put in n and zeroes it. */
+void config__free_notify(struct config_notify *n);
+
+/* The receivers of the "notifications" section (notify_receivers.c), for
+ * notify_config.c: their table (for the schema), the reader of the
+ * "receivers" key (base: struct config_notify), the checks that need the
+ * whole section (language defaults, names unique, the secret files read
+ * when enabled), and the freeing of one. */
+extern const struct cw_object config__receiver_obj;
+void config__set_receivers(struct cw *c, struct cw_val v, void *base);
+void config__check_receivers(struct cw *c, struct cw_val v,
+                             struct config_notify *n,
+                             enum config_language language);
+void config__free_receiver(struct config_receiver *r);
+
+/* Reports at key of obj when url is not an http:// or https:// URL with a
+ * host. Only the scheme is quoted (a URL may carry a password). */
+void config__check_http_url(struct cw *c, struct cw_val obj, const char *key,
+                            const char *url);
 
 /* Resolves a time zone: a name from iocd's table of zones without daylight
  * saving time ("Asia/Ho_Chi_Minh"), "UTC", or "+07:00"/"-03:30". Returns

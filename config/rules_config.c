@@ -912,38 +912,6 @@ static void load_rule_files(struct cw *c, struct cw_val v) {
 
 /* Checks after the merge. */
 
-/* The byte offset in the document of character col (1-based) of the JSON
- * string whose opening quote is at q: escapes count as the one character
- * they stand for. Past the end: the closing quote. */
-static size_t string_char_off(const char *t, size_t len, size_t q, int col) {
-  size_t i = q + 1;
-  int k = 1;
-  while (i < len && t[i] != '"') {
-    if (k == col) {
-      return i;
-    }
-    if (t[i] == '\\' && i + 1 < len) {
-      if (t[i + 1] == 'u') {
-        bool high = i + 5 < len && (t[i + 2] == 'd' || t[i + 2] == 'D') &&
-                    strchr("89abAB", t[i + 3]) != NULL;
-        i += 6;
-        if (high && i + 1 < len && t[i] == '\\' && t[i + 1] == 'u') {
-          i += 6;
-        }
-      } else {
-        i += 2;
-      }
-    } else {
-      i++;
-      while (i < len && ((unsigned char)t[i] & 0xC0) == 0x80) {
-        i++;
-      }
-    }
-    k++;
-  }
-  return i < len ? i : len;
-}
-
 /* Column (1-based, in characters) of byte at in s. */
 static int char_col(const char *s, size_t at) {
   int col = 1;
@@ -1044,8 +1012,8 @@ static void check_expr(struct cw *c, struct cw_val obj, const char *key,
       if (strncmp(msg, "column ", 7) == 0 && p) {
         msg = p + 2;
       }
-      cw_report(c, string_char_off(c->doc->text, c->doc->len, q, col), "%s",
-                msg);
+      cw_report(c, config__string_char_off(c->doc->text, c->doc->len, q, col),
+                "%s", msg);
     }
     cw_path_pop(c, mark);
     return;
@@ -1057,8 +1025,8 @@ static void check_expr(struct cw *c, struct cw_val obj, const char *key,
     if (find_param(rs, params[i])) {
       continue;
     }
-    size_t at = string_char_off(c->doc->text, c->doc->len, q,
-                                param_col(text, params[i]));
+    size_t at = config__string_char_off(c->doc->text, c->doc->len, q,
+                                        param_col(text, params[i]));
     const char *names[MAX_PARAMS];
     size_t nn = 0;
     for (size_t k = 0; k < rs->nparams && nn < MAX_PARAMS; k++) {
@@ -1082,8 +1050,8 @@ static void check_expr(struct cw *c, struct cw_val obj, const char *key,
       known = known || strcmp(calendar_periods[k], cals[i]) == 0;
     }
     if (!known) {
-      size_t at = string_char_off(c->doc->text, c->doc->len, q,
-                                  literal_col(text, cals[i]));
+      size_t at = config__string_char_off(c->doc->text, c->doc->len, q,
+                                          literal_col(text, cals[i]));
       struct cw_desc d;
       cw_quoted(c, cals[i], &d);
       cw_report(c, at,
@@ -1136,9 +1104,10 @@ static void check_templates(struct cw *c, struct cw_val obj) {
     }
     size_t m1 = cw_path_key(c, "annotations");
     size_t m2 = cw_path_key(c, kids[i].j->string);
-    cw_report(
-        c, string_char_off(c->doc->text, c->doc->len, cw_voff(c, kids[i]), col),
-        "%s", msg);
+    cw_report(c,
+              config__string_char_off(c->doc->text, c->doc->len,
+                                      cw_voff(c, kids[i]), col),
+              "%s", msg);
     cw_path_pop(c, m2);
     cw_path_pop(c, m1);
   }

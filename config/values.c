@@ -63,6 +63,10 @@ int config__parse_duration(const char *s, int64_t *ms) {
   return parse_with_unit(s, duration_units, NUNITS(duration_units), ms);
 }
 
+int config_parse_duration(const char *s, int64_t *ms) {
+  return config__parse_duration(s, ms);
+}
+
 int config__parse_size(const char *s, int64_t *bytes) {
   return parse_with_unit(s, size_units, NUNITS(size_units), bytes);
 }

@@ -1025,6 +1025,127 @@ void cw_walk_map(struct cw *c, struct cw_val v, const char *expected,
   free(kids);
 }
 
+/* The byte offset in the document of character col (1-based) of the JSON
+ * string whose opening quote is at q: escapes count as the one character
+ * they stand for. Past the end: the closing quote. */
+size_t config__string_char_off(const char *t, size_t len, size_t q, int col) {
+  size_t i = q + 1;
+  int k = 1;
+  while (i < len && t[i] != '"') {
+    if (k == col) {
+      return i;
+    }
+    if (t[i] == '\\' && i + 1 < len) {
+      if (t[i + 1] == 'u') {
+        bool high = i + 5 < len && (t[i + 2] == 'd' || t[i + 2] == 'D') &&
+                    strchr("89abAB", t[i + 3]) != NULL;
+        i += 6;
+        if (high && i + 1 < len && t[i] == '\\' && t[i + 1] == 'u') {
+          i += 6;
+        }
+      } else {
+        i += 2;
+      }
+    } else {
+      i++;
+      while (i < len && ((unsigned char)t[i] & 0xC0) == 0x80) {
+        i++;
+      }
+    }
+    k++;
+  }
+  return i < len ? i : len;
+}
+
+/* Lists of objects. */
+
+void *cw_get_objects(struct cw *c, struct cw_val v, const struct cw_object *o,
+                     size_t elem, size_t max, const char *expected,
+                     void (*init)(struct cw *c, void *item), size_t *n,
+                     struct cw_val **items) {
+  *n = 0;
+  *items = NULL;
+  if (!cJSON_IsArray(v.j)) {
+    cw_report_type(c, v, expected);
+    return NULL;
+  }
+  size_t k;
+  struct cw_val *kids = cw_children(c, v, &k);
+  if (!kids) {
+    return NULL;
+  }
+  if (k > max) {
+    cw_report(c, cw_voff(c, v), "at most %zu items are allowed, got %zu", max,
+              k);
+    free(kids);
+    return NULL;
+  }
+  char *arr = calloc(k ? k : 1, elem);
+  if (!arr) {
+    c->nomem = true;
+    free(kids);
+    return NULL;
+  }
+  for (size_t i = 0; i < k; i++) {
+    size_t mark = cw_path_index(c, i);
+    init(c, arr + i * elem);
+    cw_walk(c, kids[i], o, arr + i * elem);
+    cw_path_pop(c, mark);
+  }
+  *n = k;
+  *items = kids;
+  return arr;
+}
+
+void cw_place_at(struct cw *c, struct cw_val item, const char *key,
+                 struct config_place *p) {
+  struct cw_val kv;
+  bool has = cJSON_IsObject(item.j) && cw_find_child(c, item, key, &kv);
+  cw_place(c, has ? cw_voff(c, kv) : cw_voff(c, item), p);
+}
+
+void cw_check_unique(struct cw *c, struct cw_val list, const char *what,
+                     const char *const *names, size_t n) {
+  struct cw_nref *refs = malloc((n ? n : 1) * sizeof *refs);
+  size_t *first = malloc((n ? n : 1) * sizeof *first);
+  struct cw_val *items = NULL;
+  size_t k = 0;
+  if (refs && first) {
+    items = cw_children(c, list, &k);
+  }
+  if (!refs || !first || !items || k != n) {
+    c->nomem = c->nomem || !refs || !first;
+    free(refs);
+    free(first);
+    free(items);
+    return;
+  }
+  size_t nrefs = 0;
+  for (size_t i = 0; i < n; i++) {
+    first[i] = SIZE_MAX;
+    if (names[i]) {
+      refs[nrefs++] = (struct cw_nref){names[i], i};
+    }
+  }
+  cw_find_repeats(refs, nrefs, first);
+  for (size_t i = 0; i < n; i++) {
+    if (first[i] == SIZE_MAX) {
+      continue;
+    }
+    struct cw_desc d;
+    cw_quoted(c, names[i], &d);
+    size_t mark = cw_path_index(c, i);
+    cw_report_key(c, "name", cw_child_off(c, items[i], "name"),
+                  "%s is already the name of %s[%zu]", cw_qs(&d), what,
+                  first[i]);
+    cw_path_pop(c, mark);
+    cw_desc_done(&d);
+  }
+  free(refs);
+  free(first);
+  free(items);
+}
+
 /* Documents. */
 
 static bool blank(const char *s, size_t len) {
@@ -1034,6 +1155,34 @@ static bool blank(const char *s, size_t len) {
     }
   }
   return true;
+}
+
+/* Whether the text around offset at may hold a secret: a "password",
+ * "token" or "headers" member within the SECRET_REACH bytes before it. The
+ * snippet of a syntax error there is not shown, since it could be part of
+ * the secret's value. */
+#define SECRET_REACH 256
+static bool near_secret(const char *t, size_t len, size_t at) {
+  static const char *const keys[] = {"\"password\"", "\"token\"",
+                                     "\"headers\""};
+  size_t from = at > SECRET_REACH ? at - SECRET_REACH : 0;
+  size_t to = at + 32 < len ? at + 32 : len;
+  for (size_t i = from; i < to; i++) {
+    for (size_t k = 0; t[i] == '"' && k < sizeof keys / sizeof keys[0]; k++) {
+      size_t n = strlen(keys[k]);
+      if (i + n > len || strncmp(t + i, keys[k], n) != 0) {
+        continue;
+      }
+      size_t j = i + n;
+      while (j < len && (unsigned char)t[j] <= 32) {
+        j++;
+      }
+      if (j < len && t[j] == ':') {
+        return true;
+      }
+    }
+  }
+  return false;
 }
 
 /* Reports a cJSON syntax error. cJSON's pointer can sit one byte past the
@@ -1095,14 +1244,23 @@ static void report_syntax(struct cw *c, const char *end) {
   }
   char before = prev > 0 ? t[prev - 1] : '\0';
   char here = at < len ? t[at] : '\0';
+  bool secret = near_secret(t, len, at);
   if ((here == '"' || here == '{' || here == '[' || here == '-' ||
        (here >= '0' && here <= '9')) &&
       (before == '"' || before == '}' || before == ']' ||
        (before >= '0' && before <= '9') || before == 'e' || before == 'l')) {
-    cw_report(c, at, "missing comma before '%s'", snip);
+    if (secret) {
+      cw_report(c, at, "missing comma (near a secret, not shown)");
+    } else {
+      cw_report(c, at, "missing comma before '%s'", snip);
+    }
     return;
   }
-  cw_report(c, at, "syntax error near '%s'", snip);
+  if (secret) {
+    cw_report(c, at, "syntax error (near a secret, not shown)");
+  } else {
+    cw_report(c, at, "syntax error near '%s'", snip);
+  }
 }
 
 /* Replaces *s (cJSON's allocation) by its NFC form when that differs. */
@@ -1120,14 +1278,17 @@ static int nfc_string(char **s) {
   return rc;
 }
 
-/* Members whose values are taken byte for byte: a secret, a path, a host
- * or a URL must reach the system as written (a password normalized would
- * no longer match, a file name stored decomposed would not be found). */
+/* Members whose values are taken byte for byte: a secret, a path, a host,
+ * a URL or an address must reach the system as written (a password
+ * normalized would no longer match, a file name stored decomposed would not
+ * be found, a chat id or a mailbox is compared as bytes). */
 static bool bytes_exact(const char *key) {
   static const char *const keys[] = {
-      "password",  "token",     "username", "url",       "host",
-      "client_id", "listen",    "path",     "data_dir",  "ca_file",
-      "ca_path",   "cert_file", "key_file", "rule_files"};
+      "password",  "token",       "username",   "url",           "host",
+      "client_id", "listen",      "path",       "data_dir",      "ca_file",
+      "ca_path",   "cert_file",   "key_file",   "rule_files",    "smtp_url",
+      "base_url",  "grafana_url", "token_file", "password_file", "chat_id",
+      "user_ids",  "from",        "to",         "topic_prefix",  "headers"};
   for (size_t i = 0; key && i < sizeof keys / sizeof keys[0]; i++) {
     if (strcmp(key, keys[i]) == 0) {
       return true;
@@ -1140,7 +1301,8 @@ static bool bytes_exact(const char *key) {
  * NFC, so that a name typed with combining accents is the same name as the
  * precomposed one that districts publish. The positions of values are
  * kept apart from the tree (config_posmap), so they are unchanged. exact
- * is inherited by the items of an array. */
+ * is inherited by the items of an array and the members of an object
+ * (the values of "headers"). */
 static int nfc_tree(cJSON *j, bool exact) {
   for (; j; j = j->next) {
     int rc = nfc_string(&j->string);
@@ -1149,7 +1311,7 @@ static int nfc_tree(cJSON *j, bool exact) {
       rc = nfc_string(&j->valuestring);
     }
     if (!rc && j->child) {
-      rc = nfc_tree(j->child, keep && cJSON_IsArray(j));
+      rc = nfc_tree(j->child, keep);
     }
     if (rc) {
       return rc;

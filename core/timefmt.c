@@ -180,7 +180,7 @@ void time_format_rfc3339(int64_t ns, int32_t offset_s, int frac_digits,
   int64_t y;
   unsigned m, d;
   time_civil_from_days(days, &y, &m, &d);
-  char fr[16] = "";
+  char fr[32] = "";
   if (frac_digits > 0) {
     int nd = frac_digits > 9 ? 9 : frac_digits;
     int64_t f = frac;
@@ -197,7 +197,7 @@ void time_format_rfc3339(int64_t ns, int32_t offset_s, int frac_digits,
       fr[--l] = '\0';
     }
   }
-  char zone[8] = "Z";
+  char zone[32] = "Z";
   if (offset_s) {
     int32_t a = offset_s < 0 ? -offset_s : offset_s;
     snprintf(zone, sizeof zone, "%c%02d:%02d", offset_s < 0 ? '-' : '+',

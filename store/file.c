@@ -153,12 +153,13 @@ static void write_some(struct file_out *f) {
 
 static void pump(struct file_out *f) {
   struct store *s = f->base.store;
+  struct queue *q = f->base.q;
   if (f->inflight || f->closing) {
     return;
   }
   struct sbatch *b = NULL;
-  if (s->q->ops->take(s->q, f->base.reader, SIZE_MAX, STORE_FILE_CHUNK_BYTES,
-                      &b) != IOCD_OK) {
+  if (q->ops->take(q, f->base.reader, SIZE_MAX, STORE_FILE_CHUNK_BYTES, &b) !=
+      IOCD_OK) {
     log_error("store", "file output: out of memory; will try again");
     return;
   }
@@ -173,8 +174,8 @@ static void pump(struct file_out *f) {
   write_some(f);
 }
 
-static struct output *file_create(struct store *s, unsigned reader,
-                                  const struct config *cfg,
+static struct output *file_create(struct store *s, struct queue *q,
+                                  unsigned reader, const struct config *cfg,
                                   struct iocd_err *err) {
   struct file_out *f = calloc(1, sizeof *f);
   if (!f) {
@@ -183,6 +184,7 @@ static struct output *file_create(struct store *s, unsigned reader,
   }
   f->base.ops = &store__file_ops;
   f->base.store = s;
+  f->base.q = q;
   f->base.reader = reader;
   f->loop = s->loop;
   f->old_fd = -1;

@@ -108,6 +108,50 @@ int store__influx_validate(const struct influx_settings *st,
   return IOCD_OK;
 }
 
+bool store__history_wanted(const struct config *cfg) {
+  const struct config_notify *n = &cfg->notify;
+  return cfg->influx.enabled &&
+         (!empty(n->history_database) || !empty(n->history_retention_policy));
+}
+
+void store__history_settings(const struct config *cfg,
+                             struct influx_settings *out) {
+  const struct config_notify *n = &cfg->notify;
+  store__influx_settings(&cfg->influx, out);
+  out->max_in_flight = STORE_HISTORY_MAX_IN_FLIGHT;
+  if (out->batch_points > STORE_HISTORY_BATCH_POINTS) {
+    out->batch_points = STORE_HISTORY_BATCH_POINTS;
+  }
+  if (out->api == INFLUX_V2) {
+    if (!empty(n->history_database)) {
+      out->bucket = n->history_database;
+    }
+    return;
+  }
+  if (!empty(n->history_database)) {
+    out->database = n->history_database;
+    out->retention_policy = n->history_retention_policy;
+  }
+  if (!empty(n->history_retention_policy)) {
+    out->retention_policy = n->history_retention_policy;
+  }
+}
+
+int store__history_validate(const struct config *cfg, struct iocd_err *err) {
+  const struct config_notify *n = &cfg->notify;
+  struct influx_settings st;
+  store__history_settings(cfg, &st);
+  if (st.api == INFLUX_V2 && empty(n->history_database) &&
+      !empty(n->history_retention_policy)) {
+    return iocd_err_set(err, IOCD_EINVAL,
+                        "notifications.history.retention_policy: not used "
+                        "with influxdb.api 2 (a bucket has its own "
+                        "retention): name the bucket in "
+                        "notifications.history.database");
+  }
+  return store__influx_validate(&st, err);
+}
+
 /* Appends s percent-encoded. */
 static int put_escaped(struct buf *out, CURL *h, const char *s) {
   size_t n = strlen(s);

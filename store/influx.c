@@ -1,14 +1,17 @@
 /*
  * The InfluxDB output: line protocol POSTed to /write (1.x) or /api/v2/write
- * (2.x) with libcurl's multi interface driven by the uv loop (one uv_poll_t
- * per socket curl opens, one uv_timer_t for curl's timeout, completions read
- * after each curl_multi_socket_action).
+ * (2.x) with libcurl's multi interface driven by the uv loop
+ * (core/curl_loop.h).
  *
  * Batches are taken from the queue when they are due (points, bytes or age)
  * and a request slot is free; the outbox sends them in queue order, splits
  * them on 400/413/422 until a rejected line is alone (then drops it), and
  * retries the rest with backoff, holding later data back until a failed
  * part is through. docs/store.md has the policy table.
+ *
+ * Two instances may run: the data's writer ("influxdb") and the alert
+ * history's ("influxdb_history", store__history_settings), each on the
+ * queue of its own lane, with its own requests and series.
  */
 #include <curl/curl.h>
 #include <stdio.h>
@@ -19,6 +22,7 @@
 
 #include "core/clock.h"
 #include "core/container.h"
+#include "core/curl_loop.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "store/store_int.h"
@@ -32,14 +36,6 @@
 #define LOG_WINDOW_MS 10000
 
 struct influx;
-
-struct csock {
-  uv_poll_t poll;
-  curl_socket_t fd;
-  struct influx *ix;
-  struct csock *prev, *next;
-  bool closing;
-};
 
 enum req_kind { REQ_WRITE, REQ_CREATE_DB };
 
@@ -70,15 +66,15 @@ enum {
 struct influx {
   struct output base;
   uv_loop_t *loop;
+  bool history;    /* the alert history's writer */
+  const char *who; /* "InfluxDB" or "InfluxDB (alert history)", for logs */
   struct influx_settings st;
   struct buf write_url;
   struct buf query_url;
   struct buf auth; /* "Authorization: Token ..." (2.x) */
-  CURLM *multi;
-  uv_timer_t curl_timer; /* curl's own timeouts */
+  struct curl_loop *curl;
   uv_timer_t wake_timer; /* batch age and retry delays */
-  unsigned open_handles;
-  struct csock *socks;
+  unsigned open_handles; /* wake_timer and curl, not closed yet */
   struct request *reqs;
   struct outbox box;
 
@@ -87,6 +83,10 @@ struct influx {
   unsigned ddl_attempts;
   unsigned ddl_close_fails;
   int64_t ddl_not_before;
+
+  /* The alert history's writer sends nothing before this loop time: it
+   * paces itself by the duration of its last request. */
+  int64_t quiet_until_ms;
 
   uint64_t failures; /* failed requests since the last success */
   uint64_t rng;
@@ -116,13 +116,14 @@ static bool need_db(const struct influx *ix) {
   return ix->st.api == INFLUX_V1 && ix->st.create_database && !ix->db_ready;
 }
 
+/* Points of this writer's lane not written yet. */
 static size_t pending_points(const struct influx *ix) {
-  return (size_t)store_pending_points(ix->base.store);
+  uint64_t points, bytes;
+  ix->base.q->ops->totals(ix->base.q, &points, &bytes);
+  return (size_t)points;
 }
 
-/* ---- uv <-> curl ---- */
-
-static void on_handle_closed(uv_handle_t *h);
+/* ---- closing ---- */
 
 static void final_free(struct influx *ix) {
   struct store *s = ix->base.store;
@@ -135,131 +136,18 @@ static void final_free(struct influx *ix) {
   store__output_closed(s);
 }
 
-static void on_sock_closed(uv_handle_t *h) {
-  struct csock *c = container_of((uv_poll_t *)h, struct csock, poll);
-  struct influx *ix = c->ix;
-  if (c->prev) {
-    c->prev->next = c->next;
-  } else {
-    ix->socks = c->next;
-  }
-  if (c->next) {
-    c->next->prev = c->prev;
-  }
-  free(c);
+static void one_closed(struct influx *ix) {
   if (--ix->open_handles == 0 && ix->closing) {
     final_free(ix);
   }
 }
 
 static void on_handle_closed(uv_handle_t *h) {
-  struct influx *ix = h->data;
-  if (--ix->open_handles == 0 && ix->closing) {
-    final_free(ix);
-  }
+  one_closed(h->data);
 }
 
-static void sock_close(struct csock *c) {
-  if (c->closing) {
-    return;
-  }
-  c->closing = true;
-  uv_poll_stop(&c->poll);
-  uv_close((uv_handle_t *)&c->poll, on_sock_closed);
-}
-
-static void check_multi(struct influx *ix);
-
-static void on_poll(uv_poll_t *h, int status, int events) {
-  struct csock *c = container_of(h, struct csock, poll);
-  struct influx *ix = c->ix;
-  if (ix->closing) {
-    return;
-  }
-  int flags = 0;
-  if (status < 0) {
-    flags = CURL_CSELECT_ERR;
-  }
-  if (events & UV_READABLE) {
-    flags |= CURL_CSELECT_IN;
-  }
-  if (events & UV_WRITABLE) {
-    flags |= CURL_CSELECT_OUT;
-  }
-  int running;
-  curl_multi_socket_action(ix->multi, c->fd, flags, &running);
-  check_multi(ix);
-  check_drained(ix);
-}
-
-static void on_curl_timeout(uv_timer_t *t) {
-  struct influx *ix = container_of(t, struct influx, curl_timer);
-  int running;
-  curl_multi_socket_action(ix->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-  check_multi(ix);
-  check_drained(ix);
-}
-
-/* CURLMOPT_TIMERFUNCTION: only (re)arms the uv timer; calling back into
- * curl from here is not allowed. */
-static int on_curl_timer_set(CURLM *m, long ms, void *userp) {
-  (void)m;
-  struct influx *ix = userp;
-  if (ix->closing) {
-    return 0;
-  }
-  if (ms < 0) {
-    uv_timer_stop(&ix->curl_timer);
-  } else {
-    uv_timer_start(&ix->curl_timer, on_curl_timeout, (uint64_t)ms, 0);
-  }
-  return 0;
-}
-
-/* CURLMOPT_SOCKETFUNCTION: one uv_poll_t per socket, created on first use
- * and closed on CURL_POLL_REMOVE (curl closes the socket after this). */
-static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *userp,
-                          void *sockp) {
-  (void)e;
-  struct influx *ix = userp;
-  struct csock *c = sockp;
-  if (what == CURL_POLL_REMOVE) {
-    if (c) {
-      sock_close(c);
-    }
-    return 0;
-  }
-  if (ix->closing) {
-    return -1;
-  }
-  if (!c) {
-    c = calloc(1, sizeof *c);
-    if (!c) {
-      return -1;
-    }
-    if (uv_poll_init_socket(ix->loop, &c->poll, fd) != 0) {
-      free(c);
-      return -1;
-    }
-    c->fd = fd;
-    c->ix = ix;
-    c->next = ix->socks;
-    if (ix->socks) {
-      ix->socks->prev = c;
-    }
-    ix->socks = c;
-    ix->open_handles++;
-    curl_multi_assign(ix->multi, fd, c);
-  }
-  int events = 0;
-  if (what & CURL_POLL_IN) {
-    events |= UV_READABLE;
-  }
-  if (what & CURL_POLL_OUT) {
-    events |= UV_WRITABLE;
-  }
-  uv_poll_start(&c->poll, events, on_poll);
-  return 0;
+static void on_curl_closed(void *ud) {
+  one_closed(ud);
 }
 
 /* ---- requests ---- */
@@ -339,7 +227,9 @@ static int add_header(struct request *r, const char *h) {
   return IOCD_OK;
 }
 
-/* Sets the options every request shares and hands it to the multi handle.
+static void on_request_done(void *ud, CURL *e, CURLcode res);
+
+/* Sets the options every request shares and hands it to the curl loop.
  * body must outlive the transfer (curl does not copy POSTFIELDS). */
 static int request_start(struct influx *ix, struct request *r, const char *url,
                          const char *body, size_t len) {
@@ -361,7 +251,6 @@ static int request_start(struct influx *ix, struct request *r, const char *url,
    * server) and the timeout is reported that late. The thread finishes
    * and frees itself on its own. */
   bad |= curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L) != CURLE_OK;
-  bad |= curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)r) != CURLE_OK;
   bad |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
   bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)r) != CURLE_OK;
   bad |= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK;
@@ -387,8 +276,9 @@ static int request_start(struct influx *ix, struct request *r, const char *url,
     return IOCD_ENOMEM;
   }
   r->start_ns = clock_mono_ns();
-  if (curl_multi_add_handle(ix->multi, e) != CURLM_OK) {
-    return IOCD_ENOMEM;
+  int rc = curl_loop_add(ix->curl, e, on_request_done, r);
+  if (rc) {
+    return rc;
   }
   r->next = ix->reqs;
   if (ix->reqs) {
@@ -433,9 +323,8 @@ static void recovered(struct influx *ix) {
   stat_set(ix->up, 1);
   if (ix->failures > 0) {
     log_info("store",
-             "InfluxDB writes recovered after %llu failures, %zu points "
-             "waiting",
-             (unsigned long long)ix->failures, pending_points(ix));
+             "%s writes recovered after %llu failures, %zu points waiting",
+             ix->who, (unsigned long long)ix->failures, pending_points(ix));
     ix->failures = 0;
   }
 }
@@ -540,44 +429,46 @@ static void log_failure(struct influx *ix, const struct request *r,
   const char *msg = text[0] ? text : "(no message)";
   if (res != CURLE_OK) {
     log_warn("store",
-             "InfluxDB write to %s failed: %s; %zu points kept, retry in "
-             "%.1f s%s",
-             ix->st.url, r->errbuf[0] ? r->errbuf : curl_easy_strerror(res),
-             npoints, secs, SUPPRESSED(held));
+             "%s write to %s failed: %s; %zu points kept, retry in %.1f s%s",
+             ix->who, ix->st.url,
+             r->errbuf[0] ? r->errbuf : curl_easy_strerror(res), npoints, secs,
+             SUPPRESSED(held));
   } else if (status == 401 || status == 403) {
     log_error("store",
-              "InfluxDB refused the write: HTTP %ld: %s: check %s and that "
+              "%s refused the write: HTTP %ld: %s: check %s and that "
               "this user may write; %zu points kept, retry in %.1f s%s",
-              status, msg,
+              ix->who, status, msg,
               ix->st.api == INFLUX_V2
                   ? "influxdb.token"
                   : "influxdb.username and influxdb.password",
               npoints, secs, SUPPRESSED(held));
   } else if (status == 404 && ix->st.api == INFLUX_V1) {
     log_error("store",
-              "InfluxDB: database \"%s\" not found (HTTP 404: %s): %s; %zu "
+              "%s: database \"%s\" not found (HTTP 404: %s): %s; %zu "
               "points kept, retry in %.1f s%s",
-              ix->st.database, msg,
+              ix->who, ix->st.database, msg,
               ix->st.create_database
                   ? "running CREATE DATABASE again"
                   : "create it, or set influxdb.create_database",
               npoints, secs, SUPPRESSED(held));
   } else if (status == 404) {
     log_error("store",
-              "InfluxDB: org \"%s\" or bucket \"%s\" not found (HTTP 404: "
+              "%s: org \"%s\" or bucket \"%s\" not found (HTTP 404: "
               "%s): create them or fix influxdb.org and influxdb.bucket; "
               "%zu points kept, retry in %.1f s%s",
-              ix->st.org, ix->st.bucket, msg, npoints, secs, SUPPRESSED(held));
+              ix->who, ix->st.org, ix->st.bucket, msg, npoints, secs,
+              SUPPRESSED(held));
   } else if (status >= 500 || status == 429 || status == 408) {
     log_warn("store",
-             "InfluxDB write failed: HTTP %ld: %s; %zu points kept, retry "
+             "%s write failed: HTTP %ld: %s; %zu points kept, retry "
              "in %.1f s%s",
-             status, msg, npoints, secs, SUPPRESSED(held));
+             ix->who, status, msg, npoints, secs, SUPPRESSED(held));
   } else {
     log_error("store",
-              "InfluxDB answered HTTP %ld: %s: check influxdb.url (%s); %zu "
+              "%s answered HTTP %ld: %s: check influxdb.url (%s); %zu "
               "points kept, retry in %.1f s%s",
-              status, msg, ix->st.url, npoints, secs, SUPPRESSED(held));
+              ix->who, status, msg, ix->st.url, npoints, secs,
+              SUPPRESSED(held));
   }
 }
 
@@ -607,9 +498,8 @@ static void write_failed(struct influx *ix, struct part *p,
     delay = ix->st.retry_min_ms;
     if (++p->close_fails >= 2 || now + delay >= ix->deadline_ms) {
       store__outbox_abandon(&ix->box, p);
-      log_warn("store",
-               "InfluxDB write failed at shutdown: %zu points not written",
-               npoints);
+      log_warn("store", "%s write failed at shutdown: %zu points not written",
+               ix->who, npoints);
       return;
     }
   }
@@ -638,8 +528,15 @@ static void write_done(struct influx *ix, struct request *r, CURLcode res,
   struct store *s = ix->base.store;
   bool transport_ok = res == CURLE_OK;
   size_t nlines = p->l1 - p->l0;
-  stat_observe(ix->latency,
-               (double)(clock_mono_ns() - r->start_ns) / (double)NS_PER_SEC);
+  int64_t took_ns = clock_mono_ns() - r->start_ns;
+  stat_observe(ix->latency, (double)took_ns / (double)NS_PER_SEC);
+  if (ix->history) {
+    /* InfluxDB works on a burst of new alert series for about as long as
+     * it takes to answer, and a while after: the history leaves it alone
+     * STORE_HISTORY_PACE times as long, so that the data's writes are
+     * never queued behind alert points for long. */
+    ix->quiet_until_ms = now_ms(ix) + took_ns / NS_PER_MS * STORE_HISTORY_PACE;
+  }
   count_request(ix, status, transport_ok);
   char text[256];
   store__error_text(r->resp.data, r->resp.len, text, sizeof text);
@@ -714,35 +611,25 @@ static void send_part(struct influx *ix, struct part *p) {
   store__outbox_sent(&ix->box, p);
 }
 
-static void check_multi(struct influx *ix) {
-  CURLMsg *m;
-  int left;
-  while (ix->multi && (m = curl_multi_info_read(ix->multi, &left))) {
-    if (m->msg != CURLMSG_DONE) {
-      continue;
-    }
-    /* m is invalid once the handle is removed: read it first. */
-    CURL *e = m->easy_handle;
-    CURLcode res = m->data.result;
-    char *priv = NULL;
-    long status = 0;
-    curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    curl_multi_remove_handle(ix->multi, e);
-    struct request *r = (struct request *)(void *)priv;
-    if (r->kind == REQ_WRITE) {
-      write_done(ix, r, res, status);
-    } else {
-      ddl_done(ix, r, res, status);
-    }
-    request_free(r);
+/* A request ended (core/curl_loop.h calls this on the loop). */
+static void on_request_done(void *ud, CURL *e, CURLcode res) {
+  struct request *r = ud;
+  struct influx *ix = r->ix;
+  long status = 0;
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+  if (r->kind == REQ_WRITE) {
+    write_done(ix, r, res, status);
+  } else {
+    ddl_done(ix, r, res, status);
   }
+  request_free(r);
   pump(ix);
+  check_drained(ix);
 }
 
 /* Takes the next batch when it is due. Returns true when one was added. */
 static bool take_batch(struct influx *ix, int64_t now, int64_t *wake) {
-  struct queue *q = ix->base.store->q;
+  struct queue *q = ix->base.q;
   struct qlevel lv;
   q->ops->level(q, ix->base.reader, &lv);
   if (lv.points == 0) {
@@ -800,6 +687,8 @@ static void pump(struct influx *ix) {
         wake = ix->ddl_not_before;
       }
     }
+  } else if (ix->history && !ix->draining && now < ix->quiet_until_ms) {
+    wake = ix->quiet_until_ms;
   } else {
     while (ix->box.ninflight < ix->st.max_in_flight) {
       bool gated;
@@ -829,7 +718,7 @@ static void check_drained(struct influx *ix) {
       !store__outbox_idle(&ix->box)) {
     return;
   }
-  struct queue *q = ix->base.store->q;
+  struct queue *q = ix->base.q;
   struct qlevel lv;
   q->ops->level(q, ix->base.reader, &lv);
   if (lv.records == 0) {
@@ -839,10 +728,16 @@ static void check_drained(struct influx *ix) {
 
 /* ---- the output ---- */
 
-static int build(const struct config_influx *ci, struct influx_settings *st,
-                 struct buf *wurl, struct buf *qurl, struct buf *auth,
-                 struct iocd_err *err) {
-  store__influx_settings(ci, st);
+/* The settings, URLs and header of the data's writer, or with history of
+ * the alert history's, from cfg. */
+static int build(const struct config *cfg, bool history,
+                 struct influx_settings *st, struct buf *wurl, struct buf *qurl,
+                 struct buf *auth, struct iocd_err *err) {
+  if (history) {
+    store__history_settings(cfg, st);
+  } else {
+    store__influx_settings(&cfg->influx, st);
+  }
   int rc = store__influx_validate(st, err);
   if (rc) {
     return rc;
@@ -864,9 +759,9 @@ static int build(const struct config_influx *ci, struct influx_settings *st,
   return IOCD_OK;
 }
 
-static struct output *influx_create(struct store *s, unsigned reader,
-                                    const struct config *cfg,
-                                    struct iocd_err *err) {
+static struct output *create(struct store *s, struct queue *q, unsigned reader,
+                             const struct config *cfg, bool history,
+                             struct iocd_err *err) {
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
     iocd_err_set(err, IOCD_EIO, "store: influxdb: curl_global_init failed");
     return NULL;
@@ -877,9 +772,12 @@ static struct output *influx_create(struct store *s, unsigned reader,
     iocd_err_set(err, IOCD_ENOMEM, "store: out of memory");
     return NULL;
   }
-  ix->base.ops = &store__influx_ops;
+  ix->base.ops = history ? &store__influx_history_ops : &store__influx_ops;
   ix->base.store = s;
+  ix->base.q = q;
   ix->base.reader = reader;
+  ix->history = history;
+  ix->who = history ? "InfluxDB (alert history)" : "InfluxDB";
   ix->loop = s->loop;
   buf_init(&ix->write_url, 0);
   buf_init(&ix->query_url, 0);
@@ -890,7 +788,7 @@ static struct output *influx_create(struct store *s, unsigned reader,
   if (ix->rng == 0) {
     ix->rng = 1;
   }
-  if (build(&cfg->influx, &ix->st, &ix->write_url, &ix->query_url, &ix->auth,
+  if (build(cfg, history, &ix->st, &ix->write_url, &ix->query_url, &ix->auth,
             err) != IOCD_OK) {
     buf_cleanup(&ix->write_url);
     buf_cleanup(&ix->query_url);
@@ -899,8 +797,8 @@ static struct output *influx_create(struct store *s, unsigned reader,
     curl_global_cleanup();
     return NULL;
   }
-  ix->multi = curl_multi_init();
-  if (!ix->multi) {
+  ix->curl = curl_loop_new(ix->loop);
+  if (!ix->curl) {
     store__influx_settings_cleanup(&ix->st);
     buf_cleanup(&ix->write_url);
     buf_cleanup(&ix->query_url);
@@ -910,55 +808,63 @@ static struct output *influx_create(struct store *s, unsigned reader,
     iocd_err_set(err, IOCD_ENOMEM, "store: out of memory");
     return NULL;
   }
-  curl_multi_setopt(ix->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-  curl_multi_setopt(ix->multi, CURLMOPT_SOCKETDATA, (void *)ix);
-  curl_multi_setopt(ix->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer_set);
-  curl_multi_setopt(ix->multi, CURLMOPT_TIMERDATA, (void *)ix);
-  uv_timer_init(ix->loop, &ix->curl_timer);
   uv_timer_init(ix->loop, &ix->wake_timer);
-  ix->curl_timer.data = ix;
   ix->wake_timer.data = ix;
   ix->open_handles = 2;
 
   struct stats *st = s->stats;
+  const char *out = ix->base.ops->name;
   ix->written =
       stats_counter(st, "iocd_points_written_total",
-                    "Points written, by output.", "output", "influxdb", NULL);
+                    "Points written, by output.", "output", out, NULL);
   /* Registered now so that the series shows 0 before the first drop;
    * store__count_dropped counts it. */
   (void)stats_counter(st, "iocd_points_dropped_total",
-                      "Points an output gave up on, by reason.", "output",
-                      "influxdb", "reason", "rejected", NULL);
+                      "Points an output gave up on, by reason.", "output", out,
+                      "reason", "rejected", NULL);
   ix->retries = stats_counter(st, "iocd_write_retries_total",
                               "Write requests scheduled again after a "
                               "failure.",
-                              "output", "influxdb", NULL);
+                              "output", out, NULL);
+  /* The data's writer without a label, as before there was a history's;
+   * the history's with its output label. */
   ix->up = stats_gauge(st, "iocd_influxdb_up",
                        "1 when the last InfluxDB request got an answer "
                        "that was not a failure.",
-                       NULL);
+                       history ? "output" : NULL, out, NULL);
   static const double bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                   0.5,   1,    2.5,   5,    10,  30};
   ix->latency = stats_histogram(
       st, "iocd_write_batch_seconds", "Duration of InfluxDB write requests.",
-      bounds, sizeof bounds / sizeof bounds[0], "output", "influxdb", NULL);
+      bounds, sizeof bounds / sizeof bounds[0], "output", out, NULL);
   static const char *const classes[NCLASSES] = {"1xx", "2xx", "3xx",
                                                 "4xx", "5xx", "network"};
   for (int i = 0; i < NCLASSES; i++) {
-    ix->requests[i] =
-        stats_counter(st, "iocd_write_requests_total",
-                      "Write requests, by output and outcome.", "output",
-                      "influxdb", "status", classes[i], NULL);
+    ix->requests[i] = stats_counter(st, "iocd_write_requests_total",
+                                    "Write requests, by output and outcome.",
+                                    "output", out, "status", classes[i], NULL);
   }
   ix->db_ready = !(ix->st.api == INFLUX_V1 && ix->st.create_database);
   set_pace(ix);
   return &ix->base;
 }
 
+static struct output *influx_create(struct store *s, struct queue *q,
+                                    unsigned reader, const struct config *cfg,
+                                    struct iocd_err *err) {
+  return create(s, q, reader, cfg, false, err);
+}
+
+static struct output *history_create(struct store *s, struct queue *q,
+                                     unsigned reader, const struct config *cfg,
+                                     struct iocd_err *err) {
+  return create(s, q, reader, cfg, true, err);
+}
+
 /* Tells the queue how this output batches (the journal interleaves a
  * backlog with live records that are due by these rules). */
 static void set_pace(struct influx *ix) {
-  struct queue *q = ix->base.store->q;
+  struct queue *q = ix->base.q;
   if (q && q->ops->pace) {
     struct qpace p = {
         .batch_points = ix->st.batch_points,
@@ -979,9 +885,9 @@ static bool influx_healthy(const struct output *o, char *why, size_t n) {
     return true;
   }
   snprintf(why, n,
-           "InfluxDB writes failing (%llu failed requests in a row, %zu "
+           "%s writes failing (%llu failed requests in a row, %zu "
            "points waiting)",
-           (unsigned long long)ix->failures, pending_points(ix));
+           ix->who, (unsigned long long)ix->failures, pending_points(ix));
   return false;
 }
 
@@ -996,7 +902,7 @@ static int influx_reconfigure(struct output *o, const struct config *cfg,
   buf_init(&wurl, 0);
   buf_init(&qurl, 0);
   buf_init(&auth, 0);
-  int rc = build(&cfg->influx, &st, &wurl, &qurl, &auth, err);
+  int rc = build(cfg, ix->history, &st, &wurl, &qurl, &auth, err);
   if (rc) {
     buf_cleanup(&wurl);
     buf_cleanup(&qurl);
@@ -1040,33 +946,38 @@ static void influx_drain(struct output *o, int64_t deadline_ms) {
 static void influx_close(struct output *o) {
   struct influx *ix = container_of(o, struct influx, base);
   ix->closing = true;
-  uv_timer_stop(&ix->curl_timer);
   uv_timer_stop(&ix->wake_timer);
   size_t aborted = 0;
   while (ix->reqs) {
     struct request *r = ix->reqs;
-    curl_multi_remove_handle(ix->multi, r->easy);
+    curl_loop_remove(ix->curl, r->easy);
     if (r->kind == REQ_WRITE) {
       aborted++;
     }
     request_free(r);
   }
   if (aborted) {
-    log_warn("store", "InfluxDB: %zu requests aborted at shutdown", aborted);
+    log_warn("store", "%s: %zu requests aborted at shutdown", ix->who, aborted);
   }
-  curl_multi_cleanup(ix->multi);
-  ix->multi = NULL;
   store__outbox_cleanup(&ix->box);
-  for (struct csock *c = ix->socks; c; c = c->next) {
-    sock_close(c);
-  }
-  uv_close((uv_handle_t *)&ix->curl_timer, on_handle_closed);
+  curl_loop_close(ix->curl, on_curl_closed, ix);
+  ix->curl = NULL;
   uv_close((uv_handle_t *)&ix->wake_timer, on_handle_closed);
 }
 
 const struct output_ops store__influx_ops = {
     .name = "influxdb",
     .create = influx_create,
+    .notify = influx_notify,
+    .reconfigure = influx_reconfigure,
+    .healthy = influx_healthy,
+    .drain = influx_drain,
+    .close = influx_close,
+};
+
+const struct output_ops store__influx_history_ops = {
+    .name = "influxdb_history",
+    .create = history_create,
     .notify = influx_notify,
     .reconfigure = influx_reconfigure,
     .healthy = influx_healthy,

@@ -2526,8 +2526,9 @@ static int scan(struct journal *j, struct iocd_err *err) {
   return IOCD_OK;
 }
 
-void store__journal_settings(const struct config *cfg, char *dirbuf, size_t n,
-                             struct journal_settings *st) {
+/* The settings of cfg->journal for the journal in <data_dir>/<sub>. */
+static void settings_in(const struct config *cfg, const char *sub, char *dirbuf,
+                        size_t n, struct journal_settings *st) {
   const struct config_journal *c = &cfg->journal;
   const char *data =
       cfg->data_dir && *cfg->data_dir ? cfg->data_dir : "./var/iocd";
@@ -2535,7 +2536,7 @@ void store__journal_settings(const struct config *cfg, char *dirbuf, size_t n,
   while (len > 1 && data[len - 1] == '/') {
     len--;
   }
-  snprintf(dirbuf, n, "%.*s/journal", (int)len, data);
+  snprintf(dirbuf, n, "%.*s/%s", (int)len, data, sub);
   st->dir = dirbuf;
   st->segment_bytes =
       c->segment_bytes ? c->segment_bytes : JOURNAL_DEFAULT_SEGMENT;
@@ -2546,6 +2547,30 @@ void store__journal_settings(const struct config *cfg, char *dirbuf, size_t n,
                                                    : JOURNAL_DEFAULT_FSYNC_MS;
   st->when_full = c->when_full;
   st->replay_rate = c->replay_rate > 0 ? (uint64_t)c->replay_rate : 0;
+  st->label = NULL;
+}
+
+void store__journal_settings(const struct config *cfg, char *dirbuf, size_t n,
+                             struct journal_settings *st) {
+  settings_in(cfg, "journal", dirbuf, n, st);
+}
+
+void store__journal_history_settings(const struct config *cfg, char *dirbuf,
+                                     size_t n, struct journal_settings *st) {
+  settings_in(cfg, STORE_HISTORY_DIR, dirbuf, n, st);
+  /* Capping both keeps max_bytes at least twice segment_bytes, as the
+   * configuration's check made it. */
+  if (st->memory_bytes > STORE_HISTORY_MEMORY) {
+    st->memory_bytes = STORE_HISTORY_MEMORY;
+  }
+  if (st->max_bytes > STORE_HISTORY_MAX_BYTES) {
+    st->max_bytes = STORE_HISTORY_MAX_BYTES;
+  }
+  if (st->segment_bytes > STORE_HISTORY_SEGMENT) {
+    st->segment_bytes = STORE_HISTORY_SEGMENT;
+  }
+  st->when_full = JOURNAL_FULL_DROP_OLDEST;
+  st->label = "history";
 }
 
 struct queue *store__journal_open(uv_loop_t *loop,
@@ -2598,22 +2623,30 @@ struct queue *store__journal_open(uv_loop_t *loop,
                       "Points an output gave up on, by reason.", "output",
                       outputs[i], "reason", "journal_full", NULL);
   }
-  j->m_bytes = stats_gauge(stats, "iocd_journal_bytes",
-                           "Bytes of the journal's segment files.", NULL);
+  /* The data's journal has these series without labels; another one
+   * (the alert history's) with its `journal` label. A NULL label ends the
+   * label list at once. */
+  const char *lk = st->label ? "journal" : NULL;
+  const char *lv = st->label;
+  j->m_bytes =
+      stats_gauge(stats, "iocd_journal_bytes",
+                  "Bytes of the journal's segment files.", lk, lv, NULL);
   j->m_segments = stats_gauge(stats, "iocd_journal_segments",
-                              "Segment files of the journal.", NULL);
-  j->m_corrupt = stats_counter(stats, "iocd_journal_corrupt_records_total",
-                               "Damaged journal records skipped.", NULL);
+                              "Segment files of the journal.", lk, lv, NULL);
+  j->m_corrupt =
+      stats_counter(stats, "iocd_journal_corrupt_records_total",
+                    "Damaged journal records skipped.", lk, lv, NULL);
   j->m_werrors = stats_counter(stats, "iocd_journal_write_errors_total",
                                "Failed journal writes, fdatasyncs and "
                                "checkpoints.",
-                               NULL);
+                               lk, lv, NULL);
   j->m_nospace = stats_counter(stats, "iocd_journal_no_space_total",
                                "Journal writes (segments, checkpoints) that "
                                "failed for lack of space (ENOSPC, EDQUOT).",
-                               NULL);
-  j->m_fsyncs = stats_counter(stats, "iocd_journal_fsyncs_total",
-                              "fdatasync calls on journal segments.", NULL);
+                               lk, lv, NULL);
+  j->m_fsyncs =
+      stats_counter(stats, "iocd_journal_fsyncs_total",
+                    "fdatasync calls on journal segments.", lk, lv, NULL);
   if (mkdir_p(j->dir, err) != IOCD_OK || take_lock(j, err) != IOCD_OK ||
       ring_grow(j) != IOCD_OK) {
     if (!err || !err->msg[0]) {

@@ -89,6 +89,10 @@ struct journal_settings {
   int64_t fsync_interval_ms;
   enum journal_when_full when_full;
   uint64_t replay_rate;
+  /* NULL for the data's journal; for another one (the alert history's),
+   * the value of the `journal` label on the series that are not per
+   * output (iocd_journal_bytes{journal="history"}, ...). */
+  const char *label;
 };
 
 #define JOURNAL_DEFAULT_SEGMENT ((uint64_t)16 << 20)
@@ -102,6 +106,14 @@ struct journal_settings {
  * "<data_dir>/journal". */
 void store__journal_settings(const struct config *cfg, char *dirbuf, size_t n,
                              struct journal_settings *st);
+
+/* The same for the alert history's journal: "<data_dir>/"
+ * STORE_HISTORY_DIR, the limits of cfg->journal capped at
+ * STORE_HISTORY_MEMORY, STORE_HISTORY_MAX_BYTES and STORE_HISTORY_SEGMENT,
+ * when_full drop_oldest (nothing can pause the rules: the newest
+ * transitions are kept), label "history". */
+void store__journal_history_settings(const struct config *cfg, char *dirbuf,
+                                     size_t n, struct journal_settings *st);
 
 /* What the journal needs from the store's books. Source ids are the
  * store's; names are the subscription names kept in each record. */

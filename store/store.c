@@ -6,10 +6,19 @@
  * by the outputs (queue gauges, per-subscription counts that reconcile) and
  * runs the two-step shutdown: drain until every output is done or the
  * deadline passes, then close them all.
+ *
+ * With notifications.history, the `alerts` points iocd makes itself have a
+ * lane of their own: a second queue (journal) read by a second InfluxDB
+ * writer, so that a burst of alert transitions, or a history database that
+ * fails, never holds back the data (store_int.h, "The alert history").
  */
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/container.h"
 #include "core/err.h"
@@ -30,14 +39,35 @@ int64_t store__now_ms(const struct store *s) {
   return (int64_t)uv_now(s->loop);
 }
 
-static void update_gauges(struct store *s) {
-  if (!s->q) {
-    return;
+/* Points and bytes held by both queues. */
+static void totals(const struct store *s, uint64_t *points, uint64_t *bytes) {
+  *points = 0;
+  *bytes = 0;
+  struct queue *qs[2] = {s->q, s->hq};
+  for (int i = 0; i < 2; i++) {
+    if (qs[i]) {
+      uint64_t p, b;
+      qs[i]->ops->totals(qs[i], &p, &b);
+      *points += p;
+      *bytes += b;
+    }
   }
+}
+
+static void update_gauges(struct store *s) {
   uint64_t points, bytes;
-  s->q->ops->totals(s->q, &points, &bytes);
+  totals(s, &points, &bytes);
   stat_set(s->queue_points, (double)points);
   stat_set(s->queue_bytes, (double)bytes);
+}
+
+/* New records in q: its readers may take them. */
+static void notify(struct store *s, const struct queue *q) {
+  for (unsigned i = 0; i < s->nouts; i++) {
+    if (s->outs[i]->q == q) {
+      s->outs[i]->ops->notify(s->outs[i]);
+    }
+  }
 }
 
 static const char *sub_name(const struct config *cfg, size_t i) {
@@ -176,6 +206,16 @@ static void hook_dropped(void *ud, uint32_t id, uint64_t points) {
   sub_waiting(&s->sources[id], points);
 }
 
+static struct journal_hooks book_hooks(struct store *s) {
+  return (struct journal_hooks){
+      .ud = s,
+      .source_name = hook_name,
+      .source_id = hook_id,
+      .found = hook_found,
+      .dropped = hook_dropped,
+  };
+}
+
 /* The enabled outputs in the order they read the queue; the first one is
  * the primary (InfluxDB when enabled), whose writes count per
  * subscription. Returns how many. */
@@ -205,6 +245,9 @@ static int validate(const struct config *cfg, struct iocd_err *err) {
                         "file.path: required when the file output is "
                         "enabled (\"-\" for stdout)");
   }
+  if (store__history_wanted(cfg)) {
+    return store__history_validate(cfg, err);
+  }
   return IOCD_OK;
 }
 
@@ -213,9 +256,18 @@ static size_t buffer_bytes(const struct config *cfg) {
                                   : STORE_DEFAULT_BUFFER_BYTES;
 }
 
+/* The in-memory limit of the history's queue without the journal. */
+static size_t history_buffer_bytes(const struct config *cfg) {
+  size_t cap = buffer_bytes(cfg);
+  return cap < STORE_HISTORY_MEMORY ? cap : STORE_HISTORY_MEMORY;
+}
+
 static void free_store(struct store *s) {
   if (s->q) {
     s->q->ops->free(s->q);
+  }
+  if (s->hq) {
+    s->hq->ops->free(s->hq);
   }
   for (size_t i = 0; i < s->nsources; i++) {
     free(s->sources[i].name);
@@ -228,6 +280,94 @@ static void free_store(struct store *s) {
 }
 
 static void finish(struct store *s);
+
+static bool is_dir(const char *path) {
+  struct stat sb;
+  return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* Removes the files of a journal directory that holds nothing to send any
+ * more (its segments, checkpoints and lock), then the directory. */
+static void remove_journal_dir(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) {
+    return;
+  }
+  struct dirent *e;
+  char path[4096];
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
+      continue;
+    }
+    int k = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    if (k > 0 && (size_t)k < sizeof path && unlink(path) != 0) {
+      log_warn("store", "cannot delete %s: %s", path, strerror(errno));
+    }
+  }
+  closedir(d);
+  if (rmdir(dir) != 0) {
+    log_warn("store", "cannot delete %s: %s", dir, strerror(errno));
+  }
+}
+
+/* Opens the alert history's lane (store_int.h): its queue and its InfluxDB
+ * writer. Without a history in cfg the lane opens only to finish what an
+ * earlier run journaled for one: those points go to influxdb's database,
+ * new `alerts` points go with the data, and a journal with nothing left is
+ * removed. Returns IOCD_OK, or an error with err set (what was opened is
+ * then the store's to close). */
+static int open_history(struct store *s, const struct config *cfg,
+                        struct iocd_err *err) {
+  bool want = store__history_wanted(cfg);
+  if (!cfg->influx.enabled) {
+    return IOCD_OK;
+  }
+  char dir[4096];
+  struct journal_settings js;
+  store__journal_history_settings(cfg, dir, sizeof dir, &js);
+  if (!want && (!cfg->journal.enabled || !is_dir(dir))) {
+    return IOCD_OK;
+  }
+  const char *names[1] = {store__influx_history_ops.name};
+  if (cfg->journal.enabled) {
+    struct journal_hooks hooks = book_hooks(s);
+    s->hq = store__journal_open(s->loop, &js, names, 1, &hooks, s->stats, err);
+    if (!s->hq) {
+      return IOCD_EIO; /* err says why */
+    }
+  } else {
+    s->hq = store__memq_new(history_buffer_bytes(cfg), 1);
+    if (!s->hq) {
+      return iocd_err_set(err, IOCD_ENOMEM, "store: out of memory");
+    }
+  }
+  uint64_t left, bytes;
+  s->hq->ops->totals(s->hq, &left, &bytes);
+  if (!want && left == 0) {
+    s->hq->ops->free(s->hq);
+    s->hq = NULL;
+    remove_journal_dir(dir);
+    log_info("store",
+             "%s removed: notifications.history is no longer set and every "
+             "alert point in it was written",
+             dir);
+    return IOCD_OK;
+  }
+  if (!want) {
+    log_warn("store",
+             "%s holds %llu alert points journaled for notifications.history, "
+             "which is no longer set: they are written to influxdb.database",
+             dir, (unsigned long long)left);
+  }
+  s->route_history = want;
+  struct output *o = store__influx_history_ops.create(s, s->hq, 0, cfg, err);
+  if (!o) {
+    return IOCD_EIO; /* err says why */
+  }
+  o->primary = true;
+  s->outs[s->nouts++] = o;
+  return IOCD_OK;
+}
 
 struct store *store_new(uv_loop_t *loop, const struct config *cfg,
                         struct stats *stats, struct iocd_err *err) {
@@ -268,13 +408,7 @@ struct store *store_new(uv_loop_t *loop, const struct config *cfg,
     for (unsigned i = 0; i < n; i++) {
       names[i] = ops[i]->name;
     }
-    struct journal_hooks hooks = {
-        .ud = s,
-        .source_name = hook_name,
-        .source_id = hook_id,
-        .found = hook_found,
-        .dropped = hook_dropped,
-    };
+    struct journal_hooks hooks = book_hooks(s);
     s->q = store__journal_open(loop, &js, names, n, &hooks, stats, err);
     if (!s->q) {
       free_store(s);
@@ -291,7 +425,7 @@ struct store *store_new(uv_loop_t *loop, const struct config *cfg,
   }
   uv_timer_init(loop, &s->timer);
   for (unsigned i = 0; i < n; i++) {
-    struct output *o = ops[i]->create(s, i, cfg, err);
+    struct output *o = ops[i]->create(s, s->q, i, cfg, err);
     if (!o) {
       /* Tear down what was built: outputs close asynchronously, so the
        * store is freed by its timer's close callback, with no callback. */
@@ -302,9 +436,14 @@ struct store *store_new(uv_loop_t *loop, const struct config *cfg,
     o->primary = i == 0;
     s->outs[s->nouts++] = o;
   }
+  if (open_history(s, cfg, err) != IOCD_OK) {
+    s->closing = true;
+    finish(s);
+    return NULL;
+  }
   update_gauges(s);
-  /* What the journal kept from an earlier run goes out without waiting for
-   * a new message. */
+  /* What the journals kept from an earlier run goes out without waiting
+   * for a new message. */
   if (store_pending_points(s) > 0) {
     for (unsigned i = 0; i < s->nouts; i++) {
       s->outs[i]->ops->notify(s->outs[i]);
@@ -325,6 +464,8 @@ int store_append(struct store *s, size_t source, const struct point_batch *pb) {
   }
   uint32_t src_id =
       source == STORE_SOURCE_INTERNAL ? s->internal_src : s->src_map[source];
+  struct queue *q =
+      source == STORE_SOURCE_INTERNAL && s->route_history ? s->hq : s->q;
   struct source *src = &s->sources[src_id];
   if (pb->npoints > UINT32_MAX) {
     stat_inc(src->refused_full);
@@ -353,17 +494,15 @@ int store_append(struct store *s, size_t source, const struct point_batch *pb) {
     }
     s->line_end[i] = (uint32_t)s->scratch.len;
   }
-  int rc = s->q->ops->append(s->q, s->scratch.data, s->scratch.len, s->line_end,
-                             (uint32_t)pb->npoints, src_id, store__now_ms(s));
+  int rc = q->ops->append(q, s->scratch.data, s->scratch.len, s->line_end,
+                          (uint32_t)pb->npoints, src_id, store__now_ms(s));
   if (rc) {
     stat_inc(rc == IOCD_EFULL ? src->refused_full : src->refused_error);
     return rc;
   }
   add_waiting(src, pb->npoints);
   update_gauges(s);
-  for (unsigned i = 0; i < s->nouts; i++) {
-    s->outs[i]->ops->notify(s->outs[i]);
-  }
+  notify(s, q);
   return IOCD_OK;
 }
 
@@ -393,6 +532,12 @@ int store_reconfigure(struct store *s, const struct config *cfg,
     log_warn("store",
              "journal.enabled and data_dir take effect at the next restart");
   }
+  if (store__history_wanted(cfg) != s->route_history) {
+    log_warn("store",
+             "adding or removing notifications.history takes effect at the "
+             "next restart: until then the alert points keep the queue they "
+             "have, and are written where the new configuration says");
+  }
   rc = map_sources(s, cfg);
   if (rc) {
     return iocd_err_set(err, rc, "store: out of memory");
@@ -408,6 +553,14 @@ int store_reconfigure(struct store *s, const struct config *cfg,
   } else if (s->q) {
     s->q->ops->set_limit(s->q, buffer_bytes(cfg));
   }
+  if (s->hq && s->journal && cfg->journal.enabled) {
+    char dir[4096];
+    struct journal_settings js;
+    store__journal_history_settings(cfg, dir, sizeof dir, &js);
+    store__journal_apply(s->hq, &js);
+  } else if (s->hq) {
+    s->hq->ops->set_limit(s->hq, history_buffer_bytes(cfg));
+  }
   size_t cap = buffer_bytes(cfg);
   s->scratch.max = cap < UINT32_MAX ? cap : UINT32_MAX;
   for (unsigned i = 0; i < s->nouts; i++) {
@@ -420,18 +573,18 @@ int store_reconfigure(struct store *s, const struct config *cfg,
 }
 
 uint64_t store_pending_points(const struct store *s) {
-  if (!s->q) {
-    return 0;
-  }
   uint64_t points, bytes;
-  s->q->ops->totals(s->q, &points, &bytes);
+  totals(s, &points, &bytes);
   return points;
 }
 
 bool store_healthy(const struct store *s, char *why, size_t n) {
-  /* The journal first: while its disk is full nothing new is kept, and
+  /* The journals first: while their disk is full nothing new is kept, and
    * that is the cause to name. */
   if (s->q && s->q->ops->healthy && !s->q->ops->healthy(s->q, why, n)) {
+    return false;
+  }
+  if (s->hq && s->hq->ops->healthy && !s->hq->ops->healthy(s->hq, why, n)) {
     return false;
   }
   for (unsigned i = 0; i < s->nouts; i++) {
@@ -443,6 +596,7 @@ bool store_healthy(const struct store *s, char *why, size_t n) {
   return true;
 }
 
+/* The data's queue only: the history's never pauses intake. */
 double store_fill(const struct store *s) {
   if (!s->q || !s->cfg) {
     return 0;
@@ -491,7 +645,7 @@ void store__confirm(struct store *s, struct output *o, struct sbatch *b) {
       }
     }
   }
-  s->q->ops->confirm(s->q, o->reader, b);
+  o->q->ops->confirm(o->q, o->reader, b);
   store__batch_free(b);
   update_gauges(s);
 }

@@ -35,7 +35,9 @@ struct store *store_new(uv_loop_t *loop, const struct config *cfg,
 int store_append(struct store *s, size_t source, const struct point_batch *pb);
 
 /* The source for points iocd makes itself (alert transitions): counted under
- * the subscription label "iocd:alerts", apart from every subscription. */
+ * the subscription label "iocd:alerts", apart from every subscription. With
+ * notifications.history they are queued and written apart from the data,
+ * to the history's database (docs/store.md, "The alert history"). */
 #define STORE_SOURCE_INTERNAL ((size_t)-1)
 
 /* Applies a new configuration to the outputs (URL, credentials, batching).
@@ -49,8 +51,10 @@ int store_reconfigure(struct store *s, const struct config *cfg,
 /* Points accepted and not yet confirmed by every output. */
 uint64_t store_pending_points(const struct store *s);
 
-/* How full the buffer is, from 0 (empty) to 1 (store_append refuses). The
- * service pauses intake above a high mark and resumes below a low one. */
+/* How full the data's buffer is, from 0 (empty) to 1 (store_append
+ * refuses). The service pauses intake above a high mark and resumes below a
+ * low one. The alert history's queue does not count: nothing it holds
+ * pauses intake. */
 double store_fill(const struct store *s);
 
 /* True when the journal can write and every output is writing; otherwise

@@ -84,6 +84,48 @@ void store__influx_settings_cleanup(struct influx_settings *st);
 int store__influx_validate(const struct influx_settings *st,
                            struct iocd_err *err);
 
+/* ---- The alert history: a lane of its own ----
+ *
+ * When notifications.history names a database or a retention policy, the
+ * `alerts` points (STORE_SOURCE_INTERNAL) are queued apart from the data, in
+ * a journal of their own (STORE_HISTORY_DIR under data_dir; in memory with
+ * journal.enabled false), and written by an InfluxDB writer of their own
+ * (store__influx_history_ops) to that destination, one request at a time.
+ * The data's writer never waits for it, and the service's intake pause
+ * looks at the data's queue only. */
+
+#define STORE_HISTORY_DIR "journal-history"
+/* The history's writer: one request at a time, of at most this many points,
+ * each followed by a pause of STORE_HISTORY_PACE times its duration. */
+#define STORE_HISTORY_MAX_IN_FLIGHT 1
+#define STORE_HISTORY_BATCH_POINTS 1000
+#define STORE_HISTORY_PACE 3
+/* The history's queue takes the journal's (or influxdb.buffer's) limits, at
+ * most these. */
+#define STORE_HISTORY_MEMORY ((size_t)8 << 20)
+#define STORE_HISTORY_MAX_BYTES ((uint64_t)128 << 20)
+#define STORE_HISTORY_SEGMENT ((uint64_t)4 << 20)
+
+/* True when InfluxDB is enabled and cfg's notifications.history gives the
+ * `alerts` points a database or a retention policy of their own. */
+bool store__history_wanted(const struct config *cfg);
+
+/* The settings of the alert history's writer: influxdb's, written to
+ * notifications.history.database (default influxdb.database) under
+ * notifications.history.retention_policy (default: the database's default
+ * policy when the history names a database, influxdb.retention_policy when
+ * it does not); with api 2, history.database is the bucket. Without a
+ * history in cfg, the data's destination. Requests are paced
+ * (STORE_HISTORY_MAX_IN_FLIGHT, STORE_HISTORY_BATCH_POINTS). Strings are
+ * borrowed from cfg. */
+void store__history_settings(const struct config *cfg,
+                             struct influx_settings *out);
+
+/* store__influx_validate for the history's settings, and with api 2 a
+ * retention policy without a database (a bucket has its own). Returns
+ * IOCD_OK or IOCD_EINVAL with err naming the config key. */
+int store__history_validate(const struct config *cfg, struct iocd_err *err);
+
 /* ---- Batches ---- */
 
 /* A run of consecutive queue records taken by one reader, laid out as one
@@ -311,9 +353,12 @@ struct store;
 struct output;
 
 struct output_ops {
-  const char *name; /* the `output` label: "influxdb", "file" */
-  /* Creates the output as reader `reader` of the store's queue. */
-  struct output *(*create)(struct store *s, unsigned reader,
+  /* the `output` label: "influxdb", "influxdb_history", "file"; also the
+   * name of its journal checkpoint */
+  const char *name;
+  /* Creates the output as reader `reader` of q (the queue of its lane,
+   * borrowed: it outlives the output). */
+  struct output *(*create)(struct store *s, struct queue *q, unsigned reader,
                            const struct config *cfg, struct iocd_err *err);
   /* New records were queued. */
   void (*notify)(struct output *o);
@@ -332,13 +377,16 @@ struct output_ops {
 };
 
 extern const struct output_ops store__influx_ops;
+/* The alert history's InfluxDB writer (store__history_settings). */
+extern const struct output_ops store__influx_history_ops;
 extern const struct output_ops store__file_ops;
 
 struct output {
   const struct output_ops *ops;
   struct store *store;
+  struct queue *q; /* the queue it reads */
   unsigned reader;
-  bool primary; /* its writes count per subscription */
+  bool primary; /* the first reader of q: its writes count per subscription */
   bool drained;
 };
 
@@ -361,8 +409,15 @@ struct store {
   uv_loop_t *loop;
   const struct config *cfg;
   struct stats *stats;
-  struct queue *q;
-  bool journal; /* q is the on-disk journal */
+  struct queue *q; /* the data's queue */
+  bool journal;    /* q (and hq) are on-disk journals */
+  /* The alert history's queue, read by its own InfluxDB writer; NULL
+   * without a history lane. With route_history false it only drains what
+   * an earlier run journaled for a history no longer configured, and the
+   * `alerts` points go to q. */
+  struct queue *hq;
+  bool route_history;
+  /* Every output of both lanes; each knows its queue. */
   struct output *outs[STORE_MAX_OUTPUTS];
   unsigned nouts;
 

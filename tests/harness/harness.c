@@ -9,6 +9,7 @@
  * run in Criterion's forked test processes, never on an event loop.
  */
 #include "tests/harness/harness.h"
+#include "tests/harness/harness_int.h"
 
 #include "core/buf.h"
 
@@ -1090,4 +1091,34 @@ int h_env_wait_count(const struct h_env *e, const char *q, double want,
                      int timeout_ms) {
   struct count_wait w = {e, q, want};
   return h_wait_until(count_reached, &w, timeout_ms);
+}
+
+/* ---- For the other harness files (harness_int.h) ---- */
+
+pid_t h__spawn(char *const argv[], const char *log) {
+  return spawn(argv, log);
+}
+
+void h__stop_child(pid_t *pid, int grace_ms) {
+  stop_child(pid, grace_ms);
+}
+
+bool h__child_alive(pid_t pid) {
+  return child_alive(pid);
+}
+
+bool h__port_accepts(int port) {
+  return port_accepts(port);
+}
+
+int64_t h__now_ms(void) {
+  return now_ms();
+}
+
+int h__write_file(const char *path, const char *text) {
+  return write_file(path, text);
+}
+
+char *h__read_file(const char *path, size_t *len) {
+  return read_file(path, len);
 }

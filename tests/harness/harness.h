@@ -185,4 +185,89 @@ double h_env_count(const struct h_env *e, const char *q);
 int h_env_wait_count(const struct h_env *e, const char *q, double want,
                      int timeout_ms);
 
+/* ---- Alert receivers (receivers.c) ---- */
+
+struct h_alertmanager {
+  pid_t pid;
+  int port;
+  char dir[256]; /* am.yml, its storage and its log */
+  char url[64];  /* http://127.0.0.1:PORT */
+};
+
+/* Starts prometheus-alertmanager on a free port with its own am.yml (one
+ * receiver that notifies nobody, group_wait 0s), its storage in its own
+ * temporary directory and no cluster port, and waits until /-/ready
+ * answers 200. */
+int h_alertmanager_start(struct h_alertmanager *a);
+/* Stops it and removes its directory (kept when IOCD_TEST_KEEP is set). */
+void h_alertmanager_stop(struct h_alertmanager *a);
+/* GET /api/v2/alerts: the JSON array in *json (malloc'd, caller frees). */
+int h_alertmanager_alerts(const struct h_alertmanager *a, char **json);
+
+struct h_smtp {
+  pid_t pid;
+  int port;
+  char dir[256];     /* its log and the maildir */
+  char maildir[300]; /* DIR/maildir with cur/, new/, tmp/ */
+  char url[64];      /* smtp://127.0.0.1:PORT */
+};
+
+/* Starts an SMTP server that keeps every message it accepts as a file in a
+ * maildir: Debian's aiosmtpd, run by /usr/bin/python3 (the python3 on PATH
+ * may lack it), on a free port; waits until it accepts connections. */
+int h_smtp_start(struct h_smtp *s);
+/* Stops it and removes its directory (kept when IOCD_TEST_KEEP is set). */
+void h_smtp_stop(struct h_smtp *s);
+/* The number of messages in the maildir, or -1. */
+int h_smtp_count(const struct h_smtp *s);
+/* Waits until the maildir holds at least n messages. */
+int h_smtp_wait(const struct h_smtp *s, int n, int timeout_ms);
+/* The messages, as Python's email package reads them: a JSON array in
+ * arrival order of {"subject", "from", "to", "message_id", "mail_from",
+ * "rcpt_to", "content_type", "text", "html"}, the headers decoded from
+ * RFC 2047 encoded-words, the bodies from their transfer encoding and
+ * charset (null when the message has no such part); mail_from and rcpt_to
+ * are the SMTP envelope. *json is malloc'd (caller frees). */
+int h_smtp_messages(const struct h_smtp *s, char **json);
+
+/* An HTTP server in the test process (libmicrohttpd, on a thread of its
+ * own) that records each request and answers from a script. */
+struct h_recorder;
+
+/* One recorded request; a copy, freed with h_request_cleanup. */
+struct h_request {
+  char *method;
+  char *path; /* the URL path as the server decoded it, without query */
+  size_t nheaders;
+  char **names; /* as sent */
+  char **values;
+  char *body; /* NUL-terminated */
+  size_t body_len;
+};
+
+/* Starts the recorder on 127.0.0.1:port (0: a free port). It answers 200
+ * with "{}" until told otherwise. Returns NULL on failure. */
+struct h_recorder *h_recorder_start(int port);
+int h_recorder_port(const struct h_recorder *r);
+/* "http://127.0.0.1:PORT" */
+const char *h_recorder_url(const struct h_recorder *r);
+/* The answer once the script is used up. */
+void h_recorder_default(struct h_recorder *r, int status, const char *body);
+/* Appends to the script: the next `times` requests are answered status and
+ * body, with header ("Retry-After: 1", or NULL) added. "500 twice then
+ * 200" is h_recorder_script(r, 2, 500, "", NULL) with the default 200. */
+void h_recorder_script(struct h_recorder *r, int times, int status,
+                       const char *body, const char *header);
+/* Requests recorded so far. */
+size_t h_recorder_count(struct h_recorder *r);
+/* Waits until at least n requests were recorded. */
+int h_recorder_wait(struct h_recorder *r, size_t n, int timeout_ms);
+/* Copies request i (0: the first). Returns false when there is none. */
+bool h_recorder_get(struct h_recorder *r, size_t i, struct h_request *out);
+/* The value of header name (any case) of q, or NULL. */
+const char *h_request_header(const struct h_request *q, const char *name);
+void h_request_cleanup(struct h_request *q);
+/* Stops the server and frees r (NULL is allowed). */
+void h_recorder_stop(struct h_recorder *r);
+
 #endif

@@ -1,0 +1,31 @@
+/*
+ * What the harness's files share (harness.c, receivers.c): process
+ * spawning tied to the test process, waiting for ports, and whole-file
+ * reads and writes. Test code only.
+ */
+#ifndef IOCD_TESTS_HARNESS_INT_H
+#define IOCD_TESTS_HARNESS_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Forks and execs argv[0] with stdin from /dev/null and stdout+stderr
+ * appended to log; the child dies with the test process. Returns the pid
+ * or -1. */
+pid_t h__spawn(char *const argv[], const char *log);
+/* SIGTERM, then SIGKILL after grace_ms; *pid becomes 0. */
+void h__stop_child(pid_t *pid, int grace_ms);
+bool h__child_alive(pid_t pid);
+/* True when 127.0.0.1:port accepts a TCP connection now. */
+bool h__port_accepts(int port);
+/* Monotonic milliseconds. */
+int64_t h__now_ms(void);
+/* Writes text to path; 0 or -1 (with a message on stderr). */
+int h__write_file(const char *path, const char *text);
+/* The whole file, NUL-terminated and malloc'd (*len may be NULL), or
+ * NULL. */
+char *h__read_file(const char *path, size_t *len);
+
+#endif
