@@ -579,3 +579,57 @@ Test(notify_e2e,
   h_env_stop(&e);
   h_recorder_stop(rec);
 }
+
+Test(notify_e2e, a_notification_given_up_on_is_raised_to_the_other_receivers,
+     .timeout = 120) {
+  struct h_recorder *zalo = h_recorder_start(0);
+  struct h_recorder *ops = h_recorder_start(0);
+  cr_assert(zalo && ops);
+  h_recorder_default(zalo, 200,
+                     "{\"error\": -216, \"message\": \"Access token is "
+                     "invalid\"}");
+  char notif[2048];
+  snprintf(notif, sizeof notif,
+           "\"receivers\": [\n"
+           "  {\"name\": \"zalo\", \"type\": \"zalo\", \"base_url\": \"%s\",\n"
+           "   \"token\": \"expired\", \"user_ids\": [\"8811\"]},\n"
+           "  {\"name\": \"ops\", \"type\": \"webhook\", \"url\": "
+           "\"%s/hook\"}],\n"
+           "\"route\": {\"receiver\": \"ops\", \"group_wait\": \"0s\",\n"
+           "  \"routes\": [{\"matchers\": [\"alertname=online_share_low\"],\n"
+           "               \"receiver\": \"zalo\"}]}",
+           h_recorder_url(zalo), h_recorder_url(ops));
+  struct h_env e;
+  start(&e, "notify-dead", notif);
+  publish(&e, "Cư M'gar", 1000, 100);
+  cr_assert_eq(h_recorder_wait(ops, 1, 30000), 0, "nothing raised; see %s",
+               e.iocd.log);
+  cJSON *doc = request_json(ops, 0);
+  const cJSON *labels = cJSON_GetObjectItemCaseSensitive(doc, "commonLabels");
+  cr_expect_str_eq(jstr(labels, "alertname"), "iocd_notification_failed");
+  cr_expect_str_eq(jstr(labels, "receiver"), "zalo");
+  cJSON_Delete(doc);
+  cr_expect_eq(h_recorder_count(zalo), 1, "refused for good: tried once");
+  cr_expect_eq(h_metric(e.api_port,
+                        "iocd_notifications_total{receiver="
+                        "\"zalo\",outcome=\"failed\"}"),
+               1);
+  cr_expect_eq(h_metric(e.api_port, "iocd_outbox_dead_letters"), 1);
+  struct buf b;
+  buf_init(&b, 1 << 20);
+  cr_assert_eq(h_http_get(e.api_port, "/api/v1/notifications", &b), 200);
+  buf_putc(&b, '\0');
+  cJSON *list = cJSON_Parse(b.data);
+  const cJSON *dead = cJSON_GetObjectItemCaseSensitive(
+      cJSON_GetObjectItemCaseSensitive(list, "notifications"), "dead");
+  cr_assert_eq(cJSON_GetArraySize(dead), 1, "%s", b.data);
+  const cJSON *d0 = cJSON_GetArrayItem(dead, 0);
+  cr_expect_str_eq(jstr(d0, "receiver"), "zalo");
+  cr_expect(strstr(jstr(d0, "error"), "Access token is invalid") != NULL, "%s",
+            b.data);
+  cJSON_Delete(list);
+  buf_cleanup(&b);
+  stop(&e);
+  h_recorder_stop(zalo);
+  h_recorder_stop(ops);
+}
