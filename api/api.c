@@ -172,16 +172,17 @@ static enum MHD_Result handle_call(struct api *a, struct MHD_Connection *c,
   };
   struct buf out;
   buf_init(&out, 64u << 20);
-  unsigned status = 500;
-  int rc = a->handle(a->handle_ud, &req, &status, &out);
+  struct api_reply rep = {500, NULL};
+  int rc = a->handle(a->handle_ud, &req, &rep, &out);
   enum MHD_Result ret;
   if (rc == IOCD_ENOTFOUND) {
     ret = json_error(c, 404, "not found");
   } else if (rc) {
     ret = json_error(c, 500, "cannot render the answer");
   } else {
-    ret =
-        reply(c, status, "application/json", out.data ? out.data : "", out.len);
+    ret = reply_with(
+        c, rep.status, "application/json", out.data ? out.data : "", out.len,
+        rep.status == 405 && rep.allow ? "Allow" : NULL, rep.allow);
   }
   buf_cleanup(&out);
   return ret;

@@ -62,11 +62,18 @@ struct api_request {
  * when absent. */
 const char *api_request_arg(const struct api_request *req, const char *name);
 
-/* Answers req: sets *status and appends a JSON body to out. Returns
- * IOCD_OK, or IOCD_ENOTFOUND when the path is not the handler's (404), or
- * another error (500). */
+/* The handler's answer besides its body: the status, and for 405 the
+ * methods the path takes (a static string, sent as Allow). */
+struct api_reply {
+  unsigned status;
+  const char *allow;
+};
+
+/* Answers req: fills rep and appends a JSON body to out. Returns IOCD_OK,
+ * or IOCD_ENOTFOUND when the path is not the handler's (404), or another
+ * error (500). */
 typedef int api_handle_fn(void *ud, const struct api_request *req,
-                          unsigned *status, struct buf *out);
+                          struct api_reply *rep, struct buf *out);
 
 /* Hands every request under /api/v1/ that is not GET /api/v1/alerts or
  * GET /api/v1/rules (and also those two when no renderer is set) to fn. */

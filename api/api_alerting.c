@@ -16,7 +16,7 @@
 
 #define SILENCE_MATCHERS_MAX 32
 
-static int answer_error(unsigned code, const char *msg, unsigned *status,
+static int answer_error(unsigned code, const char *msg, struct api_reply *rep,
                         struct buf *out) {
   cJSON *doc = cJSON_CreateObject();
   char *text = NULL;
@@ -27,7 +27,7 @@ static int answer_error(unsigned code, const char *msg, unsigned *status,
   if (!text) {
     return IOCD_ENOMEM;
   }
-  *status = code;
+  rep->status = code;
   int rc = buf_puts(out, text);
   if (!rc) {
     rc = buf_putc(out, '\n');
@@ -36,19 +36,20 @@ static int answer_error(unsigned code, const char *msg, unsigned *status,
   return rc;
 }
 
-static int method_not_allowed(const char *allowed, unsigned *status,
+static int method_not_allowed(const char *allowed, struct api_reply *rep,
                               struct buf *out) {
+  rep->allow = allowed;
   char msg[96];
   snprintf(msg, sizeof msg, "method not allowed here (allowed: %s)", allowed);
-  return answer_error(405, msg, status, out);
+  return answer_error(405, msg, rep, out);
 }
 
 /* The body as a JSON object; NULL with the 400 answer written. */
-static cJSON *body_object(const struct api_request *req, unsigned *status,
+static cJSON *body_object(const struct api_request *req, struct api_reply *rep,
                           struct buf *out, int *rc) {
   if (!req->body || req->body_len == 0) {
     *rc = answer_error(400, "a JSON object is expected as the request body",
-                       status, out);
+                       rep, out);
     return NULL;
   }
   const char *end = NULL;
@@ -64,7 +65,7 @@ static cJSON *body_object(const struct api_request *req, unsigned *status,
       snprintf(msg, sizeof msg, "the request body must be a JSON object");
     }
     cJSON_Delete(doc);
-    *rc = answer_error(400, msg, status, out);
+    *rc = answer_error(400, msg, rep, out);
     return NULL;
   }
   return doc;
@@ -73,7 +74,7 @@ static cJSON *body_object(const struct api_request *req, unsigned *status,
 /* Member name of o as a string: *out NULL when absent or null. Returns
  * false (and answers 400) when it is there with another type. */
 static bool member_string(const cJSON *o, const char *name, const char **out,
-                          unsigned *status, struct buf *b, int *rc) {
+                          struct api_reply *rep, struct buf *b, int *rc) {
   const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, name);
   *out = NULL;
   if (!m || cJSON_IsNull(m)) {
@@ -82,7 +83,7 @@ static bool member_string(const cJSON *o, const char *name, const char **out,
   if (!cJSON_IsString(m)) {
     char msg[96];
     snprintf(msg, sizeof msg, "\"%s\": a string is expected", name);
-    *rc = answer_error(400, msg, status, b);
+    *rc = answer_error(400, msg, rep, b);
     return false;
   }
   *out = m->valuestring;
@@ -90,10 +91,10 @@ static bool member_string(const cJSON *o, const char *name, const char **out,
 }
 
 static bool member_time(const cJSON *o, const char *name, int64_t *out,
-                        unsigned *status, struct buf *b, int *rc) {
+                        struct api_reply *rep, struct buf *b, int *rc) {
   const char *s;
   *out = 0;
-  if (!member_string(o, name, &s, status, b, rc)) {
+  if (!member_string(o, name, &s, rep, b, rc)) {
     return false;
   }
   if (!s) {
@@ -105,37 +106,37 @@ static bool member_time(const cJSON *o, const char *name, int64_t *out,
     snprintf(msg, sizeof msg,
              "\"%s\": %s (RFC 3339, e.g. 2026-12-08T17:00:00+07:00)", name,
              why);
-    *rc = answer_error(400, msg, status, b);
+    *rc = answer_error(400, msg, rep, b);
     return false;
   }
   return true;
 }
 
-static int answer_err(const struct iocd_err *err, int rc, unsigned *status,
+static int answer_err(const struct iocd_err *err, int rc, struct api_reply *rep,
                       struct buf *out) {
   unsigned code = rc == IOCD_ENOTFOUND ? 404
                   : rc == IOCD_ENOMEM  ? 500
                   : rc == IOCD_ELIMIT  ? 429
                                        : 400;
-  return answer_error(code, err->msg[0] ? err->msg : iocd_strerror(rc), status,
+  return answer_error(code, err->msg[0] ? err->msg : iocd_strerror(rc), rep,
                       out);
 }
 
 static int ack(struct notify *n, const struct api_request *req, const char *id,
-               bool take_back, unsigned *status, struct buf *out) {
+               bool take_back, struct api_reply *rep, struct buf *out) {
   int rc = IOCD_OK;
-  cJSON *doc = body_object(req, status, out, &rc);
+  cJSON *doc = body_object(req, rep, out, &rc);
   if (!doc) {
     return rc;
   }
   const char *by = NULL, *comment = NULL;
-  if (member_string(doc, "by", &by, status, out, &rc) &&
-      member_string(doc, "comment", &comment, status, out, &rc)) {
+  if (member_string(doc, "by", &by, rep, out, &rc) &&
+      member_string(doc, "comment", &comment, rep, out, &rc)) {
     struct iocd_err err = {{0}};
     int r = take_back ? notify_unack(n, id, by, &err)
                       : notify_ack(n, id, by, comment, &err);
     if (r) {
-      rc = answer_err(&err, r, status, out);
+      rc = answer_err(&err, r, rep, out);
     } else {
       cJSON *ans = cJSON_CreateObject();
       char *text = NULL;
@@ -145,7 +146,7 @@ static int ack(struct notify *n, const struct api_request *req, const char *id,
         text = cJSON_PrintUnformatted(ans);
       }
       cJSON_Delete(ans);
-      *status = 200;
+      rep->status = 200;
       rc = text ? buf_puts(out, text) : IOCD_ENOMEM;
       if (!rc) {
         rc = buf_putc(out, '\n');
@@ -158,9 +159,9 @@ static int ack(struct notify *n, const struct api_request *req, const char *id,
 }
 
 static int add_silence(struct notify *n, const struct api_request *req,
-                       unsigned *status, struct buf *out) {
+                       struct api_reply *rep, struct buf *out) {
   int rc = IOCD_OK;
-  cJSON *doc = body_object(req, status, out, &rc);
+  cJSON *doc = body_object(req, rep, out, &rc);
   if (!doc) {
     return rc;
   }
@@ -175,29 +176,29 @@ static int add_silence(struct notify *n, const struct api_request *req,
     rc = answer_error(400,
                       "\"matchers\": an array of 1 to 32 strings such as "
                       "\"district=Krông Búk\" or \"alertname=~online_.*\"",
-                      status, out);
+                      rep, out);
     ok = false;
   }
   for (const cJSON *m = ok ? arr->child : NULL; m; m = m->next) {
     if (!cJSON_IsString(m)) {
       char msg[64];
       snprintf(msg, sizeof msg, "\"matchers\"[%zu]: a string is expected", nms);
-      rc = answer_error(400, msg, status, out);
+      rc = answer_error(400, msg, rep, out);
       ok = false;
       break;
     }
     ms[nms++] = m->valuestring;
   }
-  ok = ok && member_string(doc, "created_by", &created_by, status, out, &rc) &&
-       member_string(doc, "comment", &comment, status, out, &rc) &&
-       member_string(doc, "duration", &duration, status, out, &rc) &&
-       member_time(doc, "starts_at", &starts, status, out, &rc) &&
-       member_time(doc, "ends_at", &ends, status, out, &rc);
+  ok = ok && member_string(doc, "created_by", &created_by, rep, out, &rc) &&
+       member_string(doc, "comment", &comment, rep, out, &rc) &&
+       member_string(doc, "duration", &duration, rep, out, &rc) &&
+       member_time(doc, "starts_at", &starts, rep, out, &rc) &&
+       member_time(doc, "ends_at", &ends, rep, out, &rc);
   if (ok && (ends != 0) == (duration != NULL)) {
     rc = answer_error(400,
                       "give either \"ends_at\" (RFC 3339) or \"duration\" "
                       "(e.g. \"2h\")",
-                      status, out);
+                      rep, out);
     ok = false;
   }
   if (ok && duration) {
@@ -206,7 +207,7 @@ static int add_silence(struct notify *n, const struct api_request *req,
       rc = answer_error(400,
                         "\"duration\": a number and a unit, e.g. \"90m\", "
                         "\"2h\", \"1d\"",
-                        status, out);
+                        rep, out);
       ok = false;
     } else {
       int64_t from = starts ? starts : clock_realtime_ns();
@@ -219,9 +220,9 @@ static int add_silence(struct notify *n, const struct api_request *req,
     int r = notify_silence_add(n, ms, nms, starts, ends, created_by, comment,
                                id, &err);
     if (r) {
-      rc = answer_err(&err, r, status, out);
+      rc = answer_err(&err, r, rep, out);
     } else {
-      *status = 201;
+      rep->status = 201;
       rc = buf_printf(out, "{\"id\":\"%s\"}\n", id);
     }
   }
@@ -244,7 +245,7 @@ static bool ack_path(const char *path, char id[17]) {
 }
 
 int api_alerting_handle(struct notify *n, const struct api_request *req,
-                        unsigned *status, struct buf *out) {
+                        struct api_reply *rep, struct buf *out) {
   const char *p = req->path;
   const char *m = req->method;
   bool get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
@@ -264,35 +265,35 @@ int api_alerting_handle(struct notify *n, const struct api_request *req,
     return answer_error(503,
                         "notifications are off: add receivers and a route "
                         "under \"notifications\" (docs/alerts.md)",
-                        status, out);
+                        rep, out);
   }
   if (is_ack) {
-    return post || del ? ack(n, req, id, del, status, out)
-                       : method_not_allowed("POST, DELETE", status, out);
+    return post || del ? ack(n, req, id, del, rep, out)
+                       : method_not_allowed("POST, DELETE", rep, out);
   }
   if (is_silences) {
     if (get) {
-      *status = 200;
+      rep->status = 200;
       return notify_silences_json(n, out);
     }
-    return post ? add_silence(n, req, status, out)
-                : method_not_allowed("GET, HEAD, POST", status, out);
+    return post ? add_silence(n, req, rep, out)
+                : method_not_allowed("GET, HEAD, POST", rep, out);
   }
   if (is_silence) {
     if (!del) {
-      return method_not_allowed("DELETE", status, out);
+      return method_not_allowed("DELETE", rep, out);
     }
     struct iocd_err err = {{0}};
     int r = notify_silence_delete(n, p + 17, &err);
     if (r) {
-      return answer_err(&err, r, status, out);
+      return answer_err(&err, r, rep, out);
     }
-    *status = 200;
+    rep->status = 200;
     return buf_printf(out, "{\"id\":\"%s\",\"state\":\"expired\"}\n", p + 17);
   }
   if (!get) {
-    return method_not_allowed("GET, HEAD", status, out);
+    return method_not_allowed("GET, HEAD", rep, out);
   }
-  *status = 200;
+  rep->status = 200;
   return is_acks ? notify_acks_json(n, out) : notify_outbox_json(n, out);
 }

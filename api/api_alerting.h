@@ -25,9 +25,9 @@
 #include "core/buf.h"
 
 /* Answers req when its path is one of the above (api_handle_fn's
- * contract): IOCD_OK with *status and the body in out, IOCD_ENOTFOUND for
+ * contract): IOCD_OK with rep and the body in out, IOCD_ENOTFOUND for
  * another path. n may be NULL (notifications off). */
 int api_alerting_handle(struct notify *n, const struct api_request *req,
-                        unsigned *status, struct buf *out);
+                        struct api_reply *rep, struct buf *out);
 
 #endif

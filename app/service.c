@@ -103,9 +103,9 @@ static int render_alerts(void *ud, struct buf *out) {
 
 /* The rest of /api/v1/: acknowledgements, silences, the outbox. */
 static int handle_alerting(void *ud, const struct api_request *req,
-                           unsigned *status, struct buf *out) {
+                           struct api_reply *rep, struct buf *out) {
   struct service *svc = ud;
-  return api_alerting_handle(alerts_notify(svc->alerts), req, status, out);
+  return api_alerting_handle(alerts_notify(svc->alerts), req, rep, out);
 }
 
 /* The MQTT receivers publish on iocd's own broker connection. */

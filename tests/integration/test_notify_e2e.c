@@ -518,6 +518,19 @@ Test(notify_e2e, a_silence_from_the_api_mutes_its_district_only,
                400, "%s", b.data);
   cr_expect(strstr(b.data, "matchers[0]") != NULL, "%s", b.data);
   buf_cleanup(&b);
+  /* A method the path does not take: 405 with the ones it does. */
+  char cmd[256], head[1024] = "";
+  snprintf(cmd, sizeof cmd,
+           "curl -s -D - -o /dev/null -X PUT "
+           "http://127.0.0.1:%d/api/v1/silences",
+           e.api_port);
+  FILE *f = popen(cmd, "r");
+  cr_assert_not_null(f);
+  size_t hn = fread(head, 1, sizeof head - 1, f);
+  head[hn] = '\0';
+  pclose(f);
+  cr_expect(strstr(head, " 405 ") != NULL, "%s", head);
+  cr_expect(strstr(head, "Allow: GET, HEAD, POST\r\n") != NULL, "%s", head);
   stop(&e);
   h_recorder_stop(rec);
 }

@@ -10,6 +10,7 @@
 
 #include "alerts/alerts.h"
 #include "alerts/notify.h"
+#include "alerts/route.h"
 #include "tests/unit/config_fixture.h"
 
 #define RECEIVERS                                                       \
@@ -48,4 +49,50 @@ Test(notify_check, accepts_the_default_texts_and_a_valid_override) {
   struct iocd_err err = {{0}};
   cr_expect_eq(alerts_check(cfg, &err), IOCD_OK, "%s", err.msg);
   config_free(cfg);
+}
+
+/* The receivers the example configuration's route tree picks for labels
+ * ("name=value" pairs), in order, joined by spaces. */
+static void receivers_for(const struct route_tree *t, const char *const *kv,
+                          size_t n, char *out, size_t cap) {
+  struct notice_labels ls = {0};
+  for (size_t i = 0; i < n; i += 2) {
+    cr_assert_eq(notice_labels_set(&ls, kv[i], kv[i + 1]), IOCD_OK);
+  }
+  const struct route *hits[16];
+  size_t nh = route_match(t, &ls, hits, 16);
+  out[0] = '\0';
+  for (size_t i = 0; i < nh; i++) {
+    size_t used = strlen(out);
+    snprintf(out + used, cap - used, "%s%s", i ? " " : "", hits[i]->receiver);
+  }
+  notice_labels_cleanup(&ls);
+}
+
+Test(notify_check, the_example_routes_every_alert_to_the_operators_too) {
+  struct load l;
+  buf_init(&l.errors, 0);
+  l.cfg = NULL;
+  cr_assert_eq(config_load(EXAMPLE_PATH, &l.cfg, &l.errors), IOCD_OK, "%s",
+               errors_of(&l));
+  struct iocd_err err = {{0}};
+  struct route_tree *t = route_tree_new(&l.cfg->notify.route, &err);
+  cr_assert_not_null(t, "%s", err.msg);
+  char got[256];
+  static const char *const warning[] = {"alertname", "online_share_low",
+                                        "severity",  "warning",
+                                        "district",  "Ea H'Leo"};
+  receivers_for(t, warning, 6, got, sizeof got);
+  cr_expect_str_eq(got, "wall operators");
+  static const char *const critical[] = {"alertname", "online_share_low",
+                                         "severity",  "critical",
+                                         "district",  "Lắk"};
+  receivers_for(t, critical, 6, got, sizeof got);
+  cr_expect_str_eq(got, "wall vice_chair operators");
+  static const char *const silent[] = {"alertname", "feed_silent", "severity",
+                                       "warning",   "system",      "igate"};
+  receivers_for(t, silent, 6, got, sizeof got);
+  cr_expect_str_eq(got, "wall operators");
+  route_tree_free(t);
+  load_done(&l);
 }
