@@ -236,12 +236,11 @@ static void register_metrics(struct alerts *a, struct stats *stats) {
 }
 
 /* What the restored state has firing: the dispatcher learns of it, so its
- * resolution reaches the receivers. */
+ * resolution reaches the receivers, without a second firing notification
+ * for what they were told before the restart. */
 static void restored_alert(void *ud, const struct alert_event *ev) {
   struct alerts *a = ud;
-  struct alert_event e = *ev;
-  e.prev = ALERT_INACTIVE;
-  notify_event(a->notify, &e);
+  notify_restore(a->notify, ev);
 }
 
 static int start_notify(struct alerts *a, const struct config *cfg,
@@ -259,6 +258,7 @@ static int start_notify(struct alerts *a, const struct config *cfg,
   int rc = notify_new(&no, &a->notify, err);
   if (!rc) {
     engine_list(a->engine, restored_alert, a);
+    notify_restore_done(a->notify);
   }
   return rc;
 }

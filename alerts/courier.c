@@ -15,6 +15,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/container.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/mem.h"
 
@@ -57,8 +58,10 @@ struct courier {
   struct metric *pending;
   struct metric *dead;
   struct metric *evicted;
+  uv_timer_t sync_timer; /* outbox_sync, with sync_later */
+  int sync_interval_ms;
   bool closing;
-  unsigned open; /* lanes' timers, deliver, the own curl loop */
+  unsigned open; /* lanes' timers, deliver, the own curl loop, sync_timer */
   courier_closed_fn *closed;
   void *closed_ud;
 };
@@ -223,17 +226,72 @@ static struct lane *lane_get(struct courier *c, const char *receiver) {
   return l;
 }
 
+static bool mine(const struct lane *l, const struct outbox_item *it) {
+  return it->notice->receiver && strcmp(it->notice->receiver, l->receiver) == 0;
+}
+
 /* The oldest pending notice for l's receiver, or NULL. */
 static const struct outbox_item *head(struct lane *l) {
   size_t n;
   const struct outbox_item *it = outbox_list(l->c->ob, &n);
   for (size_t i = 0; i < n; i++) {
-    if (it[i].notice->receiver &&
-        strcmp(it[i].notice->receiver, l->receiver) == 0) {
+    if (mine(l, &it[i])) {
       return &it[i];
     }
   }
   return NULL;
+}
+
+/* Adds h to the open-addressing set (cap a power of two, never full).
+ * Returns false when it was there already. */
+static bool set_add(uint64_t *set, size_t cap, uint64_t h) {
+  h = h ? h : 1; /* 0 marks a free slot */
+  for (size_t i = (size_t)h & (cap - 1);; i = (i + 1) & (cap - 1)) {
+    if (set[i] == h) {
+      return false;
+    }
+    if (set[i] == 0) {
+      set[i] = h;
+      return true;
+    }
+  }
+}
+
+/* The notice l sends next: of its receiver's pending notices, in id order,
+ * the first of each group (a group's later notices wait behind it), and of
+ * those the first that is due at now. NULL when none is due; *wake_ns is
+ * then the earliest next try (INT64_MAX: nothing pending). Without memory
+ * for the set of groups, only the oldest notice is considered. */
+static const struct outbox_item *pick(struct lane *l, int64_t now,
+                                      int64_t *wake_ns) {
+  size_t n;
+  const struct outbox_item *it = outbox_list(l->c->ob, &n);
+  *wake_ns = INT64_MAX;
+  size_t cap = 16;
+  while (cap < 2 * n) {
+    cap *= 2;
+  }
+  uint64_t *set = calloc(cap, sizeof *set);
+  const struct outbox_item *found = NULL;
+  for (size_t i = 0; i < n && !found; i++) {
+    if (!mine(l, &it[i])) {
+      continue;
+    }
+    const char *g = it[i].notice->group_key;
+    if (set && !set_add(set, cap, hash_str(HASH_START, g ? g : ""))) {
+      continue;
+    }
+    if (it[i].next_try_ns <= now) {
+      found = &it[i];
+    } else if (it[i].next_try_ns < *wake_ns) {
+      *wake_ns = it[i].next_try_ns;
+    }
+    if (!set) {
+      break;
+    }
+  }
+  free(set);
+  return found;
 }
 
 /* Moves id to dead/ with attempts counted. Returns a copy of the notice
@@ -287,12 +345,14 @@ static void pump(struct lane *l) {
       }
       continue;
     }
-    int64_t now = clock_realtime_ns();
-    if (it->next_try_ns > now) {
-      int64_t ms = (it->next_try_ns - now + NS_PER_MS - 1) / NS_PER_MS;
+    int64_t now = clock_realtime_ns(), wake;
+    it = pick(l, now, &wake);
+    if (!it) {
+      int64_t ms = (wake - now + NS_PER_MS - 1) / NS_PER_MS;
       uv_timer_start(&l->timer, on_lane_timer, (uint64_t)ms, 0);
       return;
     }
+    id = it->notice->id;
     if (deliver_send(c->dl, it->notice, on_sent, l) != IOCD_OK) {
       uv_timer_start(&l->timer, on_lane_timer, STALL_RETRY_MS, 0);
       return;
@@ -338,6 +398,19 @@ static void on_sent(void *ud, uint64_t id, enum deliver_outcome outcome,
     report_dead(c, dead, why);
     notice_free(dead);
   }
+}
+
+/* ---- durability ---- */
+
+static void sync_outbox(struct courier *c) {
+  struct iocd_err err = {{0}};
+  if (c->ob && outbox_dirty(c->ob) && outbox_sync(c->ob, &err) != IOCD_OK) {
+    log_error(LOG_MOD, "%s", err.msg);
+  }
+}
+
+static void on_sync_timer(uv_timer_t *t) {
+  sync_outbox(container_of(t, struct courier, sync_timer));
 }
 
 /* ---- the API ---- */
@@ -397,7 +470,13 @@ int courier_new(const struct courier_opts *opts, struct courier **out,
     free(c);
     return rc;
   }
-  c->open = 1 + (c->own_curl ? 1u : 0u);
+  c->open = 2 + (c->own_curl ? 1u : 0u);
+  c->sync_interval_ms = opts->outbox.sync_later ? opts->sync_interval_ms : 0;
+  uv_timer_init(c->loop, &c->sync_timer);
+  if (c->sync_interval_ms > 0) {
+    uv_timer_start(&c->sync_timer, on_sync_timer, (uint64_t)c->sync_interval_ms,
+                   (uint64_t)c->sync_interval_ms);
+  }
   if (c->stats) {
     c->pending = stats_gauge(c->stats, "iocd_outbox_pending",
                              "Notifications in the outbox, not delivered "
@@ -520,6 +599,10 @@ static void on_curl_closed(void *ud) {
   one_closed(ud);
 }
 
+static void on_sync_timer_closed(uv_handle_t *h) {
+  one_closed(container_of((uv_timer_t *)h, struct courier, sync_timer));
+}
+
 void courier_close(struct courier *c, courier_closed_fn *closed, void *ud) {
   if (c->closing) {
     return;
@@ -546,6 +629,9 @@ void courier_close(struct courier *c, courier_closed_fn *closed, void *ud) {
     uv_timer_stop(&l->timer);
     uv_close((uv_handle_t *)&l->timer, on_lane_closed);
   }
+  /* What changed since the last sync is made durable before iocd exits. */
+  sync_outbox(c);
+  uv_close((uv_handle_t *)&c->sync_timer, on_sync_timer_closed);
   outbox_close(c->ob);
   c->ob = NULL;
 }

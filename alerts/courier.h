@@ -8,9 +8,10 @@
  * notice, to the caller, who routes it like an alert. At start everything
  * a previous run left pending is sent again, in id order.
  *
- * Each receiver gets one notice at a time, oldest first: a receiver that is
- * down holds its later notices back until the earlier one went through or
- * was given up, so a "resolved" never overtakes its "firing".
+ * Each receiver gets one notice at a time. Within a group (the notice's
+ * group_key) the oldest goes first and the later ones wait until it went
+ * through or was given up, so a "resolved" never overtakes its "firing";
+ * while one group's notice waits for its retry, another group's may go.
  *
  * Counters besides deliver's: iocd_outbox_pending and
  * iocd_outbox_dead_letters (gauges), iocd_outbox_evicted_total (notices
@@ -54,6 +55,10 @@ struct courier_opts {
   deliver_publish_fn *publish; /* NULL: MQTT receivers fail */
   void *publish_ud;
   const char *external_url; /* the webhook's externalURL (copied) */
+  /* With opts.outbox.sync_later: the outbox is made durable against a
+   * power loss this often (journal.fsync_interval), and at close; 0: only
+   * at close (journal.fsync "never"). */
+  int sync_interval_ms;
   courier_dead_fn *on_dead; /* may be NULL */
   void *dead_ud;
 };

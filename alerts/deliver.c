@@ -252,19 +252,30 @@ static void scrub(char *s, size_t n, const char *secret) {
   s[n - 1] = '\0';
 }
 
-/* url without "user:password@" for the log. */
-static char *redact_url(const char *url) {
+/* url as the log shows it: the scheme, host and port only, "/..." for the
+ * rest (a webhook's path or query may be its secret, and credentials may
+ * be written before the host). keep_path keeps the path of a URL whose
+ * path is known to hold no secret. */
+static char *redact_url(const char *url, bool keep_path) {
   struct buf b;
   buf_init(&b, 0);
   const char *sep = url ? strstr(url, "://") : NULL;
-  const char *host = sep ? sep + 3 : NULL;
-  const char *at = host ? strchr(host, '@') : NULL;
-  const char *slash = host ? strchr(host, '/') : NULL;
   int rc;
-  if (at && (!slash || at < slash)) {
-    rc = buf_printf(&b, "%.*s***@%s", (int)(host - url), url, at + 1);
+  if (!sep) {
+    rc = buf_puts(&b, "(no URL)");
   } else {
-    rc = buf_puts(&b, url ? url : "");
+    const char *host = sep + 3;
+    const char *end = host + strcspn(host, "/?#");
+    const char *at = memchr(host, '@', (size_t)(end - host));
+    if (at) {
+      host = at + 1;
+    }
+    rc = buf_printf(&b, "%.*s%.*s", (int)(sep + 3 - url), url,
+                    (int)(end - host), host);
+    if (!rc && *end) {
+      rc = keep_path ? buf_append(&b, end, strcspn(end, "?#"))
+                     : buf_puts(&b, "/...");
+    }
   }
   if (rc) {
     buf_cleanup(&b);
@@ -471,7 +482,11 @@ static void finish(struct job *j) {
     }
     retry = pending;
     fail = !pending && failed;
-    why = pending ? j->retry_why : j->zp->why;
+    /* The zprog may go below: keep the words in the job. */
+    if (!pending) {
+      memcpy(j->fail_why, j->zp->why, sizeof j->fail_why);
+    }
+    why = pending ? j->retry_why : j->fail_why;
   }
   enum deliver_outcome o = fail    ? DELIVER_FAILED
                            : retry ? DELIVER_RETRY
@@ -743,6 +758,11 @@ static void req_start(struct job *j, struct req *r, const char *url,
   bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf) != CURLE_OK;
   bad |=
       curl_easy_setopt(e, CURLOPT_USERAGENT, "iocd/" IOCD_VERSION) != CURLE_OK;
+  /* Only the protocols of the receiver's type, whatever the URL says. */
+  bad |=
+      curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR,
+                       j->type == CONFIG_RECV_EMAIL ? "smtp,smtps"
+                                                    : "http,https") != CURLE_OK;
   if (rcv->ca_file && *rcv->ca_file) {
     bad |= curl_easy_setopt(e, CURLOPT_CAINFO, rcv->ca_file) != CURLE_OK;
   }
@@ -1218,11 +1238,11 @@ int deliver_send(struct deliver *dl, const struct notice *n,
   } else {
     switch (r->type) {
       case CONFIG_RECV_WEBHOOK:
-        j->where = redact_url(r->url);
+        j->where = redact_url(r->url, false);
         start_webhook(j, r, ts, n);
         break;
       case CONFIG_RECV_ALERTMANAGER:
-        j->where = redact_url(r->url);
+        j->where = redact_url(r->url, false);
         start_alertmanager(j, r, ts, n);
         break;
       case CONFIG_RECV_TELEGRAM: {
@@ -1230,7 +1250,7 @@ int deliver_send(struct deliver *dl, const struct notice *n,
         buf_init(&w, 0);
         if (url_join(&w, r->base_url, "https://api.telegram.org",
                      "/bot***/sendMessage") == IOCD_OK) {
-          j->where = redact_url(w.data);
+          j->where = redact_url(w.data, true);
         }
         buf_cleanup(&w);
         start_telegram(j, r, ts, n);
@@ -1243,14 +1263,14 @@ int deliver_send(struct deliver *dl, const struct notice *n,
                      "/v3.0/oa/message/%s",
                      r->zalo_api && *r->zalo_api ? r->zalo_api
                                                  : "transaction") == IOCD_OK) {
-          j->where = redact_url(w.data);
+          j->where = redact_url(w.data, true);
         }
         buf_cleanup(&w);
         start_zalo(j, r, ts, n);
         break;
       }
       case CONFIG_RECV_EMAIL:
-        j->where = redact_url(r->smtp_url);
+        j->where = redact_url(r->smtp_url, false);
         start_email(j, r, ts, n);
         break;
       case CONFIG_RECV_MQTT:

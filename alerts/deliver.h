@@ -16,8 +16,10 @@
  * and what is kept on disk, is the courier's (courier.h).
  *
  * Log lines never show a token or a password: a Telegram URL shows
- * "bot***" in place of "bot<token>", and credentials written in a URL are
- * left out.
+ * "bot***" in place of "bot<token>"; of a webhook's, Alertmanager's or SMTP
+ * server's URL only the scheme, host and port are shown (credentials, a
+ * path or a query may hold a secret); an answer that echoes the token has
+ * it replaced by "***".
  */
 #ifndef IOCD_ALERTS_DELIVER_H
 #define IOCD_ALERTS_DELIVER_H

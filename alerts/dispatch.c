@@ -555,6 +555,25 @@ static void alerts_gc(struct dispatch *d, int64_t now_ns) {
   }
 }
 
+/* The resolved change res of an alert whose episode was firing keeps what
+ * the episode's notification said: when it started (the engine's resolved
+ * event may carry 0 or the time of resolution) and its annotations (the
+ * engine renders a resolved event's summary with the recovered value).
+ * Value, threshold, reason and labels are the new ones; ends at now when
+ * it says nothing. firing's annotations are moved into res. */
+static void keep_episode(struct notice_alert *res, struct notice_alert *firing,
+                         int64_t now_ns) {
+  if (firing->starts_ns) {
+    res->starts_ns = firing->starts_ns;
+  }
+  notice_labels_cleanup(&res->annotations);
+  res->annotations = firing->annotations;
+  firing->annotations = (struct notice_labels){0};
+  if (!res->ends_ns) {
+    res->ends_ns = now_ns;
+  }
+}
+
 int dispatch_alert(struct dispatch *d, const struct notice_alert *a,
                    int64_t now_ns) {
   uint64_t fp =
@@ -597,6 +616,9 @@ int dispatch_alert(struct dispatch *d, const struct notice_alert *a,
   }
   copy.fingerprint = fp;
   enum notice_status was = fresh ? NOTICE_RESOLVED : da->a.status;
+  if (was == NOTICE_FIRING && a->status == NOTICE_RESOLVED) {
+    keep_episode(&copy, &da->a, now_ns);
+  }
   notice_alert_cleanup(&da->a);
   da->a = copy;
   struct buf line;
@@ -699,6 +721,7 @@ static void flush(struct dispatch *d, struct dgroup *g, int64_t now_ns) {
   for (size_t i = 0; i < g->n; i++) {
     struct dmember *m = &g->m[i];
     m->cls = CLS_KEEP;
+    m->held = false;
     if (dispatch__flapping(d, m->fp, now_ns)) {
       continue; /* held until it is stable */
     }
@@ -707,6 +730,7 @@ static void flush(struct dispatch *d, struct dgroup *g, int64_t now_ns) {
     if (m->a.status == NOTICE_FIRING) {
       if (suppressed(d, m, now_ns)) {
         m->cls = CLS_QUIET;
+        m->held = true;
       } else if (!m_muted) {
         m->cls = CLS_FIRING;
         changed = changed || !m->in_last;
@@ -859,16 +883,53 @@ static void escalate(struct dispatch *d, struct dgroup *g, int64_t now_ns) {
   }
 }
 
+/* Whether a silence of s ended in (from, to]. */
+static bool silence_ended(const struct silence_set *s, int64_t from,
+                          int64_t to) {
+  for (size_t i = 0; i < silence_count(s); i++) {
+    int64_t e = silence_at(s, i)->ends_ns;
+    if (e > from && e <= to) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/* Whether an alert that g's last flush held back (silenced, inhibited) may
+ * go out now: firing, no longer suppressed, not muted, not flapping. */
+static bool released(struct dispatch *d, struct dgroup *g, int64_t now_ns) {
+  const struct route *r = g->route;
+  bool muted = dispatch__route_muted(d, r, now_ns);
+  for (size_t i = 0; i < g->n; i++) {
+    struct dmember *m = &g->m[i];
+    if (m->held && m->a.status == NOTICE_FIRING &&
+        !(muted &&
+          !(r->critical_any_time && dispatch__critical(&m->a.labels))) &&
+        !dispatch__flapping(d, m->fp, now_ns) && !suppressed(d, m, now_ns)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 void dispatch_tick(struct dispatch *d, int64_t now_ns) {
+  int64_t since = d->tick_ns;
   if (now_ns > d->now_ns) {
     d->now_ns = now_ns;
   }
+  if (now_ns > d->tick_ns) {
+    d->tick_ns = now_ns;
+  }
   dispatch__digest_tick(d, now_ns);
   dispatch__flap_tick(d, now_ns);
+  /* A silence that ended lets the alerts it held go out now rather than
+   * at their group's next flush. */
+  bool unsilenced = silence_ended(d->silences, since, now_ns);
   size_t n = d->ngroups;
   for (size_t i = 0; i < n; i++) {
-    if (now_ns >= d->groups[i]->next_flush_ns) {
-      flush(d, d->groups[i], now_ns);
+    struct dgroup *g = d->groups[i];
+    if (now_ns >= g->next_flush_ns || (unsilenced && released(d, g, now_ns))) {
+      flush(d, g, now_ns);
     }
   }
   for (size_t i = 0; i < n; i++) {
@@ -894,6 +955,16 @@ int64_t dispatch_next_wake(const struct dispatch *d) {
   int64_t w = d->digest_next_ns;
   if (d->flap_pending && d->flap_due_ns < w) {
     w = d->flap_due_ns;
+  }
+  /* The starts and ends of silences since the last tick. */
+  for (size_t i = 0; i < silence_count(d->silences); i++) {
+    const struct silence *s = silence_at(d->silences, i);
+    if (s->starts_ns > d->tick_ns && s->starts_ns < w) {
+      w = s->starts_ns;
+    }
+    if (s->ends_ns > d->tick_ns && s->ends_ns < w) {
+      w = s->ends_ns;
+    }
   }
   for (size_t i = 0; i < d->c.nrecv; i++) {
     int64_t t = d->c.recv[i].storm_due_ns;
@@ -922,6 +993,54 @@ int64_t dispatch_next_wake(const struct dispatch *d) {
     }
   }
   return w;
+}
+
+/* ---- restart ------------------------------------------------------------- */
+
+int dispatch_restore(struct dispatch *d, const struct notice_alert *a,
+                     bool notified, int64_t now_ns) {
+  int rc = dispatch_alert(d, a, now_ns);
+  if (rc || !notified || a->status != NOTICE_FIRING) {
+    return rc;
+  }
+  uint64_t fp =
+      a->fingerprint ? a->fingerprint : notice_labels_fingerprint(&a->labels);
+  struct dalert *da = dispatch__index_get(&d->alert_index, fp);
+  for (size_t i = 0; da && i < da->ngroups; i++) {
+    struct dgroup *g = da->groups[i];
+    const struct route *r = g->route;
+    struct dmember *m = member_find(g, fp);
+    if (!m) {
+      continue;
+    }
+    /* As if the group's last notice, sent now, had carried it. */
+    m->notified_firing = true;
+    m->in_last = true;
+    if (g->last_sent_ns == 0) {
+      g->last_sent_ns = now_ns;
+    }
+    /* The tiers due by now were sent before the restart. */
+    while (m->esc_sent < r->ntiers &&
+           m->fired_ns + r->tiers[m->esc_sent].after_ns <= now_ns) {
+      const char *to = r->tiers[m->esc_sent].receiver;
+      if (!escalated_to(da, to)) {
+        escalated_add(da, to);
+      }
+      m->esc_sent++;
+    }
+  }
+  return IOCD_OK;
+}
+
+bool dispatch_notified(const struct dispatch *d, uint64_t id) {
+  const struct dalert *da = dispatch__index_get(&d->alert_index, id);
+  for (size_t i = 0; da && i < da->ngroups; i++) {
+    const struct dmember *m = member_find(da->groups[i], id);
+    if (m && m->notified_firing) {
+      return true;
+    }
+  }
+  return false;
 }
 
 /* ---- acknowledgements ---------------------------------------------------- */
@@ -1012,6 +1131,7 @@ struct dispatch *dispatch_new(const struct dispatch_opts *opts,
   d->ud = opts->ud;
   d->next_id = opts->first_id ? opts->first_id : 1;
   d->now_ns = opts->now_ns;
+  d->tick_ns = opts->now_ns;
   d->max_alerts = opts->max_alerts ? opts->max_alerts : DISPATCH_MAX_ALERTS;
   d->max_groups = opts->max_groups ? opts->max_groups : DISPATCH_MAX_GROUPS;
   d->max_group_alerts = opts->max_group_alerts ? opts->max_group_alerts

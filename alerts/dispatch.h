@@ -12,7 +12,11 @@
  *               an alert never inhibits itself.
  *   silences    an active silence whose matchers match: not notified.
  *               Inhibited or silenced, an alert that was already notified
- *               as firing still gets its resolved notification.
+ *               as firing still gets its resolved notification. The
+ *               starts and ends of silences are wake-ups: when a silence
+ *               ends, a group that its last flush held a firing alert back
+ *               from (and that nothing else holds now) is flushed then,
+ *               not at its next group_interval tick.
  *   routes      Alertmanager's tree walk (route.h), to one or more routes.
  *   groups      per (route, values of its group_by labels): the first
  *               notice group_wait after the group's first alert, then at
@@ -22,7 +26,10 @@
  *               as Alertmanager does). A resolved alert is sent once when the
  *               receiver has send_resolved and it had been notified as
  *               firing, and is then dropped from the group; one that was
- *               never notified is dropped silently.
+ *               never notified is dropped silently. It keeps the facts of
+ *               its firing episode: starts_ns and the annotations of the
+ *               firing alert (what its notification said), with the new
+ *               value, threshold, reason and ends_ns (now when 0).
  *   mute        while a route's mute interval holds (or none of its active
  *               intervals does) nothing of the route is sent, except
  *               severity=critical alerts when critical_any_time; when the
@@ -39,18 +46,21 @@
  *               once per episode. Real time counts, muted time included:
  *               the mute only delays the notice (critical alerts excepted)
  *               and, at the mute's end, every tier that fell due goes out,
- *               each to its own receiver. Silenced, inhibited or flapping
- * alerts are not escalated while they are. flapping    an alert whose status
- * changed flap_transitions times (its first firing counts) within flap_window
- * gets one NOTICE_FLAPPING per receiver of its routes (mute applies); then its
- * changes are held: groups neither send nor drop it until it has not changed
- * for flap_window, after which its state then is sent as usual. storms      per
- * receiver, a sliding hour: past rate_per_hour notices (alerts, escalation,
- * flapping), a notice is not emitted but folded into one NOTICE_STORM, emitted
- * the root's group_interval after the first one folded. Its alerts are one per
- * (alertname, district) with labels alertname and district, value the number of
- * alerts folded, annotations "firing" and "resolved" (counts as text); its
- * group_labels
+ *               each to its own receiver. Silenced, inhibited or
+ *               flapping alerts are not escalated while they are.
+ *   flapping    an alert whose status changed flap_transitions times (its
+ *               first firing counts) within flap_window gets one
+ *               NOTICE_FLAPPING per receiver of its routes (mute applies);
+ *               then its changes are held: groups neither send nor drop it
+ *               until it has not changed for flap_window, after which its
+ *               state then is sent as usual.
+ *   storms      per receiver, a sliding hour: past rate_per_hour notices
+ *               (alerts, escalation, flapping), a notice is not emitted but
+ *               folded into one NOTICE_STORM, emitted the root's
+ *               group_interval after the first one folded. Its alerts are
+ *               one per (alertname, district) with labels alertname and
+ *               district, value the number of alerts folded, annotations
+ *               "firing" and "resolved" (counts as text); its group_labels
  *               {"notices": "<notices folded>"}. For the group the folded
  *               notice counts as sent.
  *   digest      at each digest_at local time, one NOTICE_DIGEST to
@@ -176,6 +186,23 @@ int dispatch_reconfigure(struct dispatch *d, const struct config_notify *cfg,
  * (see max_alerts) or IOCD_ENOMEM (the change is lost). */
 int dispatch_alert(struct dispatch *d, const struct notice_alert *a,
                    int64_t now_ns);
+
+/* Tells d at start (iocd restarting) of alert a (borrowed, copied), which
+ * the rules engine restored. With notified false, or when a is resolved,
+ * this is dispatch_alert. With notified true (the receivers were told it
+ * fires before the restart) a firing alert enters its groups as notified
+ * at now: no firing notification for it, repeat_interval counted from now
+ * (for a group that has sent nothing yet), its resolved notification sent
+ * as usual; the escalation tiers whose `after` has passed since starts_ns
+ * count as sent, the later ones go out when due. Returns as
+ * dispatch_alert. */
+int dispatch_restore(struct dispatch *d, const struct notice_alert *a,
+                     bool notified, int64_t now_ns);
+
+/* Whether a receiver was told that alert id fires and not yet that it
+ * resolved: a group it is routed to holds it as notified. For the
+ * caller's record of notified alerts across restarts. */
+bool dispatch_notified(const struct dispatch *d, uint64_t id);
 
 /* Does what is due at now: the digest, group flushes, escalations, storm
  * notices, and the collection of expired silences and forgotten alerts.

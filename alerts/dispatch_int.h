@@ -63,6 +63,8 @@ struct dmember {
   bool notified_firing;  /* the receiver was told it fires */
   bool in_last;          /* in the firing set of the group's last notice */
   bool detached;         /* routed elsewhere now: goes as resolved */
+  bool held;             /* firing, kept out of the group's last flush by a
+                            silence or an inhibition */
   size_t esc_sent;       /* escalation tiers sent in this episode */
   unsigned char cls;     /* scratch of one flush or escalation pass */
 };
@@ -143,7 +145,8 @@ struct dispatch {
   dispatch_audit_fn *audit;
   void *ud;
   uint64_t next_id;
-  int64_t now_ns; /* the latest instant seen */
+  int64_t now_ns;  /* the latest instant seen */
+  int64_t tick_ns; /* the latest dispatch_tick (start: opts->now_ns) */
   size_t max_alerts, max_groups, max_group_alerts, max_records;
   int64_t silence_retention_ns;
 

@@ -7,7 +7,20 @@
  *   silences.json  the silence set, rewritten (file_write_atomic) after
  *                  every change and when expired ones are collected;
  *   acks.jsonl     the audit trail of acknowledgements, appended and
- *                  synced line by line, replayed at start.
+ *                  synced line by line, replayed at start;
+ *   notified.json  the alerts the receivers were told fire and not yet
+ *                  that they resolved, {"<id>": true, ...}: an alert
+ *                  enters with the first alerts or escalation notice that
+ *                  carries it firing and the courier queued, leaves with
+ *                  the first that carries it resolved (or when a new
+ *                  episode of it starts while the dispatcher holds it as
+ *                  never notified). Rewritten (file_write_atomic, synced,
+ *                  as the outbox's files) after the tick that changed it.
+ *
+ * At start the rules engine's restored alerts come through notify_restore:
+ * one in notified.json is restored as notified (no second firing notice,
+ * its resolved one still due), the others as new. notify_restore_done ends
+ * the restore: the entries no restored firing alert claimed are dropped.
  *
  * A notice that could not be delivered is raised as an alert of its own,
  * iocd_notification_failed{receiver=...}, through the dispatcher, so it
@@ -47,6 +60,12 @@
 #define NOTIFY_AUDIT_LINES 1000
 #define NOTIFY_AUDIT_READ (4u << 20)
 
+/* An alert the receivers were told fires. */
+struct notified {
+  uint64_t id;
+  bool claimed; /* notified since the start, or restored firing */
+};
+
 struct notify {
   uv_timer_t timer; /* n is freed in its close callback, after the courier */
   uv_loop_t *loop;
@@ -57,7 +76,13 @@ struct notify {
   struct courier *courier;
   char *silences_path;
   char *acks_path;
+  char *notified_path;
   int acks_fd;
+  struct notified *notified; /* by id */
+  size_t nnotified, capnotified;
+  bool notified_dirty; /* notified.json is behind */
+  bool restoring;      /* from notify_new to notify_restore_done */
+  size_t restored, restored_notified;
   bool stopped;
   bool closing;
   int closes; /* handles and courier still closing */
@@ -240,6 +265,157 @@ static void load_acks(struct notify *n) {
   }
 }
 
+/* ---- what the receivers were told fires (notified.json) ---- */
+
+static int parse_id(const char *id, uint64_t *out, struct iocd_err *err);
+
+/* Where id is in n->notified, or where it would go. */
+static size_t notified_at(const struct notify *n, uint64_t id, bool *found) {
+  size_t lo = 0, hi = n->nnotified;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (n->notified[mid].id < id) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  *found = lo < n->nnotified && n->notified[lo].id == id;
+  return lo;
+}
+
+static bool notified_has(const struct notify *n, uint64_t id) {
+  bool found;
+  notified_at(n, id, &found);
+  return found;
+}
+
+/* Adds id (claimed or not); out of memory, the alert is forgotten here and
+ * notified again after a restart. */
+static void notified_put(struct notify *n, uint64_t id, bool claimed) {
+  bool found;
+  size_t i = notified_at(n, id, &found);
+  if (found) {
+    n->notified[i].claimed = n->notified[i].claimed || claimed;
+    return;
+  }
+  if (mem_grow((void **)&n->notified, &n->capnotified, n->nnotified,
+               sizeof *n->notified)) {
+    log_error(MOD, "alert %016llx: not recorded as notified: out of memory",
+              (unsigned long long)id);
+    return;
+  }
+  memmove(&n->notified[i + 1], &n->notified[i],
+          (n->nnotified - i) * sizeof *n->notified);
+  n->notified[i] = (struct notified){id, claimed};
+  n->nnotified++;
+  n->notified_dirty = true;
+}
+
+static void notified_drop(struct notify *n, uint64_t id) {
+  bool found;
+  size_t i = notified_at(n, id, &found);
+  if (!found) {
+    return;
+  }
+  memmove(&n->notified[i], &n->notified[i + 1],
+          (n->nnotified - i - 1) * sizeof *n->notified);
+  n->nnotified--;
+  n->notified_dirty = true;
+}
+
+/* What a notice the courier queued tells its receiver. */
+static void notified_note(struct notify *n, const struct notice *x) {
+  if (x->kind != NOTICE_ALERTS && x->kind != NOTICE_ESCALATION) {
+    return;
+  }
+  for (size_t i = 0; i < x->nalerts; i++) {
+    const struct notice_alert *a = &x->alerts[i];
+    if (a->status == NOTICE_FIRING) {
+      notified_put(n, a->fingerprint, true);
+    } else {
+      notified_drop(n, a->fingerprint);
+    }
+  }
+}
+
+static void save_notified(struct notify *n) {
+  struct buf b;
+  buf_init(&b, 64u << 20);
+  int rc = buf_putc(&b, '{');
+  for (size_t i = 0; !rc && i < n->nnotified; i++) {
+    rc = buf_printf(&b, "%s\"%016llx\":true", i ? "," : "",
+                    (unsigned long long)n->notified[i].id);
+  }
+  if (!rc) {
+    rc = buf_puts(&b, "}\n");
+  }
+  int e = rc ? 0 : file_write_atomic(n->notified_path, b.data, b.len, true);
+  if (rc || e) {
+    log_error(MOD, "%s not saved: %s", n->notified_path,
+              rc ? iocd_strerror(rc) : strerror(e));
+  }
+  n->notified_dirty = false;
+  buf_cleanup(&b);
+}
+
+static void load_notified(struct notify *n) {
+  struct buf text;
+  struct iocd_err err = {{0}};
+  int rc = read_file(n->notified_path, 16u << 20, &text, &err);
+  if (rc == IOCD_ENOTFOUND) {
+    buf_cleanup(&text);
+    return;
+  }
+  cJSON *doc = rc ? NULL : cJSON_ParseWithLength(text.data, text.len);
+  buf_cleanup(&text);
+  if (!rc && !cJSON_IsObject(doc)) {
+    iocd_err_set(&err, IOCD_EPARSE, "not a JSON object");
+    rc = IOCD_EPARSE;
+  }
+  size_t bad = 0;
+  const cJSON *obj = rc ? NULL : doc;
+  const cJSON *e;
+  cJSON_ArrayForEach(e, obj) {
+    uint64_t id;
+    if (!cJSON_IsTrue(e) || parse_id(e->string, &id, NULL)) {
+      bad++;
+    } else {
+      notified_put(n, id, false);
+    }
+  }
+  cJSON_Delete(doc);
+  if (rc) {
+    /* Every restored alert is then notified again: a repeat, not a loss. */
+    log_error(MOD, "%s: not read: %s", n->notified_path,
+              err.msg[0] ? err.msg : iocd_strerror(rc));
+  } else if (bad) {
+    log_warn(MOD, "%s: %zu entries that are not alert ids skipped",
+             n->notified_path, bad);
+  }
+  n->notified_dirty = false;
+}
+
+/* The end of the restore: what no restored firing alert claimed goes. */
+static void restore_end(struct notify *n) {
+  if (!n->restoring) {
+    return;
+  }
+  n->restoring = false;
+  size_t w = 0;
+  for (size_t i = 0; i < n->nnotified; i++) {
+    if (n->notified[i].claimed) {
+      n->notified[w++] = n->notified[i];
+    }
+  }
+  if (w != n->nnotified) {
+    n->nnotified = w;
+    n->notified_dirty = true;
+  }
+  log_info(MOD, "%zu firing alerts restored, %zu of them notified before",
+           n->restored, n->restored_notified);
+}
+
 /* ---- the dispatcher on the loop ---- */
 
 static void gauges(struct notify *n) {
@@ -271,6 +447,9 @@ static void run_due(struct notify *n) {
   if (silence_count(dispatch_silences(n->d)) != before) {
     save_silences(n);
   }
+  if (n->notified_dirty) {
+    save_notified(n);
+  }
   gauges(n);
   int64_t wake = dispatch_next_wake(n->d);
   uint64_t ms = NOTIFY_POLL_MS;
@@ -281,7 +460,9 @@ static void run_due(struct notify *n) {
 }
 
 static void on_timer(uv_timer_t *t) {
-  run_due(container_of(t, struct notify, timer));
+  struct notify *n = container_of(t, struct notify, timer);
+  restore_end(n); /* the restore was over before the loop ran */
+  run_due(n);
 }
 
 static void on_emit(void *ud, struct notice *x) {
@@ -297,6 +478,7 @@ static void on_emit(void *ud, struct notice *x) {
     log_info(MOD, "notification %016llx to %s: %s of %zu alerts, group %s",
              (unsigned long long)id, x->receiver, notice_kind_name(x->kind),
              x->nalerts, x->group_key ? x->group_key : "");
+    notified_note(n, x);
   }
   notice_free(x);
 }
@@ -339,21 +521,62 @@ static void on_dead(void *ud, const struct notice *dead_letter,
 }
 
 void notify_event(struct notify *n, const struct alert_event *ev) {
-  if (!n || n->stopped || !notify__event_matters(ev)) {
+  if (!n || n->stopped) {
+    return;
+  }
+  restore_end(n);
+  if (!notify__event_matters(ev)) {
     return;
   }
   struct notice_alert a;
   int rc = notify__event_alert(ev, &a);
   if (!rc) {
     rc = dispatch_alert(n->d, &a, clock_realtime_ns());
+    if (!rc && a.status == NOTICE_FIRING && !notify__active(ev->prev) &&
+        notified_has(n, a.fingerprint) &&
+        !dispatch_notified(n->d, a.fingerprint)) {
+      /* The last episode ended without a resolved notice (receivers
+       * without send_resolved): nobody was told of this one yet. */
+      notified_drop(n, a.fingerprint);
+    }
+    notice_alert_cleanup(&a);
   }
   if (rc) {
     log_error(MOD, "alert %s not passed on to the receivers: %s", ev->rule,
               iocd_strerror(rc));
   }
-  if (!rc || rc == IOCD_ELIMIT) {
+  run_due(n);
+}
+
+void notify_restore(struct notify *n, const struct alert_event *ev) {
+  if (!n || n->stopped || !notify__active(ev->state)) {
+    return;
+  }
+  struct notice_alert a;
+  int rc = notify__event_alert(ev, &a);
+  if (!rc) {
+    bool told = notified_has(n, a.fingerprint);
+    rc = dispatch_restore(n->d, &a, told, clock_realtime_ns());
+    if (!rc) {
+      n->restored++;
+      n->restored_notified += told;
+      if (told) {
+        notified_put(n, a.fingerprint, true);
+      }
+    }
     notice_alert_cleanup(&a);
   }
+  if (rc) {
+    log_error(MOD, "restored alert %s not passed on to the receivers: %s",
+              ev->rule, iocd_strerror(rc));
+  }
+}
+
+void notify_restore_done(struct notify *n) {
+  if (!n || n->stopped) {
+    return;
+  }
+  restore_end(n);
   run_due(n);
 }
 
@@ -397,6 +620,8 @@ static void free_notify(struct notify *n) {
   }
   free(n->silences_path);
   free(n->acks_path);
+  free(n->notified_path);
+  free(n->notified);
   free(n);
 }
 
@@ -413,8 +638,9 @@ int notify_new(const struct notify_opts *opts, struct notify **out,
   n->acks_fd = -1;
   n->silences_path = path_in(cfg->data_dir, "silences.json");
   n->acks_path = path_in(cfg->data_dir, "acks.jsonl");
+  n->notified_path = path_in(cfg->data_dir, "notified.json");
   char *outbox_dir = path_in(cfg->data_dir, "outbox");
-  int rc = n->silences_path && n->acks_path && outbox_dir
+  int rc = n->silences_path && n->acks_path && n->notified_path && outbox_dir
                ? IOCD_OK
                : iocd_err_set(err, IOCD_ENOMEM, "out of memory");
   int mk = rc ? 0 : file_mkdirs(cfg->data_dir);
@@ -444,6 +670,16 @@ int notify_new(const struct notify_opts *opts, struct notify **out,
         .on_dead = on_dead,
         .dead_ud = n,
     };
+    /* The outbox keeps the journal's promise (docs/durability.md): with
+     * fsync "always" each notice is on disk before it is sent; by default
+     * it survives a crash of iocd at once and a power loss within
+     * fsync_interval, and no fsync holds up the loop. */
+    co.outbox.sync_later = cfg->journal.fsync != JOURNAL_FSYNC_ALWAYS;
+    co.sync_interval_ms = cfg->journal.fsync == JOURNAL_FSYNC_INTERVAL
+                              ? (cfg->journal.fsync_interval_ms > 0
+                                     ? cfg->journal.fsync_interval_ms
+                                     : 1000)
+                              : 0;
     rc = courier_new(&co, &n->courier, err);
   }
   if (!rc) {
@@ -474,6 +710,8 @@ int notify_new(const struct notify_opts *opts, struct notify **out,
   }
   load_silences(n, now);
   load_acks(n);
+  load_notified(n);
+  n->restoring = true;
   uv_timer_init(opts->loop, &n->timer);
   run_due(n);
   log_info(MOD, "%zu receivers, %zu silences, %zu acknowledged alerts",

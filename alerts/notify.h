@@ -53,8 +53,21 @@ int notify_new(const struct notify_opts *opts, struct notify **out,
                struct iocd_err *err);
 
 /* One transition of the rules engine (pending, firing, resolved, ...):
- * those that change what receivers must know go to the dispatcher. */
+ * those that change what receivers must know go to the dispatcher. The
+ * first one ends the restore (notify_restore_done). */
 void notify_event(struct notify *n, const struct alert_event *ev);
+
+/* At start, after notify_new: one alert of the rules engine's restored
+ * state (engine_list; ev borrowed). A firing one (firing, nodata) goes to
+ * the dispatcher as notified when data_dir/notified.json says its
+ * receivers were told before the restart (no second firing notification,
+ * its resolved one still sent), else as new; the others are ignored. */
+void notify_restore(struct notify *n, const struct alert_event *ev);
+
+/* Ends the restore: the entries of notified.json no restored firing alert
+ * claimed are dropped, and what is due runs. Call it once after the last
+ * notify_restore; the first notify_event or timer tick does it too. */
+void notify_restore_done(struct notify *n);
 
 /* The id of the alert of ev, as the API and notifications show it: 16
  * lowercase hex digits of the fingerprint of its labels. */

@@ -2,10 +2,12 @@
  * The durable outbox (outbox.h). Each pending notice is one file holding
  * its JSON form (notice_json.c) with two more members the outbox owns:
  * "next_try_ns" (when a retry is due) and, in dead/, "dead_reason" and
- * "dead_ns". Files are replaced with file_write_atomic (write, fsync,
- * rename, fsync the directory), so a file is always a whole notice; a
- * crash between the write and the send sends it after the restart, which
- * is the only way a receiver may see a notification twice.
+ * "dead_ns". Files are replaced with file_write_atomic (write, rename),
+ * so a file is always a whole notice; a crash between the write and the
+ * send sends it after the restart, which is the only way a receiver may
+ * see a notification twice. The fsyncs that make a change survive a power
+ * loss come with each change, or (sync_later) in outbox_sync for every
+ * change since the last one: the files written, then the directories.
  *
  * Ids come from a counter whose high-water mark is kept in next_id a block
  * at a time (one fsync per block), so a delivered notice whose file is gone
@@ -16,6 +18,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +54,23 @@ struct outbox {
   uint64_t next_id;  /* the next id to hand out */
   uint64_t reserved; /* ids below it are covered by next_id on disk */
   uint64_t evicted;
+  /* sync_later: pending files written and directories changed since the
+   * last outbox_sync. */
+  uint64_t *unsynced;
+  size_t nunsynced, cap_unsynced;
+  bool dir_unsynced, dead_unsynced;
 };
+
+/* A change to be made durable: at once, or at the next outbox_sync. */
+static void dir_changed(struct outbox *ob, const char *dir) {
+  if (!ob->opts.sync_later) {
+    file_sync_dir(dir);
+  } else if (dir == ob->dead_dir) {
+    ob->dead_unsynced = true;
+  } else {
+    ob->dir_unsynced = true;
+  }
+}
 
 /* ---- names and files ---- */
 
@@ -479,8 +498,12 @@ struct outbox *outbox_open(const char *dir, const struct outbox_opts *opts,
     return NULL;
   }
   load_mark(ob);
-  qsort(ob->items, ob->n, sizeof *ob->items, item_cmp);
-  qsort(ob->dead, ob->ndead, sizeof *ob->dead, dead_cmp);
+  if (ob->n > 1) {
+    qsort(ob->items, ob->n, sizeof *ob->items, item_cmp);
+  }
+  if (ob->ndead > 1) {
+    qsort(ob->dead, ob->ndead, sizeof *ob->dead, dead_cmp);
+  }
   prune_dead(ob);
   return ob;
 }
@@ -502,11 +525,15 @@ void outbox_close(struct outbox *ob) {
   free(ob->dead_dir);
   free(ob->bad_dir);
   free(ob->mark_path);
+  free(ob->unsynced);
   free(ob);
 }
 
-uint64_t outbox_next_id(struct outbox *ob) {
-  uint64_t id = ob->next_id++;
+/* Makes sure next_id on disk is past id: a block further when it is not. */
+static void reserve(struct outbox *ob, uint64_t id) {
+  if (id >= ob->next_id) {
+    ob->next_id = id + 1;
+  }
   if (id >= ob->reserved) {
     uint64_t mark = id + ID_BLOCK;
     char text[18];
@@ -521,6 +548,11 @@ uint64_t outbox_next_id(struct outbox *ob) {
       ob->reserved = mark;
     }
   }
+}
+
+uint64_t outbox_next_id(struct outbox *ob) {
+  uint64_t id = ob->next_id;
+  reserve(ob, id);
   return id;
 }
 
@@ -540,10 +572,24 @@ static int write_item(struct outbox *ob, struct outbox_item *it,
     rc = iocd_err_set(err, rc, "outbox: notice %016" PRIx64 ": %s",
                       it->notice->id, iocd_strerror(rc));
   } else {
-    int e = file_write_atomic(path.data, text.data, text.len, true);
+    int e =
+        file_write_atomic(path.data, text.data, text.len, !ob->opts.sync_later);
     if (e) {
       rc = iocd_err_set(err, IOCD_EIO, "outbox: cannot write %s: %s", path.data,
                         strerror(e));
+    } else if (ob->opts.sync_later) {
+      ob->dir_unsynced = true;
+      if (mem_grow((void **)&ob->unsynced, &ob->cap_unsynced, ob->nunsynced,
+                   sizeof *ob->unsynced) == IOCD_OK) {
+        ob->unsynced[ob->nunsynced++] = it->notice->id;
+      } else {
+        /* Without memory to note it, the file is made durable now. */
+        int fd = open(path.data, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+          fsync(fd);
+          close(fd);
+        }
+      }
     }
   }
   if (!rc) {
@@ -574,7 +620,11 @@ static int move_dead(struct outbox *ob, size_t i, const char *why,
     rc = iocd_err_set(err, rc, "outbox: notice %016" PRIx64 ": %s", n->id,
                       iocd_strerror(rc));
   } else {
-    int e = file_write_atomic(path.data, text.data, text.len, true);
+    int e =
+        file_write_atomic(path.data, text.data, text.len, !ob->opts.sync_later);
+    if (!e && ob->opts.sync_later) {
+      ob->dead_unsynced = true;
+    }
     if (e) {
       /* The pending file stays: the next run finds it at its last attempt
        * and gives up on it again. */
@@ -585,7 +635,7 @@ static int move_dead(struct outbox *ob, size_t i, const char *why,
       rc = iocd_err_set(err, IOCD_EIO, "outbox: cannot remove %s: %s",
                         path.data, strerror(errno));
     } else {
-      file_sync_dir(ob->dir);
+      dir_changed(ob, ob->dir);
     }
   }
   buf_cleanup(&text);
@@ -622,6 +672,9 @@ int outbox_put(struct outbox *ob, const struct notice *n,
                         "outbox: notice %016" PRIx64 " is pending already",
                         n->id);
   }
+  /* Ids may come from a counter of the caller's (started at
+   * outbox_next_id): they are reserved all the same. */
+  reserve(ob, n->id);
   struct outbox_item it = {notice_dup(n), 0, 0, false};
   struct buf text;
   buf_init(&text, 0);
@@ -650,11 +703,19 @@ int outbox_put(struct outbox *ob, const struct notice *n,
                 derr.msg);
     }
     ob->evicted++;
-    log_warn(LOG_MOD,
-             "outbox: full (%zu notices or %zu bytes): notice %016" PRIx64
-             " for %s given up on",
-             ob->opts.max_files, ob->opts.max_bytes, old_id,
-             old && old->receiver ? old->receiver : "?");
+    if (ob->n + 1 > ob->opts.max_files) {
+      log_warn(LOG_MOD,
+               "outbox full (%zu notifications, the most it keeps): "
+               "notification %016" PRIx64 " to %s given up",
+               ob->opts.max_files, old_id,
+               old && old->receiver ? old->receiver : "?");
+    } else {
+      log_warn(LOG_MOD,
+               "outbox full (%zu bytes, the most it keeps): notification "
+               "%016" PRIx64 " to %s given up",
+               ob->opts.max_bytes, old_id,
+               old && old->receiver ? old->receiver : "?");
+    }
     if (old && ob->opts.on_evict) {
       ob->opts.on_evict(ob->opts.ud, old, "outbox full");
     }
@@ -691,6 +752,8 @@ int outbox_done(struct outbox *ob, uint64_t id, struct iocd_err *err) {
     if (unlink(path.data) != 0 && errno != ENOENT) {
       rc = iocd_err_set(err, IOCD_EIO, "outbox: cannot remove %s: %s",
                         path.data, strerror(errno));
+    } else if (ob->opts.sync_later) {
+      ob->dir_unsynced = true;
     } else {
       int e = file_sync_dir(ob->dir);
       if (e) {
@@ -744,4 +807,52 @@ size_t outbox_bytes(const struct outbox *ob) {
 
 uint64_t outbox_evicted(const struct outbox *ob) {
   return ob->evicted;
+}
+
+bool outbox_dirty(const struct outbox *ob) {
+  return ob->nunsynced > 0 || ob->dir_unsynced || ob->dead_unsynced;
+}
+
+int outbox_sync(struct outbox *ob, struct iocd_err *err) {
+  int rc = IOCD_OK;
+  struct buf path;
+  buf_init(&path, 0);
+  size_t keep = 0;
+  for (size_t i = 0; i < ob->nunsynced; i++) {
+    bool found;
+    find(ob, ob->unsynced[i], &found);
+    if (!found || id_path(ob->dir, ob->unsynced[i], &path) != IOCD_OK) {
+      continue; /* delivered or given up on since: nothing to keep */
+    }
+    int fd = open(path.data, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 ? errno != ENOENT : fsync(fd) != 0) {
+      rc = iocd_err_set(err, IOCD_EIO, "outbox: fsync %s: %s", path.data,
+                        strerror(errno));
+      ob->unsynced[keep++] = ob->unsynced[i];
+    }
+    if (fd >= 0) {
+      close(fd);
+    }
+  }
+  ob->nunsynced = keep;
+  buf_cleanup(&path);
+  if (ob->dir_unsynced) {
+    int e = file_sync_dir(ob->dir);
+    if (e) {
+      rc = iocd_err_set(err, IOCD_EIO, "outbox %s: fsync: %s", ob->dir,
+                        strerror(e));
+    } else {
+      ob->dir_unsynced = false;
+    }
+  }
+  if (ob->dead_unsynced) {
+    int e = file_sync_dir(ob->dead_dir);
+    if (e) {
+      rc = iocd_err_set(err, IOCD_EIO, "outbox %s: fsync: %s", ob->dead_dir,
+                        strerror(e));
+    } else {
+      ob->dead_unsynced = false;
+    }
+  }
+  return rc;
 }

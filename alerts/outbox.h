@@ -39,6 +39,13 @@ typedef void outbox_evict_fn(void *ud, const struct notice *n, const char *why);
 
 /* Options; {0} means the defaults. */
 struct outbox_opts {
+  /* false (the default): every change is fsynced before the call returns
+   * (the file, then its directory). true: changes are written at once (a
+   * killed iocd loses nothing: they are in the kernel's page cache) and
+   * made durable against a power loss by outbox_sync, which the caller
+   * runs every journal.fsync_interval, the same promise the journal of
+   * points makes. */
+  bool sync_later;
   size_t max_files; /* pending notices; past it the oldest is dead-lettered */
   size_t max_bytes; /* bytes of pending files; likewise */
   size_t max_dead;  /* dead letters kept; past it the oldest is removed,
@@ -81,7 +88,8 @@ void outbox_close(struct outbox *ob);
 
 /* A new notice id, never handed out before by this directory: larger than
  * every id found at open, and past the mark in dir/next_id, which is moved
- * ahead (durably) a block at a time. Never 0. */
+ * ahead (durably) a block at a time. Never 0. A caller may also count ids
+ * itself from one this gave: outbox_put moves the mark past them too. */
 uint64_t outbox_next_id(struct outbox *ob);
 
 /* Writes n (a copy is taken; n->id set, from outbox_next_id, and not
@@ -126,6 +134,14 @@ const struct outbox_item *outbox_list(const struct outbox *ob, size_t *n);
 
 /* The dead letters in id order, borrowed likewise. */
 const struct outbox_dead *outbox_dead_list(const struct outbox *ob, size_t *n);
+
+/* With sync_later: fsyncs the files written and the directories changed
+ * since the last call. Returns IOCD_OK, or IOCD_EIO with err (what failed
+ * is tried again at the next call). Does nothing otherwise. */
+int outbox_sync(struct outbox *ob, struct iocd_err *err);
+
+/* Whether outbox_sync has something to do. */
+bool outbox_dirty(const struct outbox *ob);
 
 /* Bytes of the pending files. */
 size_t outbox_bytes(const struct outbox *ob);

@@ -188,7 +188,9 @@ int silence_set_config(struct silence_set *s, const struct config_silence *v,
     char text[17];
     id_text(content_id(&spec, 0), text);
     if (spec.starts_ns == 0) {
-      spec.starts_ns = now_ns;
+      /* From now; one that has ended already by then is kept as expired
+       * (the configuration is valid, only stale). */
+      spec.starts_ns = now_ns < spec.ends_ns ? now_ns : spec.ends_ns - 1;
     }
     bool dup = false;
     for (size_t j = 0; j < nmade; j++) {

@@ -86,7 +86,8 @@ int silence_add(struct silence_set *s, const struct silence_spec *spec,
                 struct iocd_err *err);
 
 /* Replaces the configuration's silences with the n in v (borrowed): a
- * starts of 0 means now_ns; the id is derived from what is written, so the
+ * starts of 0 means now_ns (an entry that ended before now_ns is kept,
+ * expired); the id is derived from what is written, so the
  * same entry keeps its id; an entry repeated is kept once. The API's
  * silences stay. Returns IOCD_OK, or IOCD_EINVAL with err naming the entry
  * ("silences[2]: ...") and the set unchanged, or IOCD_ENOMEM. */

@@ -21,6 +21,7 @@
 #include "alerts/template_int.h"
 #include "core/clock.h"
 #include "core/mem.h"
+#include "core/numfmt.h"
 
 /* ---- words --------------------------------------------------------------- */
 
@@ -464,11 +465,13 @@ static int put_field(const struct rctx *c, const struct notice_alert *a,
       return template_format_value(a, a->has_threshold, a->threshold, lang,
                                    out);
     case F_VALUE_PCT:
-      return a->has_value ? template_format_pct(a->value, lang, out)
-                          : buf_putc(out, '-');
+      return a->has_value
+                 ? numfmt_pct(a->value, template__numfmt_lang(lang), out)
+                 : buf_putc(out, '-');
     case F_THRESHOLD_PCT:
-      return a->has_threshold ? template_format_pct(a->threshold, lang, out)
-                              : buf_putc(out, '-');
+      return a->has_threshold
+                 ? numfmt_pct(a->threshold, template__numfmt_lang(lang), out)
+                 : buf_putc(out, '-');
     case F_SINCE:
       return template_format_time(a->starts_ns, ts->utc_offset_s, lang, out);
     case F_SINCE_RFC3339:

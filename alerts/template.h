@@ -4,19 +4,19 @@
  * I/O, no clock (the time of sending is passed in).
  *
  * Default texts are Vietnamese (English when the receiver's language is
- * "en"), with numbers as the province writes them: 1.410.312 and 10,61%
- * (English: 1,410,312 and 10.61%), district names exactly as in the
- * labels, local times ("từ 09:15 ngày 08/12/2026, đã 2 giờ 15 phút") and a
- * link to the district's Grafana dashboard. The subject is the tag
- * ("[CẢNH BÁO]", "[NGHIÊM TRỌNG]", "[ĐÃ KHẮC PHỤC]"; escalations add "—
- * chưa được xác nhận sau 15 phút") and the alert's summary annotation (else
- * its name and district), or for a group the count and the districts. The
- * text has one block per alert: the description, then "Địa bàn", "Hệ
- * thống", "Mức độ", "Giá trị ... (ngưỡng: ...)", "Thời gian", "Xác nhận"
- * (acknowledged: by whom, when), "Chi tiết" (the link) and "Mã cảnh báo"
- * (the id for the ack API); the summary is not repeated (it is the
- * subject, or each block's heading in a group). Storm digests, daily
- * digests and dead letters list one line per alert under notice.text.
+ * "en"), with numbers as the province writes them (core/numfmt.h): 1.410.312
+ * and 10,61% (English: 1,410,312 and 10.61%), district names exactly as in
+ * the labels, local times ("từ 09:15 ngày 08/12/2026, đã 2 giờ 15 phút") and
+ * a link to the district's Grafana dashboard. The subject is the tag
+ * ("[CẢNH BÁO]", "[NGHIÊM TRỌNG]", "[ĐÃ KHẮC PHỤC]"; escalations add "— chưa
+ * được xác nhận sau 15 phút") and the alert's summary annotation (else its
+ * name and district), or for a group the count and the districts. The text
+ * has one block per alert: the description, then "Địa bàn", "Hệ thống", "Mức
+ * độ", "Giá trị ... (ngưỡng: ...)", "Thời gian", "Xác nhận" (acknowledged:
+ * by whom, when), "Chi tiết" (the link) and "Mã cảnh báo" (the id for the
+ * ack API); the summary is not repeated (it is the subject, or each block's
+ * heading in a group). Storm digests, daily digests and dead letters list
+ * one line per alert under notice.text.
  *
  * Values and thresholds: a rule whose label (or annotation) "unit" is
  * "ratio" has values that are shares (0.1061 is shown as 10,61%); "percent"
@@ -140,23 +140,9 @@ int template_check(const char *text, const struct config_place *place,
 
 /* ---- formatting, for the receivers' payloads and for tests ---- */
 
-/* Appends v as people read it: vi "1.410.312", "10,61", "-3,5"; en
- * "1,410,312", "10.61". Integers have no decimals, other values at most
- * two (rounded half away from zero, trailing zeros dropped), or three
- * significant digits below 0.01; from 1e18 on, scientific ("1,5e+21");
- * NaN "NaN", infinities "+Inf" / "-Inf". Returns a buf_* error or
- * IOCD_OK. */
-int template_format_number(double v, enum config_language lang,
-                           struct buf *out);
-
-/* Appends the share ratio as a percentage: 0.1061 is "10,61%" (en
- * "10.61%"), 0.3 is "30%". Returns as above. */
-int template_format_pct(double ratio, enum config_language lang,
-                        struct buf *out);
-
 /* Appends v formatted by the unit of labels/annotations as described at
- * the top ("ratio", "percent" or a plain number); has false: "-".
- * Returns as above. */
+ * the top ("ratio", "percent" or a plain number), with the digits of
+ * core/numfmt.h; has false: "-". Returns IOCD_OK or a buf_* error. */
 int template_format_value(const struct notice_alert *a, bool has, double v,
                           enum config_language lang, struct buf *out);
 

@@ -1,6 +1,7 @@
 /*
- * Numbers, times and durations as people read them in a notification, in
- * Vietnamese or English, and the escaping of text for HTML and URLs.
+ * Values (by the rule's unit; the digits are core/numfmt.c's), times and
+ * durations as people read them in a notification, in Vietnamese or
+ * English, and the escaping of text for HTML and URLs.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -10,7 +11,9 @@
 #include <time.h>
 
 #include "alerts/template.h"
+#include "alerts/template_int.h"
 #include "core/clock.h"
+#include "core/numfmt.h"
 #include "core/timefmt.h"
 
 static bool en(enum config_language lang) {
@@ -18,102 +21,6 @@ static bool en(enum config_language lang) {
 }
 
 /* ---- numbers ------------------------------------------------------------- */
-
-/* printf's %.Ng with the decimal point as the language writes it. */
-static int put_scientific(struct buf *out, double v, char dec) {
-  size_t start = out->len;
-  int rc = buf_printf(out, "%.3g", v);
-  for (size_t i = start; !rc && i < out->len; i++) {
-    if (out->data[i] == '.') {
-      out->data[i] = dec;
-    }
-  }
-  return rc;
-}
-
-int template_format_number(double v, enum config_language lang,
-                           struct buf *out) {
-  if (isnan(v)) {
-    return buf_puts(out, "NaN");
-  }
-  if (isinf(v)) {
-    return buf_puts(out, v > 0 ? "+Inf" : "-Inf");
-  }
-  char dec = en(lang) ? '.' : ',';
-  char grp = en(lang) ? ',' : '.';
-  double a = fabs(v);
-  if (a >= 1e18 || (a > 0 && a < 1e-6)) {
-    return put_scientific(out, v, dec);
-  }
-  int d = 0;
-  if (a != trunc(a) && a < 1e15) {
-    d = a >= 0.01 ? 2 : 2 - (int)floor(log10(a));
-  }
-  /* The number as written in decimal (15 significant digits, what a
-   * double holds for sure), then rounded half up to d decimals on those
-   * digits: 2.345 is 2.34499... as a double, and people expect 2,35. */
-  int k = a >= 1 ? (int)floor(log10(a)) + 1 : 0;
-  int prec = k >= 15 ? 0 : 15 - k;
-  char s[352];
-  snprintf(s, sizeof s, "%.*f", prec, a);
-  char *dot = strchr(s, '.');
-  size_t il = dot ? (size_t)(dot - s) : strlen(s);
-  /* digits: the integer part then d decimals, with room for a carry. */
-  char dig[64];
-  size_t nd = 0;
-  dig[nd++] = '0';
-  for (size_t i = 0; i < il && nd < sizeof dig - 10; i++) {
-    dig[nd++] = s[i];
-  }
-  for (int i = 0; i < d; i++) {
-    dig[nd++] = dot && dot[1 + i] ? dot[1 + i] : '0';
-  }
-  if (dot && (int)strlen(dot + 1) > d && dot[1 + d] >= '5') {
-    for (size_t i = nd; i-- > 0;) {
-      if (dig[i] == '9') {
-        dig[i] = '0';
-      } else {
-        dig[i]++;
-        break;
-      }
-    }
-  }
-  size_t ie = nd - (size_t)d; /* end of the integer digits */
-  size_t is = 0;
-  while (is + 1 < ie && dig[is] == '0') {
-    is++;
-  }
-  size_t fe = nd;
-  while (fe > ie && dig[fe - 1] == '0') {
-    fe--;
-  }
-  bool zero = ie - is == 1 && dig[is] == '0' && fe == ie;
-  int rc = IOCD_OK;
-  if (v < 0 && !zero) {
-    rc = buf_putc(out, '-');
-  }
-  for (size_t i = is; i < ie && !rc; i++) {
-    if (i > is && (ie - i) % 3 == 0) {
-      rc = buf_putc(out, grp);
-    }
-    if (!rc) {
-      rc = buf_putc(out, dig[i]);
-    }
-  }
-  if (!rc && fe > ie) {
-    rc = buf_putc(out, dec);
-    if (!rc) {
-      rc = buf_append(out, dig + ie, fe - ie);
-    }
-  }
-  return rc;
-}
-
-int template_format_pct(double ratio, enum config_language lang,
-                        struct buf *out) {
-  int rc = template_format_number(ratio * 100.0, lang, out);
-  return rc || !isfinite(ratio) ? rc : buf_putc(out, '%');
-}
 
 static const char *alert_unit(const struct notice_alert *a) {
   const char *u = notice_label_get(&a->labels, "unit");
@@ -127,9 +34,9 @@ int template_format_value(const struct notice_alert *a, bool has, double v,
   }
   const char *u = alert_unit(a);
   if (u && strcmp(u, "ratio") == 0) {
-    return template_format_pct(v, lang, out);
+    return numfmt_pct(v, template__numfmt_lang(lang), out);
   }
-  int rc = template_format_number(v, lang, out);
+  int rc = numfmt_number(v, template__numfmt_lang(lang), out);
   if (!rc && u && strcmp(u, "percent") == 0 && isfinite(v)) {
     rc = buf_putc(out, '%');
   }

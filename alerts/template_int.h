@@ -9,6 +9,13 @@
 #include <stddef.h>
 
 #include "alerts/template.h"
+#include "core/numfmt.h"
+
+/* The separators of numbers in lang. */
+static inline enum numfmt_lang template__numfmt_lang(
+    enum config_language lang) {
+  return lang == CONFIG_LANG_EN ? NUMFMT_EN : NUMFMT_VI;
+}
 
 /* What a {{name}} stands for (template.h lists them). */
 enum tpl_field {

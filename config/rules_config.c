@@ -1086,7 +1086,7 @@ static void check_templates(struct cw *c, struct cw_val obj) {
     struct buf out;
     buf_init(&out, 1 << 20);
     struct iocd_err err = {{0}};
-    int rc = engine_render(t, &ev, &out, &err);
+    int rc = engine_render(t, &ev, ENGINE_LANG_VI, &out, &err);
     buf_cleanup(&out);
     if (rc != IOCD_EPARSE) {
       c->nomem = c->nomem || rc == IOCD_ENOMEM;

@@ -35,7 +35,8 @@ struct curl_loop *curl_loop_new(uv_loop_t *loop);
  * called or curl_loop_remove took it back. The curl_loop uses easy's
  * CURLOPT_PRIVATE while it runs it: the caller must not. done runs on a
  * later loop iteration, never from within this call. Returns IOCD_OK,
- * IOCD_ENOMEM, or IOCD_ECLOSED after curl_loop_close. */
+ * IOCD_ENOMEM, or IOCD_ECLOSED from a done callback that curl_loop_close
+ * runs. */
 int curl_loop_add(struct curl_loop *cl, CURL *easy, curl_loop_done_fn *done,
                   void *ud);
 

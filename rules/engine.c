@@ -28,6 +28,7 @@
 #include "core/clock.h"
 #include "core/hash.h"
 #include "core/mem.h"
+#include "core/numfmt.h"
 #include "core/timefmt.h"
 #include "rules/engine_int.h"
 #include "rules/rules_int.h"
@@ -124,9 +125,9 @@ static uint64_t values_hash(const char *const *v, size_t n) {
   return h;
 }
 
-/* Appends v as reasons and templates show numbers: a whole number without
- * decimals (counts of dossiers stay counts), others with up to six
- * significant digits. */
+/* Appends v as reasons show numbers: a whole number without decimals
+ * (counts of dossiers stay counts), others with up to six significant
+ * digits. Templates write numbers for people instead (core/numfmt.h). */
 static int put_num(struct buf *b, double v) {
   if (isnan(v)) {
     return buf_puts(b, "NaN");
@@ -1348,7 +1349,9 @@ static bool word_is(const char *k, size_t kn, const char *w) {
 }
 
 int engine_render(const char *tmpl, const struct alert_event *ev,
-                  struct buf *out, struct iocd_err *err) {
+                  enum engine_lang lang, struct buf *out,
+                  struct iocd_err *err) {
+  enum numfmt_lang nl = lang == ENGINE_LANG_EN ? NUMFMT_EN : NUMFMT_VI;
   int rc = check_template(tmpl, err);
   if (rc) {
     return rc;
@@ -1403,11 +1406,11 @@ int engine_render(const char *tmpl, const struct alert_event *ev,
       if (!have) {
         rc = buf_puts(out, "-");
       } else if (pct) {
-        rc = buf_printf(out, "%.1f%%", v * 100.0);
+        rc = numfmt_pct(v, nl, out);
       } else if (whole) {
-        rc = buf_printf(out, "%.0f", v);
+        rc = numfmt_number(round(v), nl, out);
       } else {
-        rc = put_num(out, v);
+        rc = numfmt_number(v, nl, out);
       }
     } else {
       const char *s = NULL;
@@ -1467,7 +1470,7 @@ static void deliver(struct engine *e, const struct inst *in,
   size_t offs[MAX_ANNOTATIONS];
   for (size_t i = 0; i < nv; i++) {
     offs[i] = b.len;
-    if (engine_render(r->annotations[i].value, ev, &b, NULL) ||
+    if (engine_render(r->annotations[i].value, ev, e->opts.lang, &b, NULL) ||
         buf_putc(&b, '\0')) {
       nv = i;
       break;
@@ -2218,7 +2221,8 @@ void engine_list(const struct engine *e, engine_list_fn *fn, void *ud) {
       size_t offs[MAX_ANNOTATIONS];
       for (size_t a = 0; a < nv; a++) {
         offs[a] = b.len;
-        if (engine_render(r->annotations[a].value, &ev, &b, NULL) ||
+        if (engine_render(r->annotations[a].value, &ev, e->opts.lang, &b,
+                          NULL) ||
             buf_putc(&b, '\0')) {
           nv = a;
           break;

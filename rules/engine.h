@@ -99,8 +99,10 @@ struct rule_def {
   int64_t freshness_ns;
   /* Templates, rendered into each event: {{district}} (any label of the
    * group or of the rule), {{$labels.district}}, {{value}}, {{threshold}},
-   * {{value|pct}} (28.3%), {{threshold|pct}}, {{rule}}, {{severity}},
-   * {{state}}. Text outside {{ }} (Vietnamese included) is copied as is. */
+   * {{value|pct}} ("28,34%" in Vietnamese, "28.34%" in English; numbers
+   * as engine_render writes them in the engine's lang), {{threshold|pct}},
+   * {{rule}}, {{severity}}, {{state}}. Text outside {{ }} (Vietnamese
+   * included) is copied as is. */
   const struct alert_kv *annotations;
   size_t nannotations;
   const struct alert_kv *labels; /* static labels added to every event */
@@ -129,7 +131,9 @@ struct rule_error {
 typedef void engine_event_fn(void *ud, const struct alert_event *ev);
 
 /* The language of the engine's own texts: why an alert changed, the
- * built-in broker alert. Rules' annotations are the rule author's. */
+ * built-in broker alert; and how the numbers of the rules' annotations
+ * are written (1.410.312 and 10,61%, or 1,410,312 and 10.61%). The words
+ * of the annotations are the rule author's. */
 enum engine_lang {
   ENGINE_LANG_VI = 0, /* Vietnamese, the default */
   ENGINE_LANG_EN,
@@ -176,8 +180,8 @@ int engine_new(const struct engine_opts *opts, const struct rule_def *rules,
                size_t n, struct engine **out, struct rule_error *re);
 
 /* Switches the language of the engine's own texts (a reload changed it):
- * later reasons, and the broker alert's summary. Returns IOCD_OK or
- * IOCD_ENOMEM (then nothing changed). */
+ * later reasons, the numbers of later annotations, and the broker alert's
+ * summary. Returns IOCD_OK or IOCD_ENOMEM (then nothing changed). */
 int engine_set_lang(struct engine *e, enum engine_lang lang);
 
 /* Frees the engine; NULL is allowed. No events are delivered. */
@@ -267,11 +271,15 @@ const struct series_store *engine_store(const struct engine *e);
  * working_time_only and the calendar's canonical definition. */
 const char *engine_rule_hash(const struct engine *e, const char *name);
 
-/* Renders template tmpl for event ev (as the annotations are) into out.
- * Returns IOCD_OK, IOCD_EPARSE (an unterminated {{ or an unknown filter,
- * with err set) or a buf_* error. */
+/* Renders template tmpl for event ev (as the annotations are) into out,
+ * numbers as lang writes them (core/numfmt.h): {{value}} vi "1.410.312",
+ * "0,28", en "1,410,312", "0.28"; {{value|pct}} vi "10,61%", en "10.61%";
+ * {{value|int}} rounded half away from zero ("1.410.312"); a value the
+ * event does not have, "-". Returns IOCD_OK, IOCD_EPARSE (an unterminated
+ * {{ or an unknown filter, with err set) or a buf_* error. */
 int engine_render(const char *tmpl, const struct alert_event *ev,
-                  struct buf *out, struct iocd_err *err);
+                  enum engine_lang lang, struct buf *out,
+                  struct iocd_err *err);
 
 /* ---- state save / restore (state_io.c) ----------------------------------- */
 

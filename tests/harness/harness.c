@@ -9,9 +9,9 @@
  * run in Criterion's forked test processes, never on an event loop.
  */
 #include "tests/harness/harness.h"
-#include "tests/harness/harness_int.h"
 
 #include "core/buf.h"
+#include "tests/harness/harness_int.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Creates a fresh directory /tmp/iocd-test-XXXXXX; out holds at least 64. */
@@ -243,6 +244,9 @@ struct h_request {
   char **values;
   char *body; /* NUL-terminated */
   size_t body_len;
+  /* When the whole request was in (CLOCK_REALTIME, ns), for latencies
+   * measured from a publish. */
+  int64_t arrived_ns;
 };
 
 /* Starts the recorder on 127.0.0.1:port (0: a free port). It answers 200

@@ -451,6 +451,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     return MHD_YES;
   }
   /* The whole request is in: record it, take the next answer. */
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  k->q.arrived_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
   pthread_mutex_lock(&r->mu);
   if (r->nreqs == r->cap) {
     size_t cap = r->cap ? r->cap * 2 : 16;
@@ -612,6 +615,7 @@ bool h_recorder_get(struct h_recorder *r, size_t i, struct h_request *out) {
     const struct h_request *q = &r->reqs[i];
     out->method = dup_str(q->method);
     out->path = dup_str(q->path);
+    out->arrived_ns = q->arrived_ns;
     out->body = malloc(q->body_len + 1);
     if (out->body) {
       memcpy(out->body, q->body, q->body_len + 1);

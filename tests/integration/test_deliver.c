@@ -418,6 +418,41 @@ Test(deliver, a_receiver_answering_503_gets_each_notice_once_in_order) {
   h_recorder_stop(rec);
 }
 
+Test(deliver, a_group_waiting_for_its_retry_does_not_hold_back_another) {
+  struct h_recorder *rec = h_recorder_start(0);
+  cr_assert_not_null(rec);
+  h_recorder_script(rec, 1, 503, "busy", "Retry-After: 2");
+  struct world w;
+  world_init(&w);
+  w.recv[0] = receiver("operators", CONFIG_RECV_WEBHOOK);
+  w.recv[0].url = (char *)h_recorder_url(rec);
+  courier_start(&w);
+  struct notice *n1 = make_notice("operators", NOTICE_FIRING);
+  struct notice *n2 = make_notice("operators", NOTICE_FIRING);
+  free(n2->group_key);
+  n2->group_key = mem_strdup("{}:{district=\"Lắk\"}");
+  uint64_t id1 = submit(&w, n1);
+  uint64_t id2 = submit(&w, n2);
+  cr_assert(run_until_counted(&w, "operators", "sent", 2, 10000));
+  cr_assert_eq(h_recorder_count(rec), 3);
+  uint64_t order[3];
+  for (size_t i = 0; i < 3; i++) {
+    struct h_request q;
+    cr_assert(h_recorder_get(rec, i, &q));
+    cJSON *j = json_of(q.body);
+    order[i] = strtoull(jstr(j, "iocd.notice_id"), NULL, 16);
+    cJSON_Delete(j);
+    h_request_cleanup(&q);
+  }
+  /* The first group's retry waits 2 s (Retry-After); the second group's
+   * notice goes meanwhile. */
+  cr_assert(order[0] == id1 && order[1] == id2 && order[2] == id1);
+  notice_free(n1);
+  notice_free(n2);
+  world_cleanup(&w);
+  h_recorder_stop(rec);
+}
+
 Test(deliver, a_receiver_not_listening_gets_the_notice_once_it_is_back) {
   int port = h_free_port();
   cr_assert_gt(port, 0);
@@ -658,6 +693,29 @@ Test(deliver, an_smtp_server_that_is_down_is_retried) {
   world_cleanup(&w);
 }
 
+Test(deliver, a_required_starttls_the_server_lacks_fails_the_notice) {
+  struct h_smtp smtp;
+  cr_assert_eq(h_smtp_start(&smtp), 0);
+  struct world w;
+  world_init(&w);
+  w.recv[0] = receiver("director", CONFIG_RECV_EMAIL);
+  w.recv[0].smtp_url = smtp.url;
+  w.recv[0].smtp_tls = CONFIG_SMTP_TLS_STARTTLS;
+  w.recv[0].from = (char *)"ioc@daklak.gov.vn";
+  char *to[] = {(char *)"giamdoc.stttt@daklak.gov.vn"};
+  w.recv[0].to = to;
+  w.recv[0].nto = 1;
+  courier_start(&w);
+  struct notice *n = make_notice("director", NOTICE_FIRING);
+  submit(&w, n);
+  cr_assert(run_until(&w, has_dead, 10000));
+  cr_assert_eq(counted(&w, "director", "failed"), 1);
+  cr_assert_eq(h_smtp_count(&smtp), 0, "nothing sent in clear text");
+  notice_free(n);
+  world_cleanup(&w);
+  h_smtp_stop(&smtp);
+}
+
 /* ---- Telegram ---- */
 
 /* Runs fn with stderr (iocd's log) going to path. */
@@ -674,6 +732,17 @@ static void restore_stderr(void) {
   fflush(stderr);
   dup2(saved_stderr, 2);
   close(saved_stderr);
+}
+
+static char *read_all(const char *path) {
+  struct stat st;
+  cr_assert_eq(stat(path, &st), 0);
+  FILE *f = fopen(path, "r");
+  cr_assert_not_null(f);
+  char *s = calloc(1, (size_t)st.st_size + 1);
+  cr_assert_eq(fread(s, 1, (size_t)st.st_size, f), (size_t)st.st_size);
+  fclose(f);
+  return s;
 }
 
 Test(deliver, telegram_gets_send_message_and_no_log_line_shows_the_token) {
@@ -721,19 +790,53 @@ Test(deliver, telegram_gets_send_message_and_no_log_line_shows_the_token) {
   h_request_cleanup(&q);
   cr_assert_str_eq(w.why, "HTTP 403: Forbidden: bot was blocked by the user");
 
-  char *log = NULL;
-  struct stat st;
-  cr_assert_eq(stat(logpath, &st), 0);
-  FILE *f = fopen(logpath, "r");
-  log = calloc(1, (size_t)st.st_size + 1);
-  cr_assert_eq(fread(log, 1, (size_t)st.st_size, f), (size_t)st.st_size);
-  fclose(f);
+  char *log = read_all(logpath);
   cr_assert_not_null(strstr(log, ": sent in "), "%s", log);
   cr_assert_not_null(strstr(log, "/bot***/sendMessage"), "%s", log);
   cr_assert_null(strstr(log, "AAE-secret_Token"), "%s", log);
   free(log);
   notice_free(n);
   notice_free(n2);
+  world_cleanup(&w);
+  h_recorder_stop(rec);
+}
+
+Test(deliver, a_webhook_url_is_logged_without_credentials_path_or_query) {
+  struct h_recorder *rec = h_recorder_start(0);
+  cr_assert_not_null(rec);
+  h_recorder_default(rec, 404, "not here");
+  struct world w;
+  world_init(&w);
+  char url[256];
+  snprintf(url, sizeof url,
+           "http://hook:pa55word@127.0.0.1:%d/services/T0/S3CRETPATH"
+           "?token=Q5ECRET",
+           h_recorder_port(rec));
+  w.recv[0] = receiver("operators", CONFIG_RECV_WEBHOOK);
+  w.recv[0].url = url;
+  courier_start(&w);
+  char logpath[128];
+  snprintf(logpath, sizeof logpath, "%s/log", w.dir);
+  capture_stderr(logpath);
+  struct notice *n = make_notice("operators", NOTICE_FIRING);
+  submit(&w, n);
+  bool failed = run_until(&w, has_dead, 10000);
+  restore_stderr();
+  cr_assert(failed);
+  struct h_request q;
+  cr_assert(h_recorder_get(rec, 0, &q));
+  cr_assert_str_eq(q.path, "/services/T0/S3CRETPATH");
+  h_request_cleanup(&q);
+  char *log = read_all(logpath);
+  char origin[64];
+  snprintf(origin, sizeof origin, "(http://127.0.0.1:%d/...)",
+           h_recorder_port(rec));
+  cr_assert_not_null(strstr(log, origin), "%s", log);
+  cr_assert_null(strstr(log, "pa55word"), "%s", log);
+  cr_assert_null(strstr(log, "S3CRETPATH"), "%s", log);
+  cr_assert_null(strstr(log, "Q5ECRET"), "%s", log);
+  free(log);
+  notice_free(n);
   world_cleanup(&w);
   h_recorder_stop(rec);
 }

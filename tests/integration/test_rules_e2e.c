@@ -161,8 +161,8 @@ Test(rules_e2e,
                               &json),
                0);
   cr_assert(strstr(json,
-                   "Tỷ lệ hồ sơ trực tuyến của Ea H'Leo là 20.0%, "
-                   "dưới mục tiêu 30.0%") != NULL,
+                   "Tỷ lệ hồ sơ trực tuyến của Ea H'Leo là 20%, "
+                   "dưới mục tiêu 30%") != NULL,
             "%s", json);
   cr_assert(strstr(json, ",0.2,0.3,") != NULL, "value and threshold: %s", json);
   free(json);

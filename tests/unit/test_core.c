@@ -1,10 +1,12 @@
 /*
  * Tests of the small core modules every layer relies on: the bounded buffer,
  * UTF-8 validation, the metrics registry and its Prometheus text, the log
- * rate limiter and the error helpers.
+ * rate limiter, the error helpers, RFC 3339 times and numbers as people read
+ * them in Vietnamese and English.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 #include "core/err.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "core/numfmt.h"
 #include "core/stats.h"
 #include "core/timefmt.h"
 #include "core/utf8.h"
@@ -620,4 +623,105 @@ Test(timefmt, civil_days_round_trip_across_leap_years) {
   }
   cr_expect_eq(time_days_from_civil(2024, 2, 29), 19782);
   cr_expect_eq(time_days_from_civil(2026, 2, 17), 20501);
+}
+
+/* ---- numfmt ------------------------------------------------------------ */
+
+/* v written by fn in lang, as a string the caller frees. */
+static char *numfmt_text(int (*fn)(double, enum numfmt_lang, struct buf *),
+                         double v, enum numfmt_lang lang) {
+  struct buf b;
+  buf_init(&b, 0);
+  cr_assert_eq(fn(v, lang, &b), IOCD_OK);
+  cr_assert_not_null(b.data);
+  return b.data;
+}
+
+Test(numfmt, writes_numbers_as_vietnamese_and_english_read_them) {
+  static const struct {
+    double v;
+    const char *vi, *en;
+  } cases[] = {
+      {0, "0", "0"},
+      {-0.0, "0", "0"},
+      {12, "12", "12"},
+      {-5, "-5", "-5"},
+      {999, "999", "999"},
+      {1000, "1.000", "1,000"},
+      {1410312, "1.410.312", "1,410,312"},
+      {-1410312, "-1.410.312", "-1,410,312"},
+      {221942, "221.942", "221,942"},
+      {1410312.5, "1.410.312,5", "1,410,312.5"},
+      {10.61, "10,61", "10.61"},
+      {3.14159, "3,14", "3.14"},
+      {2.345, "2,35", "2.35"}, /* half away from zero, as written */
+      {-2.345, "-2,35", "-2.35"},
+      {0.999, "1", "1"},           /* rounds up into the integer part */
+      {999.999, "1.000", "1,000"}, /* and the carry makes a new group */
+      {-0.001, "-0,001", "-0.001"},
+      {-0.0001, "-0,0001", "-0.0001"},
+      {0.1061, "0,11", "0.11"},
+      {0.00123, "0,00123", "0.00123"},
+      {0.0012345, "0,00123", "0.00123"},
+      {1e15, "1.000.000.000.000.000", "1,000,000,000,000,000"},
+      {1.5e21, "1,5e+21", "1.5e+21"},
+      {1e-9, "1e-09", "1e-09"},
+      {(double)NAN, "NaN", "NaN"},
+      {(double)INFINITY, "+Inf", "+Inf"},
+      {-(double)INFINITY, "-Inf", "-Inf"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *vi = numfmt_text(numfmt_number, cases[i].v, NUMFMT_VI);
+    char *en = numfmt_text(numfmt_number, cases[i].v, NUMFMT_EN);
+    cr_expect_str_eq(vi, cases[i].vi, "case %zu (%g) vi", i, cases[i].v);
+    cr_expect_str_eq(en, cases[i].en, "case %zu (%g) en", i, cases[i].v);
+    free(vi);
+    free(en);
+  }
+}
+
+Test(numfmt, writes_ratios_as_percentages_with_two_decimals_at_most) {
+  static const struct {
+    double v;
+    const char *vi, *en;
+  } cases[] = {
+      {0.1061, "10,61%", "10.61%"}, /* the seed's level-3 share */
+      {0.3, "30%", "30%"},
+      {0.283, "28,3%", "28.3%"},
+      {0.2834, "28,34%", "28.34%"},
+      {595.0 / 1626, "36,59%", "36.59%"},
+      {0.89, "89%", "89%"},
+      {1, "100%", "100%"},
+      {0, "0%", "0%"},
+      {-0.05, "-5%", "-5%"},
+      {12.5, "1.250%", "1,250%"},
+      {14103.12, "1.410.312%", "1,410,312%"},
+      {0.00001, "0,001%", "0.001%"},
+      {(double)NAN, "NaN", "NaN"},
+      {(double)INFINITY, "+Inf", "+Inf"},
+      {-(double)INFINITY, "-Inf", "-Inf"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *vi = numfmt_text(numfmt_pct, cases[i].v, NUMFMT_VI);
+    char *en = numfmt_text(numfmt_pct, cases[i].v, NUMFMT_EN);
+    cr_expect_str_eq(vi, cases[i].vi, "case %zu (%g) vi", i, cases[i].v);
+    cr_expect_str_eq(en, cases[i].en, "case %zu (%g) en", i, cases[i].v);
+    free(vi);
+    free(en);
+  }
+}
+
+Test(numfmt, appends_after_what_the_buffer_holds_and_reports_a_full_one) {
+  struct buf b;
+  buf_init(&b, 0);
+  cr_assert_eq(buf_puts(&b, "Tỷ lệ "), IOCD_OK);
+  cr_assert_eq(numfmt_pct(0.1061, NUMFMT_VI, &b), IOCD_OK);
+  cr_assert_eq(buf_puts(&b, ", "), IOCD_OK);
+  cr_assert_eq(numfmt_number(1410312, NUMFMT_VI, &b), IOCD_OK);
+  cr_expect_str_eq(b.data, "Tỷ lệ 10,61%, 1.410.312");
+  buf_cleanup(&b);
+  buf_init(&b, 4);
+  cr_expect_eq(numfmt_number(1410312, NUMFMT_EN, &b), IOCD_ETOOBIG);
+  cr_expect_eq(numfmt_pct(12.5, NUMFMT_EN, &b), IOCD_ETOOBIG);
+  buf_cleanup(&b);
 }

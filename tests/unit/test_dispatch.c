@@ -4,7 +4,9 @@
  * chair, feed_silent grouped by alertname alone, muted outside working
  * time, escalation to the director after 15 min and the vice chair after
  * 1 h), alerts of Đắk Lắk's districts, and what comes out when, checked by
- * kind, receiver, time and content.
+ * kind, receiver, time and content. Also: alerts restored at a restart,
+ * what a resolved notice keeps of its firing episode, silences' starts and
+ * ends as wake-ups, and the configurations the loader accepts.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -12,11 +14,13 @@
 #include <string.h>
 
 #include "alerts/dispatch.h"
+#include "alerts/notify.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "rules/calendar.h"
 
 #define SEC(n) ((int64_t)(n)*NS_PER_SEC)
+#undef MIN /* <sys/param.h>'s, through <uv.h> */
 #define MIN(n) ((int64_t)(n)*60 * NS_PER_SEC)
 #define HOUR(n) ((int64_t)(n)*3600 * NS_PER_SEC)
 
@@ -909,4 +913,299 @@ Test(dispatch, acks_loaded_at_start_hold_for_their_episode_only) {
   notice_labels_cleanup(&y);
   buf_cleanup(&trail);
   ack_set_free(prev);
+}
+
+/* ---- restart ------------------------------------------------------------- */
+
+/* An alert of name/district, firing since starts or resolved at F.now,
+ * with a summary (may be NULL) and a value; the caller cleans it up. */
+static struct notice_alert alert_of(const char *name, const char *district,
+                                    enum notice_status st, int64_t starts,
+                                    const char *summary, double value) {
+  struct notice_alert a = {0};
+  cr_assert_eq(notice_labels_set(&a.labels, "alertname", name), IOCD_OK);
+  cr_assert_eq(notice_labels_set(&a.labels, "district", district), IOCD_OK);
+  cr_assert_eq(notice_labels_set(&a.labels, "severity", "warning"), IOCD_OK);
+  if (summary) {
+    cr_assert_eq(notice_labels_set(&a.annotations, "summary", summary),
+                 IOCD_OK);
+  }
+  a.fingerprint = notice_labels_fingerprint(&a.labels);
+  a.status = st;
+  a.starts_ns = starts;
+  a.ends_ns = st == NOTICE_RESOLVED ? F.now : 0;
+  a.has_value = true;
+  a.value = value;
+  a.has_threshold = true;
+  a.threshold = 0.3;
+  return a;
+}
+
+/* What iocd does at start for an alert the rules engine restored firing
+ * since starts. */
+static uint64_t restore(const char *district, int64_t starts, bool notified) {
+  struct notice_alert a =
+      alert_of("online_share_low", district, NOTICE_FIRING, starts, NULL, 0.1);
+  cr_assert_eq(dispatch_restore(F.d, &a, notified, F.now), IOCD_OK);
+  notice_alert_cleanup(&a);
+  return a.fingerprint;
+}
+
+Test(dispatch, a_restored_notified_alert_is_not_sent_again_but_resolves) {
+  F.cfg.route.nescalation = 0;
+  fx_start(MON9);
+  uint64_t id = restore("Krông Búk", MON9 - HOUR(1), true);
+  cr_assert(dispatch_notified(F.d, id));
+  run_until(MON9 + HOUR(1));
+  cr_assert_eq(F.nout, 0, "no firing notice after the restart");
+  resolve("online_share_low", "Krông Búk", "warning");
+  run_until(MON9 + HOUR(2));
+  cr_assert_eq(F.nout, 1);
+  cr_assert_eq(F.out[0]->created_ns, MON9 + HOUR(1) + SEC(30));
+  const struct notice_alert *a = get(F.out[0], "online_share_low", "Krông Búk");
+  cr_assert_eq(a->status, NOTICE_RESOLVED);
+  cr_assert_eq(a->starts_ns, MON9 - HOUR(1));
+  cr_assert_not(dispatch_notified(F.d, id));
+}
+
+Test(dispatch, a_restored_alert_nobody_was_told_of_is_a_new_alert) {
+  F.cfg.route.nescalation = 0;
+  fx_start(MON9);
+  uint64_t id = restore("Krông Búk", MON9 - HOUR(1), false);
+  cr_assert_not(dispatch_notified(F.d, id));
+  run_until(MON9 + SEC(30));
+  cr_assert_eq(F.nout, 1);
+  cr_assert_eq(get(F.out[0], "online_share_low", "Krông Búk")->status,
+               NOTICE_FIRING);
+  cr_assert(dispatch_notified(F.d, id));
+}
+
+Test(dispatch, repeat_interval_of_a_restored_alert_counts_from_the_restart) {
+  F.cfg.route.nescalation = 0;
+  F.cfg.route.nmute = 0;
+  fx_start(MON9);
+  restore("Krông Búk", MON9 - HOUR(3), true);
+  run_until(MON9 + HOUR(4));
+  cr_assert_eq(F.nout, 0, "not repeated 4 h after it started firing");
+  /* The first group_interval tick (30 s + k * 5 min) past 4 h. */
+  run_until(MON9 + HOUR(4) + SEC(30));
+  cr_assert_eq(F.nout, 1);
+  cr_assert_eq(F.out[0]->created_ns, MON9 + HOUR(4) + SEC(30));
+  cr_assert_eq(get(F.out[0], "online_share_low", "Krông Búk")->status,
+               NOTICE_FIRING);
+}
+
+Test(dispatch, a_restored_alert_is_not_escalated_again_for_tiers_past_due) {
+  fx_start(MON9);
+  /* Firing for 20 min: tier 1 (15 min) went out before the restart. */
+  restore("Krông Búk", MON9 - MIN(20), true);
+  run_until(MON9 + MIN(40) - SEC(1));
+  cr_assert_eq(F.nout, 0);
+  run_until(MON9 + MIN(40));
+  cr_assert_eq(count(NOTICE_ESCALATION, "vice_chair"), 1);
+  const struct notice *e = nth(NOTICE_ESCALATION, "vice_chair", 0);
+  cr_assert_eq(e->tier, 2);
+  cr_assert_eq(e->created_ns, MON9 + MIN(40), "1 h after it started");
+  run_until(MON9 + HOUR(3));
+  cr_assert_eq(count(NOTICE_ESCALATION, "director"), 0);
+  cr_assert_eq(count(NOTICE_ESCALATION, NULL), 1);
+  cr_assert_eq(count(NOTICE_ALERTS, NULL), 0);
+}
+
+Test(dispatch, a_new_alert_joins_the_group_of_a_restored_one) {
+  F.cfg.route.nescalation = 0;
+  F.cfg.route.ngroup_by = 1;
+  fx_start(MON9);
+  restore("Krông Búk", MON9 - HOUR(1), true);
+  fire("online_share_low", "Ea Súp", "warning");
+  run_until(MON9 + SEC(30));
+  /* Alertmanager's way: a notice carries the group's whole firing set. */
+  cr_assert_eq(F.nout, 1);
+  cr_assert_eq(F.out[0]->nalerts, 2);
+  run_until(MON9 + HOUR(1));
+  cr_assert_eq(F.nout, 1);
+}
+
+/* ---- what a resolved notice says ----------------------------------------- */
+
+Test(dispatch, a_resolved_notice_keeps_the_start_and_words_of_the_firing) {
+  static const char firing_text[] =
+      "Tỷ lệ hồ sơ trực tuyến của Krông Búk là 10,6%, dưới mục tiêu 30%";
+  F.cfg.route.nescalation = 0;
+  fx_start(MON9);
+  struct notice_alert a = alert_of("online_share_low", "Krông Búk",
+                                   NOTICE_FIRING, MON9, firing_text, 0.106);
+  cr_assert_eq(dispatch_alert(F.d, &a, F.now), IOCD_OK);
+  notice_alert_cleanup(&a);
+  run_until(MON9 + HOUR(1));
+  cr_assert_eq(F.nout, 1);
+  /* The engine's resolved event: rendered with the recovered value, and
+   * its start is the time of the resolution. */
+  a = alert_of("online_share_low", "Krông Búk", NOTICE_RESOLVED, F.now,
+               "Tỷ lệ hồ sơ trực tuyến của Krông Búk là 40,6%, dưới mục "
+               "tiêu 30%",
+               0.406);
+  cr_assert_eq(dispatch_alert(F.d, &a, F.now), IOCD_OK);
+  notice_alert_cleanup(&a);
+  cr_assert_eq(dispatch_find_alert(F.d, a.fingerprint)->starts_ns, MON9);
+  run_until(MON9 + HOUR(2));
+  cr_assert_eq(F.nout, 2);
+  const struct notice_alert *r = get(F.out[1], "online_share_low", "Krông Búk");
+  cr_assert_eq(r->status, NOTICE_RESOLVED);
+  cr_assert_eq(r->starts_ns, MON9);
+  cr_assert_eq(r->ends_ns, MON9 + HOUR(1));
+  cr_assert_str_eq(notice_label_get(&r->annotations, "summary"), firing_text);
+  cr_assert(r->has_value);
+  cr_assert_float_eq(r->value, 0.406, 1e-9);
+  cr_assert_float_eq(r->threshold, 0.3, 1e-9);
+}
+
+Test(dispatch, a_resolved_change_without_times_keeps_the_start) {
+  F.cfg.route.nescalation = 0;
+  fx_start(MON9);
+  fire("online_share_low", "Krông Búk", "warning");
+  run_until(MON9 + MIN(20));
+  struct notice_alert a =
+      alert_of("online_share_low", "Krông Búk", NOTICE_RESOLVED, 0, NULL, 0.5);
+  a.ends_ns = 0;
+  cr_assert_eq(dispatch_alert(F.d, &a, F.now), IOCD_OK);
+  notice_alert_cleanup(&a);
+  run_until(MON9 + HOUR(1));
+  cr_assert_eq(F.nout, 2);
+  const struct notice_alert *r = get(F.out[1], "online_share_low", "Krông Búk");
+  cr_assert_eq(r->starts_ns, MON9);
+  cr_assert_eq(r->ends_ns, MON9 + MIN(20), "the time it was told of");
+}
+
+/* ---- silences as wake-ups ------------------------------------------------ */
+
+static void silence(const char *district, int64_t from, int64_t until,
+                    uint64_t id) {
+  struct config_matcher m = matcher("district", CONFIG_MATCH_EQ, district);
+  struct silence_spec spec = {
+      .matchers = &m, .nmatchers = 1, .starts_ns = from, .ends_ns = until};
+  struct iocd_err err = {{0}};
+  cr_assert_eq(
+      silence_add(dispatch_silences(F.d), &spec, id, F.now, NULL, &err),
+      IOCD_OK, "%s", err.msg);
+}
+
+Test(dispatch, an_alert_is_notified_when_its_silence_ends) {
+  F.cfg.route.nescalation = 0;
+  fx_start(MON9);
+  silence("Krông Búk", MON9, MON9 + MIN(7), 0x51);
+  fire("online_share_low", "Krông Búk", "warning");
+  run_until(MON9 + MIN(7) - SEC(1));
+  cr_assert_eq(F.nout, 0);
+  run_until(MON9 + MIN(7));
+  cr_assert_eq(F.nout, 1, "at the end of the silence, not at 10 min 30 s");
+  cr_assert_eq(F.out[0]->created_ns, MON9 + MIN(7));
+  cr_assert_eq(get(F.out[0], "online_share_low", "Krông Búk")->status,
+               NOTICE_FIRING);
+  run_until(MON9 + HOUR(1));
+  cr_assert_eq(F.nout, 1);
+}
+
+Test(dispatch, a_silence_ended_early_releases_its_alerts_at_once) {
+  F.cfg.route.nescalation = 0;
+  fx_start(MON9);
+  silence("Krông Búk", MON9, MON9 + HOUR(2), 0x51);
+  fire("online_share_low", "Krông Búk", "warning");
+  run_until(MON9 + MIN(2));
+  cr_assert_eq(F.nout, 0);
+  cr_assert_eq(
+      silence_expire(dispatch_silences(F.d), "0000000000000051", F.now),
+      IOCD_OK);
+  dispatch_tick(F.d, F.now); /* what the caller does after a change */
+  cr_assert_eq(F.nout, 1);
+  cr_assert_eq(F.out[0]->created_ns, MON9 + MIN(2));
+}
+
+Test(dispatch, an_alert_silenced_mid_group_is_not_sent_at_the_next_flush) {
+  F.cfg.route.nescalation = 0;
+  F.cfg.route.ngroup_by = 1;
+  fx_start(MON9);
+  fire("online_share_low", "Krông Búk", "warning");
+  run_until(MON9 + MIN(1));
+  cr_assert_eq(F.nout, 1);
+  fire("online_share_low", "Ea Súp", "warning");
+  silence("Ea Súp", MON9 + MIN(3), MON9 + HOUR(1), 0x52);
+  cr_assert_eq(dispatch_next_wake(F.d), MON9 + MIN(3),
+               "the silence's start is a wake-up");
+  run_until(MON9 + MIN(3));
+  cr_assert_eq(F.nout, 1, "nothing goes out at the silence's start");
+  run_until(MON9 + HOUR(1) - SEC(1));
+  cr_assert_eq(F.nout, 1, "silenced at every flush of its group");
+  run_until(MON9 + HOUR(1));
+  cr_assert_eq(F.nout, 2);
+  cr_assert_eq(F.out[1]->created_ns, MON9 + HOUR(1));
+  cr_assert_eq(get(F.out[1], "online_share_low", "Ea Súp")->status,
+               NOTICE_FIRING);
+}
+
+/* ---- configurations the loader accepts ----------------------------------- */
+
+Test(dispatch, builds_from_every_configuration_the_loader_accepts) {
+  static const char head[] =
+      "{\"file\": {}, \"subscriptions\": [{\"topic\": \"t\"}],\n"
+      " \"notifications\": {\"receivers\": [\n"
+      "  {\"name\": \"operators\", \"type\": \"webhook\", \"url\": "
+      "\"http://127.0.0.1:9/a\"},\n"
+      "  {\"name\": \"wall\", \"type\": \"webhook\", \"url\": "
+      "\"http://127.0.0.1:9/b\", \"rate_per_hour\": -1,\n"
+      "   \"send_resolved\": false},\n"
+      "  {\"name\": \"director\", \"type\": \"webhook\", \"url\": "
+      "\"http://127.0.0.1:9/c\"}],\n";
+  static const char *const cases[] = {
+      /* Children that set nothing take everything from their parents. */
+      "  \"route\": {\"receiver\": \"operators\", \"routes\": [\n"
+      "   {\"matchers\": [\"severity=critical\"], \"routes\": [\n"
+      "    {\"matchers\": {\"district\": \"Lắk\"}}]}]}}}",
+      /* The example's shape: a wall taking everything without mute or
+       * escalation, a route with its own mute, zero group_wait, every
+       * label as the group. */
+      "  \"route\": {\"receiver\": \"operators\", \"group_by\": "
+      "[\"alertname\", \"district\"],\n"
+      "   \"mute_time_intervals\": [\"outside_working_time\"],\n"
+      "   \"escalation\": [{\"after\": \"15m\", \"receiver\": "
+      "\"director\"}],\n"
+      "   \"routes\": [\n"
+      "    {\"receiver\": \"wall\", \"continue\": true, "
+      "\"mute_time_intervals\": [], \"escalation\": [],\n"
+      "     \"group_wait\": \"0s\", \"group_by\": [\"...\"]},\n"
+      "    {\"matchers\": [\"severity=critical\"], \"continue\": true,\n"
+      "     \"mute_time_intervals\": [\"night\"], \"critical_any_time\": "
+      "false},\n"
+      "    {\"matchers\": [\"alertname=~feed_.*\"], "
+      "\"active_time_intervals\": [\"working_time\"],\n"
+      "     \"escalation\": [{\"after\": \"1m\", \"receiver\": "
+      "\"wall\"}]}]},\n"
+      "  \"time_intervals\": [{\"name\": \"night\", \"times\": "
+      "[\"22:00-06:00\"]}],\n"
+      "  \"inhibit_rules\": [{\"source_matchers\": "
+      "[\"alertname=feed_silent\"],\n"
+      "   \"target_matchers\": [\"alertname=~online_share.*\"], \"equal\": "
+      "[\"district\"]}],\n"
+      "  \"flapping\": {\"transitions\": 2, \"window\": \"1m\"},\n"
+      "  \"digest\": {\"receiver\": \"director\", \"at\": [\"07:30\", "
+      "\"16:30\"]}}}",
+      /* A silence of the file that ended long ago, without starts_at. */
+      "  \"route\": {\"receiver\": \"operators\"},\n"
+      "  \"silences\": [{\"matchers\": [\"district=Krông Búk\"], "
+      "\"ends_at\": \"2020-01-01T00:00:00+07:00\"}]}}",
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char text[4096];
+    snprintf(text, sizeof text, "%s%s", head, cases[i]);
+    struct config *cfg = NULL;
+    struct buf errors;
+    buf_init(&errors, 0);
+    int rc = config_load_text("iocd.jsonc", text, strlen(text), &cfg, &errors);
+    cr_assert_eq(rc, IOCD_OK, "case %zu: %s", i,
+                 errors.data ? errors.data : "");
+    buf_cleanup(&errors);
+    struct iocd_err err = {{0}};
+    cr_expect_eq(notify_check(cfg, &err), IOCD_OK, "case %zu: %s", i, err.msg);
+    config_free(cfg);
+  }
 }

@@ -235,8 +235,8 @@ Test(engine, fires_once_when_share_stays_below_target_for_15m) {
                    ": condition true, value 0.25, threshold 0.3]") != NULL,
             "%s", rec.lines[1]);
   cr_expect(strstr(rec.lines[1],
-                   "summary=[Tỷ lệ hồ sơ trực tuyến của Ea H'Leo là 25.0%, "
-                   "dưới mục tiêu 30.0%]") != NULL,
+                   "summary=[Tỷ lệ hồ sơ trực tuyến của Ea H'Leo là 25%, "
+                   "dưới mục tiêu 30%]") != NULL,
             "%s", rec.lines[1]);
   cr_expect(strstr(rec.lines[1],
                    "raw=[0.25/0.3 online_share warning firing]") != NULL,
@@ -955,7 +955,7 @@ Test(engine, bad_rules_are_reported_with_where_and_column) {
   cr_expect_null(e);
 }
 
-Test(engine, renders_templates) {
+Test(engine, renders_templates_with_numbers_in_the_engines_language) {
   const char *keys[] = {"district"};
   const char *vals[] = {"Ea H'Leo"};
   struct group g = {.keys = keys, .values = vals, .n = 1};
@@ -972,33 +972,100 @@ Test(engine, renders_templates) {
                            .threshold = 0.3};
   static const struct {
     const char *tmpl;
-    const char *want;
+    const char *vi, *en;
   } cases[] = {
-      {"{{district}}", "Ea H'Leo"},
-      {"{{ $labels.district }}", "Ea H'Leo"},
-      {"{{value|pct}} < {{threshold|pct}}", "28.3% < 30.0%"},
-      {"{{value}}", "0.2834"},
-      {"{{value|int}}", "0"},
+      {"{{district}}", "Ea H'Leo", "Ea H'Leo"},
+      {"{{ $labels.district }}", "Ea H'Leo", "Ea H'Leo"},
+      {"{{value|pct}} < {{threshold|pct}}", "28,34% < 30%", "28.34% < 30%"},
+      {"{{ value | pct }}", "28,34%", "28.34%"},
+      {"{{value}}", "0,28", "0.28"},
+      {"{{threshold}}", "0,3", "0.3"},
+      {"{{value|int}}", "0", "0"},
       {"{{team}}: {{rule}} {{severity}} {{state}}",
+       "Sở TT&TT: online_share warning firing",
        "Sở TT&TT: online_share warning firing"},
-      {"{{nosuch}}x", "x"},
-      {"Huyện {{district}} — cảnh báo", "Huyện Ea H'Leo — cảnh báo"},
-      {"no braces { } }}", "no braces { } }}"},
+      {"{{nosuch}}x", "x", "x"},
+      {"Huyện {{district}} — cảnh báo", "Huyện Ea H'Leo — cảnh báo",
+       "Huyện Ea H'Leo — cảnh báo"},
+      {"no braces { } }}", "no braces { } }}", "no braces { } }}"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    struct buf b;
-    buf_init(&b, 4096);
-    cr_expect_eq(engine_render(cases[i].tmpl, &ev, &b, NULL), IOCD_OK);
-    cr_expect_str_eq(b.data ? b.data : "", cases[i].want, "%s",
-                     cases[i].tmpl);
-    buf_cleanup(&b);
+    for (int l = 0; l < 2; l++) {
+      struct buf b;
+      buf_init(&b, 4096);
+      cr_expect_eq(engine_render(cases[i].tmpl, &ev,
+                                 l ? ENGINE_LANG_EN : ENGINE_LANG_VI, &b, NULL),
+                   IOCD_OK);
+      cr_expect_str_eq(b.data ? b.data : "", l ? cases[i].en : cases[i].vi,
+                       "%s (%s)", cases[i].tmpl, l ? "en" : "vi");
+      buf_cleanup(&b);
+    }
+  }
+  /* Counts: whole, rounded, grouped by thousands. */
+  static const struct {
+    double v;
+    const char *tmpl, *vi, *en;
+  } counts[] = {
+      {1410312, "{{value}}", "1.410.312", "1,410,312"},
+      {1410312.5, "{{value|int}}", "1.410.313", "1,410,313"},
+      {1410312.4, "{{value|int}}", "1.410.312", "1,410,312"},
+      {-2.5, "{{value|int}}", "-3", "-3"},
+      {250, "{{value}} (ngưỡng {{threshold}})", "250 (ngưỡng 0,3)",
+       "250 (ngưỡng 0.3)"},
+      {0.1061, "{{value|pct}}", "10,61%", "10.61%"},
+  };
+  for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+    ev.value = counts[i].v;
+    for (int l = 0; l < 2; l++) {
+      struct buf b;
+      buf_init(&b, 4096);
+      cr_expect_eq(engine_render(counts[i].tmpl, &ev,
+                                 l ? ENGINE_LANG_EN : ENGINE_LANG_VI, &b, NULL),
+                   IOCD_OK);
+      cr_expect_str_eq(b.data ? b.data : "", l ? counts[i].en : counts[i].vi,
+                       "%s with %g (%s)", counts[i].tmpl, counts[i].v,
+                       l ? "en" : "vi");
+      buf_cleanup(&b);
+    }
   }
   ev.has_value = false;
   struct buf b;
   buf_init(&b, 4096);
-  cr_expect_eq(engine_render("{{value|pct}}", &ev, &b, NULL), IOCD_OK);
-  cr_expect_str_eq(b.data, "-");
+  cr_expect_eq(engine_render("{{value|pct}} {{value}} {{value|int}}", &ev,
+                             ENGINE_LANG_VI, &b, NULL),
+               IOCD_OK);
+  cr_expect_str_eq(b.data, "- - -");
   buf_cleanup(&b);
+}
+
+Test(engine, annotations_write_numbers_in_the_engines_language) {
+  struct rec rec = {0};
+  struct rule_def r = share_rule();
+  struct engine *e = make_in(&r, 1, &rec, BASE, ENGINE_LANG_VI);
+  for (int m = 0; m <= 16; m++) {
+    point(e, "igate", "Ea H'Leo", BASE + MIN(m), "received", 10000, "online",
+          2834);
+    advance(e, BASE + MIN(m));
+  }
+  cr_assert_eq(rec.n, 2);
+  cr_expect(strstr(rec.lines[1],
+                   "summary=[Tỷ lệ hồ sơ trực tuyến của Ea H'Leo là 28,34%, "
+                   "dưới mục tiêu 30%]") != NULL,
+            "%s", rec.lines[1]);
+  cr_expect(strstr(rec.lines[1], "raw=[0,28/0,3 online_share") != NULL, "%s",
+            rec.lines[1]);
+  /* A reload to English: the alerts listed now read the English way. */
+  cr_assert_eq(engine_set_lang(e, ENGINE_LANG_EN), IOCD_OK);
+  engine_list(e, on_event, &rec);
+  cr_assert_eq(rec.n, 3);
+  cr_expect(strstr(rec.lines[2],
+                   "summary=[Tỷ lệ hồ sơ trực tuyến của Ea H'Leo là 28.34%, "
+                   "dưới mục tiêu 30%]") != NULL,
+            "%s", rec.lines[2]);
+  cr_expect(strstr(rec.lines[2], "raw=[0.28/0.3 online_share") != NULL, "%s",
+            rec.lines[2]);
+  engine_free(e);
+  rec_free(&rec);
 }
 
 Test(engine, the_same_input_gives_the_same_events) {

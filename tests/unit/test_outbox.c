@@ -318,6 +318,23 @@ Test(outbox, ids_never_repeat_after_a_restart_even_when_all_were_sent) {
   outbox_close(ob);
 }
 
+Test(outbox, ids_counted_by_the_caller_are_not_handed_out_again) {
+  struct outbox *ob = open_ok(NULL);
+  uint64_t first = outbox_next_id(ob);
+  uint64_t last = first + 3000;
+  for (uint64_t id = first; id <= last; id += 500) {
+    struct notice *n = make(ob, "ops", "Lắk");
+    n->id = id;
+    cr_assert_eq(outbox_put(ob, n, NULL), IOCD_OK);
+    cr_assert_eq(outbox_done(ob, id, NULL), IOCD_OK);
+    notice_free(n);
+  }
+  outbox_close(ob);
+  ob = open_ok(NULL);
+  cr_assert_gt(outbox_next_id(ob), last);
+  outbox_close(ob);
+}
+
 struct evicted {
   uint64_t ids[8];
   size_t n;
@@ -417,5 +434,48 @@ Test(outbox, only_the_newest_dead_letters_are_kept) {
   cr_assert_eq(d[0].notice->id, ids[1]);
   cr_assert_not(exists("dead", ids[0]));
   cr_assert(exists("dead", ids[2]));
+  outbox_close(ob);
+}
+
+/* sync_later: a notice is on disk at once for the next run even when the
+ * process dies before any fsync (the kernel keeps the page cache), and the
+ * fsyncs come in outbox_sync, for every change since the last one. */
+Test(outbox,
+     with_sync_later_a_crash_loses_nothing_and_sync_collects_the_fsyncs) {
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    struct outbox_opts o = {.sync_later = true};
+    struct outbox *ob = outbox_open(dir, &o, NULL);
+    if (!ob) {
+      _exit(2);
+    }
+    struct notice *n = make(ob, "ops", "Krông Búk");
+    int rc = outbox_put(ob, n, NULL);
+    _exit(rc == IOCD_OK && outbox_dirty(ob) ? 0 : 1);
+  }
+  int status;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+  struct outbox_opts o = {.sync_later = true};
+  struct outbox *ob = open_ok(&o);
+  size_t n;
+  const struct outbox_item *it = outbox_list(ob, &n);
+  cr_assert_eq(n, 1, "the notice of the killed run is pending");
+  cr_assert_not(outbox_dirty(ob));
+  uint64_t first = it[0].notice->id;
+  uint64_t b = put(ob, "ops", "Lắk");
+  cr_assert(outbox_dirty(ob));
+  struct iocd_err err = {{0}};
+  cr_assert_eq(outbox_sync(ob, &err), IOCD_OK, "%s", err.msg);
+  cr_assert_not(outbox_dirty(ob));
+  cr_assert_eq(outbox_done(ob, first, &err), IOCD_OK, "%s", err.msg);
+  cr_assert(outbox_dirty(ob), "a removal is a change of the directory");
+  cr_assert_not(exists("", first));
+  cr_assert_eq(outbox_dead(ob, b, "refused", &err), IOCD_OK, "%s", err.msg);
+  cr_assert_eq(outbox_sync(ob, &err), IOCD_OK, "%s", err.msg);
+  cr_assert_not(outbox_dirty(ob));
+  cr_assert(exists("dead", b));
   outbox_close(ob);
 }

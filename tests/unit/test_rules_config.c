@@ -695,12 +695,12 @@ Test(rules_test_tool, a_failing_test_exits_1_with_a_diff_per_alert,
       "at 20m (2021-03-01T08:20:00+07:00), rule online_share_low\n"
       "  (- expected, + got)\n"
       "  - online_share_low{district=\"Ea H'Leo\"} firing\n"
-      "  -     summary: \"Tỷ lệ hồ sơ trực tuyến của Ea H'Leo là 25.0%, dưới "
-      "mục tiêu 30.0%\"\n"
+      "  -     summary: \"Tỷ lệ hồ sơ trực tuyến của Ea H'Leo là 25%, dưới "
+      "mục tiêu 30%\"\n"
       "  + online_share_low{district=\"Ea H'Leo\"} pending warning "
       "value=0.2\n"
-      "  +     summary: \"Tỷ lệ hồ sơ trực tuyến của Ea H'Leo là 20.0%, dưới "
-      "mục tiêu 30.0%\"\n";
+      "  +     summary: \"Tỷ lệ hồ sơ trực tuyến của Ea H'Leo là 20%, dưới "
+      "mục tiêu 30%\"\n";
   cr_assert(strstr(out.data, want) != NULL, "got:\n%s", out.data);
   /* At 40m it fires, as expected there: only the first time is shown. */
   cr_assert(strstr(out.data, "at 40m") == NULL, "%s", out.data);

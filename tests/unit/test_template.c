@@ -1,9 +1,9 @@
 /*
- * The words of notifications (alerts/template.h): numbers as the province
- * writes them, local times and durations, the built-in Vietnamese and
- * English texts of every kind of notice with the exact district names, the
- * overriding templates and the FILE:LINE:COL of their mistakes, and HTML
- * escaping.
+ * The words of notifications (alerts/template.h): values by the rule's
+ * unit (the digits themselves are core/numfmt's, tested in test_core.c),
+ * local times and durations, the built-in Vietnamese and English texts of
+ * every kind of notice with the exact district names, the overriding
+ * templates and the FILE:LINE:COL of their mistakes, and HTML escaping.
  */
 #include <criterion/criterion.h>
 #include <inttypes.h>
@@ -21,88 +21,16 @@
 #define NOW (FX_T0 + 135 * FX_MIN) /* 11:30, 2 h 15 min after the start */
 #define GRAFANA "http://grafana.ioc.local:3000"
 
-static char *fmt_number(double v, enum config_language lang) {
-  struct buf b;
-  buf_init(&b, 0);
-  cr_assert_eq(template_format_number(v, lang, &b), IOCD_OK);
-  return b.data;
-}
-
-static char *fmt_pct(double v, enum config_language lang) {
-  struct buf b;
-  buf_init(&b, 0);
-  cr_assert_eq(template_format_pct(v, lang, &b), IOCD_OK);
-  return b.data;
-}
-
-Test(template_format, writes_numbers_as_vietnamese_and_english_read_them) {
-  static const struct {
-    double v;
-    const char *vi, *en;
-  } cases[] = {
-      {0, "0", "0"},
-      {-0.0, "0", "0"},
-      {12, "12", "12"},
-      {999, "999", "999"},
-      {1000, "1.000", "1,000"},
-      {1410312, "1.410.312", "1,410,312"},
-      {-1410312, "-1.410.312", "-1,410,312"},
-      {221942, "221.942", "221,942"},
-      {1410312.5, "1.410.312,5", "1,410,312.5"},
-      {10.61, "10,61", "10.61"},
-      {3.14159, "3,14", "3.14"},
-      {2.345, "2,35", "2.35"}, /* half away from zero, as written */
-      {-2.345, "-2,35", "-2.35"},
-      {0.999, "1", "1"}, /* rounds up into the integer part */
-      {0.1061, "0,11", "0.11"},
-      {0.00123, "0,00123", "0.00123"},
-      {-0.001, "-0,001", "-0.001"},
-      {0.0012345, "0,00123", "0.00123"},
-      {1e15, "1.000.000.000.000.000", "1,000,000,000,000,000"},
-      {1.5e21, "1,5e+21", "1.5e+21"},
-      {1e-9, "1e-09", "1e-09"},
-      {(double)NAN, "NaN", "NaN"},
-      {(double)INFINITY, "+Inf", "+Inf"},
-      {-(double)INFINITY, "-Inf", "-Inf"},
-  };
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    char *vi = fmt_number(cases[i].v, CONFIG_LANG_VI);
-    char *en = fmt_number(cases[i].v, CONFIG_LANG_EN);
-    cr_expect_str_eq(vi, cases[i].vi, "case %zu (%g) vi", i, cases[i].v);
-    cr_expect_str_eq(en, cases[i].en, "case %zu (%g) en", i, cases[i].v);
-    free(vi);
-    free(en);
-  }
-}
-
-Test(template_format, writes_ratios_as_percentages) {
-  static const struct {
-    double v;
-    const char *vi, *en;
-  } cases[] = {
-      {0.1061, "10,61%", "10.61%"}, /* the seed's level-3 share */
-      {0.3, "30%", "30%"},           {0.283, "28,3%", "28.3%"},
-      {0.366, "36,6%", "36.6%"},     {0.89, "89%", "89%"},
-      {1, "100%", "100%"},           {0, "0%", "0%"},
-      {-0.05, "-5%", "-5%"},         {12.5, "1.250%", "1,250%"},
-      {0.00001, "0,001%", "0.001%"}, {(double)NAN, "NaN", "NaN"},
-  };
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    char *vi = fmt_pct(cases[i].v, CONFIG_LANG_VI);
-    char *en = fmt_pct(cases[i].v, CONFIG_LANG_EN);
-    cr_expect_str_eq(vi, cases[i].vi, "case %zu (%g) vi", i, cases[i].v);
-    cr_expect_str_eq(en, cases[i].en, "case %zu (%g) en", i, cases[i].v);
-    free(vi);
-    free(en);
-  }
-}
-
 Test(template_format, formats_values_by_the_rules_unit) {
   struct notice *n = fx_notice(NOTICE_ALERTS, "operators");
   fx_alert(n, "overdue_backlog_high", "Lắk", "warning", NOTICE_FIRING);
   fx_share(n, "Lắk", NOTICE_FIRING);
   fx_annotation(fx_alert(n, "cpu", "Lắk", "warning", NOTICE_FIRING), "unit",
                 "percent");
+  /* As config/rules/daklak.jsonc says it: an annotation, not a label. */
+  fx_annotation(
+      fx_alert(n, "resolved_ratio_low", "Lắk", "warning", NOTICE_FIRING),
+      "unit", "ratio");
   static const struct {
     int which;
     bool has;
@@ -114,6 +42,8 @@ Test(template_format, formats_values_by_the_rules_unit) {
       {1, true, 0.1061, "10,61%"},
       {1, true, 0.3, "30%"},
       {2, true, 10.61, "10,61%"},
+      {3, true, 0.1061, "10,61%"},
+      {3, true, 0.8, "80%"},
       {0, false, 1, "-"},
       {1, false, 1, "-"},
   };
