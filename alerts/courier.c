@@ -52,6 +52,7 @@ struct courier {
   deliver_templates_fn *templates;
   void *templates_ud;
   courier_dead_fn *on_dead;
+  courier_sent_fn *on_sent;
   void *dead_ud;
   struct lane *lanes;
   struct gone *gone; /* evicted during outbox_put */
@@ -376,6 +377,10 @@ static void on_sent(void *ud, uint64_t id, enum deliver_outcome outcome,
     int attempts = it->notice->attempts + 1;
     switch (outcome) {
       case DELIVER_SENT:
+        if (c->on_sent) {
+          /* it is not read again: a submit may move the outbox's items. */
+          c->on_sent(c->dead_ud, it->notice);
+        }
         if (outbox_done(c->ob, id, &err) != IOCD_OK) {
           log_error(LOG_MOD, "notification %016" PRIx64 " sent: %s", id,
                     err.msg);
@@ -433,6 +438,7 @@ int courier_new(const struct courier_opts *opts, struct courier **out,
   c->templates = opts->templates;
   c->templates_ud = opts->templates_ud;
   c->on_dead = opts->on_dead;
+  c->on_sent = opts->on_sent;
   c->dead_ud = opts->dead_ud;
   struct outbox_opts oo = opts->outbox;
   oo.on_evict = on_evict;

@@ -43,6 +43,10 @@
 typedef void courier_dead_fn(void *ud, const struct notice *dead_letter,
                              const struct notice *failed, const char *why);
 
+/* A notice reached its receiver (n borrowed for the call). The callback
+ * may call courier_submit. */
+typedef void courier_sent_fn(void *ud, const struct notice *n);
+
 struct courier_opts {
   uv_loop_t *loop;
   struct curl_loop *curl; /* borrowed; NULL: the courier runs its own */
@@ -60,6 +64,7 @@ struct courier_opts {
    * at close (journal.fsync "never"). */
   int sync_interval_ms;
   courier_dead_fn *on_dead; /* may be NULL */
+  courier_sent_fn *on_sent; /* may be NULL; with dead_ud */
   void *dead_ud;
 };
 

@@ -350,7 +350,11 @@ static void save_notified(struct notify *n) {
   if (!rc) {
     rc = buf_puts(&b, "}\n");
   }
-  int e = rc ? 0 : file_write_atomic(n->notified_path, b.data, b.len, true);
+  /* Synced as the outbox is (journal.fsync): a power loss may cost a
+   * repeated notice, never a lost one. */
+  int e = rc ? 0
+             : file_write_atomic(n->notified_path, b.data, b.len,
+                                 n->cfg->journal.fsync == JOURNAL_FSYNC_ALWAYS);
   if (rc || e) {
     log_error(MOD, "%s not saved: %s", n->notified_path,
               rc ? iocd_strerror(rc) : strerror(e));
@@ -481,6 +485,38 @@ static void on_emit(void *ud, struct notice *x) {
     notified_note(n, x);
   }
   notice_free(x);
+}
+
+/* A notice reached its receiver: the failure raised for that receiver,
+ * if any, is over. */
+static void on_sent(void *ud, const struct notice *x) {
+  struct notify *n = ud;
+  if (n->stopped || !x->receiver || x->kind == NOTICE_DEAD_LETTER) {
+    return;
+  }
+  struct notice_alert a = {0};
+  int rc = notice_labels_set(&a.labels, "alertname", NOTIFY_FAILED_RULE);
+  if (!rc) {
+    rc = notice_labels_set(&a.labels, "receiver", x->receiver);
+  }
+  if (!rc) {
+    rc = notice_labels_set(&a.labels, "severity", "warning");
+  }
+  if (!rc) {
+    a.fingerprint = notice_labels_fingerprint(&a.labels);
+    const struct notice_alert *known = dispatch_find_alert(n->d, a.fingerprint);
+    if (known && known->status == NOTICE_FIRING) {
+      int64_t now = clock_realtime_ns();
+      a.status = NOTICE_RESOLVED;
+      a.starts_ns = known->starts_ns;
+      a.ends_ns = now;
+      if (dispatch_alert(n->d, &a, now) == IOCD_OK) {
+        log_info(MOD, "notifications reach %s again", x->receiver);
+      }
+      run_due(n);
+    }
+  }
+  notice_alert_cleanup(&a);
 }
 
 /* A notice given up on: an alert of its own, to the other receivers. */
@@ -668,6 +704,7 @@ int notify_new(const struct notify_opts *opts, struct notify **out,
         .publish_ud = opts->publish_ud,
         .external_url = cfg->notify.grafana_url,
         .on_dead = on_dead,
+        .on_sent = on_sent,
         .dead_ud = n,
     };
     /* The outbox keeps the journal's promise (docs/durability.md): with

@@ -609,6 +609,7 @@ Test(notify_e2e, a_notification_given_up_on_is_raised_to_the_other_receivers,
            "  {\"name\": \"ops\", \"type\": \"webhook\", \"url\": "
            "\"%s/hook\"}],\n"
            "\"route\": {\"receiver\": \"ops\", \"group_wait\": \"0s\",\n"
+           "  \"group_interval\": \"1s\",\n"
            "  \"routes\": [{\"matchers\": [\"alertname=online_share_low\"],\n"
            "               \"receiver\": \"zalo\"}]}",
            h_recorder_url(zalo), h_recorder_url(ops));
@@ -642,6 +643,17 @@ Test(notify_e2e, a_notification_given_up_on_is_raised_to_the_other_receivers,
             b.data);
   cJSON_Delete(list);
   buf_cleanup(&b);
+  /* The token is renewed: the next notification goes through, and the
+   * failure is over for the other receivers too. */
+  h_recorder_default(zalo, 200, "{\"error\": 0, \"message\": \"Success\"}");
+  publish(&e, "Lắk", 1000, 100);
+  cr_assert_eq(h_recorder_wait(ops, 2, 30000), 0, "not resolved; see %s",
+               e.iocd.log);
+  doc = request_json(ops, 1);
+  cr_expect_str_eq(jstr(doc, "status"), "resolved");
+  labels = cJSON_GetObjectItemCaseSensitive(doc, "commonLabels");
+  cr_expect_str_eq(jstr(labels, "alertname"), "iocd_notification_failed");
+  cJSON_Delete(doc);
   stop(&e);
   h_recorder_stop(zalo);
   h_recorder_stop(ops);
