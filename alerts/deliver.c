@@ -61,9 +61,7 @@ struct req {
   struct curl_slist *rcpts;
   struct buf body;
   size_t uploaded; /* e-mail: bytes of body read by curl */
-  struct buf resp;
-  char retry_after[64];
-  char errbuf[CURL_ERROR_SIZE];
+  struct curl_answer ans;
   size_t user; /* Zalo: the recipient's index */
 };
 
@@ -378,7 +376,7 @@ static void req_free(struct req *r) {
   curl_slist_free_all(r->headers);
   curl_slist_free_all(r->rcpts);
   buf_cleanup(&r->body);
-  buf_cleanup(&r->resp);
+  curl_answer_cleanup(&r->ans);
   free(r);
 }
 
@@ -618,32 +616,6 @@ static void on_job_timer(uv_timer_t *t) {
 
 /* ---- HTTP and SMTP ---- */
 
-static size_t on_body(char *p, size_t size, size_t n, void *ud) {
-  struct req *r = ud;
-  size_t len = size * n;
-  /* Past the cap the rest of the answer is read and ignored. */
-  (void)buf_append(&r->resp, p, len);
-  return len;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *ud) {
-  struct req *r = ud;
-  size_t len = size * n;
-  static const char name[] = "retry-after:";
-  if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
-    r->retry_after[0] = '\0';
-  } else if (len > sizeof name - 1 &&
-             strncasecmp(p, name, sizeof name - 1) == 0) {
-    size_t vlen = len - (sizeof name - 1);
-    if (vlen >= sizeof r->retry_after) {
-      vlen = sizeof r->retry_after - 1;
-    }
-    memcpy(r->retry_after, p + sizeof name - 1, vlen);
-    r->retry_after[vlen] = '\0';
-  }
-  return len;
-}
-
 /* CURLOPT_READFUNCTION of the e-mail upload. */
 static size_t on_upload(char *p, size_t size, size_t n, void *ud) {
   struct req *r = ud;
@@ -684,21 +656,20 @@ static void on_req_done(void *ud, CURL *e, CURLcode rc) {
   long status = 0;
   curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
   struct payload_answer ans = {.verdict = PAYLOAD_RETRY};
-  const char *body = r->resp.data ? r->resp.data : "";
+  const char *body = r->ans.body.data ? r->ans.body.data : "";
   if (j->type == CONFIG_RECV_EMAIL) {
-    smtp_answer(rc, status, r->errbuf, &ans);
+    smtp_answer(rc, status, r->ans.errbuf, &ans);
   } else if (rc != CURLE_OK) {
-    msgf(ans.message, sizeof ans.message, "%s",
-         r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
+    msgf(ans.message, sizeof ans.message, "%s", curl_answer_error(&r->ans, rc));
   } else if (j->type == CONFIG_RECV_TELEGRAM) {
-    payload_telegram_answer(status, body, r->resp.len, &ans);
+    payload_telegram_answer(status, body, r->ans.body.len, &ans);
   } else if (j->type == CONFIG_RECV_ZALO) {
-    payload_zalo_answer(status, body, r->resp.len, &ans);
+    payload_zalo_answer(status, body, r->ans.body.len, &ans);
   } else {
-    payload_http_answer(status, body, r->resp.len, &ans);
+    payload_http_answer(status, body, r->ans.body.len, &ans);
   }
-  if (ans.verdict == PAYLOAD_RETRY && r->retry_after[0]) {
-    int64_t ms = parse_retry_after(r->retry_after);
+  if (ans.verdict == PAYLOAD_RETRY && r->ans.retry_after[0]) {
+    int64_t ms = parse_retry_after(r->ans.retry_after);
     if (ms > ans.retry_after_ms) {
       ans.retry_after_ms = ms;
     }
@@ -720,7 +691,7 @@ static struct req *req_new(struct job *j) {
   }
   r->job = j;
   buf_init(&r->body, 0);
-  buf_init(&r->resp, RESP_MAX);
+  curl_answer_init(&r->ans, RESP_MAX);
   r->easy = curl_easy_init();
   if (!r->easy) {
     free(r);
@@ -747,17 +718,7 @@ static void req_start(struct job *j, struct req *r, const char *url,
   bad |= curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK;
   bad |=
       curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)j->timeout_ms) != CURLE_OK;
-  bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
-  /* As store/influx.c: a timeout during name resolution must not wait for
-   * the resolver thread. */
-  bad |= curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L) != CURLE_OK;
-  bad |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
-  bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)r) != CURLE_OK;
-  bad |= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK;
-  bad |= curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)r) != CURLE_OK;
-  bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf) != CURLE_OK;
-  bad |=
-      curl_easy_setopt(e, CURLOPT_USERAGENT, "iocd/" IOCD_VERSION) != CURLE_OK;
+  bad |= !curl_answer_setup(e, &r->ans, "iocd/" IOCD_VERSION);
   /* Only the protocols of the receiver's type, whatever the URL says. */
   bad |=
       curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR,

@@ -219,9 +219,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
     return json_error(c, 413, msg);
   }
   bool is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-  bool renderer =
-      is_get && ((strcmp(url, "/api/v1/alerts") == 0 && a->alerts) ||
-                 (strcmp(url, "/api/v1/rules") == 0 && a->rules));
+  /* The two renderers' paths take GET and HEAD only (405 below); the rest
+   * of /api/v1/ is the service handler's. */
+  bool renderer = (strcmp(url, "/api/v1/alerts") == 0 && a->alerts) ||
+                  (strcmp(url, "/api/v1/rules") == 0 && a->rules);
   if (a->handle && !renderer && strncmp(url, "/api/v1/", 8) == 0) {
     return handle_call(a, c, url, method, rb);
   }

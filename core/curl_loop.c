@@ -13,6 +13,8 @@
 
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
 #include "core/container.h"
 #include "core/err.h"
@@ -323,4 +325,61 @@ void curl_loop_close(struct curl_loop *cl, curl_loop_closed_fn *closed,
     sock_close(c);
   }
   uv_close((uv_handle_t *)&cl->timer, on_timer_closed);
+}
+
+/* ---- answers ---- */
+
+void curl_answer_init(struct curl_answer *a, size_t body_max) {
+  buf_init(&a->body, body_max);
+  a->retry_after[0] = '\0';
+  a->errbuf[0] = '\0';
+}
+
+void curl_answer_cleanup(struct curl_answer *a) {
+  buf_cleanup(&a->body);
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud) {
+  struct curl_answer *a = ud;
+  size_t len = size * n;
+  /* Past the cap the rest of the answer is read and ignored. */
+  (void)buf_append(&a->body, p, len);
+  return len;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud) {
+  struct curl_answer *a = ud;
+  size_t len = size * n;
+  static const char name[] = "retry-after:";
+  if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
+    a->retry_after[0] = '\0';
+  } else if (len > sizeof name - 1 &&
+             strncasecmp(p, name, sizeof name - 1) == 0) {
+    size_t vlen = len - (sizeof name - 1);
+    if (vlen >= sizeof a->retry_after) {
+      vlen = sizeof a->retry_after - 1;
+    }
+    memcpy(a->retry_after, p + sizeof name - 1, vlen);
+    a->retry_after[vlen] = '\0';
+  }
+  return len;
+}
+
+bool curl_answer_setup(CURL *e, struct curl_answer *a, const char *ua) {
+  bool bad = curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
+  /* A timeout during name resolution must not wait for the resolver's
+   * thread (getaddrinfo gives up after 20 s and more with a dead name
+   * server): the thread finishes and frees itself on its own. */
+  bad |= curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)a) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)a) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, a->errbuf) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_USERAGENT, ua) != CURLE_OK;
+  return !bad;
+}
+
+const char *curl_answer_error(const struct curl_answer *a, CURLcode rc) {
+  return a->errbuf[0] ? a->errbuf : curl_easy_strerror(rc);
 }

@@ -12,7 +12,10 @@
 #define IOCD_CORE_CURL_LOOP_H
 
 #include <curl/curl.h>
+#include <stdbool.h>
 #include <uv.h>
+
+#include "core/buf.h"
 
 struct curl_loop;
 
@@ -56,5 +59,27 @@ unsigned curl_loop_running(const struct curl_loop *cl);
  * callback. */
 void curl_loop_close(struct curl_loop *cl, curl_loop_closed_fn *closed,
                      void *ud);
+
+/* What a transfer's answer leaves for its caller: the body (up to the
+ * cap given to curl_answer_init; the rest is read and dropped), the last
+ * response's Retry-After value ("" without one; a new status line, after
+ * a 100 Continue or a redirect, clears it) and curl's error text. */
+struct curl_answer {
+  struct buf body;
+  char retry_after[64];
+  char errbuf[CURL_ERROR_SIZE];
+};
+
+void curl_answer_init(struct curl_answer *a, size_t body_max);
+void curl_answer_cleanup(struct curl_answer *a);
+
+/* Sets on easy what every iocd transfer has: no signals, no wait for the
+ * resolver's thread on a timeout (CURLOPT_QUICK_EXIT), the answer kept in
+ * a (borrowed: it must outlive the transfer), curl's error text, and the
+ * User-Agent ua. Returns false when curl refused an option. */
+bool curl_answer_setup(CURL *easy, struct curl_answer *a, const char *ua);
+
+/* The error of a transfer in words: curl's error text, else rc's. */
+const char *curl_answer_error(const struct curl_answer *a, CURLcode rc);
 
 #endif
