@@ -204,37 +204,6 @@ static int64_t backoff_ms(struct deliver *dl, int attempt, int64_t min_ms,
   return (int64_t)(next_rand(dl) % ((uint64_t)ceiling + 1));
 }
 
-/* A Retry-After header: delta-seconds or an HTTP-date; -1 when neither. */
-static int64_t parse_retry_after(const char *v) {
-  while (*v == ' ' || *v == '\t') {
-    v++;
-  }
-  char s[64];
-  size_t n = strlen(v);
-  while (n > 0 && isspace((unsigned char)v[n - 1])) {
-    n--;
-  }
-  if (n == 0 || n >= sizeof s) {
-    return -1;
-  }
-  memcpy(s, v, n);
-  s[n] = '\0';
-  int64_t ms;
-  if (strspn(s, "0123456789") == n) {
-    ms = n > 7 ? RETRY_AFTER_CAP_MS : (int64_t)strtol(s, NULL, 10) * 1000;
-  } else {
-    time_t t = curl_getdate(s, NULL);
-    if (t == (time_t)-1) {
-      return -1;
-    }
-    ms = ((int64_t)t - clock_realtime_ns() / NS_PER_SEC) * 1000;
-  }
-  if (ms < 0) {
-    ms = 0;
-  }
-  return ms > RETRY_AFTER_CAP_MS ? RETRY_AFTER_CAP_MS : ms;
-}
-
 /* Replaces every occurrence of secret in s (of size n) by "***". */
 static void scrub(char *s, size_t n, const char *secret) {
   size_t k = secret ? strlen(secret) : 0;
@@ -669,8 +638,11 @@ static void on_req_done(void *ud, CURL *e, CURLcode rc) {
     payload_http_answer(status, body, r->ans.body.len, &ans);
   }
   if (ans.verdict == PAYLOAD_RETRY && r->ans.retry_after[0]) {
-    int64_t ms = parse_retry_after(r->ans.retry_after);
-    if (ms > ans.retry_after_ms) {
+    int64_t ms;
+    if (curl_retry_after_parse(r->ans.retry_after,
+                               clock_realtime_ns() / NS_PER_SEC,
+                               RETRY_AFTER_CAP_MS, &ms) == IOCD_OK &&
+        ms > ans.retry_after_ms) {
       ans.retry_after_ms = ms;
     }
   }

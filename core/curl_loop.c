@@ -11,6 +11,8 @@
  */
 #include "core/curl_loop.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -382,4 +384,57 @@ bool curl_answer_setup(CURL *e, struct curl_answer *a, const char *ua) {
 
 const char *curl_answer_error(const struct curl_answer *a, CURLcode rc) {
   return a->errbuf[0] ? a->errbuf : curl_easy_strerror(rc);
+}
+
+int curl_retry_after_parse(const char *value, int64_t now_s, int64_t cap_ms,
+                           int64_t *delay_ms) {
+  while (*value == ' ' || *value == '\t') {
+    value++;
+  }
+  size_t n = strlen(value);
+  while (n > 0 && isspace((unsigned char)value[n - 1])) {
+    n--;
+  }
+  if (n == 0 || n >= 64) {
+    return IOCD_EPARSE;
+  }
+  char v[64];
+  memcpy(v, value, n);
+  v[n] = '\0';
+
+  int64_t secs;
+  if (isdigit((unsigned char)v[0])) {
+    bool digits = true;
+    for (size_t i = 0; i < n; i++) {
+      digits = digits && isdigit((unsigned char)v[i]);
+    }
+    if (digits) {
+      errno = 0;
+      char *end;
+      long long x = strtoll(v, &end, 10);
+      if (*end != '\0') {
+        return IOCD_EPARSE;
+      }
+      if (errno == ERANGE || x > cap_ms / 1000) {
+        x = cap_ms / 1000;
+      }
+      *delay_ms = (int64_t)x * 1000;
+      return IOCD_OK;
+    }
+  }
+  /* An HTTP-date: IMF-fixdate, RFC 850 or asctime; curl_getdate reads all
+   * three (RFC 9110 section 5.6.7). */
+  time_t t = curl_getdate(v, NULL);
+  if (t == (time_t)-1) {
+    return IOCD_EPARSE;
+  }
+  secs = (int64_t)t - now_s;
+  if (secs < 0) {
+    secs = 0;
+  }
+  if (secs > cap_ms / 1000) {
+    secs = cap_ms / 1000;
+  }
+  *delay_ms = secs * 1000;
+  return IOCD_OK;
 }

@@ -13,6 +13,7 @@
 
 #include <curl/curl.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "core/buf.h"
@@ -81,5 +82,12 @@ bool curl_answer_setup(CURL *easy, struct curl_answer *a, const char *ua);
 
 /* The error of a transfer in words: curl's error text, else rc's. */
 const char *curl_answer_error(const struct curl_answer *a, CURLcode rc);
+
+/* Parses a Retry-After value, delta-seconds or an HTTP-date (IMF-fixdate,
+ * RFC 850 or asctime, compared with now_s, seconds since the epoch), into
+ * a delay in ms: 0 for a date in the past, at most cap_ms. Returns IOCD_OK
+ * or IOCD_EPARSE. */
+int curl_retry_after_parse(const char *value, int64_t now_s, int64_t cap_ms,
+                           int64_t *delay_ms);
 
 #endif

@@ -46,11 +46,9 @@ struct request {
   CURL *easy;
   struct curl_slist *headers;
   struct buf body; /* gzip'd points, or the CREATE DATABASE form */
-  struct buf resp;
-  char retry_after[64];
+  struct curl_answer ans;
   struct part *part; /* REQ_WRITE */
   int64_t start_ns;
-  char errbuf[CURL_ERROR_SIZE];
 };
 
 enum {
@@ -152,33 +150,6 @@ static void on_curl_closed(void *ud) {
 
 /* ---- requests ---- */
 
-static size_t on_body(char *p, size_t size, size_t n, void *ud) {
-  struct request *r = ud;
-  size_t len = size * n;
-  /* Past the cap the rest of the answer is read and ignored. */
-  (void)buf_append(&r->resp, p, len);
-  return len;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *ud) {
-  struct request *r = ud;
-  size_t len = size * n;
-  static const char name[] = "retry-after:";
-  if (len > sizeof name - 1 && strncasecmp(p, name, sizeof name - 1) == 0) {
-    size_t vlen = len - (sizeof name - 1);
-    if (vlen >= sizeof r->retry_after) {
-      vlen = sizeof r->retry_after - 1;
-    }
-    memcpy(r->retry_after, p + sizeof name - 1, vlen);
-    r->retry_after[vlen] = '\0';
-  }
-  /* A new response (after a 100 Continue or a redirect) starts over. */
-  if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
-    r->retry_after[0] = '\0';
-  }
-  return len;
-}
-
 static void request_free(struct request *r) {
   if (!r) {
     return;
@@ -197,7 +168,7 @@ static void request_free(struct request *r) {
   }
   curl_slist_free_all(r->headers);
   buf_cleanup(&r->body);
-  buf_cleanup(&r->resp);
+  curl_answer_cleanup(&r->ans);
   free(r);
 }
 
@@ -209,7 +180,7 @@ static struct request *request_new(struct influx *ix, enum req_kind kind) {
   r->ix = ix;
   r->kind = kind;
   buf_init(&r->body, 0);
-  buf_init(&r->resp, RESP_MAX);
+  curl_answer_init(&r->ans, RESP_MAX);
   r->easy = curl_easy_init();
   if (!r->easy) {
     free(r);
@@ -244,20 +215,7 @@ static int request_start(struct influx *ix, struct request *r, const char *url,
   bad |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers) != CURLE_OK;
   bad |=
       curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)st->timeout_ms) != CURLE_OK;
-  bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
-  /* A request that times out while its host name is still resolving must
-   * not wait for the resolver thread: without this, libcurl joins it (the
-   * loop stops until getaddrinfo gives up, 20 s and more with a dead name
-   * server) and the timeout is reported that late. The thread finishes
-   * and frees itself on its own. */
-  bad |= curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L) != CURLE_OK;
-  bad |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
-  bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)r) != CURLE_OK;
-  bad |= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK;
-  bad |= curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)r) != CURLE_OK;
-  bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf) != CURLE_OK;
-  bad |=
-      curl_easy_setopt(e, CURLOPT_USERAGENT, "iocd/" IOCD_VERSION) != CURLE_OK;
+  bad |= !curl_answer_setup(e, &r->ans, "iocd/" IOCD_VERSION);
   if (st->api == INFLUX_V1 && st->username && *st->username) {
     bad |=
         curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC) != CURLE_OK;
@@ -334,7 +292,7 @@ static void ddl_done(struct influx *ix, struct request *r, CURLcode res,
   ix->ddl_inflight = false;
   char text[256];
   bool refused =
-      store__error_text(r->resp.data, r->resp.len, text, sizeof text);
+      store__error_text(r->ans.body.data, r->ans.body.len, text, sizeof text);
   bool transport_ok = res == CURLE_OK;
   enum write_action act = store__classify(status, transport_ok, 1);
   if (act == ACT_WRITTEN && !refused) {
@@ -374,9 +332,7 @@ static void ddl_done(struct influx *ix, struct request *r, CURLcode res,
     log_warn("store",
              "InfluxDB: CREATE DATABASE \"%s\" failed: %s; retry in %.1f s%s",
              ix->st.database,
-             transport_ok
-                 ? text
-                 : (r->errbuf[0] ? r->errbuf : curl_easy_strerror(res)),
+             transport_ok ? text : (curl_answer_error(&r->ans, res)),
              (double)delay / 1000.0, SUPPRESSED(held));
   }
 }
@@ -430,9 +386,8 @@ static void log_failure(struct influx *ix, const struct request *r,
   if (res != CURLE_OK) {
     log_warn("store",
              "%s write to %s failed: %s; %zu points kept, retry in %.1f s%s",
-             ix->who, ix->st.url,
-             r->errbuf[0] ? r->errbuf : curl_easy_strerror(res), npoints, secs,
-             SUPPRESSED(held));
+             ix->who, ix->st.url, curl_answer_error(&r->ans, res), npoints,
+             secs, SUPPRESSED(held));
   } else if (status == 401 || status == 403) {
     log_error("store",
               "%s refused the write: HTTP %ld: %s: check %s and that "
@@ -482,9 +437,10 @@ static void write_failed(struct influx *ix, struct part *p,
   int64_t now = now_ms(ix);
   int64_t delay = backoff(ix, p->attempts);
   int64_t asked;
-  if (r && r->retry_after[0] &&
-      store__retry_after_parse(r->retry_after, clock_realtime_ns() / NS_PER_SEC,
-                               &asked) == IOCD_OK &&
+  if (r && r->ans.retry_after[0] &&
+      curl_retry_after_parse(r->ans.retry_after,
+                             clock_realtime_ns() / NS_PER_SEC,
+                             STORE_RETRY_AFTER_CAP_MS, &asked) == IOCD_OK &&
       asked > delay) {
     delay = asked;
   }
@@ -539,7 +495,7 @@ static void write_done(struct influx *ix, struct request *r, CURLcode res,
   }
   count_request(ix, status, transport_ok);
   char text[256];
-  store__error_text(r->resp.data, r->resp.len, text, sizeof text);
+  store__error_text(r->ans.body.data, r->ans.body.len, text, sizeof text);
 
   switch (store__classify(status, transport_ok, nlines)) {
     case ACT_WRITTEN:

@@ -315,13 +315,6 @@ int64_t store__backoff_ms(int64_t min_ms, int64_t max_ms, unsigned attempt,
 /* A xorshift64* step; *state must not be 0. */
 uint64_t store__rand(uint64_t *state);
 
-/* Parses a Retry-After value, delta-seconds or an HTTP-date (compared with
- * now_s, seconds since the epoch), into a delay in ms, 0 for a date in the
- * past and at most STORE_RETRY_AFTER_CAP_MS. Returns IOCD_OK or
- * IOCD_EPARSE. */
-int store__retry_after_parse(const char *value, int64_t now_s,
-                             int64_t *delay_ms);
-
 /* ---- HTTP helpers ---- */
 
 /* {url}/write?db=..[&rp=..]&precision=ns for 1.x, {url}/api/v2/write?org=..

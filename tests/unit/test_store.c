@@ -13,6 +13,7 @@
 #include <zlib.h>
 
 #include "core/buf.h"
+#include "core/curl_loop.h"
 #include "core/err.h"
 #include "store/store_int.h"
 
@@ -43,7 +44,8 @@ Test(store_retry_after, reads_delta_seconds_and_all_three_http_dates) {
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     int64_t got = -1;
-    int rc = store__retry_after_parse(cases[i].value, cases[i].now_s, &got);
+    int rc = curl_retry_after_parse(cases[i].value, cases[i].now_s,
+                                    STORE_RETRY_AFTER_CAP_MS, &got);
     cr_assert_eq(rc, IOCD_OK, "\"%s\": rc %d", cases[i].value, rc);
     cr_assert_eq(got, cases[i].want_ms, "\"%s\": %lld ms, want %lld",
                  cases[i].value, (long long)got, (long long)cases[i].want_ms);
@@ -54,8 +56,9 @@ Test(store_retry_after, rejects_what_is_neither_seconds_nor_a_date) {
   static const char *const bad[] = {"", "   ", "soon", "12abc", "-5", "1.5"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     int64_t got = -1;
-    cr_assert_eq(store__retry_after_parse(bad[i], OCT21, &got), IOCD_EPARSE,
-                 "\"%s\" was accepted as %lld ms", bad[i], (long long)got);
+    cr_assert_eq(
+        curl_retry_after_parse(bad[i], OCT21, STORE_RETRY_AFTER_CAP_MS, &got),
+        IOCD_EPARSE, "\"%s\" was accepted as %lld ms", bad[i], (long long)got);
   }
 }
 
