@@ -290,13 +290,12 @@ static int read_secret(const char *value, const char *file, char **out,
       buf_cleanup(&b);
       return iocd_err_set(err, IOCD_EIO, "cannot read %s", file);
     }
-    size_t n = b.len;
-    const char *nl = b.data ? memchr(b.data, '\n', n) : NULL;
-    if (nl) {
-      n = (size_t)(nl - b.data);
-    }
-    while (n > 0 && isspace((unsigned char)b.data[n - 1])) {
-      n--;
+    /* Read as the loader reads it: one trailing newline dropped, and
+     * nothing else taken away from the secret. */
+    size_t n = b.data ? file_secret_len(b.data, b.len) : 0;
+    if (n > 0 && (memchr(b.data, '\n', n) || memchr(b.data, '\r', n))) {
+      buf_cleanup(&b);
+      return iocd_err_set(err, IOCD_EIO, "%s holds more than one line", file);
     }
     if (n > 0) {
       *out = malloc(n + 1);

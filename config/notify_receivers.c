@@ -618,14 +618,8 @@ static void read_secret_file(struct cw *c, struct cw_val item, const char *key,
     }
     cw_report(c, off, "cannot read %s: %s", cw_qs(&d), why);
   } else {
-    size_t n = b.len;
     const char *s = b.data ? b.data : "";
-    if (n && s[n - 1] == '\n') {
-      n--;
-      if (n && s[n - 1] == '\r') {
-        n--;
-      }
-    }
+    size_t n = file_secret_len(s, b.len);
     char what[300];
     snprintf(what, sizeof what, "the secret in %s", cw_qs(&d));
     if (n == 0) {

@@ -7,8 +7,8 @@
 #include "core/file.h"
 
 #include <errno.h>
-#include <stdint.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,4 +193,14 @@ int file_read(const char *path, struct buf *b, struct iocd_err *err) {
   }
   fclose(f);
   return rc;
+}
+
+size_t file_secret_len(const char *s, size_t n) {
+  if (n && s[n - 1] == '\n') {
+    n--;
+    if (n && s[n - 1] == '\r') {
+      n--;
+    }
+  }
+  return n;
 }

@@ -46,4 +46,9 @@ int file_write_atomic(const char *path, const void *data, size_t n, bool sync);
  * REASON". b holds what was read either way; the caller cleans it up. */
 int file_read(const char *path, struct buf *b, struct iocd_err *err);
 
+/* The length of a secret read from a file (a token, a password): its n
+ * bytes without one trailing "\n" or "\r\n", which editors add. The loader
+ * and the senders that re-read a token file both read them so. */
+size_t file_secret_len(const char *s, size_t n);
+
 #endif

@@ -538,9 +538,11 @@ Test(utf8, nfc_composes_decomposed_names_and_leaves_composed_ones) {
       {"igate", NULL},
       {BMT_NFC, NULL},
       {"M'\xC4\x90r\xE1\xBA\xAFk", NULL}, /* M'Đrắk */
-      {"\xE2\x84\xAB", "\xC3\x85"},        /* Angstrom sign -> Å */
+      {"\xE2\x84\xAB", "\xC3\x85"},       /* Angstrom sign -> Å */
       {BMT_NFD, BMT_NFC},
-      {"La\xCC\x86\xCC\x81k", "L\xE1\xBA\xAF" "k"}, /* Lắk: a, breve, acute */
+      {"La\xCC\x86\xCC\x81k",
+       "L\xE1\xBA\xAF"
+       "k"}, /* Lắk: a, breve, acute */
       {"e\xCC\x81", "\xC3\xA9"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -566,10 +568,14 @@ Test(utf8, fold_ignores_diacritics_case_and_apostrophe_style) {
   } cases[] = {
       {BMT_NFC, "Buon Ma Thuot", true},
       {BMT_NFD, "buon ma thuot", true},
-      {"\xC4\x90\xE1\xBA\xAF" "k R'L\xE1\xBA\xA5p", "Dak R'Lap", true},
+      {"\xC4\x90\xE1\xBA\xAF"
+       "k R'L\xE1\xBA\xA5p",
+       "Dak R'Lap", true},
       {"Ea H'Leo", "Ea H\xE2\x80\x99Leo", true}, /* ’ */
       {"Ea H'Leo", "Ea Kar", false},
-      {"Kr\xC3\xB4ng B\xC3\xBA" "k", "Krong Bong", false},
+      {"Kr\xC3\xB4ng B\xC3\xBA"
+       "k",
+       "Krong Bong", false},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char *fa = utf8_fold(cases[i].a), *fb = utf8_fold(cases[i].b);
@@ -724,4 +730,19 @@ Test(numfmt, appends_after_what_the_buffer_holds_and_reports_a_full_one) {
   cr_expect_eq(numfmt_number(1410312, NUMFMT_EN, &b), IOCD_ETOOBIG);
   cr_expect_eq(numfmt_pct(12.5, NUMFMT_EN, &b), IOCD_ETOOBIG);
   buf_cleanup(&b);
+}
+
+Test(file, a_secret_loses_one_trailing_newline_and_nothing_else) {
+  static const struct {
+    const char *s;
+    size_t want;
+  } cases[] = {
+      {"tok", 3},     {"tok\n", 3}, {"tok\r\n", 3}, {"tok\n\n", 4},
+      {" tok \n", 5}, {"tok\t", 4}, {"\n", 0},      {"", 0},
+      {"a\nb\n", 3},  {"tok\r", 4},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    cr_expect_eq(file_secret_len(cases[i].s, strlen(cases[i].s)), cases[i].want,
+                 "case %zu", i);
+  }
 }
