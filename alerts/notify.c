@@ -14,8 +14,9 @@
  *                  carries it firing and the courier queued, leaves with
  *                  the first that carries it resolved (or when a new
  *                  episode of it starts while the dispatcher holds it as
- *                  never notified). Rewritten (file_write_atomic, synced,
- *                  as the outbox's files) after the tick that changed it.
+ *                  never notified). Rewritten (file_write_atomic, synced
+ *                  as the outbox's files are) on the thread pool after the
+ *                  tick that changed it, one write at a time.
  *
  * At start the rules engine's restored alerts come through notify_restore:
  * one in notified.json is restored as notified (no second firing notice,
@@ -81,7 +82,14 @@ struct notify {
   struct notified *notified; /* by id */
   size_t nnotified, capnotified;
   bool notified_dirty; /* notified.json is behind */
-  bool restoring;      /* from notify_new to notify_restore_done */
+  /* notified.json is written on the thread pool, one write at a time, so
+   * that no rename holds up the loop (and the next notice's request). */
+  uv_work_t notified_work;
+  struct buf notified_text;
+  bool notified_sync;
+  bool notified_busy;
+  int notified_errno;
+  bool restoring; /* from notify_new to notify_restore_done */
   size_t restored, restored_notified;
   bool stopped;
   bool closing;
@@ -339,28 +347,70 @@ static void notified_note(struct notify *n, const struct notice *x) {
   }
 }
 
+static void maybe_free(struct notify *n);
+
+static void write_notified(uv_work_t *w) {
+  struct notify *n = container_of(w, struct notify, notified_work);
+  n->notified_errno = file_write_atomic(n->notified_path, n->notified_text.data,
+                                        n->notified_text.len, n->notified_sync);
+}
+
+static void save_notified(struct notify *n);
+
+static void wrote_notified(uv_work_t *w, int status) {
+  struct notify *n = container_of(w, struct notify, notified_work);
+  n->notified_busy = false;
+  if (status == 0 && n->notified_errno) {
+    log_error(MOD, "%s not saved: %s", n->notified_path,
+              strerror(n->notified_errno));
+  }
+  if (n->closing) {
+    /* The last state, written before the notify is freed. */
+    if (n->notified_dirty) {
+      save_notified(n);
+      return;
+    }
+    maybe_free(n);
+    return;
+  }
+  if (n->notified_dirty) {
+    save_notified(n);
+  }
+}
+
+/* Writes notified.json on the thread pool; while a write runs the next
+ * waits for it. Synced as the outbox is (journal.fsync): a power loss may
+ * cost a repeated notice, never a lost one; a crash of iocd loses nothing
+ * once the write is done. */
 static void save_notified(struct notify *n) {
-  struct buf b;
-  buf_init(&b, 64u << 20);
-  int rc = buf_putc(&b, '{');
+  if (n->notified_busy) {
+    return; /* wrote_notified writes again: notified_dirty is still set */
+  }
+  struct buf *b = &n->notified_text;
+  buf_reset(b);
+  int rc = buf_putc(b, '{');
   for (size_t i = 0; !rc && i < n->nnotified; i++) {
-    rc = buf_printf(&b, "%s\"%016llx\":true", i ? "," : "",
+    rc = buf_printf(b, "%s\"%016llx\":true", i ? "," : "",
                     (unsigned long long)n->notified[i].id);
   }
   if (!rc) {
-    rc = buf_puts(&b, "}\n");
-  }
-  /* Synced as the outbox is (journal.fsync): a power loss may cost a
-   * repeated notice, never a lost one. */
-  int e = rc ? 0
-             : file_write_atomic(n->notified_path, b.data, b.len,
-                                 n->cfg->journal.fsync == JOURNAL_FSYNC_ALWAYS);
-  if (rc || e) {
-    log_error(MOD, "%s not saved: %s", n->notified_path,
-              rc ? iocd_strerror(rc) : strerror(e));
+    rc = buf_puts(b, "}\n");
   }
   n->notified_dirty = false;
-  buf_cleanup(&b);
+  if (rc) {
+    log_error(MOD, "%s not saved: %s", n->notified_path, iocd_strerror(rc));
+    return;
+  }
+  n->notified_sync = n->cfg->journal.fsync == JOURNAL_FSYNC_ALWAYS;
+  n->notified_busy = uv_queue_work(n->loop, &n->notified_work, write_notified,
+                                   wrote_notified) == 0;
+  if (!n->notified_busy) {
+    write_notified(&n->notified_work);
+    if (n->notified_errno) {
+      log_error(MOD, "%s not saved: %s", n->notified_path,
+                strerror(n->notified_errno));
+    }
+  }
 }
 
 static void load_notified(struct notify *n) {
@@ -658,6 +708,7 @@ static void free_notify(struct notify *n) {
   free(n->acks_path);
   free(n->notified_path);
   free(n->notified);
+  buf_cleanup(&n->notified_text);
   free(n);
 }
 
@@ -672,6 +723,7 @@ int notify_new(const struct notify_opts *opts, struct notify **out,
   n->loop = opts->loop;
   n->cfg = cfg;
   n->acks_fd = -1;
+  buf_init(&n->notified_text, 64u << 20);
   n->silences_path = path_in(cfg->data_dir, "silences.json");
   n->acks_path = path_in(cfg->data_dir, "acks.jsonl");
   n->notified_path = path_in(cfg->data_dir, "notified.json");
@@ -795,6 +847,15 @@ void notify_close(struct notify *n, notify_closed_fn *cb, void *ud) {
   n->closed_cb = cb;
   n->closed_ud = ud;
   n->closes = 2;
+  if (n->notified_busy) {
+    n->closes++; /* wrote_notified writes what is left, then frees */
+  } else if (n->notified_dirty) {
+    n->closes++;
+    save_notified(n);
+    if (!n->notified_busy) {
+      n->closes--;
+    }
+  }
   uv_close((uv_handle_t *)&n->timer, on_timer_closed);
   courier_close(n->courier, on_courier_closed, n);
 }

@@ -6,9 +6,10 @@
  * libmicrohttpd thread in this process, standing in for the webhook) serve
  * the whole run; iocd is a black box started fresh for every phase.
  *
- * The rule that fires: the province's default rules (config/rules/
- * daklak.jsonc) all wait ("for" 15 min to 1 h) or read one instance for the
- * province, so none fires at once on a district's point. iocd runs them,
+ * The rule that fires: none of the province's default rules (config/
+ * rules/daklak.jsonc) fires at once on a district's point (they wait 15 min
+ * to 1 h, have one instance for the province, count office hours or need
+ * 10 minutes of silence). iocd runs them,
  * plus online_share_now: online_share_low as written there (expr, clear,
  * guard, parameters, annotations) without "for". Each probe district
  * publishes one point before the clock (a first sample: the rule's
@@ -25,7 +26,8 @@
  *   district in groupLabels; arrival time taken by the recorder when the
  *   request is whole). iocd's log splits the time: the transition's line
  *   ("alert online_share_now{...} ... -> firing"), the notice queued (its
- *   line comes after the outbox wrote and fsynced it) and sent.
+ *   line comes after the outbox took it: written, and fsynced where the
+ *   outbox does that per notice) and sent.
  * - per round: raw (N background messages from P district publishers to
  *   mosquitto_sub > /dev/null: the broker's rate), then iocd with
  *   notifications off and on (the same config, "enabled" false or true),
@@ -33,6 +35,9 @@
  *   while the probes fire as above. The ingest rate is N / (first publish
  *   to the N-th point written, from iocd's /metrics); the figure is the
  *   ratio on / off within a round, and its median over the rounds.
+ *
+ * The background publishers are bench/pubs.c. --dump writes every probe's
+ * instants, to correlate with a trace of iocd (docs/performance.md).
  */
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -93,6 +98,7 @@ struct opts {
   int rounds;     /* of raw + off + on */
   bool unloaded;  /* run the unloaded phase */
   bool keep;
+  const char *dump; /* --dump: every probe's instants, as CSV */
 };
 
 /* One probe district of one phase. Times are CLOCK_REALTIME ns; 0: not
@@ -676,6 +682,35 @@ static void latency_figures(struct bench *b, bool loaded_only,
   free(tmp);
 }
 
+/* Appends the probes of phase name to the --dump file: one line each,
+ * its instants in ns (CLOCK_REALTIME; 0: not seen). */
+static void dump_probes(const struct bench *b, const char *name) {
+  if (!b->o.dump) {
+    return;
+  }
+  FILE *f = fopen(b->o.dump, "a");
+  if (!f) {
+    fprintf(stderr, "bench: %s: %s\n", b->o.dump, strerror(errno));
+    return;
+  }
+  if (fseek(f, 0, SEEK_END) == 0 && ftell(f) == 0) {
+    fprintf(f,
+            "phase,probe,loaded,requests,notice_id,pub_ns,transition_ns,"
+            "queued_ns,arrived_ns,sent_ns\n");
+  }
+  for (long k = 0; k < b->o.probes; k++) {
+    const struct probe *p = &b->probes[k];
+    if (p->pub_ns) {
+      fprintf(f,
+              "%s,%ld,%d,%d,%s,%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64
+              ",%" PRId64 "\n",
+              name, k, p->loaded, p->requests, p->notice_id, p->pub_ns,
+              p->transition_ns, p->queued_ns, p->arrived_ns, p->sent_ns);
+    }
+  }
+  fclose(f);
+}
+
 /* Waits until every probe sent has its webhook request, at most
  * REQUEST_WAIT_MS after the last one. */
 static void wait_requests(struct bench *b, size_t first, long sent) {
@@ -857,6 +892,7 @@ out:
     latency_figures(b, loaded, lat);
     lat->cpu_ms = probe_cpu;
   }
+  dump_probes(b, name);
   drop_session(b->mq.port, client_id);
   buf_cleanup(&cfg);
   return rc;
@@ -1062,9 +1098,11 @@ static void print_lat_header(void) {
       "point:\n"
       "  total:   to the webhook request (whole, at the recorder)\n"
       "  rules:   to the transition's log line (iocd's log: ms resolution)\n"
-      "  outbox:  transition to \"notification ... queued\" (dispatch and the "
-      "outbox's\n           write + fsync, before any send)\n"
-      "  http:    queued to the webhook request\n"
+      "  outbox:  transition to \"notification ... to ops: ...\" (dispatch "
+      "and the\n           outbox's write, with its fsyncs where it syncs "
+      "per notice)\n"
+      "  http:    that line to the webhook request (the rest of the loop "
+      "iteration,\n           then libcurl)\n"
       "  reply:   request to \"sent\" in iocd's log\n");
   printf("%-10s %5s %5s %4s", "phase", "sent", "recv", "dup");
   for (int s = 0; s < NSPANS; s++) {
@@ -1101,6 +1139,7 @@ static void usage(FILE *out) {
           "(default 3; 0: none)\n"
           "  --no-unloaded    skip the unloaded latency phase\n"
           "  --keep           keep the temporary directories\n"
+          "  --dump FILE      append every probe's instants to FILE (CSV)\n"
           "  -h, --help       this help\n"
           "Environment: IOCD_BIN overrides the iocd binary.\n");
 }
@@ -1152,6 +1191,8 @@ static int parse_args(int argc, char **argv, struct opts *o) {
     } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
       usage(stdout);
       return 1;
+    } else if (strcmp(a, "--dump") == 0 && i + 1 < argc) {
+      o->dump = argv[++i];
     } else if (strcmp(a, "--keep") == 0) {
       o->keep = true;
     } else if (strcmp(a, "--no-unloaded") == 0) {
@@ -1335,12 +1376,13 @@ int main(int argc, char **argv) {
            unloaded.span[SPAN_TOTAL].p99,
            unloaded.span[SPAN_TOTAL].p99 <= 20.0 ? "met" : "NOT met");
   }
-  long lost = unloaded.sent - unloaded.matched;
+  long lost = unloaded.sent - unloaded.matched, dups = unloaded.dups;
   for (int round = 1; round <= b.o.rounds; round++) {
     lost += rr[round].lat_on.sent - rr[round].lat_on.matched;
+    dups += rr[round].lat_on.dups;
   }
-  printf("notifications missing: %ld\n", lost);
-  exit_code = failed || lost != 0 ? 1 : 0;
+  printf("notifications missing: %ld, sent twice: %ld\n", lost, dups);
+  exit_code = failed || lost != 0 || dups != 0 ? 1 : 0;
 
 out:
   h_recorder_stop(b.rec);
