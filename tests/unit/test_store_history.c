@@ -290,7 +290,7 @@ static void append(struct t *t, size_t source, const char *meas, int n) {
     cr_assert_not_null(p);
     p->ts_ns = INT64_C(1700000000000000000) + j;
     p->has_ts = true;
-    char i[8];
+    char i[16];
     snprintf(i, sizeof i, "%d", j);
     cr_assert_eq(pb_tag(&pb, p, "district", 8, i, strlen(i), true), 0);
     cr_assert_eq(pb_field_float(&pb, p, "v", 1, j), 0);
