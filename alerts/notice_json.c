@@ -256,11 +256,11 @@ static int get_double(const cJSON *o, const char *name, const struct path *at,
   if (cJSON_IsNumber(v)) {
     *out = v->valuedouble;
   } else if (cJSON_IsString(v) && strcmp(v->valuestring, "NaN") == 0) {
-    *out = NAN;
+    *out = (double)NAN;
   } else if (cJSON_IsString(v) && strcmp(v->valuestring, "+Inf") == 0) {
-    *out = INFINITY;
+    *out = (double)INFINITY;
   } else if (cJSON_IsString(v) && strcmp(v->valuestring, "-Inf") == 0) {
-    *out = -INFINITY;
+    *out = -(double)INFINITY;
   } else {
     return bad(err, at, name,
                "expected a number, \"NaN\", \"+Inf\" or \"-Inf\"");

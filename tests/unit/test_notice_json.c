@@ -168,9 +168,24 @@ Test(notice_json, every_kind_and_status_round_trips) {
 
 Test(notice_json, doubles_keep_every_bit) {
   static const double values[] = {
-      0.1061,  0.1 + 0.2, 1.0 / 3.0, -0.0,   0.0,     5e-324,
-      DBL_MIN, DBL_MAX,   -DBL_MAX,  1e21,   1410312, 123456789.123456789,
-      NAN,     INFINITY,  -INFINITY, 2.5e-8, -7.0,    9007199254740993.0,
+      0.1061,
+      0.1 + 0.2,
+      1.0 / 3.0,
+      -0.0,
+      0.0,
+      5e-324,
+      DBL_MIN,
+      DBL_MAX,
+      -DBL_MAX,
+      1e21,
+      1410312,
+      123456789.123456789,
+      (double)NAN,
+      (double)INFINITY,
+      -(double)INFINITY,
+      2.5e-8,
+      -7.0,
+      9007199254740993.0,
   };
   for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
     struct notice *n = full_notice();
