@@ -6,18 +6,19 @@
  *
  * Each phase publishes the districts' iGate records at a steady rate (one
  * publisher on a thread of its own, a message every 1/rate s, 15 districts
- * in turn) and, in the middle, a burst: K groups of the `burst` measurement
- * (line protocol, 500 lines a message) whose rule `burst.value > 0 by
- * group` fires for every one of them at once, i.e. K alert transitions and
- * K `alerts` points within a second. The groups were published once before
- * the clock with value 0 (their series exist, their instances are
- * inactive), so the burst adds K data points to existing series, and the K
- * alert points, each a new series for InfluxDB. The tag is not the
- * district tag: iocd_alerts_active then stays one series instead of K, and
- * reading /metrics costs iocd as much after the burst as before.
+ * in turn) and, every `period` seconds after a warm-up, a burst: K groups of
+ * the `burst` measurement (line protocol, 500 lines a message) whose rule
+ * `burst.value > 0 by group` changes state for every one of them at once:
+ * value 1 (K firing transitions), then value 0 (K resolved ones), and so
+ * on, i.e. K `alerts` points within a second, each a new series for
+ * InfluxDB. The groups were published once before the clock with value 0
+ * (their series exist, their instances are inactive), so a burst adds K
+ * data points to existing series, and the K alert points. The group tag is
+ * not the district tag: iocd_alerts_active then stays a few series instead
+ * of K, and reading /metrics costs iocd as much after a burst as before.
  *
- * Every 50 ms it reads iocd's /metrics and computes, before the burst and
- * in the window after it:
+ * Every 50 ms it reads iocd's /metrics and computes, in the `window`
+ * seconds before each burst and in the `window` seconds after it:
  *
  * - write lag: how old the newest iGate point confirmed written is (now -
  *   the publish time of that message): what the wall sees;
@@ -26,12 +27,16 @@
  *   (iocd_write_batch_seconds{output="influxdb"});
  * - the iGate points written per second, and influxd's CPU per second.
  *
- * Figures are ratios, burst window / before, within one phase. The phases
- * (variants) are: "no-alerts" (the same burst with a rule that never fires:
- * what the burst's data points alone cost), "shared" (the alert points go
- * to the data's database, as without notifications.history) and "own-db"
+ * Figures are ratios, after / before each burst, summed up as medians over
+ * every burst of every round, so that a stall of the machine that falls on
+ * one window weighs little. The phases (variants) are: "no-alerts" (the
+ * same bursts with a rule that never fires: what the bursts' data points
+ * alone cost, and the noise), "shared" (the alert points go to the data's
+ * database, as without notifications.history) and "own-db"
  * (notifications.history.database set: the alert points go through their
- * own lane of the store to a database of their own).
+ * own lane of the store to a database of their own). On a machine whose
+ * disk is shared with other work, --dir /dev/shm keeps the disk's stalls
+ * (iocd's journal, influxd's WAL) out of the figures.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -72,15 +77,19 @@ static const char *const districts[] = {
 };
 #define NDISTRICTS (sizeof districts / sizeof districts[0])
 
+#define MAX_BURSTS 20
+
 struct opts {
   long rate;   /* iGate messages per second */
-  long burst;  /* groups that fire at once */
-  long before; /* seconds of steady stream before the burst */
-  long after;  /* seconds after it */
-  long window; /* seconds after the burst that count as "burst" */
+  long burst;  /* groups that change state at once */
+  long bursts; /* bursts per phase */
+  long warm;   /* seconds of steady stream before the first burst */
+  long period; /* seconds from one burst to the next (and after the last) */
+  long window; /* seconds before and after a burst that are compared */
   int rounds;
   unsigned variants; /* bit v: run variants[v] */
   bool keep;
+  const char *dir; /* where the directories go; NULL: /tmp (harness) */
 };
 
 struct variant {
@@ -106,7 +115,7 @@ struct sample {
 
 /* The figures of one window of a phase. */
 struct window {
-  double lag_mean, lag_p95, lag_max;
+  double lag_mean, lag_max;
   double intake_max;
   double req_mean;
   double rate;
@@ -115,8 +124,9 @@ struct window {
 
 struct result {
   bool ok;
-  struct window before, burst;
-  double alerts_s; /* burst to the last alert point written; -1: none */
+  long nbursts;
+  struct window before[MAX_BURSTS], after[MAX_BURSTS];
+  double alerts_s[MAX_BURSTS]; /* burst to its last alert point written */
   long alerts_data_db, alerts_history_db;
   long missing;
 };
@@ -341,7 +351,6 @@ static void figures(const struct sample *s, size_t ns, double from, double to,
       sum += lags[i];
     }
     w->lag_mean = sum / (double)nl;
-    w->lag_p95 = lags[(size_t)((double)(nl - 1) * 0.95)];
     w->lag_max = lags[nl - 1];
   }
   free(lags);
@@ -399,15 +408,15 @@ static void *steady_main(void *arg) {
   return NULL;
 }
 
-/* The measured part of a phase: the steady stream, the burst in the middle,
- * a reading of /metrics every POLL_MS. */
+/* The measured part of a phase: the steady stream, a burst every period
+ * after the warm-up, a reading of /metrics every POLL_MS. */
 static int measure(struct bench *b, const struct variant *v, int api_port,
                    const struct h_iocd *iocd, const char *db,
                    struct result *r) {
   const struct opts *o = &b->o;
-  struct steady st = {.rate = o->rate,
-                      .npub = o->rate * (o->before + o->after)};
-  size_t cap = (size_t)((o->before + o->after) * 1000 / POLL_MS + 64);
+  long total = o->warm + o->bursts * o->period;
+  struct steady st = {.rate = o->rate, .npub = o->rate * total};
+  size_t cap = (size_t)(total * 1000 / POLL_MS + 64);
   st.pub = calloc((size_t)st.npub, sizeof *st.pub);
   struct sample *s = calloc(cap, sizeof *s);
   char id[96];
@@ -433,19 +442,22 @@ static int measure(struct bench *b, const struct variant *v, int api_port,
     goto out;
   }
   started = true;
-  double t_burst = -1, t_alerts = -1;
+  double t_burst[MAX_BURSTS], t_alerts[MAX_BURSTS];
+  long nb = 0; /* bursts sent */
   for (;;) {
     int64_t now = mono_ns();
     double t = (double)(now - st.t0) / 1e9;
-    if (t >= (double)(o->before + o->after)) {
+    if (t >= (double)total) {
       break;
     }
-    if (t_burst < 0 && t >= (double)o->before) {
-      t_burst = t;
-      if (publish_burst(burster, o->burst, 1) != 0) {
+    if (nb < o->bursts && t >= (double)(o->warm + nb * o->period)) {
+      /* Even bursts fire every group, odd ones resolve them. */
+      t_burst[nb] = t;
+      t_alerts[nb] = -1;
+      if (publish_burst(burster, o->burst, nb % 2 == 0 ? 1 : 0) != 0) {
         goto out;
       }
-      fprintf(stderr, "%s: burst of %ld at %.2f s\n", v->name, o->burst, t);
+      nb++;
     }
     if (ns < cap && read_metrics(b, api_port) == 0) {
       struct sample *x = &s[ns++];
@@ -456,9 +468,11 @@ static int measure(struct bench *b, const struct variant *v, int api_port,
       x->req_sum = metric_in(&b->body, SERIES_REQ_SUM);
       x->req_count = metric_in(&b->body, SERIES_REQ_COUNT);
       x->influxd_cpu = proc_cpu_s(b->db.pid, b->tck);
-      if (t_alerts < 0 && v->fires &&
-          x->alerts - base_alerts >= (double)o->burst) {
-        t_alerts = x->t;
+      for (long k = 0; v->fires && k < nb; k++) {
+        if (t_alerts[k] < 0 &&
+            x->alerts - base_alerts >= (double)(o->burst * (k + 1))) {
+          t_alerts[k] = x->t;
+        }
       }
     }
     int64_t next = now + (int64_t)POLL_MS * 1000000;
@@ -480,17 +494,21 @@ static int measure(struct bench *b, const struct variant *v, int api_port,
   if (wait_metric(b, api_port, SERIES_WRITTEN,
                   base_written + (double)st.sent) != 0 ||
       (v->fires && wait_metric(b, api_port, SERIES_ALERTS_WRITTEN,
-                               base_alerts + (double)o->burst) != 0)) {
+                               base_alerts + (double)(o->burst * nb)) != 0)) {
     goto out;
   }
-  if (v->fires && t_alerts < 0) {
-    t_alerts = (double)(mono_ns() - st.t0) / 1e9;
+  r->nbursts = nb;
+  for (long k = 0; k < nb; k++) {
+    if (v->fires && t_alerts[k] < 0) {
+      t_alerts[k] = (double)(mono_ns() - st.t0) / 1e9;
+    }
+    double t = t_burst[k];
+    figures(s, ns, t - (double)o->window, t, st.pub, st.sent, base_written,
+            base_taken, &r->before[k]);
+    figures(s, ns, t, t + (double)o->window, st.pub, st.sent, base_written,
+            base_taken, &r->after[k]);
+    r->alerts_s[k] = v->fires ? t_alerts[k] - t : -1;
   }
-  figures(s, ns, 2.0, t_burst, st.pub, st.sent, base_written, base_taken,
-          &r->before);
-  figures(s, ns, t_burst, t_burst + (double)o->window, st.pub, st.sent,
-          base_written, base_taken, &r->burst);
-  r->alerts_s = v->fires ? t_alerts - t_burst : -1;
   char hdb[128];
   snprintf(hdb, sizeof hdb, "%s_history", db);
   long stored = influx_count(b, db, "SELECT count(received) FROM igate");
@@ -586,34 +604,120 @@ static void print_result(int round, const struct variant *v,
     printf("%5d  %-10s failed\n", round, v->name);
     return;
   }
-  const struct window *x = &r->before, *y = &r->burst;
-  printf(
-      "%5d  %-10s %5.2f→%5.2f %5.2f→%5.2f %5.2f→%5.2f %5.3f→%5.3f "
-      "%6.0f→%6.0f %4.2f→%4.2f",
-      round, v->name, x->lag_mean, y->lag_mean, x->lag_max, y->lag_max,
-      x->intake_max, y->intake_max, x->req_mean, y->req_mean, x->rate, y->rate,
-      x->cpu, y->cpu);
-  if (r->alerts_s >= 0) {
-    printf(" %6.2f", r->alerts_s);
-  } else {
-    printf(" %6s", "-");
+  for (long k = 0; k < r->nbursts; k++) {
+    const struct window *x = &r->before[k], *y = &r->after[k];
+    printf(
+        "%5d  %-10s %2ld %5.2f→%5.2f %5.2f→%5.2f %5.2f→%5.2f %5.3f→%5.3f "
+        "%6.0f→%6.0f %4.2f→%4.2f",
+        round, v->name, k + 1, x->lag_mean, y->lag_mean, x->lag_max, y->lag_max,
+        x->intake_max, y->intake_max, x->req_mean, y->req_mean, x->rate,
+        y->rate, x->cpu, y->cpu);
+    if (r->alerts_s[k] >= 0) {
+      printf(" %6.2f\n", r->alerts_s[k]);
+    } else {
+      printf(" %6s\n", "-");
+    }
   }
-  printf(" %6ld/%ld\n", r->alerts_data_db, r->alerts_history_db);
+}
+
+static double median(double *v, size_t n) {
+  if (n == 0) {
+    return 0;
+  }
+  qsort(v, n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
+}
+
+/* The medians over every burst of every round of variant v. */
+static void print_summary(const struct bench *b, const struct result *res,
+                          size_t v) {
+  enum {
+    LAG_MEAN,
+    LAG_MAX,
+    REQUEST,
+    RATE,
+    LAG_MAX_ABS,
+    INTAKE_ABS,
+    ALERTS,
+    NFIG
+  };
+  static double fig[NFIG][MAX_ROUNDS * MAX_BURSTS];
+  size_t n = 0, na = 0;
+  long alerts_data = 0, alerts_history = 0;
+  for (int round = 0; round < b->o.rounds; round++) {
+    const struct result *r = &res[(size_t)round * NVARIANTS + v];
+    if (!r->ok) {
+      continue;
+    }
+    alerts_data += r->alerts_data_db;
+    alerts_history += r->alerts_history_db;
+    for (long k = 0; k < r->nbursts; k++) {
+      const struct window *x = &r->before[k], *y = &r->after[k];
+      fig[LAG_MEAN][n] = ratio(y->lag_mean, x->lag_mean);
+      fig[LAG_MAX][n] = ratio(y->lag_max, x->lag_max);
+      fig[REQUEST][n] = ratio(y->req_mean, x->req_mean);
+      fig[RATE][n] = ratio(y->rate, x->rate);
+      fig[LAG_MAX_ABS][n] = y->lag_max;
+      fig[INTAKE_ABS][n] = y->intake_max;
+      n++;
+      if (r->alerts_s[k] >= 0) {
+        fig[ALERTS][na++] = r->alerts_s[k];
+      }
+    }
+  }
+  printf("%-10s %6zu %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f", variants[v].name, n,
+         median(fig[LAG_MEAN], n), median(fig[LAG_MAX], n),
+         median(fig[REQUEST], n), median(fig[RATE], n),
+         median(fig[LAG_MAX_ABS], n), median(fig[INTAKE_ABS], n));
+  if (na > 0) {
+    printf(" %9.2f", median(fig[ALERTS], na));
+  } else {
+    printf(" %9s", "-");
+  }
+  printf(" %ld/%ld\n", alerts_data, alerts_history);
+}
+
+/* The run's directory (b->dir) and influxd's inside it. */
+static int make_dir(struct bench *b, char *influx_dir, size_t n) {
+  if (!b->o.dir) {
+    if (h_tmpdir(b->dir, sizeof b->dir) != 0) {
+      return -1;
+    }
+  } else {
+    int k = snprintf(b->dir, sizeof b->dir, "%s/iocd-burst-XXXXXX", b->o.dir);
+    if (k < 0 || (size_t)k >= sizeof b->dir || !mkdtemp(b->dir)) {
+      fprintf(stderr, "bench: cannot create a directory in %s\n", b->o.dir);
+      return -1;
+    }
+  }
+  int k = snprintf(influx_dir, n, "%s/influxd", b->dir);
+  if (k < 0 || (size_t)k >= n || mkdir(influx_dir, 0755) != 0) {
+    fprintf(stderr, "bench: cannot create %s/influxd\n", b->dir);
+    return -1;
+  }
+  return 0;
 }
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "Usage: bench_alert_burst [options]\n"
-          "  --rate R        iGate messages per second (default 4000)\n"
-          "  --burst K       alert transitions in the burst (default 10000)\n"
-          "  --before S      seconds of steady stream before it (default 10)\n"
-          "  --after S       seconds after it (default 20)\n"
-          "  --window S      seconds after the burst that count as the\n"
-          "                  burst window (default 10)\n"
-          "  --repeat N      rounds of every variant (default 1)\n"
-          "  --variants LIST no-alerts,shared,own-db (default: all)\n"
-          "  --keep          keep the temporary directories\n"
-          "Environment: IOCD_BIN overrides the iocd binary.\n");
+  fprintf(
+      out,
+      "Usage: bench_alert_burst [options]\n"
+      "  --rate R        iGate messages per second (default 4000)\n"
+      "  --burst K       alert transitions per burst (default 10000)\n"
+      "  --bursts N      bursts per phase, firing then resolving (default 4)\n"
+      "  --warm S        seconds of steady stream before the first\n"
+      "                  (default 8)\n"
+      "  --period S      seconds from a burst to the next (default 12)\n"
+      "  --window S      seconds before and after each burst that are\n"
+      "                  compared (default 5)\n"
+      "  --repeat N      rounds of every variant (default 1)\n"
+      "  --variants LIST no-alerts,shared,own-db (default: all)\n"
+      "  --keep          keep the temporary directories\n"
+      "  --dir DIR       put iocd's and influxd's directories in DIR\n"
+      "                  (/dev/shm keeps a shared disk out of the\n"
+      "                  figures; default /tmp)\n"
+      "Environment: IOCD_BIN overrides the iocd binary; BENCH_DUMP=1\n"
+      "prints every reading of /metrics that falls in a window.\n");
 }
 
 static int parse_long(const char *opt, const char *s, long lo, long hi,
@@ -653,9 +757,10 @@ static int parse_variants(const char *s, unsigned *out) {
 static int parse_args(int argc, char **argv, struct opts *o) {
   *o = (struct opts){.rate = 4000,
                      .burst = 10000,
-                     .before = 10,
-                     .after = 20,
-                     .window = 10,
+                     .bursts = 4,
+                     .warm = 8,
+                     .period = 12,
+                     .window = 5,
                      .rounds = 1,
                      .variants = (1u << NVARIANTS) - 1};
   for (int i = 1; i < argc; i++) {
@@ -668,14 +773,19 @@ static int parse_args(int argc, char **argv, struct opts *o) {
     } else if (strcmp(a, "--keep") == 0) {
       o->keep = true;
       continue;
+    } else if (strcmp(a, "--dir") == 0) {
+      o->dir = val;
+      rc = val ? 0 : -1;
     } else if (strcmp(a, "--rate") == 0) {
       rc = parse_long(a, val, 1, 100000, &o->rate);
     } else if (strcmp(a, "--burst") == 0) {
       rc = parse_long(a, val, 1, 1000000, &o->burst);
-    } else if (strcmp(a, "--before") == 0) {
-      rc = parse_long(a, val, 4, 3600, &o->before);
-    } else if (strcmp(a, "--after") == 0) {
-      rc = parse_long(a, val, 1, 3600, &o->after);
+    } else if (strcmp(a, "--bursts") == 0) {
+      rc = parse_long(a, val, 1, MAX_BURSTS, &o->bursts);
+    } else if (strcmp(a, "--warm") == 0) {
+      rc = parse_long(a, val, 1, 3600, &o->warm);
+    } else if (strcmp(a, "--period") == 0) {
+      rc = parse_long(a, val, 2, 3600, &o->period);
     } else if (strcmp(a, "--window") == 0) {
       rc = parse_long(a, val, 1, 3600, &o->window);
     } else if (strcmp(a, "--repeat") == 0) {
@@ -693,8 +803,13 @@ static int parse_args(int argc, char **argv, struct opts *o) {
     }
     i++;
   }
-  if (o->window > o->after) {
-    o->window = o->after;
+  /* The window before a burst must not reach into the previous one's. */
+  if (2 * o->window > o->period || o->window + 2 > o->warm) {
+    fprintf(stderr,
+            "bench_alert_burst: --window %ld needs --period of at least %ld "
+            "and --warm of at least %ld\n",
+            o->window, 2 * o->window, o->window + 2);
+    return -1;
   }
   return 0;
 }
@@ -712,10 +827,11 @@ int main(int argc, char **argv) {
   buf_init(&b.body, 16u << 20);
   int exit_code = 1;
   struct result *res = calloc((size_t)b.o.rounds * NVARIANTS, sizeof *res);
-  if (!res || h_tmpdir(b.dir, sizeof b.dir) != 0 ||
+  char influx_dir[512];
+  if (!res || make_dir(&b, influx_dir, sizeof influx_dir) != 0 ||
       h_mosquitto_start(&b.mq, NULL,
                         "persistence false\nmax_queued_messages 0\n") != 0 ||
-      h_influxd_start(&b.db, NULL) != 0) {
+      h_influxd_start(&b.db, influx_dir) != 0) {
     goto out;
   }
   time_t now = time(NULL);
@@ -724,10 +840,11 @@ int main(int argc, char **argv) {
   printf("iocd alert burst benchmark, %s, %ld CPUs\n", date,
          sysconf(_SC_NPROCESSORS_ONLN));
   printf(
-      "steady stream %ld msg/s (15 districts, QoS 1), burst of %ld alert "
-      "transitions after %ld s,\nburst window %ld s, %d round%s, iocd %s\n",
-      b.o.rate, b.o.burst, b.o.before, b.o.window, b.o.rounds,
-      b.o.rounds == 1 ? "" : "s", h_iocd_bin());
+      "steady stream %ld msg/s (15 districts, QoS 1); %ld bursts of %ld alert "
+      "transitions,\nthe first after %ld s, then every %ld s; windows of %ld s "
+      "before and after each;\n%d round%s, iocd %s, directories in %s\n",
+      b.o.rate, b.o.bursts, b.o.burst, b.o.warm, b.o.period, b.o.window,
+      b.o.rounds, b.o.rounds == 1 ? "" : "s", h_iocd_bin(), b.dir);
   bool failed = false;
   long missing = 0;
   for (int round = 1; round <= b.o.rounds; round++) {
@@ -745,14 +862,13 @@ int main(int argc, char **argv) {
     }
   }
   printf(
-      "\nbefore → burst window (write lag: age of the newest iGate point "
+      "\nbefore → after each burst (write lag: age of the newest iGate point "
       "written, s;\nintake: the same for the newest message taken in; "
-      "request: mean InfluxDB\nrequest of the data writer, s; alerts s: "
-      "burst to the last alert point written;\nalerts: `alerts` points in "
-      "the data / history database)\n");
-  printf("%5s  %-10s %11s %11s %11s %13s %13s %9s %6s %s\n", "round", "variant",
-         "lag mean", "lag max", "intake max", "request s", "points/s",
-         "influxd", "alerts", "alerts");
+      "request: mean InfluxDB\nrequest of the data writer, s; influxd: its "
+      "CPU s per s; alerts s: burst to\nits last alert point written)\n");
+  printf("%5s  %-10s %2s %11s %11s %11s %13s %13s %9s %6s\n", "round",
+         "variant", "#", "lag mean", "lag max", "intake max", "request s",
+         "points/s", "influxd", "alerts");
   for (int round = 1; round <= b.o.rounds; round++) {
     for (size_t v = 0; v < NVARIANTS; v++) {
       if (b.o.variants & (1u << v)) {
@@ -761,21 +877,17 @@ int main(int argc, char **argv) {
       }
     }
   }
-  printf("\nratios burst window / before (1.00: the burst changed nothing)\n");
-  printf("%5s  %-10s %9s %9s %9s %9s %9s\n", "round", "variant", "lag mean",
-         "lag max", "request", "points/s", "influxd");
-  for (int round = 1; round <= b.o.rounds; round++) {
-    for (size_t v = 0; v < NVARIANTS; v++) {
-      const struct result *r = &res[(size_t)(round - 1) * NVARIANTS + v];
-      if (!(b.o.variants & (1u << v)) || !r->ok) {
-        continue;
-      }
-      printf("%5d  %-10s %9.2f %9.2f %9.2f %9.2f %9.2f\n", round,
-             variants[v].name, ratio(r->burst.lag_mean, r->before.lag_mean),
-             ratio(r->burst.lag_max, r->before.lag_max),
-             ratio(r->burst.req_mean, r->before.req_mean),
-             ratio(r->burst.rate, r->before.rate),
-             ratio(r->burst.cpu, r->before.cpu));
+  printf(
+      "\nmedians over every burst: ratios after / before (1.00: the burst "
+      "changed nothing),\nthen seconds after the burst (lag max, intake "
+      "max), alerts s, and the `alerts`\npoints found in the data / history "
+      "database\n");
+  printf("%-10s %6s %9s %9s %9s %9s %9s %9s %9s %s\n", "variant", "bursts",
+         "lag mean", "lag max", "request", "points/s", "lag max s", "intake s",
+         "alerts s", "alerts");
+  for (size_t v = 0; v < NVARIANTS; v++) {
+    if (b.o.variants & (1u << v)) {
+      print_summary(&b, res, v);
     }
   }
   printf("missing points: %ld\n", missing);

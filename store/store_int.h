@@ -98,7 +98,7 @@ int store__influx_validate(const struct influx_settings *st,
 /* The history's writer: one request at a time, of at most this many points,
  * each followed by a pause of STORE_HISTORY_PACE times its duration. */
 #define STORE_HISTORY_MAX_IN_FLIGHT 1
-#define STORE_HISTORY_BATCH_POINTS 1000
+#define STORE_HISTORY_BATCH_POINTS 500
 #define STORE_HISTORY_PACE 3
 /* The history's queue takes the journal's (or influxdb.buffer's) limits, at
  * most these. */
