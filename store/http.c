@@ -47,6 +47,7 @@ void store__influx_settings(const struct config_influx *ci,
           ci->buffer_bytes ? ci->buffer_bytes : STORE_DEFAULT_BUFFER_BYTES,
       .ca_file = ci->ca_file,
       .tls_verify = ci->tls_verify,
+      .probe_ms = ci->probe_interval_ms > 0 ? ci->probe_interval_ms : 0,
   };
   if (out->retry_max_ms < out->retry_min_ms) {
     out->retry_max_ms = out->retry_min_ms;
@@ -219,6 +220,11 @@ int store__influx_url(struct buf *out, const struct influx_settings *st) {
 int store__influx_query_url(struct buf *out, const struct influx_settings *st) {
   int rc = put_base(out, st->url);
   return rc ? rc : buf_puts(out, "/query");
+}
+
+int store__influx_ping_url(struct buf *out, const struct influx_settings *st) {
+  int rc = put_base(out, st->url);
+  return rc ? rc : buf_puts(out, "/ping");
 }
 
 int store__create_db_body(struct buf *out, const char *db) {

@@ -9,9 +9,14 @@
  * retries the rest with backoff, holding later data back until a failed
  * part is through. docs/store.md has the policy table.
  *
+ * While writes fail because InfluxDB may be away, a recovery probe asks
+ * GET {url}/ping every influxdb.probe_interval, and when InfluxDB answers
+ * again after it was seen away the backoff waits are cut short
+ * (store__probe_answer has the rule).
+ *
  * Two instances may run: the data's writer ("influxdb") and the alert
  * history's ("influxdb_history", store__history_settings), each on the
- * queue of its own lane, with its own requests and series.
+ * queue of its own lane, with its own requests, probe and series.
  */
 #include <curl/curl.h>
 #include <stdio.h>
@@ -34,10 +39,14 @@
 #define LOG_LINE_MAX 200
 #define LOG_BURST 5
 #define LOG_WINDOW_MS 10000
+/* A /ping gets at most the output's timeout, and at most the probe
+ * interval (but a second at least): a server that hangs must not hold the
+ * next probe back for long. */
+#define PROBE_TIMEOUT_MIN_MS 1000
 
 struct influx;
 
-enum req_kind { REQ_WRITE, REQ_CREATE_DB };
+enum req_kind { REQ_WRITE, REQ_CREATE_DB, REQ_PING };
 
 struct request {
   struct request *prev, *next;
@@ -69,10 +78,12 @@ struct influx {
   struct influx_settings st;
   struct buf write_url;
   struct buf query_url;
+  struct buf ping_url;
   struct buf auth; /* "Authorization: Token ..." (2.x) */
   struct curl_loop *curl;
-  uv_timer_t wake_timer; /* batch age and retry delays */
-  unsigned open_handles; /* wake_timer and curl, not closed yet */
+  uv_timer_t wake_timer;  /* batch age and retry delays */
+  uv_timer_t probe_timer; /* the next /ping while writes fail */
+  unsigned open_handles;  /* both timers and curl, not closed yet */
   struct request *reqs;
   struct outbox box;
 
@@ -85,6 +96,9 @@ struct influx {
   /* The alert history's writer sends nothing before this loop time: it
    * paces itself by the duration of its last request. */
   int64_t quiet_until_ms;
+
+  struct probe_state probe;
+  bool probe_inflight;
 
   uint64_t failures; /* failed requests since the last success */
   uint64_t rng;
@@ -100,11 +114,14 @@ struct influx {
   struct metric *up;
   struct metric *latency;
   struct metric *requests[NCLASSES];
+  struct metric *probes[NPROBE_OUTCOMES];
+  struct metric *resumes;
 };
 
 static void pump(struct influx *ix);
 static void check_drained(struct influx *ix);
 static void set_pace(struct influx *ix);
+static void probe_schedule(struct influx *ix);
 
 static int64_t now_ms(const struct influx *ix) {
   return store__now_ms(ix->base.store);
@@ -127,6 +144,7 @@ static void final_free(struct influx *ix) {
   struct store *s = ix->base.store;
   buf_cleanup(&ix->write_url);
   buf_cleanup(&ix->query_url);
+  buf_cleanup(&ix->ping_url);
   buf_cleanup(&ix->auth);
   store__influx_settings_cleanup(&ix->st);
   free(ix);
@@ -200,21 +218,33 @@ static int add_header(struct request *r, const char *h) {
 
 static void on_request_done(void *ud, CURL *e, CURLcode res);
 
-/* Sets the options every request shares and hands it to the curl loop.
- * body must outlive the transfer (curl does not copy POSTFIELDS). */
+/* How long a /ping may take. */
+static int64_t probe_timeout_ms(const struct influx_settings *st) {
+  int64_t t =
+      st->probe_ms > PROBE_TIMEOUT_MIN_MS ? st->probe_ms : PROBE_TIMEOUT_MIN_MS;
+  return t < st->timeout_ms ? t : st->timeout_ms;
+}
+
+/* Sets the options every request shares and hands it to the curl loop: a
+ * POST of body (which must outlive the transfer: curl does not copy
+ * POSTFIELDS), or a GET when body is NULL. */
 static int request_start(struct influx *ix, struct request *r, const char *url,
                          const char *body, size_t len) {
   CURL *e = r->easy;
   const struct influx_settings *st = &ix->st;
+  int64_t timeout = r->kind == REQ_PING ? probe_timeout_ms(st) : st->timeout_ms;
   bool bad = false;
   bad |= curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK;
-  bad |= curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK;
-  bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDS, body) != CURLE_OK;
-  bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len) !=
-         CURLE_OK;
+  if (body) {
+    bad |= curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDS, body) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len) !=
+           CURLE_OK;
+  } else {
+    bad |= curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) != CURLE_OK;
+  }
   bad |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers) != CURLE_OK;
-  bad |=
-      curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)st->timeout_ms) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout) != CURLE_OK;
   bad |= !curl_answer_setup(e, &r->ans, "iocd/" IOCD_VERSION);
   if (st->api == INFLUX_V1 && st->username && *st->username) {
     bad |=
@@ -279,6 +309,8 @@ static void start_create_db(struct influx *ix) {
 
 static void recovered(struct influx *ix) {
   stat_set(ix->up, 1);
+  store__probe_reset(&ix->probe);
+  probe_schedule(ix);
   if (ix->failures > 0) {
     log_info("store",
              "%s writes recovered after %llu failures, %zu points waiting",
@@ -308,6 +340,8 @@ static void ddl_done(struct influx *ix, struct request *r, CURLcode res,
      * database may exist all the same: the writes will tell. */
     stat_set(ix->up, 1);
     ix->db_ready = true;
+    store__probe_reset(&ix->probe);
+    probe_schedule(ix);
     log_error("store",
               "InfluxDB: CREATE DATABASE \"%s\" failed: HTTP %ld: %s; "
               "writing anyway: create the database by hand or give "
@@ -318,6 +352,8 @@ static void ddl_done(struct influx *ix, struct request *r, CURLcode res,
   stat_set(ix->up, 0);
   ix->failures++;
   int64_t now = now_ms(ix);
+  store__probe_failed(&ix->probe, status, res, now);
+  probe_schedule(ix);
   int64_t delay = backoff(ix, ix->ddl_attempts++);
   if (ix->draining) {
     if (++ix->ddl_close_fails >= 2) {
@@ -435,6 +471,10 @@ static void write_failed(struct influx *ix, struct part *p,
   stat_set(ix->up, 0);
   ix->failures++;
   int64_t now = now_ms(ix);
+  if (r) {
+    store__probe_failed(&ix->probe, status, res, now);
+    probe_schedule(ix);
+  }
   int64_t delay = backoff(ix, p->attempts);
   int64_t asked;
   if (r && r->ans.retry_after[0] &&
@@ -567,16 +607,96 @@ static void send_part(struct influx *ix, struct part *p) {
   store__outbox_sent(&ix->box, p);
 }
 
+/* ---- the recovery probe ---- */
+
+/* InfluxDB answers /ping after it was seen away: everything that waits for
+ * its backoff is due now. */
+static void resume(struct influx *ix) {
+  int64_t now = now_ms(ix);
+  stat_inc(ix->resumes);
+  log_info("store",
+           "%s answers /ping again after %.1f s: writing resumes, %zu "
+           "points waiting",
+           ix->who, (double)(now - ix->probe.since_ms) / 1000.0,
+           pending_points(ix));
+  store__outbox_wake_all(&ix->box, now);
+  if (need_db(ix) && !ix->ddl_inflight) {
+    ix->ddl_not_before = now;
+  }
+  /* The alert history's pause follows its last request, which failed: no
+   * reason to keep InfluxDB waiting for it. */
+  ix->quiet_until_ms = now;
+}
+
+static void ping_done(struct influx *ix, CURLcode res, long status) {
+  ix->probe_inflight = false;
+  enum probe_outcome o = store__probe_outcome(status, res);
+  stat_inc(ix->probes[o]);
+  if (store__probe_answer(&ix->probe, o)) {
+    resume(ix);
+  }
+  probe_schedule(ix);
+}
+
+static void start_ping(struct influx *ix) {
+  struct request *r = request_new(ix, REQ_PING);
+  int rc = r ? IOCD_OK : IOCD_ENOMEM;
+  if (!rc && ix->auth.len) {
+    rc = add_header(r, ix->auth.data);
+  }
+  if (!rc) {
+    rc = request_start(ix, r, ix->ping_url.data, NULL, 0);
+  }
+  if (rc) {
+    request_free(r);
+    log_error("store", "influxdb: cannot start a /ping: %s; will try again",
+              iocd_strerror(rc));
+    return;
+  }
+  ix->probe_inflight = true;
+}
+
+static void on_probe_timer(uv_timer_t *t) {
+  struct influx *ix = container_of(t, struct influx, probe_timer);
+  if (!ix->probe_inflight && ix->probe.active && !ix->draining &&
+      !ix->closing) {
+    start_ping(ix);
+  }
+  probe_schedule(ix);
+}
+
+/* Keeps the probe timer running while writes fail in a way the probe can
+ * see through and no /ping is out; stops it otherwise. */
+static void probe_schedule(struct influx *ix) {
+  if (ix->closing) {
+    return;
+  }
+  bool want = ix->st.probe_ms > 0 && ix->probe.active && !ix->draining &&
+              !ix->probe_inflight;
+  if (!want) {
+    uv_timer_stop(&ix->probe_timer);
+  } else if (!uv_is_active((uv_handle_t *)&ix->probe_timer)) {
+    uv_timer_start(&ix->probe_timer, on_probe_timer, (uint64_t)ix->st.probe_ms,
+                   0);
+  }
+}
+
 /* A request ended (core/curl_loop.h calls this on the loop). */
 static void on_request_done(void *ud, CURL *e, CURLcode res) {
   struct request *r = ud;
   struct influx *ix = r->ix;
   long status = 0;
   curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-  if (r->kind == REQ_WRITE) {
-    write_done(ix, r, res, status);
-  } else {
-    ddl_done(ix, r, res, status);
+  switch (r->kind) {
+    case REQ_WRITE:
+      write_done(ix, r, res, status);
+      break;
+    case REQ_CREATE_DB:
+      ddl_done(ix, r, res, status);
+      break;
+    case REQ_PING:
+      ping_done(ix, res, status);
+      break;
   }
   request_free(r);
   pump(ix);
@@ -688,7 +808,7 @@ static void check_drained(struct influx *ix) {
  * the alert history's, from cfg. */
 static int build(const struct config *cfg, bool history,
                  struct influx_settings *st, struct buf *wurl, struct buf *qurl,
-                 struct buf *auth, struct iocd_err *err) {
+                 struct buf *purl, struct buf *auth, struct iocd_err *err) {
   if (history) {
     store__history_settings(cfg, st);
   } else {
@@ -704,6 +824,9 @@ static int build(const struct config *cfg, bool history,
   }
   if (!rc) {
     rc = store__influx_query_url(qurl, st);
+  }
+  if (!rc) {
+    rc = store__influx_ping_url(purl, st);
   }
   if (!rc && st->api == INFLUX_V2 && st->token && *st->token) {
     rc = buf_printf(auth, "Authorization: Token %s", st->token);
@@ -737,6 +860,7 @@ static struct output *create(struct store *s, struct queue *q, unsigned reader,
   ix->loop = s->loop;
   buf_init(&ix->write_url, 0);
   buf_init(&ix->query_url, 0);
+  buf_init(&ix->ping_url, 0);
   buf_init(&ix->auth, 0);
   store__outbox_init(&ix->box);
   ix->rng = (uint64_t)clock_mono_ns() ^ ((uint64_t)(uintptr_t)ix << 16) ^
@@ -744,10 +868,11 @@ static struct output *create(struct store *s, struct queue *q, unsigned reader,
   if (ix->rng == 0) {
     ix->rng = 1;
   }
-  if (build(cfg, history, &ix->st, &ix->write_url, &ix->query_url, &ix->auth,
-            err) != IOCD_OK) {
+  if (build(cfg, history, &ix->st, &ix->write_url, &ix->query_url,
+            &ix->ping_url, &ix->auth, err) != IOCD_OK) {
     buf_cleanup(&ix->write_url);
     buf_cleanup(&ix->query_url);
+    buf_cleanup(&ix->ping_url);
     buf_cleanup(&ix->auth);
     free(ix);
     curl_global_cleanup();
@@ -758,6 +883,7 @@ static struct output *create(struct store *s, struct queue *q, unsigned reader,
     store__influx_settings_cleanup(&ix->st);
     buf_cleanup(&ix->write_url);
     buf_cleanup(&ix->query_url);
+    buf_cleanup(&ix->ping_url);
     buf_cleanup(&ix->auth);
     free(ix);
     curl_global_cleanup();
@@ -766,7 +892,9 @@ static struct output *create(struct store *s, struct queue *q, unsigned reader,
   }
   uv_timer_init(ix->loop, &ix->wake_timer);
   ix->wake_timer.data = ix;
-  ix->open_handles = 2;
+  uv_timer_init(ix->loop, &ix->probe_timer);
+  ix->probe_timer.data = ix;
+  ix->open_handles = 3;
 
   struct stats *st = s->stats;
   const char *out = ix->base.ops->name;
@@ -800,6 +928,17 @@ static struct output *create(struct store *s, struct queue *q, unsigned reader,
                                     "Write requests, by output and outcome.",
                                     "output", out, "status", classes[i], NULL);
   }
+  for (int i = 0; i < NPROBE_OUTCOMES; i++) {
+    ix->probes[i] = stats_counter(
+        st, "iocd_influx_probes_total",
+        "GET /ping requests of the recovery probe while writes fail, by "
+        "output and outcome.",
+        "output", out, "outcome", store__probe_outcome_name(i), NULL);
+  }
+  ix->resumes = stats_counter(st, "iocd_influx_probe_resumes_total",
+                              "Backoff waits cut short because InfluxDB "
+                              "answered /ping again.",
+                              "output", out, NULL);
   ix->db_ready = !(ix->st.api == INFLUX_V1 && ix->st.create_database);
   set_pace(ix);
   return &ix->base;
@@ -854,14 +993,16 @@ static int influx_reconfigure(struct output *o, const struct config *cfg,
     return IOCD_OK;
   }
   struct influx_settings st;
-  struct buf wurl, qurl, auth;
+  struct buf wurl, qurl, purl, auth;
   buf_init(&wurl, 0);
   buf_init(&qurl, 0);
+  buf_init(&purl, 0);
   buf_init(&auth, 0);
-  int rc = build(cfg, ix->history, &st, &wurl, &qurl, &auth, err);
+  int rc = build(cfg, ix->history, &st, &wurl, &qurl, &purl, &auth, err);
   if (rc) {
     buf_cleanup(&wurl);
     buf_cleanup(&qurl);
+    buf_cleanup(&purl);
     buf_cleanup(&auth);
     return rc;
   }
@@ -870,10 +1011,12 @@ static int influx_reconfigure(struct output *o, const struct config *cfg,
   bool want = st.api == INFLUX_V1 && st.create_database;
   buf_cleanup(&ix->write_url);
   buf_cleanup(&ix->query_url);
+  buf_cleanup(&ix->ping_url);
   buf_cleanup(&ix->auth);
   store__influx_settings_cleanup(&ix->st);
   ix->write_url = wurl;
   ix->query_url = qurl;
+  ix->ping_url = purl;
   ix->auth = auth;
   ix->st = st;
   if (!want) {
@@ -884,6 +1027,9 @@ static int influx_reconfigure(struct output *o, const struct config *cfg,
     ix->ddl_not_before = 0;
   }
   set_pace(ix);
+  /* A new probe_interval applies from the next /ping on. */
+  uv_timer_stop(&ix->probe_timer);
+  probe_schedule(ix);
   pump(ix);
   return IOCD_OK;
 }
@@ -892,6 +1038,7 @@ static void influx_drain(struct output *o, int64_t deadline_ms) {
   struct influx *ix = container_of(o, struct influx, base);
   ix->draining = true;
   ix->deadline_ms = deadline_ms;
+  probe_schedule(ix);
   int64_t now = now_ms(ix);
   store__outbox_wake_all(&ix->box, now);
   ix->ddl_not_before = now;
@@ -903,6 +1050,7 @@ static void influx_close(struct output *o) {
   struct influx *ix = container_of(o, struct influx, base);
   ix->closing = true;
   uv_timer_stop(&ix->wake_timer);
+  uv_timer_stop(&ix->probe_timer);
   size_t aborted = 0;
   while (ix->reqs) {
     struct request *r = ix->reqs;
@@ -919,6 +1067,7 @@ static void influx_close(struct output *o) {
   curl_loop_close(ix->curl, on_curl_closed, ix);
   ix->curl = NULL;
   uv_close((uv_handle_t *)&ix->wake_timer, on_handle_closed);
+  uv_close((uv_handle_t *)&ix->probe_timer, on_handle_closed);
 }
 
 const struct output_ops store__influx_ops = {

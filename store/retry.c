@@ -1,7 +1,8 @@
 /*
  * The retry policy of the InfluxDB writer, as pure functions: what an answer
- * means (write, retry, split, drop), how long to back off, and what a
- * Retry-After header asks for. docs/store.md has the table.
+ * means (write, retry, split, drop), how long to back off, what a
+ * Retry-After header asks for, and when the recovery probe's /ping cuts a
+ * backoff short. docs/store.md has the table.
  */
 #include <ctype.h>
 #include <curl/curl.h>
@@ -84,4 +85,77 @@ uint64_t store__rand(uint64_t *state) {
   x ^= x >> 27;
   *state = x;
   return x * UINT64_C(2685821657736338717);
+}
+
+/* ---- The recovery probe ---- */
+
+const char *store__probe_outcome_name(enum probe_outcome o) {
+  switch (o) {
+    case PROBE_UP:
+      return "up";
+    case PROBE_DOWN:
+      return "down";
+    default:
+      return "other";
+  }
+}
+
+enum probe_outcome store__probe_outcome(long status, CURLcode res) {
+  if (res != CURLE_OK || (status >= 500 && status <= 599)) {
+    return PROBE_DOWN;
+  }
+  if (status >= 200 && status <= 299) {
+    return PROBE_UP;
+  }
+  /* 401 with ping-auth-enabled, 404 behind a proxy that does not route
+   * /ping, ...: the server is there, but this is not InfluxDB's answer. */
+  return PROBE_OTHER;
+}
+
+bool store__probe_shows_down(CURLcode res) {
+  return res == CURLE_COULDNT_CONNECT || res == CURLE_COULDNT_RESOLVE_HOST ||
+         res == CURLE_COULDNT_RESOLVE_PROXY;
+}
+
+void store__probe_failed(struct probe_state *ps, long status, CURLcode res,
+                         int64_t now_ms) {
+  if (!ps->failing) {
+    ps->failing = true;
+    ps->since_ms = now_ms;
+  }
+  bool transport_ok = res == CURLE_OK;
+  if (transport_ok && !(status >= 500 && status <= 599)) {
+    /* 408, 429, 401, 404...: InfluxDB is there and said no; /ping would
+     * only say it is there. The backoff (and Retry-After) stands. */
+    ps->active = false;
+    ps->seen_down = false;
+    return;
+  }
+  ps->active = true;
+  if (store__probe_shows_down(res)) {
+    ps->seen_down = true;
+  }
+}
+
+bool store__probe_answer(struct probe_state *ps, enum probe_outcome o) {
+  if (!ps->active) {
+    return false;
+  }
+  switch (o) {
+    case PROBE_DOWN:
+      ps->seen_down = true;
+      return false;
+    case PROBE_UP:
+      if (!ps->seen_down) {
+        return false;
+      }
+      ps->seen_down = false;
+      return true;
+    default:
+      return false;
+  }
+}
+
+void store__probe_reset(struct probe_state *ps) {
+  *ps = (struct probe_state){0};
 }

@@ -9,6 +9,7 @@
 #ifndef IOCD_STORE_STORE_INT_H
 #define IOCD_STORE_STORE_INT_H
 
+#include <curl/curl.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -66,7 +67,8 @@ struct influx_settings {
   size_t buffer_bytes;
   const char *ca_file;
   bool tls_verify;
-  char *owned; /* after store__influx_settings_own: the strings' storage */
+  int64_t probe_ms; /* taken as it is: 0 turns the recovery probe off */
+  char *owned;      /* after store__influx_settings_own: the strings' storage */
 };
 
 /* Fills out from ci; the strings are borrowed from ci. */
@@ -315,6 +317,57 @@ int64_t store__backoff_ms(int64_t min_ms, int64_t max_ms, unsigned attempt,
 /* A xorshift64* step; *state must not be 0. */
 uint64_t store__rand(uint64_t *state);
 
+/* ---- The recovery probe ----
+ *
+ * While writes fail in a way that says InfluxDB may be away (a network
+ * error, a timeout, 5xx), the writer asks GET {url}/ping every
+ * probe_interval, one request at a time. When /ping answers 2xx after
+ * InfluxDB was seen away since the last resume (a probe without an answer
+ * or with 5xx, or a write that could not connect at all), the backoff
+ * waits are cut short and what waits is sent at once. A /ping that answers
+ * all along says nothing the failing writes do not (an overloaded server
+ * answers /ping and times out writes): the backoff stands then, so a
+ * server that is there is never hammered. An answer that refuses the write
+ * (408, 429, 4xx) ends the probing: the server is there. */
+
+enum probe_outcome {
+  PROBE_UP,    /* 2xx: InfluxDB answers */
+  PROBE_DOWN,  /* no answer (refused, timeout, ...) or 5xx */
+  PROBE_OTHER, /* any other status: says nothing either way */
+  NPROBE_OUTCOMES
+};
+
+struct probe_state {
+  bool failing;     /* a request failed since the last success */
+  bool active;      /* the last failure is one the probe can see through */
+  bool seen_down;   /* InfluxDB was seen away since the last resume */
+  int64_t since_ms; /* when the requests started failing */
+};
+
+/* The `outcome` label of o: "up", "down", "other". */
+const char *store__probe_outcome_name(enum probe_outcome o);
+
+/* What a /ping answer means: status is the HTTP status, res curl's
+ * result. */
+enum probe_outcome store__probe_outcome(long status, CURLcode res);
+
+/* True when a failed request shows by itself that InfluxDB is away: curl
+ * could not connect, or not resolve the host. */
+bool store__probe_shows_down(CURLcode res);
+
+/* A write (or CREATE DATABASE) failed at now_ms with status and res:
+ * probing starts (network error or 5xx) or stops (any other answer). */
+void store__probe_failed(struct probe_state *ps, long status, CURLcode res,
+                         int64_t now_ms);
+
+/* A /ping ended with o. Returns true when the writer should stop waiting
+ * and send now (InfluxDB answers after it was seen away); the evidence is
+ * used up then, so the next resume needs InfluxDB seen away again. */
+bool store__probe_answer(struct probe_state *ps, enum probe_outcome o);
+
+/* A request worked (or got an answer about its data): nothing to probe. */
+void store__probe_reset(struct probe_state *ps);
+
 /* ---- HTTP helpers ---- */
 
 /* {url}/write?db=..[&rp=..]&precision=ns for 1.x, {url}/api/v2/write?org=..
@@ -325,6 +378,9 @@ int store__influx_url(struct buf *out, const struct influx_settings *st);
 
 /* {url}/query (1.x), for CREATE DATABASE. */
 int store__influx_query_url(struct buf *out, const struct influx_settings *st);
+
+/* {url}/ping (1.x and 2.x), for the recovery probe. */
+int store__influx_ping_url(struct buf *out, const struct influx_settings *st);
 
 /* The form body `q=CREATE DATABASE "db"`, percent-encoded, with `"` and `\`
  * in the name escaped for InfluxQL. */
