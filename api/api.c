@@ -5,7 +5,10 @@
  * each connection, checks its request head and passes it on with
  * MHD_add_connection. Every request is answered synchronously from state
  * in memory, so no connection is ever suspended, and every answer closes
- * its connection, so that each request passes the gate.
+ * its connection, so that each request passes the gate. Authentication
+ * (auth.h) is decided at the first call for a request, on its head, so a
+ * refused request's body is never read. With TLS the gate cannot read the
+ * head and passes each connection on at once.
  */
 #include "api/api.h"
 
@@ -18,10 +21,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "api/api_int.h"
+#include "api/auth.h"
 #include "core/buf.h"
 #include "core/container.h"
 #include "core/log.h"
@@ -34,14 +39,21 @@ struct api {
   struct stats *stats;
   api_ready_fn *ready;
   void *ud;
-  api_render_fn *alerts;
-  api_render_fn *rules;
-  void *rules_ud;
   api_handle_fn *handle;
   void *handle_ud;
   int open_handles;
   api_closed_fn *closed_cb;
   void *closed_ud;
+  struct auth *auth;
+  /* iocd_api_auth_failures_total by reason: missing, malformed, invalid,
+   * forbidden (enum auth_outcome - 1). */
+  struct metric *auth_failures[4];
+  /* What api_new started with, to tell a reload that changes it. */
+  char *listen;
+  char *cert_file, *key_file;
+  /* The certificate and key libmicrohttpd was given (kept while it runs;
+   * the key scrubbed at the end). */
+  char *cert_pem, *key_pem;
   struct api_gate gate;
 };
 
@@ -117,10 +129,13 @@ static enum MHD_Result reply_ready(struct MHD_Connection *c, bool ok,
   return ret;
 }
 
-/* A request's body, read across the handler's calls. */
+/* A request's body, read across the handler's calls, and who sent it
+ * (decided at the first call). */
 struct request_body {
   struct buf b;
   bool too_big;
+  char *principal;
+  enum config_api_role role;
 };
 
 const char *api_request_arg(const struct api_request *req, const char *name) {
@@ -135,13 +150,16 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
   struct request_body *rb = *con_cls;
   if (rb) {
     buf_cleanup(&rb->b);
+    free(rb->principal);
     free(rb);
     *con_cls = NULL;
   }
 }
 
-static enum MHD_Result json_error(struct MHD_Connection *c, unsigned status,
-                                  const char *msg) {
+/* Answers {"error": msg}; name and value, when not NULL, add a header. */
+static enum MHD_Result json_error_with(struct MHD_Connection *c,
+                                       unsigned status, const char *msg,
+                                       const char *name, const char *value) {
   cJSON *doc = cJSON_CreateObject();
   char *text = NULL;
   if (doc && cJSON_AddStringToObject(doc, "error", msg)) {
@@ -154,9 +172,64 @@ static enum MHD_Result json_error(struct MHD_Connection *c, unsigned status,
   }
   size_t n = strlen(text);
   text[n] = '\n';
-  enum MHD_Result ret = reply(c, status, "application/json", text, n + 1);
+  enum MHD_Result ret =
+      reply_with(c, status, "application/json", text, n + 1, name, value);
   cJSON_free(text);
   return ret;
+}
+
+static enum MHD_Result json_error(struct MHD_Connection *c, unsigned status,
+                                  const char *msg) {
+  return json_error_with(c, status, msg, NULL, NULL);
+}
+
+/* Counts the Authorization fields of a request head. */
+static enum MHD_Result count_authorization(void *cls, enum MHD_ValueKind kind,
+                                           const char *key, const char *value) {
+  unsigned *n = cls;
+  (void)kind;
+  (void)value;
+  if (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0) {
+    (*n)++;
+  }
+  return MHD_YES;
+}
+
+/* Decides who sent the request and whether it may: true when it may, with
+ * its principal in rb; otherwise the refusal is queued in *ret (401 with
+ * WWW-Authenticate, or 403), counted, and logged without any token. */
+static bool authorize(struct api *a, struct MHD_Connection *c, const char *url,
+                      const char *method, struct request_body *rb,
+                      enum MHD_Result *ret) {
+  unsigned nfields = 0;
+  MHD_get_connection_values(c, MHD_HEADER_KIND, count_authorization, &nfields);
+  const char *value = MHD_lookup_connection_value(
+      c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+  struct auth_result r;
+  auth_check(a->auth, method, url, value, nfields, &r);
+  if (r.outcome == AUTH_OK) {
+    rb->principal = strdup(r.principal);
+    rb->role = r.role;
+    if (!rb->principal) {
+      *ret = MHD_NO;
+      return false;
+    }
+    return true;
+  }
+  stat_inc(a->auth_failures[r.outcome - 1]);
+  char msg[320];
+  auth_message(&r, method, url, msg, sizeof msg);
+  if (r.outcome == AUTH_FORBIDDEN) {
+    log_info("api", "403 for %s %.200s: token \"%s\" has role %s", method, url,
+             r.principal, config_api_role_name(r.role));
+    *ret = json_error(c, 403, msg);
+  } else {
+    log_debug("api", "401 for %s %.200s: %s token", method, url,
+              auth_reason(r.outcome));
+    *ret = json_error_with(c, 401, msg, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                           "Bearer realm=\"iocd\"");
+  }
+  return false;
 }
 
 /* Everything under /api/v1/ but the two renderers: the service's handler. */
@@ -169,6 +242,8 @@ static enum MHD_Result handle_call(struct api *a, struct MHD_Connection *c,
       .body = rb->b.len ? rb->b.data : NULL,
       .body_len = rb->b.len,
       .conn = c,
+      .principal = rb->principal,
+      .role = (int)rb->role,
   };
   struct buf out;
   buf_init(&out, 64u << 20);
@@ -202,6 +277,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
     }
     buf_init(&nrb->b, API_BODY_MAX);
     *con_cls = nrb;
+    enum MHD_Result ret = MHD_YES;
+    if (!authorize(a, c, url, method, nrb, &ret)) {
+      return ret;
+    }
     return MHD_YES;
   }
   struct request_body *rb = *con_cls;
@@ -219,11 +298,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
     return json_error(c, 413, msg);
   }
   bool is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-  /* The two renderers' paths take GET and HEAD only (405 below); the rest
-   * of /api/v1/ is the service handler's. */
-  bool renderer = (strcmp(url, "/api/v1/alerts") == 0 && a->alerts) ||
-                  (strcmp(url, "/api/v1/rules") == 0 && a->rules);
-  if (a->handle && !renderer && strncmp(url, "/api/v1/", 8) == 0) {
+  /* /api/v1/ is the service handler's. */
+  if (a->handle && strncmp(url, "/api/v1/", 8) == 0) {
     return handle_call(a, c, url, method, rb);
   }
   if (!is_get) {
@@ -249,26 +325,6 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
     } else {
       ret = reply(c, 200, "text/plain; version=0.0.4; charset=utf-8",
                   b.data ? b.data : "", b.len);
-    }
-    buf_cleanup(&b);
-    return ret;
-  }
-  api_render_fn *render = NULL;
-  if (strcmp(url, "/api/v1/alerts") == 0) {
-    render = a->alerts;
-  } else if (strcmp(url, "/api/v1/rules") == 0) {
-    render = a->rules;
-  }
-  if (render) {
-    struct buf b;
-    buf_init(&b, 64u << 20);
-    enum MHD_Result ret;
-    int rc = render(a->rules_ud, &b);
-    if (rc == IOCD_OK) {
-      ret = reply(c, 200, "application/json", b.data ? b.data : "", b.len);
-    } else {
-      static const char err[] = "{\"error\":\"cannot render the answer\"}\n";
-      ret = reply(c, 500, "application/json", err, sizeof err - 1);
     }
     buf_cleanup(&b);
     return ret;
@@ -309,13 +365,6 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s) {
   }
   *w = '\0';
   return (size_t)(w - s);
-}
-
-void api_set_rules(struct api *a, api_render_fn *alerts, api_render_fn *rules,
-                   void *ud) {
-  a->alerts = alerts;
-  a->rules = rules;
-  a->rules_ud = ud;
 }
 
 /* Parses HOST:PORT into a socket address. */
@@ -432,19 +481,92 @@ static void on_connection(void *cls, struct MHD_Connection *c,
   }
 }
 
-struct api *api_new(uv_loop_t *loop, const char *listen, struct stats *stats,
-                    api_ready_fn *ready, void *ud, struct iocd_err *err) {
+/* Overwrites a secret before its memory is freed. */
+static void scrub_free(char *s) {
+  if (s) {
+    volatile char *p = s;
+    while (*p) {
+      *p++ = '\0';
+    }
+    free(s);
+  }
+}
+
+static char *dup_or_null(const char *s, bool *nomem) {
+  char *d = s ? strdup(s) : NULL;
+  *nomem = *nomem || (s && !d);
+  return d;
+}
+
+/* Frees what api_new allocated besides libmicrohttpd and the gate. */
+static void api_free(struct api *a) {
+  auth_free(a->auth);
+  free(a->listen);
+  free(a->cert_file);
+  free(a->key_file);
+  free(a->cert_pem);
+  scrub_free(a->key_pem);
+  free(a);
+}
+
+/* The counters of refused requests, one per reason. */
+static void count_failures(struct api *a) {
+  static const char name[] = "iocd_api_auth_failures_total";
+  static const char help[] =
+      "API requests refused: reason=\"missing\" without a token (401), "
+      "\"malformed\" with an Authorization header that is not one bearer "
+      "token (401), \"invalid\" with a token that is not configured (401), "
+      "\"forbidden\" with a token whose role is too low (403).";
+  static const enum auth_outcome outcomes[] = {AUTH_MISSING, AUTH_MALFORMED,
+                                               AUTH_INVALID, AUTH_FORBIDDEN};
+  for (size_t i = 0; i < 4; i++) {
+    a->auth_failures[outcomes[i] - 1] = stats_counter(
+        a->stats, name, help, "reason", auth_reason(outcomes[i]), NULL);
+  }
+}
+
+/* Starts libmicrohttpd without a listening socket (the gate accepts), with
+ * TLS when a has a certificate. Returns NULL when it cannot. */
+static struct MHD_Daemon *start_mhd(struct api *a) {
+  unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
+  /* The connection limit leaves room for the connections the gate made
+   * close, until libmicrohttpd has seen them end. The memory limit holds
+   * any request head the gate passes (api_int.h). The certificate and key
+   * come last: without TLS the list ends before them. */
+#define API_MHD_OPTIONS                                                    \
+  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_UNESCAPE_CALLBACK, \
+      unescape, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, a,      \
+      MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,                     \
+      MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_LIMIT,     \
+      2u * API_CONNS_MAX, MHD_OPTION_CONNECTION_MEMORY_LIMIT,              \
+      (size_t)API_MHD_MEMORY
+  if (a->cert_pem) {
+    return MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, handler, a,
+                            API_MHD_OPTIONS, MHD_OPTION_HTTPS_MEM_CERT,
+                            a->cert_pem, MHD_OPTION_HTTPS_MEM_KEY, a->key_pem,
+                            MHD_OPTION_END);
+  }
+  return MHD_start_daemon(flags, 0, NULL, NULL, handler, a, API_MHD_OPTIONS,
+                          MHD_OPTION_END);
+#undef API_MHD_OPTIONS
+}
+
+struct api *api_new(uv_loop_t *loop, const struct config_api *cfg,
+                    struct stats *stats, api_ready_fn *ready, void *ud,
+                    struct iocd_err *err) {
+  const char *listen = cfg->listen ? cfg->listen : "127.0.0.1:8080";
+  bool tls = cfg->tls.cert_pem && cfg->tls.key_pem;
+  if (tls && !MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+    iocd_err_set(err, IOCD_EINVAL,
+                 "api.tls: this libmicrohttpd was built without TLS");
+    return NULL;
+  }
   struct sockaddr_storage ss;
   if (parse_listen(listen, &ss, err)) {
     return NULL;
   }
-  int fd = listen_on(&ss, listen, err);
-  if (fd < 0) {
-    return NULL;
-  }
   struct api *a = calloc(1, sizeof *a);
   if (!a) {
-    close(fd);
     iocd_err_set(err, IOCD_ENOMEM, "out of memory");
     return NULL;
   }
@@ -452,27 +574,41 @@ struct api *api_new(uv_loop_t *loop, const char *listen, struct stats *stats,
   a->stats = stats;
   a->ready = ready;
   a->ud = ud;
-  /* The connection limit leaves room for the connections the gate made
-   * close, until libmicrohttpd has seen them end. The memory limit holds
-   * any request head the gate passes (api_int.h). */
-  a->mhd = MHD_start_daemon(
-      MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET, 0, NULL,
-      NULL, handler, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-      MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
-      MHD_OPTION_NOTIFY_CONNECTION, on_connection, a,
-      MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
-      MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_LIMIT,
-      2u * API_CONNS_MAX, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-      (size_t)API_MHD_MEMORY, MHD_OPTION_END);
-  if (!a->mhd) {
-    iocd_err_set(err, IOCD_EIO, "api.listen: cannot serve on %s", listen);
-    close(fd);
-    free(a);
+  bool nomem = false;
+  a->auth = auth_new(cfg);
+  a->listen = dup_or_null(listen, &nomem);
+  a->cert_file = dup_or_null(cfg->tls.cert_file, &nomem);
+  a->key_file = dup_or_null(cfg->tls.key_file, &nomem);
+  a->cert_pem = dup_or_null(tls ? cfg->tls.cert_pem : NULL, &nomem);
+  a->key_pem = dup_or_null(tls ? cfg->tls.key_pem : NULL, &nomem);
+  if (nomem || !a->auth) {
+    api_free(a);
+    iocd_err_set(err, IOCD_ENOMEM, "out of memory");
     return NULL;
   }
-  if (api__gate_start(&a->gate, loop, fd, stats, pass, run, a, err)) {
+  count_failures(a);
+  int fd = listen_on(&ss, listen, err);
+  if (fd < 0) {
+    api_free(a);
+    return NULL;
+  }
+  a->mhd = start_mhd(a);
+  if (!a->mhd) {
+    if (tls) {
+      iocd_err_set(err, IOCD_EINVAL,
+                   "api.tls: cannot serve HTTPS on %s with %s and %s (is each "
+                   "PEM, and does the key belong to the certificate?)",
+                   listen, a->cert_file, a->key_file);
+    } else {
+      iocd_err_set(err, IOCD_EIO, "api.listen: cannot serve on %s", listen);
+    }
+    close(fd);
+    api_free(a);
+    return NULL;
+  }
+  if (api__gate_start(&a->gate, loop, fd, stats, tls, pass, run, a, err)) {
     MHD_stop_daemon(a->mhd);
-    free(a);
+    api_free(a);
     return NULL;
   }
   const union MHD_DaemonInfo *info =
@@ -483,10 +619,34 @@ struct api *api_new(uv_loop_t *loop, const char *listen, struct stats *stats,
   a->open_handles = 4;
   drive(a);
   log_info("api",
-           "listening on http://%s (/health, /ready, /metrics, "
-           "/api/v1/alerts, /api/v1/rules)",
-           listen);
+           "listening on %s://%s (/health, /ready, /metrics, /api/v1/); "
+           "%zu tokens, anonymous requests: %s",
+           tls ? "https" : "http", listen, cfg->ntokens,
+           config_api_role_name(cfg->anonymous));
   return a;
+}
+
+int api_set_auth(struct api *a, const struct config_api *cfg) {
+  struct auth *n = auth_new(cfg);
+  if (!n) {
+    return IOCD_ENOMEM;
+  }
+  auth_free(a->auth);
+  a->auth = n;
+  const char *listen = cfg->listen ? cfg->listen : "127.0.0.1:8080";
+  bool same_tls = (!a->cert_pem) == (!cfg->tls.cert_pem);
+  same_tls = same_tls && (!a->cert_file || !cfg->tls.cert_file ||
+                          (strcmp(a->cert_file, cfg->tls.cert_file) == 0 &&
+                           strcmp(a->cert_pem, cfg->tls.cert_pem) == 0));
+  if (strcmp(a->listen, listen) != 0 || !same_tls) {
+    log_warn("api",
+             "api.listen or api.tls changed: the API keeps serving on %s://%s "
+             "until iocd restarts",
+             a->cert_pem ? "https" : "http", a->listen);
+  }
+  log_info("api", "%zu tokens, anonymous requests: %s", cfg->ntokens,
+           config_api_role_name(cfg->anonymous));
+  return IOCD_OK;
 }
 
 static void on_handle_closed(uv_handle_t *h) {
@@ -496,7 +656,7 @@ static void on_handle_closed(uv_handle_t *h) {
     api__gate_cleanup(&a->gate);
     api_closed_fn *cb = a->closed_cb;
     void *ud = a->closed_ud;
-    free(a);
+    api_free(a);
     if (cb) {
       cb(ud);
     }

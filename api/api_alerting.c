@@ -122,6 +122,14 @@ static int answer_err(const struct iocd_err *err, int rc, struct api_reply *rep,
                       out);
 }
 
+/* Who acts when the body does not say: the request's token's name; NULL
+ * without a token (then "by" stays required). */
+static const char *token_name(const struct api_request *req) {
+  return req->principal && strcmp(req->principal, "anonymous") != 0
+             ? req->principal
+             : NULL;
+}
+
 static int ack(struct notify *n, const struct api_request *req, const char *id,
                bool take_back, struct api_reply *rep, struct buf *out) {
   int rc = IOCD_OK;
@@ -132,6 +140,7 @@ static int ack(struct notify *n, const struct api_request *req, const char *id,
   const char *by = NULL, *comment = NULL;
   if (member_string(doc, "by", &by, rep, out, &rc) &&
       member_string(doc, "comment", &comment, rep, out, &rc)) {
+    by = by ? by : token_name(req);
     struct iocd_err err = {{0}};
     int r = take_back ? notify_unack(n, id, by, &err)
                       : notify_ack(n, id, by, comment, &err);
@@ -215,6 +224,7 @@ static int add_silence(struct notify *n, const struct api_request *req,
     }
   }
   if (ok) {
+    created_by = created_by ? created_by : token_name(req);
     char id[17] = "";
     struct iocd_err err = {{0}};
     int r = notify_silence_add(n, ms, nms, starts, ends, created_by, comment,

@@ -98,6 +98,10 @@ struct api_gate {
   api_pass_fn *pass;
   api_run_fn *run;
   void *ud;
+  /* TLS: the head is encrypted, so each connection is passed on as soon
+   * as it is accepted (the limits on connections still hold; the head's
+   * checks and deadline do not, libmicrohttpd's idle timeout does). */
+  bool at_once;
   struct metric *deadline; /* connections closed at the head deadline */
   struct metric *evicted;  /* connections closed to make room */
   struct stats *stats;
@@ -105,11 +109,12 @@ struct api_gate {
 };
 
 /* Starts accepting on listen_fd (which the gate owns from here on, even on
- * failure). pass and run hand connections to libmicrohttpd; stats is
+ * failure). pass and run hand connections to libmicrohttpd, at once after
+ * the accept when at_once (TLS), else once the head is complete; stats is
  * borrowed. Returns IOCD_OK, or an error with err set. */
 int api__gate_start(struct api_gate *g, uv_loop_t *loop, int listen_fd,
-                    struct stats *stats, api_pass_fn *pass, api_run_fn *run,
-                    void *ud, struct iocd_err *err);
+                    struct stats *stats, bool at_once, api_pass_fn *pass,
+                    api_run_fn *run, void *ud, struct iocd_err *err);
 
 /* From libmicrohttpd's connection notifications: a passed connection
  * started (stores its handle in *socket_context) or was closed (the handle

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/api_reply.h"
 #include "core/clock.h"
 #include "core/timefmt.h"
 
@@ -45,8 +46,146 @@ static bool put(cJSON *obj, const char *key, cJSON *item) {
 struct alerts_ctx {
   cJSON *list;
   struct notify *notify;
+  const struct api_alerts_filter *filter; /* NULL: all */
   bool nomem;
 };
+
+/* The states an alert listing can show, and the severities, as the
+ * filters name them. */
+static const enum alert_state listed_states[] = {
+    ALERT_PENDING, ALERT_FIRING, ALERT_NODATA, ALERT_INSUFFICIENT};
+#define NSTATES (sizeof listed_states / sizeof listed_states[0])
+static const enum config_severity severities[] = {
+    CONFIG_SEV_INFO, CONFIG_SEV_WARNING, CONFIG_SEV_CRITICAL};
+#define NSEVERITIES (sizeof severities / sizeof severities[0])
+
+/* The value of label key of ev (the group's, then the rule's); NULL. */
+static const char *label_of(const struct alert_event *ev, const char *key) {
+  for (size_t i = 0; ev->group && i < ev->group->n; i++) {
+    if (strcmp(ev->group->keys[i], key) == 0) {
+      return ev->group->values[i];
+    }
+  }
+  for (size_t i = 0; i < ev->nlabels; i++) {
+    if (strcmp(ev->labels[i].key, key) == 0) {
+      return ev->labels[i].value;
+    }
+  }
+  return NULL;
+}
+
+static bool passes(const struct api_alerts_filter *f,
+                   const struct alert_event *ev) {
+  if (!f) {
+    return true;
+  }
+  if (f->states && !(f->states & (1u << ev->state))) {
+    return false;
+  }
+  if (f->severities) {
+    bool any = false;
+    for (size_t i = 0; i < NSEVERITIES && !any; i++) {
+      any = (f->severities & (1u << severities[i])) && ev->severity &&
+            strcmp(ev->severity, config_severity_name(severities[i])) == 0;
+    }
+    if (!any) {
+      return false;
+    }
+  }
+  if (f->rule && strcmp(f->rule, ev->rule) != 0) {
+    return false;
+  }
+  if (f->district) {
+    const char *d =
+        label_of(ev, f->district_tag ? f->district_tag : "district");
+    if (!d || strcmp(d, f->district) != 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/* Splits list at commas and sets, for each item, the bit of the name it
+ * equals among names[0..n); false when an item is none of them (or empty),
+ * with that item in bad. */
+static bool parse_set(const char *list, const char *const *names,
+                      const unsigned *bits, size_t n, unsigned *out, char *bad,
+                      size_t badn) {
+  *out = 0;
+  for (const char *p = list;;) {
+    size_t len = strcspn(p, ",");
+    size_t i = 0;
+    while (i < n &&
+           !(strlen(names[i]) == len && memcmp(names[i], p, len) == 0)) {
+      i++;
+    }
+    if (i == n) {
+      snprintf(bad, badn, "%.*s", (int)(len < 64 ? len : 64), p);
+      return false;
+    }
+    *out |= bits[i];
+    if (!p[len]) {
+      return true;
+    }
+    p += len + 1;
+  }
+}
+
+int api_alerts_filter_parse(const char *state, const char *severity,
+                            const char *district, const char *rule,
+                            const struct config *cfg,
+                            struct api_alerts_filter *f, struct iocd_err *err) {
+  *f = (struct api_alerts_filter){0};
+  char bad[80];
+  if (state) {
+    const char *names[NSTATES];
+    unsigned bits[NSTATES];
+    for (size_t i = 0; i < NSTATES; i++) {
+      names[i] = alert_state_name(listed_states[i]);
+      bits[i] = 1u << listed_states[i];
+    }
+    if (!parse_set(state, names, bits, NSTATES, &f->states, bad, sizeof bad)) {
+      return iocd_err_set(err, IOCD_EINVAL,
+                          "state: \"%s\" is not a state; allowed: pending, "
+                          "firing, nodata, insufficient (several separated "
+                          "by commas)",
+                          bad);
+    }
+  }
+  if (severity) {
+    const char *names[NSEVERITIES];
+    unsigned bits[NSEVERITIES];
+    for (size_t i = 0; i < NSEVERITIES; i++) {
+      names[i] = config_severity_name(severities[i]);
+      bits[i] = 1u << severities[i];
+    }
+    if (!parse_set(severity, names, bits, NSEVERITIES, &f->severities, bad,
+                   sizeof bad)) {
+      return iocd_err_set(err, IOCD_EINVAL,
+                          "severity: \"%s\" is not a severity; allowed: "
+                          "info, warning, critical (several separated by "
+                          "commas)",
+                          bad);
+    }
+  }
+  if (rule) {
+    bool known = strcmp(rule, ENGINE_BROKER_RULE) == 0;
+    for (size_t i = 0; !known && i < cfg->rules.n; i++) {
+      known = strcmp(cfg->rules.v[i].name, rule) == 0;
+    }
+    if (!known) {
+      return iocd_err_set(
+          err, IOCD_EINVAL,
+          "rule: no rule is named \"%.64s\"; allowed: the "
+          "names GET /api/v1/rules lists, or " ENGINE_BROKER_RULE,
+          rule);
+    }
+    f->rule = rule;
+  }
+  f->district = district;
+  f->district_tag = cfg->sources.district_tag;
+  return IOCD_OK;
+}
 
 /* The alert's id and, when it is acknowledged, who, when and why. */
 static bool add_ack(cJSON *a, const struct alert_event *ev, struct notify *n) {
@@ -69,6 +208,9 @@ static bool add_ack(cJSON *a, const struct alert_event *ev, struct notify *n) {
 
 static void add_alert(void *ud, const struct alert_event *ev) {
   struct alerts_ctx *ac = ud;
+  if (!passes(ac->filter, ev)) {
+    return;
+  }
   cJSON *a = cJSON_CreateObject();
   if (!a || !cJSON_AddItemToArray(ac->list, a)) {
     cJSON_Delete(a);
@@ -126,8 +268,14 @@ static int finish(cJSON *doc, bool nomem, struct buf *out) {
 
 int api_rules_alerts_json(const struct engine *e, struct notify *n,
                           struct buf *out) {
+  return api_rules_alerts_json_filtered(e, n, NULL, out);
+}
+
+int api_rules_alerts_json_filtered(const struct engine *e, struct notify *n,
+                                   const struct api_alerts_filter *f,
+                                   struct buf *out) {
   cJSON *doc = cJSON_CreateObject();
-  struct alerts_ctx ac = {NULL, n, false};
+  struct alerts_ctx ac = {NULL, n, f, false};
   ac.list = doc ? cJSON_AddArrayToObject(doc, "alerts") : NULL;
   if (!ac.list) {
     cJSON_Delete(doc);
@@ -211,6 +359,44 @@ static cJSON *json_strings(char *const *v, size_t n) {
   return a;
 }
 
+struct groups_ctx {
+  cJSON *list;
+  bool nomem;
+};
+
+/* One group of a rule: its labels, state and last evaluation. */
+static void add_group(void *ud, const struct alert_event *ev,
+                      int64_t evaluated_ns) {
+  struct groups_ctx *gc = ud;
+  if (gc->nomem) {
+    return;
+  }
+  cJSON *g = cJSON_CreateObject();
+  if (!g || !cJSON_AddItemToArray(gc->list, g)) {
+    cJSON_Delete(g);
+    gc->nomem = true;
+    return;
+  }
+  cJSON *labels = cJSON_CreateObject();
+  bool ok = put(g, "labels", labels);
+  for (size_t i = 0; ok && ev->group && i < ev->group->n; i++) {
+    ok = put(labels, ev->group->keys[i],
+             cJSON_CreateString(ev->group->values[i]));
+  }
+  bool active = ev->state != ALERT_INACTIVE;
+  ok = ok && put(g, "state", cJSON_CreateString(alert_state_name(ev->state))) &&
+       put(g, "severity",
+           active && ev->severity ? cJSON_CreateString(ev->severity)
+                                  : cJSON_CreateNull()) &&
+       put(g, "since", json_time(ev->t_ns)) &&
+       put(g, "value", json_number(ev->has_value, ev->value)) &&
+       put(g, "threshold", json_number(ev->has_threshold, ev->threshold)) &&
+       put(g, "evaluated_at", json_time(evaluated_ns));
+  if (!ok) {
+    gc->nomem = true;
+  }
+}
+
 static bool add_rule(cJSON *list, const struct engine *e,
                      const struct config_rule *r, const size_t counts[4]) {
   cJSON *o = cJSON_CreateObject();
@@ -255,11 +441,17 @@ static bool add_rule(cJSON *list, const struct engine *e,
        put(inst, "firing", cJSON_CreateNumber((double)counts[1])) &&
        put(inst, "nodata", cJSON_CreateNumber((double)counts[2])) &&
        put(inst, "insufficient", cJSON_CreateNumber((double)counts[3]));
-  return ok;
+  struct groups_ctx gc = {ok ? cJSON_CreateArray() : NULL, false};
+  ok = ok && put(o, "groups", gc.list);
+  if (ok && e) {
+    engine_list_groups(e, r->name, add_group, &gc);
+  }
+  return ok && !gc.nomem;
 }
 
-int api_rules_rules_json(const struct engine *e, const struct config *cfg,
-                         struct buf *out) {
+/* The rules document; only rule `only` when it is not NULL. */
+static int rules_json(const struct engine *e, const struct config *cfg,
+                      const char *only, struct buf *out) {
   size_t n = cfg->rules.n;
   size_t(*counts)[4] = calloc(n ? n : 1, sizeof *counts);
   cJSON *doc = cJSON_CreateObject();
@@ -275,7 +467,9 @@ int api_rules_rules_json(const struct engine *e, const struct config *cfg,
   }
   bool ok = true;
   for (size_t i = 0; ok && i < n; i++) {
-    ok = add_rule(list, e, &cfg->rules.v[i], counts[i]);
+    if (!only || strcmp(only, cfg->rules.v[i].name) == 0) {
+      ok = add_rule(list, e, &cfg->rules.v[i], counts[i]);
+    }
   }
   if (ok && e) {
     struct engine_stats st;
@@ -293,4 +487,49 @@ int api_rules_rules_json(const struct engine *e, const struct config *cfg,
   }
   free(counts);
   return finish(doc, !ok, out);
+}
+
+int api_rules_rules_json(const struct engine *e, const struct config *cfg,
+                         struct buf *out) {
+  return rules_json(e, cfg, NULL, out);
+}
+
+int api_rules_handle(const struct engine *e, struct notify *n,
+                     const struct config *cfg, const struct api_request *req,
+                     struct api_reply *rep, struct buf *out) {
+  bool alerts = strcmp(req->path, "/api/v1/alerts") == 0;
+  if (!alerts && strcmp(req->path, "/api/v1/rules") != 0) {
+    return IOCD_ENOTFOUND;
+  }
+  if (!api_is_get(req)) {
+    return api_reply_not_allowed(rep, out, "GET, HEAD");
+  }
+  int rc;
+  if (alerts) {
+    struct api_alerts_filter f;
+    struct iocd_err err = {{0}};
+    if (api_alerts_filter_parse(api_request_arg(req, "state"),
+                                api_request_arg(req, "severity"),
+                                api_request_arg(req, "district"),
+                                api_request_arg(req, "rule"), cfg, &f, &err)) {
+      return api_reply_error(rep, out, 400, err.msg);
+    }
+    rc = api_rules_alerts_json_filtered(e, n, &f, out);
+  } else {
+    const char *only = api_request_arg(req, "rule");
+    bool known = !only;
+    for (size_t i = 0; !known && i < cfg->rules.n; i++) {
+      known = strcmp(cfg->rules.v[i].name, only) == 0;
+    }
+    if (!known) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "rule: no rule is named \"%.64s\"", only);
+      return api_reply_error(rep, out, 404, msg);
+    }
+    rc = rules_json(e, cfg, only, out);
+  }
+  if (!rc) {
+    rep->status = 200;
+  }
+  return rc;
 }

@@ -17,6 +17,11 @@
  *  - passes a complete, acceptable head to libmicrohttpd, which owns the
  *    socket from then on and reports its end through api__gate_ended.
  *
+ * With TLS the head is encrypted: the gate passes each connection on as
+ * soon as it has accepted it and made room for it, so only the limits on
+ * connections are its own; libmicrohttpd's idle timeout (10 s without
+ * progress) stands in for the head's deadline.
+ *
  * Heads are watched through an epoll set of the gate's own, edge-triggered
  * (bytes only peeked keep a socket readable), itself watched by one
  * uv_poll_t; one uv_timer_t follows the earliest deadline.
@@ -253,7 +258,9 @@ static void on_timer(uv_timer_t *t) {
 
 /* Hands c to libmicrohttpd. Returns true when it was passed. */
 static bool pass(struct api_gate *g, struct api_conn *c) {
-  epoll_ctl(g->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+  if (!g->at_once) {
+    epoll_ctl(g->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+  }
   c->state = CONN_SERVED;
   g->adding = c;
   bool ok =
@@ -307,13 +314,14 @@ static bool on_conn(struct api_gate *g, struct api_conn *c, uint32_t events) {
 }
 
 /* Accepts every pending connection (the listening socket is
- * edge-triggered too). */
-static void on_listen(struct api_gate *g) {
+ * edge-triggered too). Returns true when one was passed on at once. */
+static bool on_listen(struct api_gate *g) {
+  bool passed = false;
   for (;;) {
     struct api_conn *c = calloc(1, sizeof *c);
     if (!c) {
       log_warn("api", "out of memory: a connection waits in the backlog");
-      return;
+      return passed;
     }
     c->addrlen = sizeof c->addr;
     c->fd = accept(g->listen_fd, (struct sockaddr *)&c->addr, &c->addrlen);
@@ -326,7 +334,7 @@ static void on_listen(struct api_gate *g) {
       if (e != EAGAIN && e != EWOULDBLOCK) {
         log_warn("api", "cannot accept a connection: %s", strerror(e));
       }
-      return;
+      return passed;
     }
     int fl = fcntl(c->fd, F_GETFL);
     if (fl < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) != 0 ||
@@ -338,7 +346,7 @@ static void on_listen(struct api_gate *g) {
     make_room(g, c);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET,
                              .data.ptr = c};
-    if (epoll_ctl(g->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+    if (!g->at_once && epoll_ctl(g->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
       log_warn("api", "cannot watch a connection: %s", strerror(errno));
       close(c->fd);
       free(c);
@@ -355,6 +363,9 @@ static void on_listen(struct api_gate *g) {
     }
     g->last = c;
     g->counted++;
+    if (g->at_once) {
+      passed |= pass(g, c);
+    }
   }
 }
 
@@ -376,7 +387,7 @@ static void on_poll(uv_poll_t *p, int status, int events) {
     }
     for (int i = 0; i < n; i++) {
       if (ev[i].data.ptr == NULL) {
-        on_listen(g);
+        passed |= on_listen(g);
       } else {
         passed |= on_conn(g, ev[i].data.ptr, ev[i].events);
       }
@@ -402,10 +413,11 @@ void api__gate_ended(struct api_gate *g, void *socket_context) {
 }
 
 int api__gate_start(struct api_gate *g, uv_loop_t *loop, int listen_fd,
-                    struct stats *stats, api_pass_fn *pass_cb, api_run_fn *run,
-                    void *ud, struct iocd_err *err) {
+                    struct stats *stats, bool at_once, api_pass_fn *pass_cb,
+                    api_run_fn *run, void *ud, struct iocd_err *err) {
   memset(g, 0, sizeof *g);
   g->loop = loop;
+  g->at_once = at_once;
   g->listen_fd = listen_fd;
   g->pass = pass_cb;
   g->run = run;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/broker_cli.h"
 #include "app/rules_cli.h"
 #include "app/service.h"
 #include "config/config.h"
@@ -26,6 +27,11 @@ static void usage(FILE *out) {
           "all pass,\n"
           "                                1 otherwise "
           "(docs/rules-guide.md)\n"
+          "       iocd broker-accounts [-c FILE] -o DIR [--iocd-user NAME]\n"
+          "                                write mosquitto's accounts and "
+          "ACL for the\n"
+          "                                districts and iocd "
+          "(docs/security.md)\n"
           "       iocd --help | --version\n"
           "\n"
           "Options:\n"
@@ -54,6 +60,42 @@ static int load(const char *path, struct config **cfg) {
   }
   buf_cleanup(&errors);
   return rc;
+}
+
+/* `iocd broker-accounts`: its options from argv[i..argc). */
+static int broker_accounts(int argc, char **argv, int i, const char *path) {
+  struct broker_cli_opts o = {.config_path = path};
+  for (; i < argc; i++) {
+    const char *a = argv[i];
+    const char **to = NULL;
+    if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+      to = &o.config_path;
+    } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
+      to = &o.out_dir;
+    } else if (strcmp(a, "--iocd-user") == 0) {
+      to = &o.iocd_user;
+    } else if (strcmp(a, "--mosquitto-passwd") == 0) {
+      to = &o.mosquitto_passwd;
+    } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      usage(stdout);
+      return 0;
+    } else {
+      fprintf(stderr, "iocd: broker-accounts: unknown option '%s'\n", a);
+      return 1;
+    }
+    if (i + 1 >= argc || !*argv[i + 1]) {
+      fprintf(stderr, "iocd: broker-accounts: %s needs a value\n", a);
+      return 1;
+    }
+    *to = argv[++i];
+  }
+  if (!o.out_dir) {
+    fprintf(stderr,
+            "iocd: usage: iocd broker-accounts [-c FILE] -o DIR "
+            "[--iocd-user NAME]\n");
+    return 1;
+  }
+  return broker_cli_accounts(&o, stdout, stderr);
 }
 
 /* Whether msg starts with "FILE:LINE:COL: ". */
@@ -92,6 +134,9 @@ int main(int argc, char **argv) {
     i++;
     return rules_cli_test((const char *const *)&argv[i], (size_t)(argc - i),
                           stdout, stderr);
+  }
+  if (strcmp(cmd, "broker-accounts") == 0) {
+    return broker_accounts(argc, argv, i, path);
   }
   for (; i < argc; i++) {
     const char *a = argv[i];

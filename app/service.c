@@ -12,12 +12,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "alerts/alerts.h"
 #include "api/api.h"
 #include "api/api_alerting.h"
+#include "api/api_latest.h"
 #include "api/api_rules.h"
+#include "api/api_status.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/container.h"
@@ -25,6 +28,7 @@
 #include "core/stats.h"
 #include "ingest/ingest.h"
 #include "ingest/mqtt.h"
+#include "store/latest.h"
 #include "store/store.h"
 
 enum svc_state { SVC_RUNNING, SVC_STOPPING_MQTT, SVC_STOPPING_STORE, SVC_DONE };
@@ -54,6 +58,20 @@ struct service {
   struct alerts *alerts;
   struct reload_job *reload_job; /* a reload on the thread pool */
   bool reload_again;             /* SIGHUP came during it */
+  /* What GET /api/v1/status shows: when iocd started and the running
+   * configuration was applied, who started the running reload, and how
+   * the last one ended. */
+  int64_t started_ns;
+  int64_t config_loaded_ns;
+  char reload_by[96];
+  struct {
+    int64_t at_ns; /* 0: none yet */
+    bool ok;
+    char by[96];
+    char error[1024];
+  } last_reload;
+  /* The newest value of each series, for GET /api/v1/latest. */
+  struct latest *latest;
 };
 
 /* Back-pressure: above PAUSE_AT of the buffer, stop reading from the broker
@@ -74,10 +92,16 @@ static void apply_logging(const struct config *cfg) {
 static int sink(void *ud, size_t sub, const struct point_batch *pb) {
   struct service *svc = ud;
   int rc = store_append(svc->store, sub, pb);
-  if (rc || !svc->alerts) {
+  if (rc) {
     return rc;
   }
-  alerts_add_points(svc->alerts, pb, clock_realtime_ns());
+  int64_t now = clock_realtime_ns();
+  if (svc->latest) {
+    latest_update(svc->latest, pb, now); /* counts what it could not keep */
+  }
+  if (svc->alerts) {
+    alerts_add_points(svc->alerts, pb, now);
+  }
   return IOCD_OK;
 }
 
@@ -94,18 +118,56 @@ static bool broker_connected(void *ud) {
   return mqtt_connected(svc->mqtt);
 }
 
-/* The alerts and rules the API lists. */
-static int render_alerts(void *ud, struct buf *out) {
+static int reload(struct service *svc, const char *by);
+
+/* GET /api/v1/status: what the service knows of itself. */
+static void fill_status(void *ud, struct api_status *st) {
   struct service *svc = ud;
-  return api_rules_alerts_json(alerts_engine(svc->alerts),
-                               alerts_notify(svc->alerts), out);
+  *st = (struct api_status){
+      .version = IOCD_VERSION,
+      .started_ns = svc->started_ns,
+      .now_ns = clock_realtime_ns(),
+      .pid = (long)getpid(),
+      .cfg = svc->cfg,
+      .config_loaded_ns = svc->config_loaded_ns,
+      .reloading = svc->reload_job != NULL,
+      .reload_at_ns = svc->last_reload.at_ns,
+      .reload_ok = svc->last_reload.ok,
+      .reload_error = svc->last_reload.error,
+      .reload_by = svc->last_reload.by,
+  };
 }
 
-/* The rest of /api/v1/: acknowledgements, silences, the outbox. */
-static int handle_alerting(void *ud, const struct api_request *req,
-                           struct api_reply *rep, struct buf *out) {
+/* POST /api/v1/reload: the reload SIGHUP starts, unless one runs. */
+static int reload_from_api(void *ud, const char *principal) {
   struct service *svc = ud;
-  return api_alerting_handle(alerts_notify(svc->alerts), req, rep, out);
+  if (svc->reload_job || svc->state != SVC_RUNNING) {
+    return IOCD_ESTATE;
+  }
+  char by[96];
+  snprintf(by, sizeof by, "api (%s)", principal);
+  return reload(svc, by);
+}
+
+/* Everything under /api/v1/: alerts and rules, status and reload, the
+ * latest values, then acknowledgements, silences and the outbox. */
+static int handle_api(void *ud, const struct api_request *req,
+                      struct api_reply *rep, struct buf *out) {
+  struct service *svc = ud;
+  const struct api_status_hooks hooks = {fill_status, reload_from_api, svc};
+  int rc =
+      api_rules_handle(alerts_engine(svc->alerts), alerts_notify(svc->alerts),
+                       svc->cfg, req, rep, out);
+  if (rc == IOCD_ENOTFOUND) {
+    rc = api_status_handle(&hooks, req, rep, out);
+  }
+  if (rc == IOCD_ENOTFOUND) {
+    rc = api_latest_handle(svc->latest, svc->cfg, req, rep, out);
+  }
+  if (rc == IOCD_ENOTFOUND) {
+    rc = api_alerting_handle(alerts_notify(svc->alerts), req, rep, out);
+  }
+  return rc;
 }
 
 /* The MQTT receivers publish on iocd's own broker connection. */
@@ -118,11 +180,6 @@ static int publish_alert(void *ud, const char *topic, const void *payload,
   }
   return mqtt_publish(svc->mqtt, topic, payload, len, qos, retain, done,
                       done_ud);
-}
-
-static int render_rules(void *ud, struct buf *out) {
-  struct service *svc = ud;
-  return api_rules_rules_json(alerts_engine(svc->alerts), svc->cfg, out);
 }
 
 static void on_resume_timer(uv_timer_t *t) {
@@ -159,8 +216,11 @@ static void on_message(void *ud, const struct mqtt_msg *msg) {
     return;
   }
   struct ingest_result res;
-  int rc = ingest_message(svc->ingest, msg->topic, msg->payload, msg->len,
-                          msg->content_type, clock_realtime_ns(), &res);
+  struct ingest_meta meta = {.content_type = msg->content_type,
+                             .user_props = msg->user_props,
+                             .nuser_props = msg->nuser_props};
+  int rc = ingest_message_meta(svc->ingest, msg->topic, msg->payload, msg->len,
+                               &meta, clock_realtime_ns(), &res);
   if (rc == IOCD_EFULL) {
     stat_inc(svc->st_buffer_full);
     log_error("service",
@@ -350,8 +410,21 @@ struct reload_job {
   struct iocd_err err;
 };
 
-static void reload(struct service *svc);
 static void reload_apply(struct service *svc, struct config *ncfg);
+
+/* Keeps how the reload that ran ended, for GET /api/v1/status: error is
+ * the first problem (NULL when it worked). */
+static void reload_ended(struct service *svc, bool ok, const char *error) {
+  svc->last_reload.at_ns = clock_realtime_ns();
+  svc->last_reload.ok = ok;
+  snprintf(svc->last_reload.by, sizeof svc->last_reload.by, "%s",
+           svc->reload_by);
+  snprintf(svc->last_reload.error, sizeof svc->last_reload.error, "%s",
+           ok || !error ? "" : error);
+  if (ok) {
+    svc->config_loaded_ns = svc->last_reload.at_ns;
+  }
+}
 
 static void reload_work(uv_work_t *req) {
   struct reload_job *j = container_of(req, struct reload_job, req);
@@ -376,6 +449,8 @@ static void reload_done(uv_work_t *req, int status) {
       stat_inc(svc->st_reload_failures);
       log_reload_problems(j->errors.len ? j->errors.data
                                         : iocd_strerror(j->rc));
+      reload_ended(svc, false,
+                   j->errors.len ? j->errors.data : iocd_strerror(j->rc));
     } else {
       reload_apply(svc, j->ncfg);
       j->ncfg = NULL;
@@ -387,18 +462,22 @@ static void reload_done(uv_work_t *req, int status) {
   free(j);
   if (svc->reload_again && svc->state == SVC_RUNNING) {
     svc->reload_again = false;
-    reload(svc);
+    reload(svc, "SIGHUP");
   }
 }
 
-static void reload(struct service *svc) {
+/* Starts a reload on the thread pool, by (what asked for it: "SIGHUP",
+ * "api (NAME)") kept for the status. Returns IOCD_OK, or an error when it
+ * could not start (counted and logged). */
+static int reload(struct service *svc, const char *by) {
   if (svc->reload_job) {
     svc->reload_again = true;
-    log_info("service", "SIGHUP during a reload: another follows it");
-    return;
+    log_info("service", "%s during a reload: another follows it", by);
+    return IOCD_OK;
   }
   const char *path = svc->cfg->path;
-  log_info("service", "SIGHUP: reloading %s", path);
+  log_info("service", "%s: reloading %s", by, path);
+  snprintf(svc->reload_by, sizeof svc->reload_by, "%s", by);
   struct reload_job *j = calloc(1, sizeof *j);
   if (j) {
     j->path = strdup(path);
@@ -407,7 +486,8 @@ static void reload(struct service *svc) {
     free(j);
     stat_inc(svc->st_reload_failures);
     log_error("service", "reload failed: out of memory");
-    return;
+    reload_ended(svc, false, "out of memory");
+    return IOCD_ENOMEM;
   }
   j->svc = svc;
   buf_init(&j->errors, 1 << 20);
@@ -415,12 +495,14 @@ static void reload(struct service *svc) {
   if (rc) {
     stat_inc(svc->st_reload_failures);
     log_error("service", "reload failed: %s", uv_strerror(rc));
+    reload_ended(svc, false, uv_strerror(rc));
     buf_cleanup(&j->errors);
     free(j->path);
     free(j);
-    return;
+    return IOCD_EIO;
   }
   svc->reload_job = j;
+  return IOCD_OK;
 }
 
 /* Applies a configuration that loaded and checked; ncfg is owned here. */
@@ -433,6 +515,7 @@ static void reload_apply(struct service *svc, struct config *ncfg) {
               "reload failed, keeping the running configuration: "
               "%s",
               err.msg);
+    reload_ended(svc, false, err.msg);
     config_free(ncfg);
     return;
   }
@@ -460,6 +543,7 @@ static void reload_apply(struct service *svc, struct config *ncfg) {
               "reload failed, keeping the running configuration: "
               "%s",
               err.msg);
+    reload_ended(svc, false, err.msg);
     config_free(ncfg);
     return;
   }
@@ -467,6 +551,11 @@ static void reload_apply(struct service *svc, struct config *ncfg) {
   buf_init(&changes, 1 << 16);
   if (config_diff(svc->cfg, ncfg, &changes) != IOCD_OK) {
     buf_reset(&changes);
+  }
+  /* The tokens, their files re-read by the load; on ENOMEM the API keeps
+   * the previous ones. */
+  if (svc->api && api_set_auth(svc->api, &ncfg->api) != IOCD_OK) {
+    log_error("service", "the API keeps its previous tokens: out of memory");
   }
   struct config *old = svc->cfg;
   svc->cfg = ncfg;
@@ -478,6 +567,7 @@ static void reload_apply(struct service *svc, struct config *ncfg) {
     uv_timer_start(&svc->stats_timer, on_stats_timer, ms, ms);
   }
   stat_inc(svc->st_reloads);
+  reload_ended(svc, true, NULL);
   log_info("service",
            "configuration reloaded: %s (now %zu subscriptions, %zu rules)",
            changes.len ? changes.data : "changes not known", ncfg->nsubs,
@@ -488,7 +578,7 @@ static void reload_apply(struct service *svc, struct config *ncfg) {
 static void on_signal(uv_signal_t *h, int signum) {
   struct service *svc = h->data;
   if (signum == SIGHUP) {
-    reload(svc);
+    reload(svc, "SIGHUP");
   } else {
     begin_stop(svc, signum == SIGINT ? "SIGINT" : "SIGTERM");
   }
@@ -575,8 +665,17 @@ int service_run(struct config *cfg) {
     config_free(cfg);
     return 1;
   }
+  svc.started_ns = clock_realtime_ns();
+  svc.config_loaded_ns = svc.started_ns;
   svc.stats = stats_new();
   if (!svc.stats) {
+    log_error("service", "out of memory");
+    goto fail;
+  }
+  stats_process_info(svc.stats, IOCD_VERSION, svc.started_ns);
+  svc.latest = latest_new(LATEST_MAX_SERIES_DEFAULT, LATEST_MAX_BYTES_DEFAULT,
+                          svc.stats);
+  if (!svc.latest) {
     log_error("service", "out of memory");
     goto fail;
   }
@@ -650,15 +749,13 @@ int service_run(struct config *cfg) {
   }
 
   if (cfg->api.enabled) {
-    svc.api =
-        api_new(&svc.loop, cfg->api.listen, svc.stats, is_ready, &svc, &err);
+    svc.api = api_new(&svc.loop, &cfg->api, svc.stats, is_ready, &svc, &err);
     if (!svc.api) {
       log_error("service", "cannot start the API: %s", err.msg);
       begin_stop(&svc, "start failure");
       svc.exit_code = 1;
     } else {
-      api_set_rules(svc.api, render_alerts, render_rules, &svc);
-      api_set_handler(svc.api, handle_alerting, &svc);
+      api_set_handler(svc.api, handle_api, &svc);
     }
   }
   rc = svc.exit_code ? IOCD_OK : mqtt_start(svc.mqtt);
@@ -677,6 +774,7 @@ int service_run(struct config *cfg) {
 
   uv_run(&svc.loop, UV_RUN_DEFAULT);
   ingest_free(svc.ingest);
+  latest_free(svc.latest);
   stats_free(svc.stats);
   rc = uv_loop_close(&svc.loop);
   if (rc) {
@@ -701,6 +799,7 @@ fail:
   }
   uv_run(&svc.loop, UV_RUN_DEFAULT);
   ingest_free(svc.ingest);
+  latest_free(svc.latest);
   stats_free(svc.stats);
   uv_loop_close(&svc.loop);
   config_free(cfg);

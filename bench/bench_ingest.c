@@ -1235,7 +1235,7 @@ static int phase_drain(struct bench *b) {
          "  backlog:   %.0f points, journal %.1f MiB, when influxd came back\n"
          "  drained:   %.0f points in %.2f s after influxd came back: "
          "%.2f s until the\n"
-         "             writer's next retry found it, then %.0f points/s "
+         "             writer found it (probe or retry), then %.0f points/s "
          "(iocd CPU %.2f s, influxd CPU %.2f s)\n"
          "  in InfluxDB afterwards: %ld of %ld\n",
          b->o.n, in_s, backlog, jbytes / 1048576.0, written, secs, wait_s,

@@ -234,7 +234,6 @@ static void file_begin(void *base) {
 static void tls_check(struct cw *c, struct cw_val v, void *base);
 static void mqtt_check(struct cw *c, struct cw_val v, void *base);
 static void influx_check(struct cw *c, struct cw_val v, void *base);
-static void api_check(struct cw *c, struct cw_val v, void *base);
 static void journal_check(struct cw *c, struct cw_val v, void *base);
 static void set_subs(struct cw *c, struct cw_val v, void *base);
 static void set_tag_keys(struct cw *c, struct cw_val v, void *base);
@@ -302,6 +301,14 @@ static const struct cw_key limits_keys[] = {
 static const struct cw_object limits_object =
     CW_OBJECT(limits_keys, NULL, NULL);
 
+#define T struct config_identity
+static const struct cw_key identity_keys[] = {
+    KREQNAME("user_property", T, user_property),
+};
+#undef T
+static const struct cw_object identity_object =
+    CW_OBJECT(identity_keys, NULL, NULL);
+
 #define T struct config_subscription
 static const struct cw_key sub_keys[] = {
     KNAME("name", T, name, NULL),
@@ -320,6 +327,7 @@ static const struct cw_key sub_keys[] = {
     CW_FN_OF("types", set_types, CW_MAP, NULL),
     KBOOL("allow_strings", T, allow_strings, false),
     KNAME("dead_letter", T, dead_letter, NULL),
+    KOBJ("identity", T, identity, &identity_object),
 };
 #undef T
 static const struct cw_object sub_object = CW_OBJECT(sub_keys, NULL, sub_check);
@@ -348,6 +356,8 @@ static const struct cw_key influx_keys[] = {
     KSIZE("buffer", T, buffer_bytes, Z_MIB, 64 * Z_GIB, 64 * Z_MIB),
     KSTR("ca_file", T, ca_file, NULL),
     KBOOL("tls_verify", T, tls_verify, true),
+    KDUR("probe_interval", T, probe_interval_ms, CW_AS_INT, D_MS, 0, D_H,
+         2 * D_S),
 };
 #undef T
 static const struct cw_object influx_object =
@@ -361,14 +371,6 @@ static const struct cw_key file_keys[] = {
 #undef T
 static const struct cw_object file_object =
     CW_OBJECT(file_keys, file_begin, NULL);
-
-#define T struct config_api
-static const struct cw_key api_keys[] = {
-    KBOOL("enabled", T, enabled, true),
-    KSTR("listen", T, listen, "127.0.0.1:8080"),
-};
-#undef T
-static const struct cw_object api_object = CW_OBJECT(api_keys, NULL, api_check);
 
 #define T struct config_journal
 static const struct cw_key journal_keys[] = {
@@ -400,7 +402,7 @@ static const struct cw_key root_keys[] = {
     KOBJ("limits", T, limits, &limits_object),
     KOBJ("influxdb", T, influx, &influx_object),
     KOBJ("file", T, file, &file_object),
-    KOBJ("api", T, api, &api_object),
+    KOBJ("api", T, api, &config__api_obj),
     KOBJ("journal", T, journal, &journal_object),
     /* The rules sections need every rule file and the whole main file (a
      * rule may use a parameter defined after it), so config__load_rules
@@ -541,36 +543,18 @@ static void influx_check(struct cw *c, struct cw_val v, void *base) {
   }
   check_order(c, v, "influxdb", "retry_min", in->retry_min_ms, "retry_max",
               in->retry_max_ms);
+  if (in->probe_interval_ms > 0 && in->probe_interval_ms < 100) {
+    cw_report_key(c, "probe_interval", cw_child_off(c, v, "probe_interval"),
+                  "%dms is too often: at least 100ms, or \"0s\" to turn "
+                  "the probe off",
+                  in->probe_interval_ms);
+  }
   if (in->batch_bytes > in->buffer_bytes) {
     char a[32], b[32];
     config__format_size((int64_t)in->buffer_bytes, a, sizeof a);
     config__format_size((int64_t)in->batch_bytes, b, sizeof b);
     cw_report_key(c, "buffer", cw_child_off(c, v, "buffer"),
                   "%s is less than influxdb.batch_bytes (%s)", a, b);
-  }
-}
-
-/* "HOST:PORT" with a port from 1 to 65535, as api_new accepts it. */
-static bool listen_ok(const char *s) {
-  const char *colon = strrchr(s, ':');
-  if (!colon || colon == s || colon[1] < '0' || colon[1] > '9') {
-    return false;
-  }
-  errno = 0;
-  char *end;
-  long port = strtol(colon + 1, &end, 10);
-  return errno == 0 && *end == '\0' && port >= 1 && port <= 65535;
-}
-
-static void api_check(struct cw *c, struct cw_val v, void *base) {
-  struct config_api *a = base;
-  if (a->listen && !listen_ok(a->listen)) {
-    struct cw_desc d;
-    cw_quoted(c, a->listen, &d);
-    cw_report_key(c, "listen", cw_child_off(c, v, "listen"),
-                  "expected \"HOST:PORT\" with a port from 1 to 65535, got %s",
-                  cw_qs(&d));
-    cw_desc_done(&d);
   }
 }
 
@@ -597,8 +581,30 @@ static void journal_check(struct cw *c, struct cw_val v, void *base) {
  * that is published to holds no wildcard. */
 #define MQTT_TOPIC_MAX 65535u
 
+/* Whether topic has the level {district}, which the identity check
+ * compares the user property with. */
+static bool has_district_level(const char *topic) {
+  static const char want[] = "{district}";
+  size_t wn = sizeof want - 1;
+  for (const char *p = topic; p;) {
+    const char *slash = strchr(p, '/');
+    size_t n = slash ? (size_t)(slash - p) : strlen(p);
+    if (n == wn && memcmp(p, want, wn) == 0) {
+      return true;
+    }
+    p = slash ? slash + 1 : NULL;
+  }
+  return false;
+}
+
 static void sub_check(struct cw *c, struct cw_val v, void *base) {
   struct config_subscription *s = base;
+  if (s->identity.user_property && s->topic &&
+      !has_district_level(s->topic)) {
+    cw_report_key(c, "identity", cw_child_off(c, v, "identity"),
+                  "the topic has no {district} level to check the user "
+                  "property against");
+  }
   size_t n = s->topic ? strlen(s->topic) : 0;
   if (n > MQTT_TOPIC_MAX) {
     cw_report_key(c, "topic", cw_child_off(c, v, "topic"),
@@ -826,6 +832,28 @@ static void finish(struct cw *c, struct cw_val root, struct config *cfg) {
     cw_report_key(c, "subscriptions", cw_voff(c, root),
                   "at least one subscription is required");
   }
+  /* MQTT 3.1.1 has no properties: every message would be rejected. */
+  size_t nitems = 0;
+  struct cw_val *items = NULL;
+  for (size_t i = 0; i < cfg->nsubs && cfg->mqtt.protocol == MQTT_PROTO_V311;
+       i++) {
+    if (!cfg->subs[i].identity.user_property) {
+      continue;
+    }
+    if (!items && cw_find_child(c, root, "subscriptions", &sv)) {
+      items = cw_children(c, sv, &nitems);
+    }
+    if (!items || i >= nitems) {
+      break;
+    }
+    size_t mark = cw_path_key(c, "subscriptions");
+    cw_path_index(c, i);
+    cw_report_key(c, "identity", cw_child_off(c, items[i], "identity"),
+                  "needs MQTT 5 user properties, but mqtt.protocol is "
+                  "\"3.1.1\"");
+    cw_path_pop(c, mark);
+  }
+  free(items);
   if (!cfg->influx.enabled && !cfg->file.enabled) {
     cw_report(c, cw_voff(c, root),
               "no output is enabled (add an \"influxdb\" section or enable "
@@ -995,6 +1023,7 @@ void config_free(struct config *cfg) {
   cw_free_strings(&root_object, cfg);
   config__free_rules(cfg);
   config__free_notify(&cfg->notify);
+  config__free_api(&cfg->api);
   free(cfg->path);
   free(cfg);
 }

@@ -83,6 +83,14 @@ struct config_place {
   int line, col;
 };
 
+/* A subscription's district identity check (docs/security.md): the MQTT 5
+ * user property named user_property must equal the topic's {district}
+ * level. A claim the publisher makes, checked against the topic; only the
+ * broker's ACL is an authority. */
+struct config_identity {
+  char *user_property; /* NULL: no check */
+};
+
 struct config_subscription {
   char *name;    /* unique; labels the counters; default: the topic */
   char *topic;   /* pattern: literal levels, {name} captures, + and # */
@@ -106,6 +114,7 @@ struct config_subscription {
   bool allow_strings;           /* json: string members become string fields;
                                    default false (rejected as wrong type) */
   char *dead_letter;            /* topic to republish rejects to; NULL */
+  struct config_identity identity; /* "identity": who may publish here */
   struct config_place topic_place; /* where "topic" is written (its quote) */
   uint64_t fingerprint; /* of the item as written, for config_diff */
 };
@@ -149,6 +158,9 @@ struct config_influx {
   size_t buffer_bytes;   /* in-memory queue limit; default 64 MiB */
   char *ca_file;         /* https */
   bool tls_verify;       /* default true */
+  /* While writes fail: GET {url}/ping this often, and write at once when
+   * it answers again; default 2000, 0 disables. */
+  int probe_interval_ms;
 };
 
 struct config_file_output {
@@ -156,9 +168,42 @@ struct config_file_output {
   char *path; /* "-" for stdout */
 };
 
+/* The API's roles, ordered: each may do what the ones below it may. */
+enum config_api_role {
+  CONFIG_ROLE_NONE = 0, /* "none": may do nothing but /health and /ready */
+  CONFIG_ROLE_VIEWER,   /* every GET and HEAD */
+  CONFIG_ROLE_OPERATOR, /* + acknowledgements and silences */
+  CONFIG_ROLE_ADMIN,    /* + POST /api/v1/reload, and everything else */
+};
+
+/* A bearer token of "api.tokens" (config/api_config.c). */
+struct config_api_token {
+  char *name;       /* unique; the principal handlers and the audit see */
+  enum config_api_role role; /* viewer, operator or admin */
+  char *token;      /* the secret: "token" (with ${NAME}) or read from
+                       token_file at load; at least 16 bytes */
+  char *token_file; /* resolved against the main file's directory; NULL */
+};
+
+/* "api.tls": HTTPS with this certificate and key (PEM). The files are read
+ * at load while the API is enabled. */
+struct config_api_tls {
+  char *cert_file; /* NULL: plain HTTP */
+  char *key_file;  /* required with cert_file */
+  char *cert_pem;  /* cert_file's content */
+  char *key_pem;   /* key_file's content (a secret) */
+};
+
 struct config_api {
   bool enabled;  /* default true */
   char *listen;  /* "HOST:PORT"; default "127.0.0.1:8080" */
+  struct config_api_token *tokens; /* "tokens"; none by default */
+  size_t ntokens;
+  /* The role of a request without Authorization: "anonymous", or by
+   * default admin without tokens and none with them. */
+  enum config_api_role anonymous;
+  bool anonymous_set; /* "anonymous" was written */
+  struct config_api_tls tls;
 };
 
 enum journal_fsync {
@@ -516,7 +561,7 @@ struct config {
   struct config_limits limits;
   struct config_influx influx;
   struct config_file_output file;
-  struct config_api api; /* JSON key "api": {"enabled", "listen"} */
+  struct config_api api; /* "api" */
   struct config_journal journal;
   struct config_calendar calendar; /* "calendar" */
   struct config_sources sources;   /* "sources" */
@@ -572,6 +617,9 @@ int config_parse_jsonc(const char *name, const char *text, size_t len,
  * directory, or rel as it is when absolute or when base has no directory.
  * Returns a malloc'd string (the caller frees it), or NULL on ENOMEM. */
 char *config_path_join(const char *base, const char *rel);
+
+/* "none", "viewer", "operator", "admin" (a static string). */
+const char *config_api_role_name(enum config_api_role r);
 
 /* "info", "warning", "critical"; "keep", "ok", "nodata". */
 const char *config_severity_name(enum config_severity s);

@@ -458,6 +458,33 @@ void config__check_receivers(struct cw *c, struct cw_val v,
                              enum config_language language);
 void config__free_receiver(struct config_receiver *r);
 
+/* Secrets (notify_receivers.c), read alike by the receivers and the API's
+ * tokens. A message about one says where it is and what is wrong, never
+ * what it holds.
+ *
+ * config__get_secret: a secret written in the file, a non-empty string
+ * without control characters, with ${NAME} substituted. Returns a new
+ * string (the caller frees it), or NULL after a report.
+ *
+ * config__resolve_path: makes *path (a file named in the main file, NULL
+ * for none) relative to the main file's directory, as rule files are.
+ *
+ * config__read_secret_file: reads the secret of the *_file key of object
+ * item, whose resolved path is *path (NULL: nothing to read), into *dst
+ * (replacing what it held): the file without one trailing newline, at most
+ * 64 KiB, UTF-8 without control characters; warns in the log when every
+ * user of the machine can read it. */
+char *config__get_secret(struct cw *c, struct cw_val v);
+void config__resolve_path(struct cw *c, char **path);
+void config__read_secret_file(struct cw *c, struct cw_val item, const char *key,
+                              char **path, char **dst);
+
+/* The "api" section (api_config.c): its table, whose check reads the token
+ * and TLS files while the API is enabled, and the freeing of what it put in
+ * a (the key material scrubbed). */
+extern const struct cw_object config__api_obj;
+void config__free_api(struct config_api *a);
+
 /* Reports at key of obj when url is not an http:// or https:// URL with a
  * host. Only the scheme is quoted (a URL may carry a password). */
 void config__check_http_url(struct cw *c, struct cw_val obj, const char *key,

@@ -117,10 +117,8 @@ static bool no_controls(struct cw *c, size_t off, const char *s, size_t n,
   return true;
 }
 
-/* A secret written in the file: a non-empty string without control
- * characters, with ${NAME} substituted. Returns a new string, or NULL after
- * a report that never quotes it. */
-static char *get_secret(struct cw *c, struct cw_val v) {
+/* Shared with the API's tokens (config_int.h). */
+char *config__get_secret(struct cw *c, struct cw_val v) {
   if (!cJSON_IsString(v.j)) {
     report_secret_type(c, v, "a string");
     return NULL;
@@ -159,13 +157,13 @@ static char *get_secret(struct cw *c, struct cw_val v) {
 static void set_token(struct cw *c, struct cw_val v, void *base) {
   struct config_receiver *r = base;
   free(r->token);
-  r->token = get_secret(c, v);
+  r->token = config__get_secret(c, v);
 }
 
 static void set_password(struct cw *c, struct cw_val v, void *base) {
   struct config_receiver *r = base;
   free(r->password);
-  r->password = get_secret(c, v);
+  r->password = config__get_secret(c, v);
 }
 
 /* Telegram chat ids are numbers ("-100123") or "@channel" names; both are
@@ -259,7 +257,7 @@ static bool add_header(struct cw *c, const char *key, struct cw_val v,
       return true;
     }
   }
-  char *value = get_secret(c, v);
+  char *value = config__get_secret(c, v);
   char *k = value ? strdup(key) : NULL;
   if (value && !k) {
     c->nomem = true;
@@ -585,12 +583,9 @@ void config__set_receivers(struct cw *c, struct cw_val v, void *base) {
   free(items);
 }
 
-/* Reads the secret of a *_file key of receiver object item into *dst. The
- * path is taken relative to the main file's directory and kept so resolved
- * in *path (Zalo re-reads it at each send). Problems name the file, never
- * its content. */
-static void read_secret_file(struct cw *c, struct cw_val item, const char *key,
-                             char **path, char **dst) {
+/* Zalo re-reads a token file at each send, from the path resolved here. */
+void config__read_secret_file(struct cw *c, struct cw_val item, const char *key,
+                              char **path, char **dst) {
   struct cw_val fv;
   if (!*path || !cw_find_child(c, item, key, &fv)) {
     return;
@@ -645,7 +640,7 @@ static void read_secret_file(struct cw *c, struct cw_val item, const char *key,
 }
 
 /* Secret files are named relative to the main file, as rule files are. */
-static void resolve_path(struct cw *c, char **path) {
+void config__resolve_path(struct cw *c, char **path) {
   if (!*path) {
     return;
   }
@@ -682,16 +677,17 @@ void config__check_receivers(struct cw *c, struct cw_val v,
         !cw_find_child(c, items[i], "language", &tmp)) {
       r->language = language;
     }
-    resolve_path(c, &r->token_file);
-    resolve_path(c, &r->password_file);
+    config__resolve_path(c, &r->token_file);
+    config__resolve_path(c, &r->password_file);
     size_t m2 = cw_path_index(c, i);
     /* A secret given twice was reported; the file is not read then. */
     if (n->enabled && cJSON_IsObject(items[i].j) && !r->token) {
-      read_secret_file(c, items[i], "token_file", &r->token_file, &r->token);
+      config__read_secret_file(c, items[i], "token_file", &r->token_file,
+                               &r->token);
     }
     if (n->enabled && cJSON_IsObject(items[i].j) && !r->password) {
-      read_secret_file(c, items[i], "password_file", &r->password_file,
-                       &r->password);
+      config__read_secret_file(c, items[i], "password_file", &r->password_file,
+                               &r->password);
     }
     cw_path_pop(c, m2);
     if (names) {

@@ -88,7 +88,11 @@ static char *dir_of(const char *path) {
   return d;
 }
 
-int file_write_atomic(const char *path, const void *data, size_t n, bool sync) {
+/* fresh: the temporary file is removed first and created anew, so that it
+ * has mode (less the umask) from the start; a leftover from a crash would
+ * keep its own mode through O_TRUNC. */
+static int write_atomic(const char *path, const void *data, size_t n,
+                        bool sync, mode_t mode, bool fresh) {
   size_t len = strlen(path);
   char *tmp = malloc(len + 5);
   char *dir = dir_of(path);
@@ -99,7 +103,13 @@ int file_write_atomic(const char *path, const void *data, size_t n, bool sync) {
   }
   memcpy(tmp, path, len);
   memcpy(tmp + len, ".tmp", 5);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fresh && unlink(tmp) != 0 && errno != ENOENT) {
+    rc = errno;
+    goto out;
+  }
+  int fd = open(tmp,
+                O_WRONLY | O_CREAT | O_CLOEXEC | (fresh ? O_EXCL : O_TRUNC),
+                mode);
   if (fd < 0) {
     rc = errno;
     goto out;
@@ -123,6 +133,15 @@ out:
   free(tmp);
   free(dir);
   return rc;
+}
+
+int file_write_atomic(const char *path, const void *data, size_t n, bool sync) {
+  return write_atomic(path, data, n, sync, 0644, false);
+}
+
+int file_write_atomic_mode(const char *path, const void *data, size_t n,
+                           bool sync, mode_t mode) {
+  return write_atomic(path, data, n, sync, mode, true);
 }
 
 /* What path is when it is not a regular file, for the message. */

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "core/buf.h"
 #include "core/err.h"
@@ -35,6 +36,13 @@ int file_write_all(int fd, const void *p, size_t n);
  * durable). On failure the temporary file is removed and path is left as
  * it was. Returns 0 or an errno value. */
 int file_write_atomic(const char *path, const void *data, size_t n, bool sync);
+
+/* As file_write_atomic, the file created with mode less the umask (0600
+ * for a secret): the temporary file is made anew with it before the first
+ * byte is written, so the secret is never readable by others, not even
+ * for a moment. */
+int file_write_atomic_mode(const char *path, const void *data, size_t n,
+                           bool sync, mode_t mode);
 
 /* Reads the whole regular file at path into b, whose cap (b->max) bounds
  * its size. The file is opened without blocking and checked before any

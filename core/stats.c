@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/hash.h"
 
@@ -32,6 +33,7 @@ struct family {
   char *name;
   char *help;
   enum stat_kind kind;
+  bool quiet; /* left out of the summary */
   struct series *head, *tail;
 };
 
@@ -39,6 +41,8 @@ struct stats {
   struct family *head, *tail;
   struct series **buckets; /* nbuckets, a power of two; NULL when empty */
   size_t nbuckets, nseries;
+  struct metric *uptime; /* stats_process_info; NULL before */
+  int64_t start_mono_ns;
 };
 
 static struct metric dummy;
@@ -162,9 +166,9 @@ static bool index_series(struct stats *s, struct series *se) {
   return true;
 }
 
-static struct metric *reg(struct stats *s, enum stat_kind kind, const char *name,
-                        const char *help, const double *bounds, size_t nb,
-                        va_list ap) {
+static struct metric *reg(struct stats *s, enum stat_kind kind,
+                          const char *name, const char *help,
+                          const double *bounds, size_t nb, va_list ap) {
   struct buf lb;
   buf_init(&lb, 4096);
   if (render_labels(&lb, ap)) {
@@ -230,7 +234,7 @@ fail:
 }
 
 struct metric *stats_counter(struct stats *s, const char *name,
-                           const char *help, ...) {
+                             const char *help, ...) {
   va_list ap;
   va_start(ap, help);
   struct metric *st = reg(s, STAT_COUNTER, name, help, NULL, 0, ap);
@@ -239,7 +243,7 @@ struct metric *stats_counter(struct stats *s, const char *name,
 }
 
 struct metric *stats_gauge(struct stats *s, const char *name, const char *help,
-                         ...) {
+                           ...) {
   va_list ap;
   va_start(ap, help);
   struct metric *st = reg(s, STAT_GAUGE, name, help, NULL, 0, ap);
@@ -248,8 +252,8 @@ struct metric *stats_gauge(struct stats *s, const char *name, const char *help,
 }
 
 struct metric *stats_histogram(struct stats *s, const char *name,
-                             const char *help, const double *bounds,
-                             size_t nbounds, ...) {
+                               const char *help, const double *bounds,
+                               size_t nbounds, ...) {
   va_list ap;
   va_start(ap, nbounds);
   struct metric *st = reg(s, STAT_HISTOGRAM, name, help, bounds, nbounds, ap);
@@ -352,8 +356,7 @@ uint64_t stats_sum(struct stats *s, const char *name, ...) {
   if (!rc) {
     for (struct series *se = f->head; se; se = se->next) {
       if (labels_contain(se->labels, lb.data)) {
-        sum += f->kind == STAT_GAUGE ? gauge_count(se->st.value)
-                                     : se->st.count;
+        sum += f->kind == STAT_GAUGE ? gauge_count(se->st.value) : se->st.count;
       }
     }
   }
@@ -376,8 +379,8 @@ static const char *kind_name(enum stat_kind k) {
 static int render_series(struct buf *out, const char *name, const char *suffix,
                          const char *labels, const char *extra) {
   bool any = labels[0] || (extra && extra[0]);
-  return buf_printf(out, "%s%s%s%s%s%s%s", name, suffix, any ? "{" : "",
-                    labels, labels[0] && extra && extra[0] ? "," : "",
+  return buf_printf(out, "%s%s%s%s%s%s%s", name, suffix, any ? "{" : "", labels,
+                    labels[0] && extra && extra[0] ? "," : "",
                     extra ? extra : "", any ? "}" : "");
 }
 
@@ -409,8 +412,33 @@ static int put_help(struct buf *out, const char *help) {
   return rc;
 }
 
+void stats_process_info(struct stats *s, const char *version,
+                        int64_t started_ns) {
+  static const char *const names[] = {
+      "iocd_build_info", "iocd_start_time_seconds", "iocd_uptime_seconds"};
+  stat_set(
+      stats_gauge(s, names[0], "Always 1; the version of iocd in its label.",
+                  "version", version, NULL),
+      1);
+  stat_set(
+      stats_gauge(s, names[1],
+                  "When iocd started, in seconds since the Unix epoch.", NULL),
+      (double)started_ns / 1e9);
+  s->uptime = stats_gauge(s, names[2], "Seconds since iocd started.", NULL);
+  s->start_mono_ns = clock_mono_ns();
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    struct family *f = find_family(s, names[i]);
+    if (f) {
+      f->quiet = true;
+    }
+  }
+}
+
 int stats_render_prometheus(struct stats *s, struct buf *out) {
   int rc = IOCD_OK;
+  if (s->uptime) {
+    stat_set(s->uptime, (double)(clock_mono_ns() - s->start_mono_ns) / 1e9);
+  }
   for (struct family *f = s->head; f && !rc; f = f->next) {
     rc = buf_printf(out, "# HELP %s ", f->name);
     if (!rc) {
@@ -443,8 +471,8 @@ int stats_render_prometheus(struct stats *s, struct buf *out) {
           }
         }
         if (!rc) {
-          rc = render_series(out, f->name, "_bucket", se->labels,
-                             "le=\"+Inf\"");
+          rc =
+              render_series(out, f->name, "_bucket", se->labels, "le=\"+Inf\"");
         }
         if (!rc) {
           rc = buf_printf(out, " %llu\n", (unsigned long long)st->count);
@@ -471,7 +499,7 @@ int stats_render_summary(struct stats *s, struct buf *out) {
   int rc = IOCD_OK;
   bool first = true;
   for (struct family *f = s->head; f && !rc; f = f->next) {
-    if (f->kind == STAT_HISTOGRAM) {
+    if (f->kind == STAT_HISTOGRAM || f->quiet) {
       continue;
     }
     for (struct series *se = f->head; se && !rc; se = se->next) {

@@ -23,9 +23,9 @@ enum stat_kind { STAT_COUNTER, STAT_GAUGE, STAT_HISTOGRAM };
  * read-only outside the stat_* helpers. */
 struct metric {
   enum stat_kind kind;
-  uint64_t count;  /* counter value, or histogram observation count */
-  double value;    /* gauge value, or histogram sum */
-  size_t nbounds;  /* histogram only */
+  uint64_t count; /* counter value, or histogram observation count */
+  double value;   /* gauge value, or histogram sum */
+  size_t nbounds; /* histogram only */
   double bounds[STAT_MAX_BUCKETS];
   uint64_t buckets[STAT_MAX_BUCKETS]; /* non-cumulative per-bucket counts */
 };
@@ -41,13 +41,13 @@ void stats_free(struct stats *s);
  * name and labels return the same series. Never returns NULL: when memory runs
  * out the series is a private dummy that is never rendered. */
 struct metric *stats_counter(struct stats *s, const char *name,
-                           const char *help, ...);
+                             const char *help, ...);
 struct metric *stats_gauge(struct stats *s, const char *name, const char *help,
-                         ...);
+                           ...);
 /* bounds: upper bounds of the buckets, ascending, at most STAT_MAX_BUCKETS. */
 struct metric *stats_histogram(struct stats *s, const char *name,
-                             const char *help, const double *bounds,
-                             size_t nbounds, ...);
+                               const char *help, const double *bounds,
+                               size_t nbounds, ...);
 
 static inline void stat_inc(struct metric *st) {
   st->count++;
@@ -68,6 +68,14 @@ struct metric *stats_find(struct stats *s, const char *name, ...);
  * a family whose labels contain the given key=value pairs (NULL-terminated;
  * none means all series of the family). */
 uint64_t stats_sum(struct stats *s, const char *name, ...);
+
+/* Registers the process's own series: iocd_build_info{version="..."} 1,
+ * iocd_start_time_seconds (started_ns, Unix nanoseconds, as seconds) and
+ * iocd_uptime_seconds, which stats_render_prometheus brings up to date at
+ * each render (monotonic time since this call). The summary leaves them
+ * out. version is copied. */
+void stats_process_info(struct stats *s, const char *version,
+                        int64_t started_ns);
 
 /* Appends the whole registry in the Prometheus text exposition format 0.0.4.
  * Returns IOCD_OK or the error of buf_*. */

@@ -676,15 +676,64 @@ static int check_point(struct decode_ctx *ctx, struct point_batch *pb,
   return IOCD_OK;
 }
 
+/* The identity check: every user property named sub->identity.user_property
+ * must equal the topic's {district} level, and there must be one. Byte for
+ * byte, as the broker's ACL compares topics. Returns IOCD_OK or IOCD_EINVAL
+ * after ingest__reject. */
+static int check_identity(const struct config_subscription *sub,
+                          const struct ingest_meta *meta,
+                          const struct capture *caps, size_t ncaps,
+                          struct ingest_result *res) {
+  const char *want = sub->identity.user_property;
+  struct str district = {NULL, 0};
+  for (size_t i = 0; i < ncaps; i++) {
+    if (caps[i].name.len == 8 && memcmp(caps[i].name.p, "district", 8) == 0) {
+      district = caps[i].value;
+    }
+  }
+  char qn[INGEST_QUOTE_SIZE], qd[INGEST_QUOTE_SIZE], qv[INGEST_QUOTE_SIZE];
+  ingest__quote(qn, sizeof qn, want, strlen(want));
+  ingest__quote(qd, sizeof qd, district.p ? district.p : "", district.len);
+  bool found = false;
+  for (size_t i = 0; meta && i < meta->nuser_props; i++) {
+    const struct ingest_user_prop *up = &meta->user_props[i];
+    if (!up->name || strcmp(up->name, want) != 0) {
+      continue;
+    }
+    found = true;
+    const char *v = up->value ? up->value : "";
+    size_t vn = strlen(v);
+    if (vn != district.len || memcmp(v, district.p, vn) != 0) {
+      return ingest__reject(res, INGEST_IDENTITY,
+                            "user property %s is %s, the topic's district "
+                            "is %s",
+                            qn, ingest__quote(qv, sizeof qv, v, vn), qd);
+    }
+  }
+  if (!found) {
+    return ingest__reject(res, INGEST_IDENTITY,
+                          "no user property %s (the topic's district is %s)",
+                          qn, qd);
+  }
+  return IOCD_OK;
+}
+
 /* Everything after the subscription is known. Returns IOCD_OK, IOCD_EINVAL
  * with res->reason set, or another error (memory, the sink's). */
 static int process(struct ingest *in, size_t si, const char *topic, size_t tlen,
-                   const char *payload, size_t len, const char *content_type,
-                   int64_t now_ns, const struct capture *caps, size_t ncaps,
+                   const char *payload, size_t len,
+                   const struct ingest_meta *meta, int64_t now_ns,
+                   const struct capture *caps, size_t ncaps,
                    struct ingest_result *res) {
   const struct config_subscription *sub = &in->cfg->subs[si];
   const struct ingest_limits *lim = &in->lim;
+  const char *content_type = meta ? meta->content_type : NULL;
   size_t bad;
+  /* First: a message from the wrong publisher is not read at all. */
+  if (sub->identity.user_property &&
+      check_identity(sub, meta, caps, ncaps, res) != IOCD_OK) {
+    return IOCD_EINVAL;
+  }
   if (len > lim->max_payload_bytes) {
     return ingest__reject(res, INGEST_TOO_BIG,
                           "payload of %zu bytes is over the limit of %zu", len,
@@ -766,6 +815,14 @@ static int process(struct ingest *in, size_t si, const char *topic, size_t tlen,
 int ingest_message(struct ingest *in, const char *topic, const void *payload,
                    size_t len, const char *content_type, int64_t now_ns,
                    struct ingest_result *res) {
+  struct ingest_meta meta = {.content_type = content_type};
+  return ingest_message_meta(in, topic, payload, len, &meta, now_ns, res);
+}
+
+int ingest_message_meta(struct ingest *in, const char *topic,
+                        const void *payload, size_t len,
+                        const struct ingest_meta *meta, int64_t now_ns,
+                        struct ingest_result *res) {
   struct ingest_result local;
   if (!res) {
     res = &local;
@@ -794,8 +851,8 @@ int ingest_message(struct ingest *in, const char *topic, const void *payload,
   struct sub_state *ss = &in->subs[si];
   res->sub = (int)si;
   stat_inc(ss->messages);
-  int rc = process(in, si, topic, tlen, payload, len, content_type, now_ns,
-                   caps, (size_t)ncaps, res);
+  int rc = process(in, si, topic, tlen, payload, len, meta, now_ns, caps,
+                   (size_t)ncaps, res);
   if (res->reason != INGEST_OK) {
     return finish_reject(in, ss, topic, tlen, res, now_ns);
   }

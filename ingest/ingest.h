@@ -34,7 +34,8 @@
   X(NO_FIELDS, "no_fields", "no fields")                               \
   X(BAD_NAME, "bad_name", "invalid measurement, tag or field name")    \
   X(CARDINALITY, "cardinality", "series limit reached")                \
-  X(TOO_MANY, "too_many", "too many points or fields")
+  X(TOO_MANY, "too_many", "too many points or fields")                \
+  X(IDENTITY, "identity", "publisher's district is not the topic's")
 
 enum ingest_reason {
   INGEST_OK = 0,
@@ -84,6 +85,30 @@ struct ingest_result {
 int ingest_message(struct ingest *in, const char *topic, const void *payload,
                    size_t len, const char *content_type, int64_t now_ns,
                    struct ingest_result *res);
+
+/* One MQTT 5 user property of a message; both strings borrowed. */
+struct ingest_user_prop {
+  const char *name;
+  const char *value;
+};
+
+/* What came with a message besides its topic and payload, all borrowed for
+ * the call: the MQTT 5 content type (NULL: none) and user properties. */
+struct ingest_meta {
+  const char *content_type;
+  const struct ingest_user_prop *user_props;
+  size_t nuser_props;
+};
+
+/* As ingest_message, with the message's properties (meta may be NULL).
+ * A subscription with an identity check ("identity" in the configuration)
+ * rejects, with reason "identity", a message whose user property of that
+ * name is absent or differs from the topic's {district} level, before its
+ * payload is read. */
+int ingest_message_meta(struct ingest *in, const char *topic,
+                        const void *payload, size_t len,
+                        const struct ingest_meta *meta, int64_t now_ns,
+                        struct ingest_result *res);
 
 /* The MQTT topic filter for a subscription pattern: `ioc/{district}/igate`
  * gives `ioc/+/igate`. out must hold strlen(pattern) + 1 bytes. */

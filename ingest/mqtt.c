@@ -389,6 +389,16 @@ static void failure_reason(const struct mqtt *m, int rc, int eno, char *out,
     size_t len = strlen(out);
     snprintf(out + len, n - len, " (%s)", m->lib_err);
   }
+  /* OpenSSL's words for a broker with require_certificate: say what to
+   * configure. */
+  const struct config_tls *t = &m->cfg->tls;
+  if (t->enabled && !t->cert_file &&
+      strstr(m->lib_err, "certificate required")) {
+    size_t len = strlen(out);
+    snprintf(out + len, n - len,
+             ": the broker requires a client certificate; set "
+             "mqtt.tls.cert_file and mqtt.tls.key_file");
+  }
 }
 
 static void connect_failed(struct mqtt *m, const char *reason) {
@@ -754,16 +764,42 @@ static void handle_message(struct mosquitto *mosq, void *ud,
   }
   char *ct = NULL;
   mosquitto_property_read_string(props, MQTT_PROP_CONTENT_TYPE, &ct, false);
+  /* libmosquitto copies each pair it reads; most messages carry none, and
+   * then nothing is allocated. */
+  struct ingest_user_prop up[MQTT_MAX_USER_PROPS];
+  char *owned[2 * MQTT_MAX_USER_PROPS];
+  size_t nup = 0;
+  const mosquitto_property *p = props;
+  bool skip = false;
+  while (nup < MQTT_MAX_USER_PROPS) {
+    char *name = NULL, *value = NULL;
+    p = mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &name,
+                                            &value, skip);
+    if (!p) {
+      break;
+    }
+    skip = true;
+    owned[2 * nup] = name;
+    owned[2 * nup + 1] = value;
+    up[nup].name = name;
+    up[nup].value = value;
+    nup++;
+  }
   struct mqtt_msg mm = {
       .topic = msg->topic,
       .payload = msg->payload ? msg->payload : "",
       .len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0,
       .content_type = ct,
+      .user_props = up,
+      .nuser_props = nup,
       .qos = msg->qos,
       .retain = msg->retain,
   };
   m->on_message(m->ud, &mm);
   free(ct);
+  for (size_t i = 0; i < 2 * nup; i++) {
+    free(owned[i]);
+  }
 }
 
 /* Runs on the worker thread during a connect, and on the loop otherwise.

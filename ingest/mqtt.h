@@ -15,15 +15,23 @@
 #include "config/config.h"
 #include "core/err.h"
 #include "core/stats.h"
+#include "ingest/ingest.h"
 
 struct mqtt;
+
+/* At most this many user properties of a message are handed on; the rest
+ * are dropped (an identity check then finds its property absent only if
+ * the publisher sent it after this many others). */
+#define MQTT_MAX_USER_PROPS 16
 
 /* One received message; every pointer is borrowed for the call. */
 struct mqtt_msg {
   const char *topic;
   const void *payload;
   size_t len;
-  const char *content_type; /* MQTT 5 property, or NULL */
+  const char *content_type;                  /* MQTT 5 property, or NULL */
+  const struct ingest_user_prop *user_props; /* MQTT 5, in the order sent */
+  size_t nuser_props;
   int qos;
   bool retain;
 };

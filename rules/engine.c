@@ -2240,6 +2240,17 @@ void engine_list(const struct engine *e, engine_list_fn *fn, void *ud) {
   }
 }
 
+void engine_list_groups(const struct engine *e, const char *rule,
+                        engine_group_fn *fn, void *ud) {
+  const struct rule *r = engine__rule(e, rule);
+  for (size_t k = 0; r && k < r->ninsts; k++) {
+    const struct inst *in = r->insts[k];
+    struct alert_event ev;
+    fill_event(e, in, &ev);
+    fn(ud, &ev, in->a.last_eval_ns);
+  }
+}
+
 void engine_get_stats(const struct engine *e, struct engine_stats *out) {
   *out = e->st;
   out->rules = e->nrules;

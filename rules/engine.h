@@ -245,6 +245,16 @@ void engine_set_broker_up(struct engine *e, bool up, int64_t now);
 typedef void engine_list_fn(void *ud, const struct alert_event *ev);
 void engine_list(const struct engine *e, engine_list_fn *fn, void *ud);
 
+/* Calls fn for every instance (group) of rule name, inactive ones
+ * included, in creation order, with the time of its last evaluation (0:
+ * not evaluated yet): its state, severity, last value and threshold as
+ * engine_list gives them, without annotations (nannotations is 0). Nothing
+ * is called when there is no such rule (the broker alert is not one). */
+typedef void engine_group_fn(void *ud, const struct alert_event *ev,
+                             int64_t evaluated_ns);
+void engine_list_groups(const struct engine *e, const char *rule,
+                        engine_group_fn *fn, void *ud);
+
 struct engine_stats {
   size_t rules;
   size_t instances;    /* all, inactive included */

@@ -10,9 +10,11 @@
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,8 @@
 #include "ingest/mqtt.h"
 #include "tests/harness/harness.h"
 
+extern char **environ;
+
 #define MAX_RX 64
 
 struct rx {
@@ -34,6 +38,7 @@ struct rx {
   char payload[MAX_RX][64];
   char content_type[MAX_RX][64];
   bool has_content_type[MAX_RX];
+  char user_props[MAX_RX][128]; /* "name=value;" each */
   int qos[MAX_RX];
 };
 
@@ -94,6 +99,15 @@ static void on_msg(void *ud, const struct mqtt_msg *msg) {
     snprintf(f->rx.content_type[i], sizeof f->rx.content_type[i], "%s",
              msg->content_type ? msg->content_type : "");
     f->rx.qos[i] = msg->qos;
+    size_t used = 0;
+    for (size_t k = 0; k < msg->nuser_props; k++) {
+      int w = snprintf(f->rx.user_props[i] + used,
+                       sizeof f->rx.user_props[i] - used, "%s=%s;",
+                       msg->user_props[k].name, msg->user_props[k].value);
+      if (w > 0 && (size_t)w < sizeof f->rx.user_props[i] - used) {
+        used += (size_t)w;
+      }
+    }
   }
   f->rx.count++;
   if (f->republish && strncmp(msg->topic, "in/", 3) == 0) {
@@ -323,6 +337,60 @@ Test(mqtt, receives_topic_payload_qos_and_content_type) {
   cr_assert_not(f.rx.has_content_type[1]);
   cr_assert_str_eq(f.rx.topic[2], "ioc/krong-buk/igate");
   cr_assert_eq(counter(&f, "iocd_mqtt_messages_total"), 3);
+  fx_cleanup(&f);
+}
+
+/* mosquitto_pub with argv (no shell: names have spaces and apostrophes);
+ * returns its exit status. */
+static int run_argv(char *const argv[]) {
+  pid_t pid;
+  if (posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ) != 0) {
+    return -1;
+  }
+  int st;
+  while (waitpid(pid, &st, 0) < 0) {
+    if (errno != EINTR) {
+      return -1;
+    }
+  }
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(mqtt, user_properties_reach_the_message_callback_in_order) {
+  struct fx f;
+  fx_init(&f);
+  fx_broker(&f, NULL);
+  cfg_init(&f.cfg, f.broker.port, "props");
+  connect_subscribed(&f, "up/#", 1);
+  char port[16];
+  snprintf(port, sizeof port, "%d", f.broker.port);
+  char *argv[] = {"mosquitto_pub",
+                  "-p",
+                  port,
+                  "-V",
+                  "5",
+                  "-q",
+                  "1",
+                  "-t",
+                  "up/x",
+                  "-m",
+                  "p",
+                  "-D",
+                  "publish",
+                  "user-property",
+                  "district",
+                  "Cư M'gar",
+                  "-D",
+                  "publish",
+                  "user-property",
+                  "site",
+                  "Ea H'Leo 2",
+                  NULL};
+  cr_assert_eq(run_argv(argv), 0);
+  publish(&f, "up/y", "none", 1, NULL);
+  wait_rx(&f, 2, 10000);
+  cr_assert_str_eq(f.rx.user_props[0], "district=Cư M'gar;site=Ea H'Leo 2;");
+  cr_assert_str_eq(f.rx.user_props[1], "");
   fx_cleanup(&f);
 }
 
@@ -1087,13 +1155,54 @@ Test(mqtt, tls_host_name_mismatch_is_refused_when_verifying) {
   cr_assert(run_until(&f, failed_twice, 10000));
   cr_assert_eq(counter(&f, "iocd_mqtt_connects_total"), 0);
   cr_assert(file_has(err_log, "host name verification failed"));
-  close_client(&f);
+  fx_cleanup(&f);
+}
 
-  /* The same with verify_hostname off connects. */
+Test(mqtt, tls_without_host_name_check_accepts_the_mismatch) {
+  struct fx f;
+  fx_init(&f);
+  struct tls_env t;
+  tls_broker(&f, &t);
+  /* The same name as in the test above, which verification refuses; the
+   * certificate chain is still checked (tls_with_the_wrong_ca_...). */
+  tls_cfg(&f, &t, "tls-noname", t.ca);
+  f.cfg.host = "127.000.000.001";
   f.cfg.tls.verify_hostname = false;
+  connect_subscribed(&f, "tls/#", 1);
+  cr_assert_eq(counter(&f, "iocd_mqtt_connect_failures_total"), 0);
+  publish(&f, "tls/x", "unverified name", 1, NULL);
+  wait_rx(&f, 1, 10000);
+  cr_assert_str_eq(f.rx.payload[0], "unverified name");
+  fx_cleanup(&f);
+}
+
+Test(mqtt, tls_broker_requiring_a_client_certificate_refuses_iocd_without) {
+  struct fx f;
+  fx_init(&f);
+  struct tls_env t;
+  tls_broker(&f, &t); /* require_certificate true */
+  tls_cfg(&f, &t, "tls-nocert", t.ca);
+  f.cfg.tls.cert_file = NULL;
+  f.cfg.tls.key_file = NULL;
+  f.cfg.reconnect_min_ms = 100;
+  f.cfg.reconnect_max_ms = 200;
+  char err_log[128];
+  capture_stderr(&f, err_log, sizeof err_log);
   fx_client(&f);
+  subscribe(&f, "tls/#", 1);
   cr_assert_eq(mqtt_start(f.m), 0);
-  cr_assert(run_until(&f, is_connected, 10000));
+  cr_assert(run_until(&f, failed_twice, 10000));
+  cr_assert_not(mqtt_connected(f.m));
+  cr_assert_eq(counter(&f, "iocd_mqtt_connects_total"), 0);
+  /* The first attempt may end before OpenSSL has the broker's alert. */
+  for (int i = 0; i < 100 && !file_has(err_log, "mqtt.tls.cert_file"); i++) {
+    run_for(&f, 100);
+  }
+  cr_assert(file_has(err_log,
+                     "tlsv13 alert certificate required): the broker "
+                     "requires a client certificate; set mqtt.tls.cert_file "
+                     "and mqtt.tls.key_file"),
+            "no clear reason in the log");
   fx_cleanup(&f);
 }
 
