@@ -28,6 +28,7 @@
 #include "api/api_int.h"
 #include "api/auth.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/container.h"
 #include "core/log.h"
 
@@ -62,7 +63,9 @@ static void on_timer(uv_timer_t *t);
 /* Runs MHD, then re-arms the timer from MHD's next timeout. */
 static void drive(struct api *a) {
   MHD_UNSIGNED_LONG_LONG ms;
+  int64_t t0 = clock_mono_ns();
   MHD_run(a->mhd);
+  api__gate_charge(&a->gate, clock_mono_ns() - t0);
   if (MHD_get_timeout(a->mhd, &ms) == MHD_YES) {
     uv_timer_start(&a->timer, on_timer, (uint64_t)ms, 0);
   } else {
@@ -447,7 +450,7 @@ static int listen_on(const struct sockaddr_storage *ss, const char *where,
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
   }
   if (bind(fd, (const struct sockaddr *)ss, len) != 0 ||
-      listen(fd, API_CONNS_MAX) != 0) {
+      listen(fd, SOMAXCONN) != 0) {
     iocd_err_set(err, IOCD_EIO, "api.listen: cannot listen on %s: %s", where,
                  strerror(errno));
     close(fd);

@@ -35,6 +35,19 @@
 #define API_HEAD_TIMEOUT_S 10
 #define API_HEAD_TIMEOUT_MS (API_HEAD_TIMEOUT_S * 1000)
 #define API_LINGER_MS 2000
+/* Connections accepted at a time, between reads of their heads; the
+ * listen backlog (SOMAXCONN) holds the rest meanwhile. */
+#define API_ACCEPT_BATCH 16
+
+/* The API's share of the loop, which it shares with ingest: the time
+ * libmicrohttpd and the handlers run is charged to a budget that refills
+ * at API_LOOP_SHARE_PCT percent of the time that passes, up to
+ * API_BURST_MS. While it is spent, complete request heads wait in the gate
+ * (first come, first served) instead of being passed on, except those of
+ * /health and /ready, which are cheap and must answer; a request that
+ * waited API_HEAD_TIMEOUT_MS is answered 503. */
+#define API_LOOP_SHARE_PCT 25
+#define API_BURST_MS 200
 
 /* A limit as a string, for the messages that name it. */
 /* API_BODY_MAX (api.h) written out, for the refusal's static text. */
@@ -50,6 +63,7 @@ enum api_head_result {
 
 struct api_head {
   size_t len;        /* bytes of the head (ACCEPTED) */
+  size_t body_len;   /* its Content-Length, 0 without one (ACCEPTED) */
   unsigned status;   /* the refusal's status (REFUSED) */
   const char *error; /* the refusal's message, a static string (REFUSED) */
   bool head_method;  /* HEAD: the answer has no body */
@@ -102,6 +116,14 @@ struct api_gate {
    * as it is accepted (the limits on connections still hold; the head's
    * checks and deadline do not, libmicrohttpd's idle timeout does). */
   bool at_once;
+  /* The API's share of the loop (API_LOOP_SHARE_PCT): what it may still
+   * spend (negative: in debt), when that was last refilled (monotonic
+   * ns), and the complete heads waiting for it. */
+  int64_t budget_ns;
+  int64_t refilled_ns;
+  size_t waiting;
+  struct metric *deferred; /* requests that waited for the API's share */
+  struct metric *busy;     /* seconds the API ran on the loop */
   struct metric *deadline; /* connections closed at the head deadline */
   struct metric *evicted;  /* connections closed to make room */
   struct stats *stats;
@@ -121,6 +143,10 @@ int api__gate_start(struct api_gate *g, uv_loop_t *loop, int listen_fd,
  * from socket_context). */
 void api__gate_started(struct api_gate *g, void **socket_context);
 void api__gate_ended(struct api_gate *g, void *socket_context);
+
+/* Charges ns of loop time spent running libmicrohttpd (and the handlers
+ * it called) to the API's share. */
+void api__gate_charge(struct api_gate *g, int64_t ns);
 
 /* Stops accepting and closes the gate's two handles, cb called for each. */
 void api__gate_close(struct api_gate *g, uv_close_cb cb);

@@ -15,7 +15,11 @@
  *    health check answers while slow clients hold every other place;
  *  - answers the heads it refuses itself (request_head.c), as JSON;
  *  - passes a complete, acceptable head to libmicrohttpd, which owns the
- *    socket from then on and reports its end through api__gate_ended.
+ *    socket from then on and reports its end through api__gate_ended;
+ *  - keeps the API to its share of the loop (API_LOOP_SHARE_PCT): while
+ *    the time libmicrohttpd and the handlers ran exceeds it, complete heads
+ *    wait here in the order they came, so that no number of clients can
+ *    take the loop from ingest; /health and /ready never wait.
  *
  * With TLS the head is encrypted: the gate passes each connection on as
  * soon as it has accepted it and made room for it, so only the limits on
@@ -33,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,6 +58,7 @@ struct api_conn {
   int fd;
   enum conn_state state;
   bool counted;   /* held against the limits (not yet made to close) */
+  bool waiting;   /* its head is complete; it waits for the API's share */
   uint64_t since; /* accepted (HEAD), answered (CLOSING), in loop ms */
   struct sockaddr_storage addr;
   socklen_t addrlen;
@@ -71,6 +77,10 @@ static void unlink_conn(struct api_gate *g, struct api_conn *c) {
   }
   if (c->counted) {
     g->counted--;
+  }
+  if (c->waiting) {
+    c->waiting = false;
+    g->waiting--;
   }
 }
 
@@ -140,6 +150,10 @@ static void answer(int fd, unsigned status, const char *msg, bool no_body) {
  * time) and lets the client read the answer before the socket closes. */
 static void refuse(struct api_gate *g, struct api_conn *c, unsigned status,
                    const char *msg, bool no_body) {
+  if (c->waiting) {
+    c->waiting = false;
+    g->waiting--;
+  }
   bool open = drain(g, c->fd);
   answer(c->fd, status, msg, no_body);
   if (!open || shutdown(c->fd, SHUT_WR) != 0) {
@@ -148,6 +162,47 @@ static void refuse(struct api_gate *g, struct api_conn *c, unsigned status,
   }
   c->state = CONN_CLOSING;
   c->since = uv_now(g->loop);
+}
+
+static int64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Adds to the API's share what the time since the last refill earned. */
+static void refill(struct api_gate *g) {
+  int64_t now = mono_ns();
+  int64_t earned = (now - g->refilled_ns) / 100 * API_LOOP_SHARE_PCT;
+  g->refilled_ns = now;
+  g->budget_ns += earned;
+  if (g->budget_ns > (int64_t)API_BURST_MS * 1000000) {
+    g->budget_ns = (int64_t)API_BURST_MS * 1000000;
+  }
+}
+
+void api__gate_charge(struct api_gate *g, int64_t ns) {
+  g->budget_ns -= ns;
+  stat_observe(g->busy, (double)ns / 1e9);
+}
+
+/* Whether the request line that starts buf asks for /health or /ready,
+ * which never wait for the API's share. */
+static bool is_probe(const char *buf, size_t n) {
+  const char *sp = memchr(buf, ' ', n < 16 ? n : 16);
+  if (!sp) {
+    return false;
+  }
+  size_t rest = n - (size_t)(sp + 1 - buf);
+  static const char *const paths[] = {"/health", "/ready"};
+  for (size_t i = 0; i < 2; i++) {
+    size_t k = strlen(paths[i]);
+    if (rest > k && memcmp(sp + 1, paths[i], k) == 0 &&
+        (sp[1 + k] == ' ' || sp[1 + k] == '?')) {
+      return true;
+    }
+  }
+  return false;
 }
 
 /* Makes an older connection close to make room for a new one. */
@@ -217,6 +272,31 @@ static void make_room(struct api_gate *g, const struct api_conn *c) {
 }
 
 static void on_timer(uv_timer_t *t);
+static bool pass(struct api_gate *g, struct api_conn *c);
+
+/* Passes on the heads that waited, in order, while the API has its share
+ * left; each is run at once, so that its cost is charged before the
+ * next. */
+static void pass_waiting(struct api_gate *g) {
+  struct api_conn *next;
+  for (struct api_conn *c = g->first; c && g->waiting; c = next) {
+    next = c->next;
+    if (!c->waiting) {
+      continue;
+    }
+    refill(g);
+    if (g->budget_ns <= 0) {
+      return;
+    }
+    c->waiting = false;
+    g->waiting--;
+    if (pass(g, c)) {
+      g->run(g->ud);
+    }
+    /* what the run closed is unlinked: start again from the first */
+    next = g->first;
+  }
+}
 
 /* Arms the timer for the earliest deadline of the connections held. */
 static void arm(struct api_gate *g) {
@@ -225,6 +305,16 @@ static void arm(struct api_gate *g) {
     uint64_t at = c->state == CONN_HEAD      ? c->since + API_HEAD_TIMEOUT_MS
                   : c->state == CONN_CLOSING ? c->since + API_LINGER_MS
                                              : UINT64_MAX;
+    if (at < next) {
+      next = at;
+    }
+  }
+  if (g->waiting) {
+    /* When the share is earned back (at least 1 ms from now). */
+    refill(g);
+    int64_t debt = g->budget_ns < 0 ? -g->budget_ns : 0;
+    uint64_t at =
+        uv_now(g->loop) + 1 + (uint64_t)(debt / 10000 / API_LOOP_SHARE_PCT);
     if (at < next) {
       next = at;
     }
@@ -243,7 +333,13 @@ static void on_timer(uv_timer_t *t) {
   struct api_conn *next;
   for (struct api_conn *c = g->first; c; c = next) {
     next = c->next;
-    if (c->state == CONN_HEAD && now >= c->since + API_HEAD_TIMEOUT_MS) {
+    if (c->waiting && now >= c->since + API_HEAD_TIMEOUT_MS) {
+      stat_inc(g->deadline);
+      refuse(g, c, 503,
+             "the API is busy: request not served within " API_STR(
+                 API_HEAD_TIMEOUT_S) " s",
+             false);
+    } else if (c->state == CONN_HEAD && now >= c->since + API_HEAD_TIMEOUT_MS) {
       stat_inc(g->deadline);
       refuse(g, c, 408,
              "request not complete within " API_STR(API_HEAD_TIMEOUT_S) " s",
@@ -252,6 +348,7 @@ static void on_timer(uv_timer_t *t) {
       drop(g, c);
     }
   }
+  pass_waiting(g);
   reap(g);
   arm(g);
 }
@@ -273,51 +370,83 @@ static bool pass(struct api_gate *g, struct api_conn *c) {
   return ok;
 }
 
-/* Something happened on a connection the gate holds. Returns true when it
- * was passed to libmicrohttpd. */
-static bool on_conn(struct api_gate *g, struct api_conn *c, uint32_t events) {
+/* Whether the socket holds all of the body the accepted head h announced.
+ * A client that ended its side before that can never complete the request,
+ * and libmicrohttpd would not notice: an end of stream that came with the
+ * last bytes it reads gives its edge-triggered epoll no further event, so
+ * it would wait for the rest until its idle timeout. */
+static bool body_complete(int fd, const struct api_head *h) {
+  int avail = 0;
+  return ioctl(fd, FIONREAD, &avail) == 0 && avail >= 0 &&
+         (size_t)avail >= h->len + h->body_len;
+}
+
+/* Something happened on a connection the gate holds. A head passed on to
+ * libmicrohttpd is run at once. */
+static void on_conn(struct api_gate *g, struct api_conn *c, uint32_t events) {
   if (c->state == CONN_DEAD || c->state == CONN_SERVED) {
-    return false; /* closed or passed since the event was read */
+    return; /* closed or passed since the event was read */
   }
   if (c->state == CONN_CLOSING) {
     if (!drain(g, c->fd)) {
       drop(g, c);
     }
-    return false;
+    return;
   }
   ssize_t n;
   do {
     n = recv(c->fd, g->buf, sizeof g->buf, MSG_PEEK);
   } while (n < 0 && errno == EINTR);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-    return false;
+    return;
   }
   if (n <= 0) {
     drop(g, c);
-    return false;
+    return;
   }
   struct api_head h;
   switch (api__head_check(g->buf, (size_t)n, &h)) {
     case API_HEAD_ACCEPTED:
-      return pass(g, c);
+      if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) &&
+          !body_complete(c->fd, &h)) {
+        refuse(g, c, 400, "the request ended before its body", false);
+        return;
+      }
+      if (c->waiting) {
+        return; /* more of its body came; it still waits */
+      }
+      refill(g);
+      if (g->budget_ns > 0 || is_probe(g->buf, (size_t)n)) {
+        /* Run at once, so that its cost is charged before the next. */
+        if (pass(g, c)) {
+          g->run(g->ud);
+        }
+        return;
+      }
+      c->waiting = true;
+      g->waiting++;
+      stat_inc(g->deferred);
+      return;
     case API_HEAD_REFUSED:
       refuse(g, c, h.status, h.error, h.head_method);
-      return false;
+      return;
     case API_HEAD_INCOMPLETE:
       if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
         refuse(g, c, 400, "the request ended before its empty line",
                h.head_method);
       }
-      return false;
+      return;
   }
-  return false;
+  return;
 }
 
-/* Accepts every pending connection (the listening socket is
- * edge-triggered too). Returns true when one was passed on at once. */
+/* Accepts up to API_ACCEPT_BATCH pending connections (the listening socket
+ * is level-triggered: the rest come in the next round), so that the heads
+ * of those accepted are read before more come in to make room among them.
+ * Returns true when one was passed on at once (TLS). */
 static bool on_listen(struct api_gate *g) {
   bool passed = false;
-  for (;;) {
+  for (int k = 0; k < API_ACCEPT_BATCH; k++) {
     struct api_conn *c = calloc(1, sizeof *c);
     if (!c) {
       log_warn("api", "out of memory: a connection waits in the backlog");
@@ -364,9 +493,17 @@ static bool on_listen(struct api_gate *g) {
     g->last = c;
     g->counted++;
     if (g->at_once) {
-      passed |= pass(g, c);
+      refill(g);
+      if (g->budget_ns > 0) {
+        passed |= pass(g, c);
+      } else {
+        c->waiting = true;
+        g->waiting++;
+        stat_inc(g->deferred);
+      }
     }
   }
+  return passed;
 }
 
 static void on_poll(uv_poll_t *p, int status, int events) {
@@ -389,7 +526,7 @@ static void on_poll(uv_poll_t *p, int status, int events) {
       if (ev[i].data.ptr == NULL) {
         passed |= on_listen(g);
       } else {
-        passed |= on_conn(g, ev[i].data.ptr, ev[i].events);
+        on_conn(g, ev[i].data.ptr, ev[i].events);
       }
     }
   }
@@ -407,8 +544,12 @@ void api__gate_started(struct api_gate *g, void **socket_context) {
 void api__gate_ended(struct api_gate *g, void *socket_context) {
   struct api_conn *c = socket_context;
   if (c && c != g->adding) { /* pass() frees the one being added */
+    /* libmicrohttpd closed its socket. An event read before may still
+     * name c: freed by reap, as a dropped one. */
     unlink_conn(g, c);
-    free(c);
+    c->state = CONN_DEAD;
+    c->next = g->dead;
+    g->dead = c;
   }
 }
 
@@ -429,8 +570,24 @@ int api__gate_start(struct api_gate *g, uv_loop_t *loop, int listen_fd,
       "head was not complete in time, \"room\" to make room for a newer one.";
   g->deadline = stats_counter(stats, name, help, "reason", "deadline", NULL);
   g->evicted = stats_counter(stats, name, help, "reason", "room", NULL);
+  g->deferred = stats_counter(
+      stats, "iocd_api_deferred_total",
+      "API requests that waited for the API's share of the loop (25%) "
+      "because other requests had used it.",
+      NULL);
+  static const double bounds[] = {0.0001, 0.0005, 0.001, 0.005,
+                                  0.01,   0.05,   0.1,   0.5};
+  g->busy = stats_histogram(
+      stats, "iocd_api_loop_seconds",
+      "Time the API ran on the loop at a time (libmicrohttpd and the "
+      "handlers); its sum over time is the API's share of the loop.",
+      bounds, sizeof bounds / sizeof bounds[0], NULL);
+  g->budget_ns = (int64_t)API_BURST_MS * 1000000;
+  g->refilled_ns = mono_ns();
   g->epfd = epoll_create1(EPOLL_CLOEXEC);
-  struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = NULL};
+  /* Level-triggered: on_listen takes a few at a time and leaves the rest
+   * for the next round. */
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
   if (g->epfd < 0 || epoll_ctl(g->epfd, EPOLL_CTL_ADD, listen_fd, &ev) != 0) {
     iocd_err_set(err, IOCD_EIO, "api: cannot watch the listening socket: %s",
                  strerror(errno));
