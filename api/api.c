@@ -614,6 +614,7 @@ struct api *api_new(uv_loop_t *loop, const struct config_api *cfg,
     api_free(a);
     return NULL;
   }
+  api__gate_set_share(&a->gate, cfg->loop_share_pct);
   const union MHD_DaemonInfo *info =
       MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_EPOLL_FD);
   uv_poll_init(loop, &a->poll, info->epoll_fd);
@@ -636,6 +637,7 @@ int api_set_auth(struct api *a, const struct config_api *cfg) {
   }
   auth_free(a->auth);
   a->auth = n;
+  api__gate_set_share(&a->gate, cfg->loop_share_pct);
   const char *listen = cfg->listen ? cfg->listen : "127.0.0.1:8080";
   bool same_tls = (!a->cert_pem) == (!cfg->tls.cert_pem);
   same_tls = same_tls && (!a->cert_file || !cfg->tls.cert_file ||

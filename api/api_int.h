@@ -41,12 +41,11 @@
 
 /* The API's share of the loop, which it shares with ingest: the time
  * libmicrohttpd and the handlers run is charged to a budget that refills
- * at API_LOOP_SHARE_PCT percent of the time that passes, up to
- * API_BURST_MS. While it is spent, complete request heads wait in the gate
- * (first come, first served) instead of being passed on, except those of
- * /health and /ready, which are cheap and must answer; a request that
- * waited API_HEAD_TIMEOUT_MS is answered 503. */
-#define API_LOOP_SHARE_PCT 25
+ * at api.loop_share_percent percent of the time that passes (100: no
+ * limit), up to API_BURST_MS. While it is spent, complete request heads wait in
+ * the gate (first come, first served) instead of being passed on, except those
+ * of /health and /ready, which are cheap and must answer; a request that waited
+ * API_HEAD_TIMEOUT_MS is answered 503. */
 #define API_BURST_MS 200
 
 /* A limit as a string, for the messages that name it. */
@@ -116,9 +115,10 @@ struct api_gate {
    * as it is accepted (the limits on connections still hold; the head's
    * checks and deadline do not, libmicrohttpd's idle timeout does). */
   bool at_once;
-  /* The API's share of the loop (API_LOOP_SHARE_PCT): what it may still
+  /* The API's share of the loop (share_pct percent): what it may still
    * spend (negative: in debt), when that was last refilled (monotonic
    * ns), and the complete heads waiting for it. */
+  int share_pct;
   int64_t budget_ns;
   int64_t refilled_ns;
   size_t waiting;
@@ -147,6 +147,10 @@ void api__gate_ended(struct api_gate *g, void *socket_context);
 /* Charges ns of loop time spent running libmicrohttpd (and the handlers
  * it called) to the API's share. */
 void api__gate_charge(struct api_gate *g, int64_t ns);
+
+/* Sets the API's share of the loop, in percent (100: no limit; 0: the
+ * default, CONFIG_API_LOOP_SHARE_DEFAULT). */
+void api__gate_set_share(struct api_gate *g, int pct);
 
 /* Stops accepting and closes the gate's two handles, cb called for each. */
 void api__gate_close(struct api_gate *g, uv_close_cb cb);

@@ -16,7 +16,7 @@
  *  - answers the heads it refuses itself (request_head.c), as JSON;
  *  - passes a complete, acceptable head to libmicrohttpd, which owns the
  *    socket from then on and reports its end through api__gate_ended;
- *  - keeps the API to its share of the loop (API_LOOP_SHARE_PCT): while
+ *  - keeps the API to its share of the loop (api.loop_share_percent): while
  *    the time libmicrohttpd and the handlers ran exceeds it, complete heads
  *    wait here in the order they came, so that no number of clients can
  *    take the loop from ingest; /health and /ready never wait.
@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "api/api_int.h"
+#include "config/config.h"
 #include "core/container.h"
 #include "core/log.h"
 
@@ -173,16 +174,28 @@ static int64_t mono_ns(void) {
 /* Adds to the API's share what the time since the last refill earned. */
 static void refill(struct api_gate *g) {
   int64_t now = mono_ns();
-  int64_t earned = (now - g->refilled_ns) / 100 * API_LOOP_SHARE_PCT;
+  int64_t earned = (now - g->refilled_ns) / 100 * g->share_pct;
   g->refilled_ns = now;
   g->budget_ns += earned;
-  if (g->budget_ns > (int64_t)API_BURST_MS * 1000000) {
+  if (g->share_pct >= 100 || g->budget_ns > (int64_t)API_BURST_MS * 1000000) {
     g->budget_ns = (int64_t)API_BURST_MS * 1000000;
   }
 }
 
+void api__gate_set_share(struct api_gate *g, int pct) {
+  g->share_pct = pct <= 0    ? CONFIG_API_LOOP_SHARE_DEFAULT
+                 : pct > 100 ? 100
+                             : pct;
+}
+
 void api__gate_charge(struct api_gate *g, int64_t ns) {
   g->budget_ns -= ns;
+  /* /health and /ready run in debt too: the debt is bounded as the credit
+   * is, or a flood of probes would make every other request wait long
+   * after it ended. */
+  if (g->budget_ns < -(int64_t)API_BURST_MS * 1000000) {
+    g->budget_ns = -(int64_t)API_BURST_MS * 1000000;
+  }
   stat_observe(g->busy, (double)ns / 1e9);
 }
 
@@ -313,8 +326,7 @@ static void arm(struct api_gate *g) {
     /* When the share is earned back (at least 1 ms from now). */
     refill(g);
     int64_t debt = g->budget_ns < 0 ? -g->budget_ns : 0;
-    uint64_t at =
-        uv_now(g->loop) + 1 + (uint64_t)(debt / 10000 / API_LOOP_SHARE_PCT);
+    uint64_t at = uv_now(g->loop) + 1 + (uint64_t)(debt / 10000 / g->share_pct);
     if (at < next) {
       next = at;
     }
@@ -572,8 +584,8 @@ int api__gate_start(struct api_gate *g, uv_loop_t *loop, int listen_fd,
   g->evicted = stats_counter(stats, name, help, "reason", "room", NULL);
   g->deferred = stats_counter(
       stats, "iocd_api_deferred_total",
-      "API requests that waited for the API's share of the loop (25%) "
-      "because other requests had used it.",
+      "API requests that waited for the API's share of the loop "
+      "(api.loop_share_percent) because other requests had used it.",
       NULL);
   static const double bounds[] = {0.0001, 0.0005, 0.001, 0.005,
                                   0.01,   0.05,   0.1,   0.5};
@@ -582,6 +594,7 @@ int api__gate_start(struct api_gate *g, uv_loop_t *loop, int listen_fd,
       "Time the API ran on the loop at a time (libmicrohttpd and the "
       "handlers); its sum over time is the API's share of the loop.",
       bounds, sizeof bounds / sizeof bounds[0], NULL);
+  g->share_pct = 100; /* until api__gate_set_share */
   g->budget_ns = (int64_t)API_BURST_MS * 1000000;
   g->refilled_ns = mono_ns();
   g->epfd = epoll_create1(EPOLL_CLOEXEC);

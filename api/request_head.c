@@ -149,6 +149,7 @@ struct fields {
   size_t lengths;
   bool body;
   bool too_long; /* Content-Length over API_BODY_MAX */
+  size_t length; /* Content-Length, when not too_long */
   bool chunked;  /* Transfer-Encoding: the body's length is not said */
 };
 
@@ -210,6 +211,7 @@ static enum api_head_result check_field(const char *s, size_t n,
       }
     }
     f->too_long = len > API_BODY_MAX;
+    f->length = f->too_long ? 0 : (size_t)len;
   }
   return API_HEAD_INCOMPLETE;
 }
@@ -287,5 +289,6 @@ enum api_head_result api__head_check(const char *buf, size_t n,
                   "request body too large (at most " API_STR(
                       API_BODY_MAX_BYTES) " bytes)");
   }
+  h->body_len = f.length;
   return API_HEAD_ACCEPTED;
 }

@@ -128,6 +128,13 @@ static const struct cw_key api_keys[] = {
      .type = CW_OBJ,
      .off = offsetof(T, tls),
      .obj = &tls_object},
+    {.name = "loop_share_percent",
+     .type = CW_INT,
+     .off = offsetof(T, loop_share_pct),
+     .store = CW_AS_INT,
+     .min = 5,
+     .max = 100,
+     .def = CONFIG_API_LOOP_SHARE_DEFAULT},
 };
 #undef T
 const struct cw_object config__api_obj = CW_OBJECT(api_keys, NULL, api_check);

@@ -194,6 +194,9 @@ struct config_api_tls {
   char *key_pem;   /* key_file's content (a secret) */
 };
 
+/* The API's share of iocd's loop by default, in percent. */
+#define CONFIG_API_LOOP_SHARE_DEFAULT 25
+
 struct config_api {
   bool enabled;  /* default true */
   char *listen;  /* "HOST:PORT"; default "127.0.0.1:8080" */
@@ -204,6 +207,9 @@ struct config_api {
   enum config_api_role anonymous;
   bool anonymous_set; /* "anonymous" was written */
   struct config_api_tls tls;
+  /* "loop_share_percent": the share of iocd's loop the API may take from
+   * ingest, 5 to 100 (default 25; 100: no limit); api/gate.c. */
+  int loop_share_pct;
 };
 
 enum journal_fsync {

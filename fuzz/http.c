@@ -15,20 +15,30 @@
  *     ANSWER_MS: no request holds a connection open once its client is
  *     done sending;
  *   - an answer is HTTP/1.x with a three-digit status;
- *   - an input that holds none of the tokens is never let in: a 2xx
- *     answer to it is /health's "ok" or /ready's document, the only paths
- *     open without a token (anonymous is "none" here);
- *   - no answer carries a token.
+ *   - an input whose head has no Authorization field with one of the
+ *     tokens is never let in: a 2xx answer to it is /health's (anonymous
+ *     is "none" here, and /ready is never ready);
+ *   - no answer carries a token that the input did not send outside its
+ *     Authorization fields (a token the client put in a path or a body
+ *     may come back in a message about it).
+ *
+ * Every input starts from the same state, so that a saved input replays
+ * alone as it ran: when one changed what the alerts keep (silences,
+ * acknowledgements, the outbox), the alerts are closed, their files under
+ * the data_dir removed and the alerts started again before the next.
+ * The data_dir is removed at exit.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -55,6 +65,7 @@
 static const char *const tokens[] = {T_VIEWER, T_OPERATOR, T_ADMIN};
 
 static uv_loop_t loop;
+static char data_dir[] = "/tmp/iocd-fuzz-http-XXXXXX";
 static struct config *cfg;
 static struct stats *stats;
 static struct alerts *alerts;
@@ -62,6 +73,9 @@ static struct latest *latest;
 static struct api *api;
 static int port;
 static int reloads;
+/* What the alerts keep, as the API renders it, right after their start:
+ * silences, acknowledgements, the outbox. */
+static struct buf initial_state;
 
 static bool ready(void *ud, char *why, size_t n) {
   (void)ud;
@@ -122,14 +136,95 @@ static int free_port(void) {
   return ntohs(a.sin_port);
 }
 
+/* Removes what path holds, without following links; path itself stays. */
+static void empty_dir(const char *path, int depth) {
+  DIR *d = opendir(path);
+  if (!d) {
+    return;
+  }
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
+      continue;
+    }
+    char child[4096];
+    int k = snprintf(child, sizeof child, "%s/%s", path, e->d_name);
+    struct stat st;
+    if (k <= 0 || (size_t)k >= sizeof child || lstat(child, &st) != 0) {
+      continue;
+    }
+    if (S_ISDIR(st.st_mode) && depth < 16) {
+      empty_dir(child, depth + 1);
+      rmdir(child);
+    } else {
+      unlink(child);
+    }
+  }
+  closedir(d);
+}
+
+static void remove_data_dir(void) {
+  empty_dir(data_dir, 0);
+  rmdir(data_dir);
+}
+
+/* Appends what the alerts keep to out. */
+static void alerts_state(struct buf *out) {
+  struct notify *n = alerts_notify(alerts);
+  if (notify_silences_json(n, out) || notify_acks_json(n, out) ||
+      notify_outbox_json(n, out)) {
+    fuzz_fail("cannot render the state of the alerts");
+  }
+}
+
+static void alerts_start(void) {
+  struct iocd_err err = {{0}};
+  struct alerts_opts ao = {.loop = &loop, .cfg = cfg, .stats = stats};
+  if (alerts_new(&ao, &alerts, &err)) {
+    fuzz_fail("cannot start the alerts: %s", err.msg);
+  }
+  if (!alerts_notify(alerts)) {
+    fuzz_fail("the target's configuration has no notifications");
+  }
+}
+
+static void on_alerts_closed(void *ud) {
+  *(bool *)ud = true;
+}
+
+/* Brings the alerts back to the state they started in, when the last input
+ * changed it. */
+static void alerts_reset(void) {
+  struct buf now;
+  buf_init(&now, 0);
+  alerts_state(&now);
+  bool same = now.len == initial_state.len &&
+              memcmp(now.data, initial_state.data, now.len) == 0;
+  buf_cleanup(&now);
+  if (same) {
+    return;
+  }
+  bool closed = false;
+  alerts_stop(alerts);
+  alerts_close(alerts, on_alerts_closed, &closed);
+  for (int i = 0; !closed && i < 1000; i++) {
+    uv_run(&loop, UV_RUN_NOWAIT);
+  }
+  if (!closed) {
+    fuzz_fail("the alerts do not close");
+  }
+  empty_dir(data_dir, 0);
+  alerts_start();
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
   log_set_level(LOG_ERROR);
-  char dir[] = "/tmp/iocd-fuzz-http-XXXXXX";
-  if (!mkdtemp(dir)) {
+  if (!mkdtemp(data_dir)) {
     fuzz_fail("mkdtemp: %s", strerror(errno));
   }
+  atexit(remove_data_dir);
   port = free_port();
   char text[4096];
   snprintf(
@@ -154,18 +249,20 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
       " \"notifications\": {\"receivers\": [{\"name\": \"ops\", \"type\": "
       "\"webhook\", \"url\": \"http://127.0.0.1:1/hook\"}],\n"
       "   \"route\": {\"receiver\": \"ops\"}}}\n",
-      dir, port);
+      data_dir, port);
   cfg = fuzz_config(text);
   if (uv_loop_init(&loop)) {
     fuzz_fail("uv_loop_init");
   }
   stats = stats_new();
   latest = latest_new(0, 0, stats);
-  struct iocd_err err = {0};
-  struct alerts_opts ao = {.loop = &loop, .cfg = cfg, .stats = stats};
-  if (!stats || !latest || alerts_new(&ao, &alerts, &err)) {
-    fuzz_fail("cannot start the alerts: %s", err.msg);
+  if (!stats || !latest) {
+    fuzz_fail("out of memory");
   }
+  alerts_start();
+  buf_init(&initial_state, 0);
+  alerts_state(&initial_state);
+  struct iocd_err err = {{0}};
   api = api_new(&loop, &cfg->api, stats, ready, NULL, &err);
   if (!api) {
     fuzz_fail("cannot start the API: %s", err.msg);
@@ -184,8 +281,55 @@ static bool contains(const char *hay, size_t n, const char *needle) {
   return false;
 }
 
+/* The end of the request head in data: after its first empty line, or
+ * size when there is none. */
+static size_t head_end(const char *data, size_t size) {
+  for (size_t i = 0; i < size; i++) {
+    if (data[i] == '\n' &&
+        ((i + 1 < size && data[i + 1] == '\n') ||
+         (i + 2 < size && data[i + 1] == '\r' && data[i + 2] == '\n'))) {
+      return i + 1;
+    }
+  }
+  return size;
+}
+
+/* Whether the line of data that holds offset at (within the head, hn
+ * bytes) is an Authorization field. */
+static bool in_authorization(const char *data, size_t hn, size_t at) {
+  static const char name[] = "authorization:";
+  if (at >= hn) {
+    return false;
+  }
+  size_t start = at;
+  while (start > 0 && data[start - 1] != '\n') {
+    start--;
+  }
+  return at - start >= sizeof name - 1 &&
+         strncasecmp(data + start, name, sizeof name - 1) == 0;
+}
+
+/* Where token occurs in the input: in an Authorization field of its head
+ * (*as_auth), elsewhere (*elsewhere). */
+static void token_in_input(const char *data, size_t size, const char *token,
+                           bool *as_auth, bool *elsewhere) {
+  size_t k = strlen(token), hn = head_end(data, size);
+  *as_auth = *elsewhere = false;
+  for (size_t i = 0; i + k <= size; i++) {
+    if (memcmp(data + i, token, k) == 0) {
+      if (in_authorization(data, hn, i)) {
+        *as_auth = true;
+      } else {
+        *elsewhere = true;
+      }
+    }
+  }
+}
+
 /* Sends data on a new connection, half-closes it and runs the loop until
- * the server closes it; the answer goes to out. */
+ * the server closes it; the answer goes to out. Waits only for the
+ * client's socket or the loop, so that the answer comes as soon as the
+ * server gives it. */
 static void exchange(const uint8_t *data, size_t size, struct buf *out) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
   struct sockaddr_in a = {.sin_family = AF_INET,
@@ -230,16 +374,26 @@ static void exchange(const uint8_t *data, size_t size, struct buf *out) {
       }
       break;
     }
-    if (!ended && clock_mono_ns() > deadline) {
+    if (ended) {
+      break;
+    }
+    int64_t left = deadline - clock_mono_ns();
+    if (left <= 0) {
       fuzz_fail(
           "the connection is still open %d ms after the client "
           "finished sending (%zu of %zu bytes sent)",
           ANSWER_MS, sent, size);
     }
-    if (!ended) {
-      struct pollfd p = {.fd = fd, .events = POLLIN};
-      poll(&p, 1, 1);
+    int wait = uv_backend_timeout(&loop);
+    int64_t left_ms = left / 1000000 + 1;
+    if (wait < 0 || wait > left_ms) {
+      wait = (int)left_ms;
     }
+    struct pollfd p[2] = {
+        {.fd = fd, .events = (short)(POLLIN | (half_closed ? 0 : POLLOUT))},
+        {.fd = uv_backend_fd(&loop), .events = POLLIN},
+    };
+    poll(p, 2, wait);
   }
   close(fd);
   /* Let the server see the close and free the connection. */
@@ -248,11 +402,29 @@ static void exchange(const uint8_t *data, size_t size, struct buf *out) {
   }
 }
 
+/* A 2xx answer that is /health's: "ok", or its head alone (HEAD). */
+static bool is_health(const char *s, size_t n) {
+  const char *end = strstr(s, "\r\n\r\n");
+  if (!end) {
+    return false;
+  }
+  size_t hn = (size_t)(end + 4 - s);
+  if (n - hn == 3 && memcmp(end + 4, "ok\n", 3) == 0) {
+    return true;
+  }
+  return n == hn && strstr(s, "\r\nContent-Length: 3\r\n") &&
+         strstr(s, "\r\nContent-Type: text/plain") &&
+         strstr(s, "\r\nContent-Type: text/plain") < end;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct buf out;
   buf_init(&out, ANSWER_MAX + sizeof(char[16384]));
   exchange(data, size, &out);
+  alerts_reset();
   const char *s = out.data ? out.data : "";
+  const int shown = (int)(out.len < 2000 ? out.len : 2000);
+  const int sent = (int)(size < 2000 ? size : 2000);
   if (out.len == 0) {
     buf_cleanup(&out);
     return 0;
@@ -263,27 +435,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fuzz_fail("not an HTTP answer: %.*s", (int)(out.len < 200 ? out.len : 200),
               s);
   }
-  for (size_t i = 0; i < 3; i++) {
-    if (contains(s, out.len, tokens[i])) {
-      fuzz_fail("an answer carries the token of role %zu:\n%.*s", i,
-                (int)(out.len < 2000 ? out.len : 2000), s);
-    }
-  }
   bool has_token = false;
-  for (size_t i = 0; i < 3 && !has_token; i++) {
-    has_token = contains((const char *)data, size, tokens[i]);
-  }
-  if (!has_token && s[9] == '2') {
-    const char *body = strstr(s, "\r\n\r\n");
-    body = body ? body + 4 : "";
-    bool open = strcmp(body, "ok\n") == 0 ||
-                strncmp(body, "{\"ready\":", 9) == 0 ||
-                *body == '\0'; /* HEAD */
-    if (!open) {
-      fuzz_fail("a request without a token was let in:\n%.*s\n---\n%.*s",
-                (int)(size < 2000 ? size : 2000), (const char *)data,
-                (int)(out.len < 2000 ? out.len : 2000), s);
+  for (size_t i = 0; i < 3; i++) {
+    bool as_auth, elsewhere;
+    token_in_input((const char *)data, size, tokens[i], &as_auth, &elsewhere);
+    has_token = has_token || as_auth;
+    if (!elsewhere && contains(s, out.len, tokens[i])) {
+      fuzz_fail("an answer carries the token of role %zu:\n%.*s\n---\n%.*s", i,
+                sent, (const char *)data, shown, s);
     }
+  }
+  if (!has_token && s[9] == '2' && !is_health(s, out.len)) {
+    fuzz_fail("a request without a token was let in:\n%.*s\n---\n%.*s", sent,
+              (const char *)data, shown, s);
   }
   buf_cleanup(&out);
   return 0;
