@@ -35,6 +35,7 @@
 #include "core/file.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/url.h"
 
 #define LOG_MOD "alerts"
 /* The part of an answer kept: receivers' answers are short JSON. */
@@ -148,24 +149,6 @@ const char *deliver_outcome_name(enum deliver_outcome o) {
   return "unknown";
 }
 
-static const char *type_name(enum config_receiver_type t) {
-  switch (t) {
-    case CONFIG_RECV_WEBHOOK:
-      return "webhook";
-    case CONFIG_RECV_ALERTMANAGER:
-      return "alertmanager";
-    case CONFIG_RECV_EMAIL:
-      return "email";
-    case CONFIG_RECV_MQTT:
-      return "mqtt";
-    case CONFIG_RECV_TELEGRAM:
-      return "telegram";
-    case CONFIG_RECV_ZALO:
-      return "zalo";
-  }
-  return "unknown";
-}
-
 /* Formats into a message field, cut to fit (a message is for the log). */
 static void msgf(char *dst, size_t n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -226,21 +209,15 @@ static void scrub(char *s, size_t n, const char *secret) {
 static char *redact_url(const char *url, bool keep_path) {
   struct buf b;
   buf_init(&b, 0);
-  const char *sep = url ? strstr(url, "://") : NULL;
+  char origin[512];
+  const char *rest = url_rest(url);
   int rc;
-  if (!sep) {
+  if (!rest || !url_origin(url, origin, sizeof origin)) {
     rc = buf_puts(&b, "(no URL)");
   } else {
-    const char *host = sep + 3;
-    const char *end = host + strcspn(host, "/?#");
-    const char *at = memchr(host, '@', (size_t)(end - host));
-    if (at) {
-      host = at + 1;
-    }
-    rc = buf_printf(&b, "%.*s%.*s", (int)(sep + 3 - url), url,
-                    (int)(end - host), host);
-    if (!rc && *end) {
-      rc = keep_path ? buf_append(&b, end, strcspn(end, "?#"))
+    rc = buf_puts(&b, origin);
+    if (!rc && *rest) {
+      rc = keep_path ? buf_append(&b, rest, strcspn(rest, "?#"))
                      : buf_puts(&b, "/...");
     }
   }
@@ -472,7 +449,7 @@ static void finish(struct job *j) {
     j->zp = NULL;
   }
   int64_t took_ns = clock_mono_ns() - j->start_ns;
-  const char *type = type_name(j->type);
+  const char *type = config_receiver_type_name(j->type);
   switch (o) {
     case DELIVER_SENT:
       log_info(LOG_MOD,

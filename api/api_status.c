@@ -13,6 +13,7 @@
 #include "api/api_reply.h"
 #include "core/err.h"
 #include "core/timefmt.h"
+#include "core/url.h"
 
 /* Adds item to obj under key; false when either is NULL (no memory). */
 static bool put(cJSON *obj, const char *key, cJSON *item) {
@@ -37,53 +38,10 @@ static cJSON *json_time(int64_t ns) {
   return cJSON_CreateString(out);
 }
 
-bool api_status_url_origin(const char *url, char *out, size_t n) {
-  out[0] = '\0';
-  const char *sep = url ? strstr(url, "://") : NULL;
-  if (!sep || sep == url) {
-    return false;
-  }
-  const char *host = sep + 3;
-  size_t alen = strcspn(host, "/?#");
-  /* The user and password, if any, end at the authority's last '@'. */
-  for (size_t i = alen; i > 0; i--) {
-    if (host[i - 1] == '@') {
-      host += i;
-      alen -= i;
-      break;
-    }
-  }
-  int w =
-      snprintf(out, n, "%.*s://%.*s", (int)(sep - url), url, (int)alen, host);
-  if (w < 0 || (size_t)w >= n) {
-    out[0] = '\0';
-    return false;
-  }
-  return true;
-}
-
 static cJSON *origin(const char *url) {
   char o[512];
-  return api_status_url_origin(url, o, sizeof o) ? cJSON_CreateString(o)
-                                                 : cJSON_CreateNull();
-}
-
-static const char *receiver_type(enum config_receiver_type t) {
-  switch (t) {
-    case CONFIG_RECV_WEBHOOK:
-      return "webhook";
-    case CONFIG_RECV_ALERTMANAGER:
-      return "alertmanager";
-    case CONFIG_RECV_EMAIL:
-      return "email";
-    case CONFIG_RECV_MQTT:
-      return "mqtt";
-    case CONFIG_RECV_TELEGRAM:
-      return "telegram";
-    case CONFIG_RECV_ZALO:
-      return "zalo";
-  }
-  return "unknown";
+  return url_origin(url, o, sizeof o) ? cJSON_CreateString(o)
+                                      : cJSON_CreateNull();
 }
 
 static bool add_broker(cJSON *c, const struct config *cfg) {
@@ -154,8 +112,9 @@ static bool add_rules_and_receivers(cJSON *c, const struct config *cfg) {
   for (size_t i = 0; ok && i < cfg->notify.nreceivers; i++) {
     const struct config_receiver *rc = &cfg->notify.receivers[i];
     cJSON *o = cJSON_CreateObject();
-    ok = push(list, o) && put(o, "name", cJSON_CreateString(rc->name)) &&
-         put(o, "type", cJSON_CreateString(receiver_type(rc->type)));
+    ok =
+        push(list, o) && put(o, "name", cJSON_CreateString(rc->name)) &&
+        put(o, "type", cJSON_CreateString(config_receiver_type_name(rc->type)));
   }
   return ok;
 }

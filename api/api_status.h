@@ -42,11 +42,6 @@ struct api_status {
  * IOCD_ENOMEM or a buf_* error. */
 int api_status_json(const struct api_status *st, struct buf *out);
 
-/* Writes the origin of url ("https://influx.example:8086" for
- * "https://user:pw@influx.example:8086/write?db=x") into out (n bytes).
- * Returns false (out "") when url has no "scheme://". */
-bool api_status_url_origin(const char *url, char *out, size_t n);
-
 /* What the service gives the two endpoints: its status, filled on demand,
  * and the start of a reload by principal (the requester's token name),
  * which returns IOCD_OK when one started, IOCD_ESTATE when one is running

@@ -627,6 +627,10 @@ char *config_path_join(const char *base, const char *rel);
 /* "none", "viewer", "operator", "admin" (a static string). */
 const char *config_api_role_name(enum config_api_role r);
 
+/* The name of a receiver type as the config writes it ("webhook",
+ * "telegram", ...). */
+const char *config_receiver_type_name(enum config_receiver_type t);
+
 /* "info", "warning", "critical"; "keep", "ok", "nodata". */
 const char *config_severity_name(enum config_severity s);
 const char *config_missing_name(enum config_missing m);

@@ -43,6 +43,15 @@ static const struct cw_enum type_names[] = {
     {NULL, 0},
 };
 
+const char *config_receiver_type_name(enum config_receiver_type t) {
+  for (const struct cw_enum *e = type_names; e->name; e++) {
+    if (e->value == (int)t) {
+      return e->name;
+    }
+  }
+  return "unknown";
+}
+
 static const struct cw_enum smtp_tls_names[] = {
     {"auto", CONFIG_SMTP_TLS_AUTO},
     {"starttls", CONFIG_SMTP_TLS_STARTTLS},

@@ -163,26 +163,6 @@ Test(rules_groups, lists_every_group_with_its_state_and_last_value) {
   config_free(cfg);
 }
 
-Test(status, names_servers_by_their_origin) {
-  static const struct {
-    const char *url, *want;
-  } cases[] = {
-      {"http://127.0.0.1:8086", "http://127.0.0.1:8086"},
-      {"https://user:pw@influx.example:8086/write?db=x&p=pw",
-       "https://influx.example:8086"},
-      {"http://a@b@host/x", "http://host"},
-      {"http://host?token=abc", "http://host"},
-      {"http://host#frag", "http://host"},
-      {"[::1]:8086", ""},
-      {"", ""},
-  };
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    char o[128];
-    api_status_url_origin(cases[i].url, o, sizeof o);
-    cr_expect_str_eq(o, cases[i].want, "case %zu", i);
-  }
-}
-
 #define SECRETS_CONFIG                                                         \
   "{\"file\": {}, \"subscriptions\": [{\"topic\": \"t/{district}\"}],\n"       \
   " \"mqtt\": {\"host\": \"broker.example\", \"port\": 8883, \"username\": "   \

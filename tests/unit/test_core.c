@@ -21,6 +21,7 @@
 #include "core/numfmt.h"
 #include "core/stats.h"
 #include "core/timefmt.h"
+#include "core/url.h"
 #include "core/utf8.h"
 
 /* ---- buf --------------------------------------------------------------- */
@@ -744,5 +745,25 @@ Test(file, a_secret_loses_one_trailing_newline_and_nothing_else) {
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     cr_expect_eq(file_secret_len(cases[i].s, strlen(cases[i].s)), cases[i].want,
                  "case %zu", i);
+  }
+}
+
+Test(url, origin_drops_credentials_path_query_and_fragment) {
+  static const struct {
+    const char *url, *want;
+  } cases[] = {
+      {"http://127.0.0.1:8086", "http://127.0.0.1:8086"},
+      {"https://user:pw@influx.example:8086/write?db=x&p=pw",
+       "https://influx.example:8086"},
+      {"http://a@b@host/x", "http://host"},
+      {"http://host?token=abc", "http://host"},
+      {"http://host#frag", "http://host"},
+      {"[::1]:8086", ""},
+      {"", ""},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char o[128];
+    url_origin(cases[i].url, o, sizeof o);
+    cr_expect_str_eq(o, cases[i].want, "case %zu", i);
   }
 }
