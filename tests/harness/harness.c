@@ -10,9 +10,6 @@
  */
 #include "tests/harness/harness.h"
 
-#include "core/buf.h"
-#include "tests/harness/harness_int.h"
-
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -34,6 +31,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "core/buf.h"
+#include "tests/harness/harness_int.h"
 
 #ifndef IOCD_BIN_PATH
 #define IOCD_BIN_PATH "iocd"
@@ -838,8 +838,8 @@ int h_iocd_start(struct h_iocd *p, const char *dir, const char *config_text) {
   return h_iocd_start_via(p, dir, config_text, none);
 }
 
-int h_iocd_start_via(struct h_iocd *p, const char *dir,
-                     const char *config_text, const char *const *wrapper) {
+int h_iocd_start_via(struct h_iocd *p, const char *dir, const char *config_text,
+                     const char *const *wrapper) {
   memset(p, 0, sizeof *p);
   int k1 = snprintf(p->config, sizeof p->config, "%s/iocd.jsonc", dir);
   int k2 = snprintf(p->log, sizeof p->log, "%s/iocd.log", dir);
@@ -1121,4 +1121,33 @@ int h__write_file(const char *path, const char *text) {
 
 char *h__read_file(const char *path, size_t *len) {
   return read_file(path, len);
+}
+
+int h_make_pki(const char *dir) {
+  static const char *const steps[] = {
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 "
+      "-subj /CN=iocd-test-ca -keyout ca.key -out ca.crt",
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 "
+      "-subj /CN=other-ca -keyout other.key -out other.crt",
+      "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' >server.ext",
+      "openssl req -newkey rsa:2048 -nodes -subj /CN=localhost "
+      "-keyout server.key -out server.csr",
+      "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key "
+      "-CAcreateserial -days 2 -extfile server.ext -out server.crt",
+      "openssl req -newkey rsa:2048 -nodes -subj /CN=iocd "
+      "-keyout client.key -out client.csr",
+      "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key "
+      "-CAcreateserial -days 2 -out client.crt",
+  };
+  for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cd '%s' && %s >>openssl.log 2>&1", dir,
+             steps[i]);
+    int rc = system(cmd);
+    if (rc == -1 || !WIFEXITED(rc) || WEXITSTATUS(rc) != 0) {
+      fail("h_make_pki: failed: %s", steps[i]);
+      return -1;
+    }
+  }
+  return 0;
 }

@@ -25,7 +25,7 @@ int h_free_port(void);
 struct h_mosquitto {
   pid_t pid;
   int port;
-  char dir[256];  /* its config, persistence and log */
+  char dir[256]; /* its config, persistence and log */
 };
 
 /* Starts mosquitto on a free port with persistence in its own directory
@@ -105,16 +105,15 @@ int h_iocd_start(struct h_iocd *p, const char *dir, const char *config_text);
 /* As h_iocd_start, with iocd run by a wrapper command: wrapper is a
  * NULL-terminated argv (e.g. strace and its options) to which the iocd
  * binary, "-c" and the config path are appended. p->pid is the wrapper's. */
-int h_iocd_start_via(struct h_iocd *p, const char *dir,
-                     const char *config_text, const char *const *wrapper);
+int h_iocd_start_via(struct h_iocd *p, const char *dir, const char *config_text,
+                     const char *const *wrapper);
 /* Sends sig and waits up to timeout_ms; returns the exit status (or 128+sig
  * when killed by a signal), or -1 on timeout (then SIGKILLs). */
 int h_iocd_stop(struct h_iocd *p, int sig, int timeout_ms);
 /* True when the iocd log contains needle. */
 bool h_iocd_log_contains(const struct h_iocd *p, const char *needle);
 /* Waits until the log contains needle, at most timeout_ms. */
-int h_iocd_wait_log(const struct h_iocd *p, const char *needle,
-                    int timeout_ms);
+int h_iocd_wait_log(const struct h_iocd *p, const char *needle, int timeout_ms);
 
 /* Polls pred every 50 ms until it returns true or timeout_ms passes. */
 int h_wait_until(bool (*pred)(void *ud), void *ud, int timeout_ms);
@@ -132,6 +131,13 @@ long h_http_get(int port, const char *path, struct buf *out);
  * labels as rendered, e.g. iocd_rejects_total{subscription="igate",...}),
  * or -1 when absent or /metrics does not answer. */
 double h_metric(int port, const char *series);
+
+/* Writes a throwaway PKI into dir with openssl: a CA (ca.crt, ca.key), a
+ * server certificate for localhost and 127.0.0.1 (server.crt, server.key)
+ * and a client certificate (client.crt, client.key, CN=iocd) signed by it,
+ * and an unrelated CA (other.crt). openssl's output goes to
+ * dir/openssl.log. Returns 0, or -1 when a step failed. */
+int h_make_pki(const char *dir);
 
 /* Path of the iocd binary under test (from the build). */
 const char *h_iocd_bin(void);

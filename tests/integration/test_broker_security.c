@@ -139,41 +139,10 @@ static int wait_where(const struct h_env *e, const char *district,
   return -1;
 }
 
-/* ---- TLS ---------------------------------------------------------- */
-
-static void sh(const char *dir, const char *cmd) {
-  char full[2048];
-  snprintf(full, sizeof full, "cd %s && %s >>openssl.log 2>&1", dir, cmd);
-  int rc = system(full);
-  cr_assert(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0,
-            "failed: %s (see %s/openssl.log)", cmd, dir);
-}
-
-/* A throwaway CA, a server certificate for localhost and 127.0.0.1, and a
- * client certificate, all signed by the CA. */
-static void make_pki(const char *dir) {
-  sh(dir,
-     "openssl req -x509 -newkey rsa:2048 -nodes -days 2 "
-     "-subj /CN=iocd-test-ca -keyout ca.key -out ca.crt");
-  sh(dir, "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' >server.ext");
-  sh(dir,
-     "openssl req -newkey rsa:2048 -nodes -subj /CN=localhost "
-     "-keyout server.key -out server.csr");
-  sh(dir,
-     "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key "
-     "-CAcreateserial -days 2 -extfile server.ext -out server.crt");
-  sh(dir,
-     "openssl req -newkey rsa:2048 -nodes -subj /CN=district "
-     "-keyout client.key -out client.csr");
-  sh(dir,
-     "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key "
-     "-CAcreateserial -days 2 -out client.crt");
-}
-
 Test(broker_tls, a_message_published_over_tls_lands_in_influxdb) {
   struct h_env e;
   cr_assert_eq(h_env_start(&e), 0);
-  make_pki(e.dir);
+  cr_assert_eq(h_make_pki(e.dir), 0, "see %s/openssl.log", e.dir);
   int tls_port = h_free_port();
   char extra[1024];
   snprintf(extra, sizeof extra,

@@ -1030,49 +1030,13 @@ Test(mqtt, refused_subscription_is_counted_and_logged_with_the_filter) {
   fx_cleanup(&f);
 }
 
-/* ---- TLS ---- */
-
-static void run_cmd(const char *dir, const char *cmd) {
-  char full[2048];
-  snprintf(full, sizeof full, "cd %s && %s >>openssl.log 2>&1", dir, cmd);
-  int rc = system(full);
-  cr_assert(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0,
-            "failed: %s (see %s/openssl.log)", cmd, dir);
-}
-
-/* A throwaway CA, a server certificate for localhost and 127.0.0.1 and a
- * client certificate, all signed by the CA; plus a second, unrelated CA. */
-static void make_pki(const char *dir) {
-  run_cmd(dir,
-          "openssl req -x509 -newkey rsa:2048 -nodes -days 2 "
-          "-subj /CN=iocd-test-ca -keyout ca.key -out ca.crt");
-  run_cmd(dir,
-          "openssl req -x509 -newkey rsa:2048 -nodes -days 2 "
-          "-subj /CN=other-ca -keyout other.key -out other.crt");
-  run_cmd(dir,
-          "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' "
-          ">server.ext");
-  run_cmd(dir,
-          "openssl req -newkey rsa:2048 -nodes -subj /CN=localhost "
-          "-keyout server.key -out server.csr");
-  run_cmd(dir,
-          "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key "
-          "-CAcreateserial -days 2 -extfile server.ext -out server.crt");
-  run_cmd(dir,
-          "openssl req -newkey rsa:2048 -nodes -subj /CN=iocd "
-          "-keyout client.key -out client.csr");
-  run_cmd(dir,
-          "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key "
-          "-CAcreateserial -days 2 -out client.crt");
-}
-
 struct tls_env {
   char ca[128], other_ca[128], cert[128], key[128];
   int port;
 };
 
 static void tls_broker(struct fx *f, struct tls_env *t) {
-  make_pki(f->dir);
+  cr_assert_eq(h_make_pki(f->dir), 0, "see %s/openssl.log", f->dir);
   snprintf(t->ca, sizeof t->ca, "%s/ca.crt", f->dir);
   snprintf(t->other_ca, sizeof t->other_ca, "%s/other.crt", f->dir);
   snprintf(t->cert, sizeof t->cert, "%s/client.crt", f->dir);
