@@ -29,6 +29,7 @@ static void ack_cleanup(struct ack *a) {
   free(a->alertname);
   notice_labels_cleanup(&a->labels);
   free(a->by);
+  free(a->principal);
   free(a->comment);
   memset(a, 0, sizeof *a);
 }
@@ -72,7 +73,8 @@ static int64_t ms_of(int64_t ns) {
 /* Appends the audit line of one action to audit (NULL: nothing). */
 static int audit_line(struct buf *audit, uint64_t id, const char *alertname,
                       const struct notice_labels *labels, const char *action,
-                      const char *by, int64_t at_ns, const char *comment) {
+                      const char *by, const char *principal, int64_t at_ns,
+                      const char *comment) {
   if (!audit) {
     return IOCD_OK;
   }
@@ -93,6 +95,8 @@ static int audit_line(struct buf *audit, uint64_t id, const char *alertname,
   ok = ok && cJSON_AddStringToObject(o, "action", action) &&
        (by ? cJSON_AddStringToObject(o, "by", by)
            : cJSON_AddNullToObject(o, "by")) &&
+       (principal ? cJSON_AddStringToObject(o, "principal", principal)
+                  : cJSON_AddNullToObject(o, "principal")) &&
        cJSON_AddNumberToObject(o, "at", (double)ms_of(at_ns)) &&
        (comment ? cJSON_AddStringToObject(o, "comment", comment)
                 : cJSON_AddNullToObject(o, "comment"));
@@ -116,12 +120,14 @@ static int audit_line(struct buf *audit, uint64_t id, const char *alertname,
 
 /* Fills a from the arguments (a zeroed). */
 static int fill(struct ack *a, uint64_t id, const struct notice_labels *labels,
-                const char *by, const char *comment, int64_t now_ns) {
+                const char *by, const char *principal, const char *comment,
+                int64_t now_ns) {
   a->id = id;
   a->at_ns = now_ns;
   const char *name = notice_label_get(labels, "alertname");
   if (notice_labels_copy(&a->labels, labels) || !(a->by = mem_strdup(by)) ||
       (name && !(a->alertname = mem_strdup(name))) ||
+      (principal && !(a->principal = mem_strdup(principal))) ||
       (comment && !(a->comment = mem_strdup(comment)))) {
     ack_cleanup(a);
     return IOCD_ENOMEM;
@@ -130,8 +136,8 @@ static int fill(struct ack *a, uint64_t id, const struct notice_labels *labels,
 }
 
 int ack_put(struct ack_set *s, uint64_t id, const struct notice_labels *labels,
-            const char *by, const char *comment, int64_t now_ns,
-            struct buf *audit) {
+            const char *by, const char *principal, const char *comment,
+            int64_t now_ns, struct buf *audit) {
   if (!by || !by[0]) {
     return IOCD_EINVAL;
   }
@@ -140,7 +146,7 @@ int ack_put(struct ack_set *s, uint64_t id, const struct notice_labels *labels,
     return IOCD_ELIMIT;
   }
   struct ack a = {0};
-  int rc = fill(&a, id, labels, by, comment, now_ns);
+  int rc = fill(&a, id, labels, by, principal, comment, now_ns);
   if (rc) {
     return rc;
   }
@@ -148,8 +154,8 @@ int ack_put(struct ack_set *s, uint64_t id, const struct notice_labels *labels,
     ack_cleanup(&a);
     return IOCD_ENOMEM;
   }
-  rc =
-      audit_line(audit, id, a.alertname, &a.labels, "ack", by, now_ns, comment);
+  rc = audit_line(audit, id, a.alertname, &a.labels, "ack", by, principal,
+                  now_ns, comment);
   if (rc) {
     ack_cleanup(&a);
     return rc;
@@ -171,7 +177,8 @@ static void remove_at(struct ack_set *s, struct ack *a) {
 }
 
 int ack_remove(struct ack_set *s, uint64_t id, const char *by,
-               const char *comment, int64_t now_ns, struct buf *audit) {
+               const char *principal, const char *comment, int64_t now_ns,
+               struct buf *audit) {
   if (!by || !by[0]) {
     return IOCD_EINVAL;
   }
@@ -179,8 +186,8 @@ int ack_remove(struct ack_set *s, uint64_t id, const char *by,
   if (!a) {
     return IOCD_ENOTFOUND;
   }
-  int rc = audit_line(audit, id, a->alertname, &a->labels, "unack", by, now_ns,
-                      comment);
+  int rc = audit_line(audit, id, a->alertname, &a->labels, "unack", by,
+                      principal, now_ns, comment);
   if (rc) {
     return rc;
   }
@@ -194,7 +201,7 @@ int ack_expire(struct ack_set *s, uint64_t id, int64_t now_ns,
   if (!a) {
     return IOCD_ENOTFOUND;
   }
-  int rc = audit_line(audit, id, a->alertname, &a->labels, "expire", NULL,
+  int rc = audit_line(audit, id, a->alertname, &a->labels, "expire", NULL, NULL,
                       now_ns, NULL);
   if (rc) {
     return rc;
@@ -231,6 +238,7 @@ static int replay(struct ack_set *s, const char *line, size_t n, bool *bad) {
   const cJSON *act = cJSON_GetObjectItemCaseSensitive(o, "action");
   const cJSON *at = cJSON_GetObjectItemCaseSensitive(o, "at");
   const cJSON *by = cJSON_GetObjectItemCaseSensitive(o, "by");
+  const cJSON *pr = cJSON_GetObjectItemCaseSensitive(o, "principal");
   const cJSON *cm = cJSON_GetObjectItemCaseSensitive(o, "comment");
   const cJSON *lo = cJSON_GetObjectItemCaseSensitive(o, "labels");
   const cJSON *idj = cJSON_GetObjectItemCaseSensitive(o, "id");
@@ -254,6 +262,7 @@ static int replay(struct ack_set *s, const char *line, size_t n, bool *bad) {
     }
     if (!rc) {
       rc = ack_put(s, id, &ls, by->valuestring,
+                   cJSON_IsString(pr) ? pr->valuestring : NULL,
                    cJSON_IsString(cm) ? cm->valuestring : NULL, at_ns, NULL);
       *bad = rc != IOCD_OK;
       rc = rc == IOCD_ENOMEM ? rc : IOCD_OK;

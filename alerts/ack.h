@@ -9,11 +9,15 @@
  * file (the caller does the I/O):
  *
  *   {"id":"0123456789abcdef","alertname":"feed_silent","labels":{...},
- *    "action":"ack","by":"an.nguyen","at":1796705400000,"comment":"..."}
+ *    "action":"ack","by":"an.nguyen","principal":"ops-duty",
+ *    "at":1796705400000,"comment":"..."}
  *
- * action is "ack", "unack" or "expire" (the alert resolved; by and comment
- * null); at is Unix milliseconds. At start, the current acks are loaded
- * back by replaying those lines.
+ * action is "ack", "unack" or "expire" (the alert resolved; by, principal
+ * and comment null); by is the person the request names, principal who
+ * made the request (the API token's name, "anonymous" without one); at is
+ * Unix milliseconds. At start, the current acks are loaded back by
+ * replaying those lines; a line written before principal existed has none
+ * and is read as well.
  *
  * Pure: no I/O, no clock.
  */
@@ -37,6 +41,7 @@ struct ack {
   char *alertname; /* NULL when the labels have none */
   struct notice_labels labels;
   char *by;
+  char *principal; /* NULL when the line it was replayed from had none */
   int64_t at_ns;
   char *comment; /* NULL when none was given */
 };
@@ -57,21 +62,24 @@ const struct ack *ack_find(const struct ack_set *s, uint64_t id);
 size_t ack_count(const struct ack_set *s);
 const struct ack *ack_at(const struct ack_set *s, size_t i);
 
-/* Acknowledges alert id with labels (borrowed) by `by` (required) with a
- * comment (may be NULL), at now; acknowledging again replaces who, when
- * and the comment. Appends the audit line, '\n' included, to audit (may be
- * NULL). Returns IOCD_OK; IOCD_EINVAL without `by`; IOCD_ELIMIT past
- * ACK_MAX; IOCD_ENOMEM (s unchanged). */
+/* Acknowledges alert id with labels (borrowed) by `by` (required), on the
+ * request of principal (the token's name; NULL when not known, written as
+ * null) with a comment (may be NULL), at now; acknowledging again replaces
+ * who, when and the comment. Strings are copied. Appends the audit line,
+ * '\n' included, to audit (may be NULL). Returns IOCD_OK; IOCD_EINVAL
+ * without `by`; IOCD_ELIMIT past ACK_MAX; IOCD_ENOMEM (s unchanged). */
 int ack_put(struct ack_set *s, uint64_t id, const struct notice_labels *labels,
-            const char *by, const char *comment, int64_t now_ns,
-            struct buf *audit);
+            const char *by, const char *principal, const char *comment,
+            int64_t now_ns, struct buf *audit);
 
-/* Takes the ack of alert id back, by `by` (required) with a comment (may
- * be NULL); appends the audit line to audit (may be NULL). Returns IOCD_OK,
- * IOCD_EINVAL without `by`, IOCD_ENOTFOUND when id is not acknowledged, or
- * IOCD_ENOMEM (s unchanged). */
+/* Takes the ack of alert id back, by `by` (required) on the request of
+ * principal (may be NULL) with a comment (may be NULL); appends the audit
+ * line to audit (may be NULL). Returns IOCD_OK, IOCD_EINVAL without `by`,
+ * IOCD_ENOTFOUND when id is not acknowledged, or IOCD_ENOMEM (s
+ * unchanged). */
 int ack_remove(struct ack_set *s, uint64_t id, const char *by,
-               const char *comment, int64_t now_ns, struct buf *audit);
+               const char *principal, const char *comment, int64_t now_ns,
+               struct buf *audit);
 
 /* Ends the ack of alert id because the alert resolved; appends the
  * "expire" audit line to audit (may be NULL). Returns IOCD_OK,
@@ -81,9 +89,10 @@ int ack_expire(struct ack_set *s, uint64_t id, int64_t now_ns,
                struct buf *audit);
 
 /* Replays the audit lines in text[0..len) (borrowed) into s: "ack" sets,
- * "unack" and "expire" clear. Empty lines are ignored; a line that is not
- * an audit object (a torn last line after a crash) is skipped and counted
- * in *bad (may be NULL). Returns IOCD_OK or IOCD_ENOMEM. */
+ * "unack" and "expire" clear. A line without "principal" (written by an
+ * older iocd) is replayed with principal NULL. Empty lines are ignored; a line
+ * that is not an audit object (a torn last line after a crash) is skipped and
+ * counted in *bad (may be NULL). Returns IOCD_OK or IOCD_ENOMEM. */
 int ack_load(struct ack_set *s, const char *text, size_t len, size_t *bad);
 
 #endif

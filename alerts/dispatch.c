@@ -1046,7 +1046,7 @@ bool dispatch_notified(const struct dispatch *d, uint64_t id) {
 /* ---- acknowledgements ---------------------------------------------------- */
 
 int dispatch_ack(struct dispatch *d, uint64_t id, const char *by,
-                 const char *comment, int64_t now_ns) {
+                 const char *principal, const char *comment, int64_t now_ns) {
   const struct dalert *da = dispatch__index_get(&d->alert_index, id);
   if (!by || !by[0]) {
     return IOCD_EINVAL;
@@ -1059,7 +1059,8 @@ int dispatch_ack(struct dispatch *d, uint64_t id, const char *by,
   }
   struct buf line;
   buf_init(&line, 1 << 20);
-  int rc = ack_put(d->acks, id, &da->a.labels, by, comment, now_ns, &line);
+  int rc = ack_put(d->acks, id, &da->a.labels, by, principal, comment, now_ns,
+                   &line);
   if (!rc) {
     audit_out(d, &line);
     dispatch__record_ack(d, id, by, comment, now_ns);
@@ -1069,10 +1070,10 @@ int dispatch_ack(struct dispatch *d, uint64_t id, const char *by,
 }
 
 int dispatch_unack(struct dispatch *d, uint64_t id, const char *by,
-                   const char *comment, int64_t now_ns) {
+                   const char *principal, const char *comment, int64_t now_ns) {
   struct buf line;
   buf_init(&line, 1 << 20);
-  int rc = ack_remove(d->acks, id, by, comment, now_ns, &line);
+  int rc = ack_remove(d->acks, id, by, principal, comment, now_ns, &line);
   if (!rc) {
     audit_out(d, &line);
     dispatch__record_ack(d, id, NULL, NULL, 0);

@@ -213,18 +213,21 @@ void dispatch_tick(struct dispatch *d, int64_t now_ns);
  * INT64_MAX when nothing is scheduled. */
 int64_t dispatch_next_wake(const struct dispatch *d);
 
-/* Acknowledges the firing alert id by `by` (required) with comment (may be
- * NULL) at now; the audit line goes to the audit callback. Returns IOCD_OK,
- * IOCD_EINVAL without `by`, IOCD_ENOTFOUND when d does not know the alert,
- * IOCD_ESTATE when it is not firing, IOCD_ELIMIT or IOCD_ENOMEM. */
+/* Acknowledges the firing alert id by `by` (required) on the request of
+ * principal (the API token's name; may be NULL) with comment (may be NULL)
+ * at now; the audit line goes to the audit callback. Strings are copied.
+ * Returns IOCD_OK, IOCD_EINVAL without `by`, IOCD_ENOTFOUND when d does not
+ * know the alert, IOCD_ESTATE when it is not firing, IOCD_ELIMIT or
+ * IOCD_ENOMEM. */
 int dispatch_ack(struct dispatch *d, uint64_t id, const char *by,
-                 const char *comment, int64_t now_ns);
+                 const char *principal, const char *comment, int64_t now_ns);
 
 /* Takes the ack of alert id back (repeats and escalation resume; tiers
- * already sent are not sent again). Returns IOCD_OK, IOCD_EINVAL without
- * `by`, IOCD_ENOTFOUND when it is not acknowledged, or IOCD_ENOMEM. */
+ * already sent are not sent again), by `by` on the request of principal
+ * (may be NULL). Returns IOCD_OK, IOCD_EINVAL without `by`, IOCD_ENOTFOUND
+ * when it is not acknowledged, or IOCD_ENOMEM. */
 int dispatch_unack(struct dispatch *d, uint64_t id, const char *by,
-                   const char *comment, int64_t now_ns);
+                   const char *principal, const char *comment, int64_t now_ns);
 
 /* Loads the acks of the audit trail at start (text borrowed); see
  * ack_load. Call before the first dispatch_alert. */

@@ -915,8 +915,21 @@ static int parse_id(const char *id, uint64_t *out, struct iocd_err *err) {
   return IOCD_OK;
 }
 
+/* Who made the request, for the log lines of the operators' actions:
+ * " (token NAME)", " (no token)" for "anonymous", "" when not known. */
+static void principal_note(const char *principal, char *out, size_t n) {
+  if (!principal) {
+    out[0] = '\0';
+  } else if (strcmp(principal, "anonymous") == 0) {
+    snprintf(out, n, " (no token)");
+  } else {
+    snprintf(out, n, " (token %s)", principal);
+  }
+}
+
 int notify_ack(struct notify *n, const char *id, const char *who,
-               const char *comment, struct iocd_err *err) {
+               const char *principal, const char *comment,
+               struct iocd_err *err) {
   uint64_t v;
   if (parse_id(id, &v, err)) {
     return IOCD_EINVAL;
@@ -924,10 +937,12 @@ int notify_ack(struct notify *n, const char *id, const char *who,
   if (!who || !*who) {
     return iocd_err_set(err, IOCD_EINVAL, "\"by\": who acknowledges");
   }
-  int rc = dispatch_ack(n->d, v, who, comment, clock_realtime_ns());
+  int rc = dispatch_ack(n->d, v, who, principal, comment, clock_realtime_ns());
+  char note[160];
+  principal_note(principal, note, sizeof note);
   switch (rc) {
     case IOCD_OK:
-      log_info(MOD, "alert %s acknowledged by %s%s%s", id, who,
+      log_info(MOD, "alert %s acknowledged by %s%s%s%s", id, who, note,
                comment ? ": " : "", comment ? comment : "");
       run_due(n);
       return IOCD_OK;
@@ -940,7 +955,7 @@ int notify_ack(struct notify *n, const char *id, const char *who,
 }
 
 int notify_unack(struct notify *n, const char *id, const char *who,
-                 struct iocd_err *err) {
+                 const char *principal, struct iocd_err *err) {
   uint64_t v;
   if (parse_id(id, &v, err)) {
     return IOCD_EINVAL;
@@ -948,14 +963,16 @@ int notify_unack(struct notify *n, const char *id, const char *who,
   if (!who || !*who) {
     return iocd_err_set(err, IOCD_EINVAL, "\"by\": who takes the ack back");
   }
-  int rc = dispatch_unack(n->d, v, who, NULL, clock_realtime_ns());
+  int rc = dispatch_unack(n->d, v, who, principal, NULL, clock_realtime_ns());
   if (rc == IOCD_ENOTFOUND) {
     return iocd_err_set(err, rc, "alert %s is not acknowledged", id);
   }
   if (rc) {
     return iocd_err_set(err, rc, "alert %s: %s", id, iocd_strerror(rc));
   }
-  log_info(MOD, "alert %s: acknowledgement taken back by %s", id, who);
+  char note[160];
+  principal_note(principal, note, sizeof note);
+  log_info(MOD, "alert %s: acknowledgement taken back by %s%s", id, who, note);
   run_due(n);
   return IOCD_OK;
 }
@@ -978,8 +995,9 @@ bool notify_ack_of(struct notify *n, const char *id, const char **who,
 
 int notify_silence_add(struct notify *n, const char *const *matchers,
                        size_t nmatchers, int64_t starts_ns, int64_t ends_ns,
-                       const char *created_by, const char *comment,
-                       char id_out[17], struct iocd_err *err) {
+                       const char *created_by, const char *principal,
+                       const char *comment, char id_out[17],
+                       struct iocd_err *err) {
   if (nmatchers == 0) {
     return iocd_err_set(err, IOCD_EINVAL,
                         "\"matchers\": at least one, such as "
@@ -1005,6 +1023,7 @@ int notify_silence_add(struct notify *n, const char *const *matchers,
         .starts_ns = starts_ns ? starts_ns : now,
         .ends_ns = ends_ns,
         .created_by = created_by,
+        .principal = principal,
         .comment = comment,
     };
     rc = silence_add(dispatch_silences(n->d), &spec, 0, now, id_out, err);
@@ -1017,15 +1036,18 @@ int notify_silence_add(struct notify *n, const char *const *matchers,
     return rc;
   }
   save_silences(n);
-  log_info(MOD, "silence %s added by %s", id_out,
-           created_by && *created_by ? created_by : "(unnamed)");
+  char note[160];
+  principal_note(principal, note, sizeof note);
+  log_info(MOD, "silence %s added by %s%s", id_out,
+           created_by && *created_by ? created_by : "(unnamed)", note);
   run_due(n);
   return IOCD_OK;
 }
 
 int notify_silence_delete(struct notify *n, const char *id,
-                          struct iocd_err *err) {
-  int rc = silence_expire(dispatch_silences(n->d), id, clock_realtime_ns());
+                          const char *principal, struct iocd_err *err) {
+  int rc = silence_expire(dispatch_silences(n->d), id, principal,
+                          clock_realtime_ns());
   if (rc == IOCD_ENOTFOUND) {
     return iocd_err_set(err, rc, "no silence %s", id);
   }
@@ -1042,7 +1064,9 @@ int notify_silence_delete(struct notify *n, const char *id,
     return iocd_err_set(err, rc, "silence %s: %s", id, iocd_strerror(rc));
   }
   save_silences(n);
-  log_info(MOD, "silence %s ended", id);
+  char note[160];
+  principal_note(principal, note, sizeof note);
+  log_info(MOD, "silence %s ended%s", id, note);
   run_due(n);
   return IOCD_OK;
 }
@@ -1087,6 +1111,10 @@ static bool put(cJSON *o, const char *k, cJSON *v) {
   return v && cJSON_AddItemToObject(o, k, v);
 }
 
+static cJSON *json_str_or_null(const char *s) {
+  return s ? cJSON_CreateString(s) : cJSON_CreateNull();
+}
+
 int notify_silences_json(struct notify *n, struct buf *out) {
   const struct silence_set *ss = dispatch_silences(n->d);
   int64_t now = clock_realtime_ns();
@@ -1114,6 +1142,8 @@ int notify_silences_json(struct notify *n, struct buf *out) {
          put(o, "starts_at", json_time(s->starts_ns)) &&
          put(o, "ends_at", json_time(s->ends_ns)) &&
          cJSON_AddStringToObject(o, "created_by", s->created_by) &&
+         put(o, "principal", json_str_or_null(s->principal)) &&
+         put(o, "expired_by", json_str_or_null(s->expired_by)) &&
          cJSON_AddStringToObject(o, "comment", s->comment) &&
          cJSON_AddBoolToObject(o, "from_config", s->from_config) &&
          put(o, "updated_at", json_time(s->updated_ns));
@@ -1170,6 +1200,7 @@ int notify_acks_json(struct notify *n, struct buf *out) {
          cJSON_AddStringToObject(o, "id", id) &&
          put(o, "labels", json_labels(&a->labels)) &&
          cJSON_AddStringToObject(o, "by", a->by) &&
+         put(o, "principal", json_str_or_null(a->principal)) &&
          put(o, "at", json_time(a->at_ns)) &&
          put(o, "comment",
              a->comment ? cJSON_CreateString(a->comment) : cJSON_CreateNull());

@@ -73,32 +73,41 @@ void notify_restore_done(struct notify *n);
  * lowercase hex digits of the fingerprint of its labels. */
 void notify_event_id(const struct alert_event *ev, char out[17]);
 
-/* Acknowledges the firing alert id (16 hex digits) by who, with comment
- * (may be NULL). Returns IOCD_OK, IOCD_ENOTFOUND (no such firing alert),
- * IOCD_EINVAL (bad id or who) with err set. The audit line is written
- * before it returns. */
+/* Acknowledges the firing alert id (16 hex digits) by who, on the request
+ * of principal (the API token's name, "anonymous" without one; may be
+ * NULL), with comment (may be NULL). Both who and principal go into the
+ * audit line, which is written before it returns. Returns IOCD_OK,
+ * IOCD_ENOTFOUND (no such firing alert), IOCD_EINVAL (bad id or who) with
+ * err set. */
 int notify_ack(struct notify *n, const char *id, const char *who,
-               const char *comment, struct iocd_err *err);
+               const char *principal, const char *comment,
+               struct iocd_err *err);
 int notify_unack(struct notify *n, const char *id, const char *who,
-                 struct iocd_err *err);
+                 const char *principal, struct iocd_err *err);
 
 /* Adds a silence: matchers as strings ("district=Krông Búk",
- * "alertname=~online_.*"), from and until (Unix ns; from 0: now). Returns
- * IOCD_OK and its id in id_out, or IOCD_EINVAL with err saying which
- * matcher or time is wrong. Saved before it returns. */
+ * "alertname=~online_.*"), from and until (Unix ns; from 0: now), by
+ * created_by on the request of principal (the API token's name; may be
+ * NULL). Returns IOCD_OK and its id in id_out, or IOCD_EINVAL with err
+ * saying which matcher or time is wrong. Saved before it returns. */
 int notify_silence_add(struct notify *n, const char *const *matchers,
                        size_t nmatchers, int64_t starts_ns, int64_t ends_ns,
-                       const char *created_by, const char *comment,
-                       char id_out[17], struct iocd_err *err);
+                       const char *created_by, const char *principal,
+                       const char *comment, char id_out[17],
+                       struct iocd_err *err);
 
-/* Ends silence id now (it stays listed as expired). IOCD_ENOTFOUND when
- * there is none; IOCD_EINVAL for a silence from the configuration. */
+/* Ends silence id now on the request of principal (may be NULL): it stays
+ * listed as expired, with principal as its expired_by, and the log says
+ * who ended it. IOCD_ENOTFOUND when there is none; IOCD_EINVAL for a
+ * silence from the configuration. */
 int notify_silence_delete(struct notify *n, const char *id,
-                          struct iocd_err *err);
+                          const char *principal, struct iocd_err *err);
 
-/* The JSON documents of the API: {"silences": [...]}, {"acks": [...]}
- * (the audit trail, newest last), {"notifications": {"pending": [...],
- * "dead": [...]}}. Append to out; IOCD_OK or a buf_* error. */
+/* The JSON documents of the API: {"silences": [...]} (each with its
+ * principal and expired_by), {"acks": [...], "audit": [...]} (the current
+ * acks with their principal, and the audit trail, newest last),
+ * {"notifications": {"pending": [...], "dead": [...]}}. Append to out; IOCD_OK
+ * or a buf_* error. */
 int notify_silences_json(struct notify *n, struct buf *out);
 int notify_acks_json(struct notify *n, struct buf *out);
 int notify_outbox_json(struct notify *n, struct buf *out);

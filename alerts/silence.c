@@ -34,6 +34,8 @@ static void silence_cleanup(struct silence *x) {
   free(x->matchers);
   match_set_cleanup(&x->compiled);
   free(x->created_by);
+  free(x->principal);
+  free(x->expired_by);
   free(x->comment);
   memset(x, 0, sizeof *x);
 }
@@ -106,7 +108,9 @@ static int build(struct silence *x, const struct silence_spec *spec,
   x->matchers = calloc(spec->nmatchers, sizeof *x->matchers);
   x->created_by = mem_strdup(spec->created_by ? spec->created_by : "");
   x->comment = mem_strdup(spec->comment ? spec->comment : "");
-  if (!x->matchers || !x->created_by || !x->comment) {
+  x->principal = spec->principal ? mem_strdup(spec->principal) : NULL;
+  if (!x->matchers || !x->created_by || !x->comment ||
+      (spec->principal && !x->principal)) {
     silence_cleanup(x);
     return IOCD_ENOMEM;
   }
@@ -254,7 +258,8 @@ int silence_set_config(struct silence_set *s, const struct config_silence *v,
   return IOCD_OK;
 }
 
-int silence_expire(struct silence_set *s, const char *id, int64_t now_ns) {
+int silence_expire(struct silence_set *s, const char *id, const char *by,
+                   int64_t now_ns) {
   struct silence *x = find(s, id);
   if (!x) {
     return IOCD_ENOTFOUND;
@@ -262,6 +267,12 @@ int silence_expire(struct silence_set *s, const char *id, int64_t now_ns) {
   if (x->from_config || silence_state_at(x, now_ns) == SILENCE_EXPIRED) {
     return IOCD_ESTATE;
   }
+  char *who = by ? mem_strdup(by) : NULL;
+  if (by && !who) {
+    return IOCD_ENOMEM;
+  }
+  free(x->expired_by);
+  x->expired_by = who;
   if (x->starts_ns > now_ns) {
     x->starts_ns = now_ns;
   }
@@ -355,6 +366,11 @@ static int64_t ms_of(int64_t ns) {
   return ns / NS_PER_MS - (ns % NS_PER_MS < 0);
 }
 
+static bool add_str_or_null(cJSON *o, const char *key, const char *v) {
+  return v ? cJSON_AddStringToObject(o, key, v) != NULL
+           : cJSON_AddNullToObject(o, key) != NULL;
+}
+
 int silence_set_to_json(const struct silence_set *s, struct buf *out) {
   cJSON *doc = cJSON_CreateObject();
   cJSON *arr = doc ? cJSON_AddArrayToObject(doc, "silences") : NULL;
@@ -385,6 +401,8 @@ int silence_set_to_json(const struct silence_set *s, struct buf *out) {
          cJSON_AddNumberToObject(o, "starts_ms", (double)ms_of(x->starts_ns)) &&
          cJSON_AddNumberToObject(o, "ends_ms", (double)ms_of(x->ends_ns)) &&
          cJSON_AddStringToObject(o, "created_by", x->created_by) &&
+         add_str_or_null(o, "principal", x->principal) &&
+         add_str_or_null(o, "expired_by", x->expired_by) &&
          cJSON_AddStringToObject(o, "comment", x->comment) &&
          cJSON_AddNumberToObject(o, "updated_ms", (double)ms_of(x->updated_ns));
   }
@@ -484,6 +502,7 @@ static int load_one(struct silence_set *s, const cJSON *o, size_t i,
       .starts_ns = starts,
       .ends_ns = ends,
       .created_by = get_str(o, "created_by"),
+      .principal = get_str(o, "principal"),
       .comment = get_str(o, "comment"),
   };
   struct silence x;
@@ -495,6 +514,11 @@ static int load_one(struct silence_set *s, const cJSON *o, size_t i,
       rc = IOCD_EPARSE;
     }
     return rc;
+  }
+  const char *expired_by = get_str(o, "expired_by");
+  if (expired_by && !(x.expired_by = mem_strdup(expired_by))) {
+    silence_cleanup(&x);
+    return IOCD_ENOMEM;
   }
   memcpy(x.id, id, 17);
   x.updated_ns = updated;

@@ -51,6 +51,10 @@ struct silence {
   int64_t starts_ns;
   int64_t ends_ns;
   char *created_by; /* never NULL ("" when not given) */
+  char *principal;  /* who added it through the API (the token's name,
+                       "anonymous"); NULL for the configuration's and for
+                       those read from a file written before it existed */
+  char *expired_by; /* the principal that ended it early; NULL otherwise */
   char *comment;    /* never NULL */
   bool from_config;
   int64_t updated_ns; /* made, or expired early */
@@ -63,6 +67,7 @@ struct silence_spec {
   int64_t starts_ns;
   int64_t ends_ns;
   const char *created_by;
+  const char *principal; /* NULL: not known */
   const char *comment;
 };
 
@@ -95,9 +100,12 @@ int silence_set_config(struct silence_set *s, const struct config_silence *v,
                        size_t n, int64_t now_ns, struct iocd_err *err);
 
 /* Ends the API silence id (16 hex digits) at now: an active one ends now,
- * a pending one never starts. IOCD_OK; IOCD_ENOTFOUND; IOCD_ESTATE when it
- * is from the configuration or already expired. */
-int silence_expire(struct silence_set *s, const char *id, int64_t now_ns);
+ * a pending one never starts. by is the principal that ends it (copied
+ * into expired_by; may be NULL). IOCD_OK; IOCD_ENOTFOUND; IOCD_ESTATE when
+ * it is from the configuration or already expired; IOCD_ENOMEM (the
+ * silence unchanged). */
+int silence_expire(struct silence_set *s, const char *id, const char *by,
+                   int64_t now_ns);
 
 /* Removes the API silence id altogether. IOCD_OK, IOCD_ENOTFOUND, or
  * IOCD_ESTATE for one from the configuration. */
@@ -126,8 +134,10 @@ const char *silence_state_name(enum silence_state st);
 /* Appends the API's silences as one JSON document to out:
  *   {"silences":[{"id":"0123456789abcdef","matchers":[{"name":"district",
  *     "op":"=","value":"Krông Búk"}],"starts_ms":...,"ends_ms":...,
- *     "created_by":"...","comment":"...","updated_ms":...}]}
- * Times are Unix milliseconds. Returns IOCD_OK, IOCD_ENOMEM or
+ *     "created_by":"...","principal":"ops-duty","expired_by":null,
+ *     "comment":"...","updated_ms":...}]}
+ * Times are Unix milliseconds; principal and expired_by are null when not
+ * known (and may be absent from an older file). Returns IOCD_OK, IOCD_ENOMEM or
  * IOCD_ETOOBIG. */
 int silence_set_to_json(const struct silence_set *s, struct buf *out);
 

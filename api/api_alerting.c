@@ -130,6 +130,12 @@ static const char *token_name(const struct api_request *req) {
              : NULL;
 }
 
+/* Who made the request, for the audit whatever the body says: the token's
+ * name, or "anonymous". */
+static const char *principal_of(const struct api_request *req) {
+  return req->principal ? req->principal : "anonymous";
+}
+
 static int ack(struct notify *n, const struct api_request *req, const char *id,
                bool take_back, struct api_reply *rep, struct buf *out) {
   int rc = IOCD_OK;
@@ -142,8 +148,9 @@ static int ack(struct notify *n, const struct api_request *req, const char *id,
       member_string(doc, "comment", &comment, rep, out, &rc)) {
     by = by ? by : token_name(req);
     struct iocd_err err = {{0}};
-    int r = take_back ? notify_unack(n, id, by, &err)
-                      : notify_ack(n, id, by, comment, &err);
+    const char *principal = principal_of(req);
+    int r = take_back ? notify_unack(n, id, by, principal, &err)
+                      : notify_ack(n, id, by, principal, comment, &err);
     if (r) {
       rc = answer_err(&err, r, rep, out);
     } else {
@@ -151,7 +158,8 @@ static int ack(struct notify *n, const struct api_request *req, const char *id,
       char *text = NULL;
       if (ans && cJSON_AddStringToObject(ans, "id", id) &&
           cJSON_AddBoolToObject(ans, "acknowledged", !take_back) &&
-          cJSON_AddStringToObject(ans, "by", by)) {
+          cJSON_AddStringToObject(ans, "by", by) &&
+          cJSON_AddStringToObject(ans, "principal", principal)) {
         text = cJSON_PrintUnformatted(ans);
       }
       cJSON_Delete(ans);
@@ -227,8 +235,8 @@ static int add_silence(struct notify *n, const struct api_request *req,
     created_by = created_by ? created_by : token_name(req);
     char id[17] = "";
     struct iocd_err err = {{0}};
-    int r = notify_silence_add(n, ms, nms, starts, ends, created_by, comment,
-                               id, &err);
+    int r = notify_silence_add(n, ms, nms, starts, ends, created_by,
+                               principal_of(req), comment, id, &err);
     if (r) {
       rc = answer_err(&err, r, rep, out);
     } else {
@@ -294,7 +302,7 @@ int api_alerting_handle(struct notify *n, const struct api_request *req,
       return method_not_allowed("DELETE", rep, out);
     }
     struct iocd_err err = {{0}};
-    int r = notify_silence_delete(n, p + 17, &err);
+    int r = notify_silence_delete(n, p + 17, principal_of(req), &err);
     if (r) {
       return answer_err(&err, r, rep, out);
     }

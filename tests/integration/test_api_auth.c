@@ -3,9 +3,11 @@
  * endpoint asked by every role (allowed, or refused with 401 or 403), the
  * Authorization headers a client can get wrong, a token file re-read at a
  * reload, `iocd check` refusing an open API on a public address, HTTPS with
- * a self-signed certificate, and no token ever in iocd's output or in an
- * answer.
+ * a self-signed certificate, no token ever in iocd's output or in an
+ * answer, and the token that acknowledged, silenced or ended a silence
+ * recorded as its principal whoever the body names.
  */
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <curl/curl.h>
 #include <signal.h>
@@ -403,6 +405,232 @@ Test(api_auth, a_token_file_is_read_again_at_a_reload, .timeout = 60) {
   cr_expect_eq(a.status, 201, "%ld %s", a.status, a.body.data);
   answer_done(&a);
   stop(&s);
+}
+
+/* Starts iocd as start_three does, with a real broker at mq_port, a rule
+ * that fires for a district whose online share is below 30% and the
+ * figures' subscription, and waits until it has subscribed. A restart
+ * (again true) keeps the directory and its data_dir. */
+static void start_three_with_rule(struct srv *s, int mq_port, bool again) {
+  setenv("IOCD_TEST_API_ADMIN_TOKEN", ADMIN_TOKEN, 1);
+  if (!again) {
+    memset(s, 0, sizeof *s);
+    cr_assert_eq(h_tmpdir(s->dir, sizeof s->dir), 0);
+    write_file(s->dir, "ops.token", OPERATOR_TOKEN "\n");
+    s->port = h_free_port();
+  } else {
+    /* The first run's log aside, so that the waits below read this run's. */
+    char old[600];
+    snprintf(old, sizeof old, "%s.1", s->p.log);
+    cr_assert_eq(rename(s->p.log, old), 0, "%s", s->p.log);
+  }
+  char api_text[2048];
+  snprintf(api_text, sizeof api_text, three_tokens, s->port);
+  char cfg[8192];
+  snprintf(cfg, sizeof cfg,
+           "{\"data_dir\": \"%s/var\", \"file\": {\"path\": \"%s/out.lp\"},\n"
+           " \"log\": {\"level\": \"debug\"},\n"
+           " \"mqtt\": {\"host\": \"127.0.0.1\", \"port\": %d, "
+           "\"client_id\": \"api-auth-audit\"},\n"
+           " \"subscriptions\": [{\"name\": \"igate\", \"topic\": "
+           "\"ioc/{district}/igate\", \"measurement\": \"igate\"}],\n"
+           " \"sources\": {\"districts\": [\"Lắk\", \"Krông Búk\"]},\n"
+           " \"rule_engine\": {\"evaluation_interval\": \"1s\"},\n"
+           " \"rules\": [{\"name\": \"online_share_low\",\n"
+           "   \"expr\": \"igate.online / igate.received < 0.3\",\n"
+           "   \"by\": [\"district\"]}],\n"
+           " \"notifications\": {\"receivers\": [{\"name\": \"ops\", "
+           "\"type\": \"webhook\", \"url\": \"http://127.0.0.1:9/hook\"}],\n"
+           "   \"route\": {\"receiver\": \"ops\"}},\n"
+           " \"api\": %s}\n",
+           s->dir, s->dir, mq_port, api_text);
+  cr_assert_eq(h_iocd_start(&s->p, s->dir, cfg), 0);
+  cr_assert_eq(h_iocd_wait_log(&s->p, "listening on", 20000), 0, "see %s",
+               s->p.log);
+  cr_assert_eq(h_iocd_wait_log(&s->p, "subscribed", 20000), 0, "see %s",
+               s->p.log);
+}
+
+/* The answer's body parsed (the caller frees it). */
+static cJSON *answer_json(const struct answer *a) {
+  cr_assert(a->status == 200 || a->status == 201, "%ld %s", a->status,
+            a->body.data);
+  cJSON *doc = cJSON_Parse(a->body.data);
+  cr_assert_not_null(doc, "not JSON: %s", a->body.data);
+  return doc;
+}
+
+static const char *jstr(const cJSON *o, const char *name) {
+  const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, name);
+  return cJSON_IsString(m) ? m->valuestring : NULL;
+}
+
+/* The element of array name in doc whose "id" is id; NULL when none. */
+static const cJSON *by_id(const cJSON *doc, const char *name, const char *id) {
+  const cJSON *it;
+  cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(doc, name)) {
+    const char *v = jstr(it, "id");
+    if (v && strcmp(v, id) == 0) {
+      return it;
+    }
+  }
+  return NULL;
+}
+
+/* The last element of the array under name in doc. */
+static const cJSON *last_of(const cJSON *doc, const char *name) {
+  const cJSON *arr = cJSON_GetObjectItemCaseSensitive(doc, name);
+  int n = cJSON_GetArraySize(arr);
+  cr_assert_gt(n, 0, "no %s", name);
+  return cJSON_GetArrayItem(arr, n - 1);
+}
+
+/* Polls GET /api/v1/alerts as the viewer until an alert fires; its id. */
+static void firing_id(int port, char id[17]) {
+  const char *viewer[] = {"Authorization: Bearer " VIEWER_TOKEN, NULL};
+  id[0] = '\0';
+  for (int i = 0; i < 200 && !id[0]; i++) {
+    struct answer a;
+    call(port, NULL, "GET", "/api/v1/alerts", viewer, NULL, &a, NULL);
+    cJSON *doc = cJSON_Parse(a.body.data);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(doc, "alerts")) {
+      const char *st = jstr(it, "state");
+      const char *v = jstr(it, "id");
+      if (st && v && strcmp(st, "firing") == 0 && strlen(v) == 16) {
+        snprintf(id, 17, "%s", v);
+      }
+    }
+    cJSON_Delete(doc);
+    answer_done(&a);
+    if (!id[0]) {
+      h_sleep_ms(100);
+    }
+  }
+  cr_assert_eq(strlen(id), 16, "no alert fired");
+}
+
+Test(api_auth, the_token_that_acted_is_recorded_whoever_the_body_names,
+     .timeout = 120) {
+  struct h_mosquitto mq;
+  cr_assert_eq(h_mosquitto_start(&mq, NULL, NULL), 0);
+  struct srv s;
+  start_three_with_rule(&s, mq.port, false);
+  const char *viewer[] = {"Authorization: Bearer " VIEWER_TOKEN, NULL};
+  const char *op[] = {"Authorization: Bearer " OPERATOR_TOKEN, NULL};
+  const char *admin[] = {"Authorization: Bearer " ADMIN_TOKEN, NULL};
+  struct buf all;
+  buf_init(&all, 1 << 24);
+  struct answer a;
+
+  /* A silence: created_by as the body says, principal the token's name. */
+  call(s.port, NULL, "POST", "/api/v1/silences", op,
+       "{\"matchers\": [\"district=Krông Búk\"], \"duration\": \"2h\", "
+       "\"created_by\": \"someone else\", \"comment\": \"bảo trì\"}",
+       &a, &all);
+  cr_assert_eq(a.status, 201, "%ld %s", a.status, a.body.data);
+  cJSON *doc = answer_json(&a);
+  char sid[17];
+  snprintf(sid, sizeof sid, "%s", jstr(doc, "id") ? jstr(doc, "id") : "");
+  cJSON_Delete(doc);
+  answer_done(&a);
+  call(s.port, NULL, "GET", "/api/v1/silences", viewer, NULL, &a, &all);
+  doc = answer_json(&a);
+  const cJSON *x = by_id(doc, "silences", sid);
+  cr_assert_not_null(x, "silence %s not listed: %s", sid, a.body.data);
+  cr_expect_str_eq(jstr(x, "created_by"), "someone else");
+  cr_expect_str_eq(jstr(x, "principal"), "ops-duty");
+  cr_expect(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(x, "expired_by")),
+            "%s", a.body.data);
+  cJSON_Delete(doc);
+  answer_done(&a);
+
+  /* An ack naming someone else: the token is in the answer, the current
+   * acks and the audit trail. */
+  static const char figures[] = "{\"received\": 1000, \"online\": 100}";
+  cr_assert_eq(
+      h_publish(mq.port, "ioc/Lắk/igate", figures, sizeof figures - 1, 1, NULL),
+      0);
+  char aid[17];
+  firing_id(s.port, aid);
+  char path[64];
+  snprintf(path, sizeof path, "/api/v1/alerts/%s/ack", aid);
+  for (int i = 0; i < 50; i++) {
+    call(s.port, NULL, "POST", path, op,
+         "{\"by\": \"an.nguyen\", \"comment\": \"đang xử lý\"}", &a, &all);
+    if (a.status != 404) {
+      break;
+    }
+    answer_done(&a);
+    h_sleep_ms(100);
+  }
+  cr_assert_eq(a.status, 200, "%ld %s", a.status, a.body.data);
+  doc = answer_json(&a);
+  cr_expect_str_eq(jstr(doc, "by"), "an.nguyen");
+  cr_expect_str_eq(jstr(doc, "principal"), "ops-duty");
+  cJSON_Delete(doc);
+  answer_done(&a);
+
+  /* Both survive a restart: silences.json and acks.jsonl keep them. */
+  cr_assert_eq(h_iocd_stop(&s.p, SIGTERM, 20000), 0, "see %s", s.p.log);
+  start_three_with_rule(&s, mq.port, true);
+  call(s.port, NULL, "GET", "/api/v1/silences", viewer, NULL, &a, &all);
+  doc = answer_json(&a);
+  x = by_id(doc, "silences", sid);
+  cr_assert_not_null(x, "%s", a.body.data);
+  cr_expect_str_eq(jstr(x, "principal"), "ops-duty", "%s", a.body.data);
+  cJSON_Delete(doc);
+  answer_done(&a);
+  call(s.port, NULL, "GET", "/api/v1/acks", viewer, NULL, &a, &all);
+  doc = answer_json(&a);
+  x = by_id(doc, "acks", aid);
+  cr_assert_not_null(x, "%s", a.body.data);
+  cr_expect_str_eq(jstr(x, "by"), "an.nguyen");
+  cr_expect_str_eq(jstr(x, "principal"), "ops-duty");
+  const cJSON *line = last_of(doc, "audit");
+  cr_expect_str_eq(jstr(line, "action"), "ack");
+  cr_expect_str_eq(jstr(line, "by"), "an.nguyen");
+  cr_expect_str_eq(jstr(line, "principal"), "ops-duty");
+  cJSON_Delete(doc);
+  answer_done(&a);
+
+  /* Taken back and ended by the admin token: recorded as the admin's. */
+  call(s.port, NULL, "DELETE", path, admin, "{\"by\": \"binh.tran\"}", &a,
+       &all);
+  cr_expect_eq(a.status, 200, "%ld %s", a.status, a.body.data);
+  answer_done(&a);
+  call(s.port, NULL, "GET", "/api/v1/acks", viewer, NULL, &a, &all);
+  doc = answer_json(&a);
+  cr_expect_null(by_id(doc, "acks", aid), "%s", a.body.data);
+  line = last_of(doc, "audit");
+  cr_expect_str_eq(jstr(line, "action"), "unack");
+  cr_expect_str_eq(jstr(line, "by"), "binh.tran");
+  cr_expect_str_eq(jstr(line, "principal"), "admin");
+  cJSON_Delete(doc);
+  answer_done(&a);
+  char del[64];
+  snprintf(del, sizeof del, "/api/v1/silences/%s", sid);
+  call(s.port, NULL, "DELETE", del, admin, NULL, &a, &all);
+  cr_expect_eq(a.status, 200, "%ld %s", a.status, a.body.data);
+  answer_done(&a);
+  call(s.port, NULL, "GET", "/api/v1/silences", viewer, NULL, &a, &all);
+  doc = answer_json(&a);
+  x = by_id(doc, "silences", sid);
+  cr_assert_not_null(x, "%s", a.body.data);
+  cr_expect_str_eq(jstr(x, "state"), "expired");
+  cr_expect_str_eq(jstr(x, "principal"), "ops-duty");
+  cr_expect_str_eq(jstr(x, "expired_by"), "admin");
+  cJSON_Delete(doc);
+  answer_done(&a);
+  char want[96];
+  snprintf(want, sizeof want, "silence %s ended (token admin)", sid);
+  cr_expect(h_iocd_log_contains(&s.p, want), "no \"%s\" in %s", want, s.p.log);
+  buf_putc(&all, '\0');
+  expect_no_token(all.data, "the answers");
+  buf_cleanup(&all);
+  stop(&s);
+  h_mosquitto_stop(&mq);
+  h_rmtree(mq.dir);
 }
 
 /* Runs `iocd check -c path`; returns its exit status and its output in

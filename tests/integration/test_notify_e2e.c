@@ -455,6 +455,8 @@ Test(notify_e2e, an_acknowledgement_stops_the_repeats_and_is_audited,
   cr_assert_eq(h_http_get(e.api_port, "/api/v1/acks", &b), 200);
   buf_putc(&b, '\0');
   cr_expect(strstr(b.data, "\"action\":\"ack\"") != NULL, "%s", b.data);
+  cr_expect(strstr(b.data, "\"principal\":\"anonymous\"") != NULL,
+            "no token: the principal is anonymous: %s", b.data);
   cr_expect(strstr(b.data, "đang xử lý") != NULL, "%s", b.data);
   /* Errors say what was wrong. */
   buf_reset(&b);

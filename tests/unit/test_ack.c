@@ -48,12 +48,15 @@ Test(ack, every_action_leaves_an_audit_line) {
   uint64_t id = notice_labels_fingerprint(&ls);
   struct buf b;
   buf_init(&b, 0);
-  cr_assert_eq(ack_put(s, id, &ls, "an.nguyen", "gọi huyện \"ngay\"", T0, &b),
+  cr_assert_eq(ack_put(s, id, &ls, "an.nguyen", "ops-duty",
+                       "gọi huyện \"ngay\"", T0, &b),
                IOCD_OK);
-  cr_assert_eq(ack_remove(s, id, "binh.tran", NULL, T0 + NS_PER_SEC, &b),
-               IOCD_OK);
-  cr_assert_eq(ack_put(s, id, &ls, "an.nguyen", NULL, T0 + 2 * NS_PER_SEC, &b),
-               IOCD_OK);
+  cr_assert_eq(
+      ack_remove(s, id, "binh.tran", "anonymous", NULL, T0 + NS_PER_SEC, &b),
+      IOCD_OK);
+  cr_assert_eq(
+      ack_put(s, id, &ls, "an.nguyen", NULL, NULL, T0 + 2 * NS_PER_SEC, &b),
+      IOCD_OK);
   cr_assert_eq(ack_expire(s, id, T0 + 3 * NS_PER_SEC, &b), IOCD_OK);
   cJSON *a = line(&b, 0);
   char idt[17];
@@ -62,6 +65,8 @@ Test(ack, every_action_leaves_an_audit_line) {
   cr_assert_str_eq(str(a, "alertname"), "online_share_low");
   cr_assert_str_eq(str(a, "action"), "ack");
   cr_assert_str_eq(str(a, "by"), "an.nguyen");
+  cr_assert_str_eq(str(a, "principal"), "ops-duty",
+                   "who made the request, beside whom it names");
   cr_assert_str_eq(str(a, "comment"), "gọi huyện \"ngay\"");
   cr_assert_eq(cJSON_GetObjectItem(a, "at")->valuedouble,
                (double)(T0 / NS_PER_MS));
@@ -70,10 +75,16 @@ Test(ack, every_action_leaves_an_audit_line) {
   cJSON *u = line(&b, 1);
   cr_assert_str_eq(str(u, "action"), "unack");
   cr_assert_str_eq(str(u, "by"), "binh.tran");
+  cr_assert_str_eq(str(u, "principal"), "anonymous");
+  cJSON *p = line(&b, 2);
+  cr_assert(cJSON_IsNull(cJSON_GetObjectItem(p, "principal")),
+            "a principal not known is null, not left out");
+  cJSON_Delete(p);
   cr_assert(cJSON_IsNull(cJSON_GetObjectItem(u, "comment")));
   cJSON *x = line(&b, 3);
   cr_assert_str_eq(str(x, "action"), "expire");
   cr_assert(cJSON_IsNull(cJSON_GetObjectItem(x, "by")));
+  cr_assert(cJSON_IsNull(cJSON_GetObjectItem(x, "principal")));
   cr_assert_str_eq(str(cJSON_GetObjectItem(x, "labels"), "district"),
                    "Krông Búk");
   cJSON_Delete(a);
@@ -88,9 +99,11 @@ Test(ack, every_action_leaves_an_audit_line) {
 Test(ack, refuses_what_it_cannot_do) {
   struct ack_set *s = ack_set_new();
   struct notice_labels ls = lbl("Lắk");
-  cr_assert_eq(ack_put(s, 1, &ls, "", NULL, T0, NULL), IOCD_EINVAL);
-  cr_assert_eq(ack_put(s, 1, &ls, NULL, NULL, T0, NULL), IOCD_EINVAL);
-  cr_assert_eq(ack_remove(s, 1, "an", NULL, T0, NULL), IOCD_ENOTFOUND);
+  cr_assert_eq(ack_put(s, 1, &ls, "", "ops-duty", NULL, T0, NULL), IOCD_EINVAL);
+  cr_assert_eq(ack_put(s, 1, &ls, NULL, "ops-duty", NULL, T0, NULL),
+               IOCD_EINVAL, "a principal does not stand in for by");
+  cr_assert_eq(ack_remove(s, 1, "an", "ops-duty", NULL, T0, NULL),
+               IOCD_ENOTFOUND);
   cr_assert_eq(ack_expire(s, 1, T0, NULL), IOCD_ENOTFOUND);
   cr_assert_eq(ack_count(s), 0);
   notice_labels_cleanup(&ls);
@@ -100,12 +113,13 @@ Test(ack, refuses_what_it_cannot_do) {
 Test(ack, acking_again_replaces_who_and_when) {
   struct ack_set *s = ack_set_new();
   struct notice_labels ls = lbl("Lắk");
-  cr_assert_eq(ack_put(s, 7, &ls, "an", "một", T0, NULL), IOCD_OK);
-  cr_assert_eq(ack_put(s, 7, &ls, "binh", NULL, T0 + NS_PER_SEC, NULL),
+  cr_assert_eq(ack_put(s, 7, &ls, "an", "ops-duty", "một", T0, NULL), IOCD_OK);
+  cr_assert_eq(ack_put(s, 7, &ls, "binh", "admin", NULL, T0 + NS_PER_SEC, NULL),
                IOCD_OK);
   cr_assert_eq(ack_count(s), 1);
   const struct ack *k = ack_find(s, 7);
   cr_assert_str_eq(k->by, "binh");
+  cr_assert_str_eq(k->principal, "admin");
   cr_assert_null(k->comment);
   cr_assert_eq(k->at_ns, T0 + NS_PER_SEC);
   cr_assert_str_eq(k->alertname, "online_share_low");
@@ -119,10 +133,10 @@ Test(ack, loading_the_trail_restores_the_current_acks) {
   struct notice_labels a = lbl("Krông Búk"), b = lbl("Lắk"), c = lbl("Ea Súp");
   struct buf trail;
   buf_init(&trail, 0);
-  ack_put(s, 1, &a, "an", "x", T0, &trail);
-  ack_put(s, 2, &b, "binh", NULL, T0 + NS_PER_SEC, &trail);
-  ack_remove(s, 1, "an", NULL, T0 + 2 * NS_PER_SEC, &trail);
-  ack_put(s, 3, &c, "chi", NULL, T0 + 3 * NS_PER_SEC, &trail);
+  ack_put(s, 1, &a, "an", "ops-duty", "x", T0, &trail);
+  ack_put(s, 2, &b, "binh", "ops-duty", NULL, T0 + NS_PER_SEC, &trail);
+  ack_remove(s, 1, "an", "ops-duty", NULL, T0 + 2 * NS_PER_SEC, &trail);
+  ack_put(s, 3, &c, "chi", "anonymous", NULL, T0 + 3 * NS_PER_SEC, &trail);
   ack_expire(s, 3, T0 + 4 * NS_PER_SEC, &trail);
   buf_puts(&trail, "\n   \n{\"id\":\"00000000000000"); /* torn last line */
   struct ack_set *r = ack_set_new();
@@ -133,6 +147,7 @@ Test(ack, loading_the_trail_restores_the_current_acks) {
   const struct ack *k = ack_find(r, 2);
   cr_assert_not_null(k);
   cr_assert_str_eq(k->by, "binh");
+  cr_assert_str_eq(k->principal, "ops-duty");
   cr_assert_eq(k->at_ns, T0 + NS_PER_SEC);
   cr_assert_str_eq(notice_label_get(&k->labels, "district"), "Lắk");
   cr_assert_null(ack_find(r, 1));
@@ -143,4 +158,40 @@ Test(ack, loading_the_trail_restores_the_current_acks) {
   notice_labels_cleanup(&c);
   ack_set_free(s);
   ack_set_free(r);
+}
+
+Test(ack, a_trail_written_before_the_principal_existed_is_replayed) {
+  /* Lines as an older iocd wrote them: no "principal" member. */
+  static const char trail[] =
+      "{\"id\":\"0000000000000001\",\"alertname\":\"feed_silent\","
+      "\"labels\":{\"alertname\":\"feed_silent\",\"district\":\"Lắk\"},"
+      "\"action\":\"ack\",\"by\":\"an.nguyen\",\"at\":1796696100000,"
+      "\"comment\":null}\n"
+      "{\"id\":\"0000000000000002\",\"alertname\":\"feed_silent\","
+      "\"labels\":{\"alertname\":\"feed_silent\",\"district\":\"Ea Súp\"},"
+      "\"action\":\"ack\",\"by\":\"binh\",\"at\":1796696101000,"
+      "\"comment\":\"x\"}\n"
+      "{\"id\":\"0000000000000002\",\"alertname\":\"feed_silent\","
+      "\"labels\":{},\"action\":\"unack\",\"by\":\"binh\","
+      "\"at\":1796696102000,\"comment\":null}\n"
+      /* and one from now on, beside them */
+      "{\"id\":\"0000000000000003\",\"alertname\":\"feed_silent\","
+      "\"labels\":{\"district\":\"Krông Búk\"},\"action\":\"ack\","
+      "\"by\":\"chi\",\"principal\":\"ops-duty\",\"at\":1796696103000,"
+      "\"comment\":null}\n";
+  struct ack_set *s = ack_set_new();
+  size_t bad = 9;
+  cr_assert_eq(ack_load(s, trail, sizeof trail - 1, &bad), IOCD_OK);
+  cr_assert_eq(bad, 0, "a line without principal is not a bad line");
+  cr_assert_eq(ack_count(s), 2);
+  const struct ack *old = ack_find(s, 1);
+  cr_assert_not_null(old);
+  cr_assert_str_eq(old->by, "an.nguyen");
+  cr_assert_null(old->principal);
+  cr_assert_eq(old->at_ns, T0);
+  cr_assert_null(ack_find(s, 2), "taken back");
+  const struct ack *now = ack_find(s, 3);
+  cr_assert_not_null(now);
+  cr_assert_str_eq(now->principal, "ops-duty");
+  ack_set_free(s);
 }

@@ -577,15 +577,18 @@ Test(dispatch, ack_stops_repeat_and_escalation) {
   fx_start(MON9);
   uint64_t id = fire("online_share_low", "Krông Búk", "warning");
   run_until(MON9 + MIN(5));
-  cr_assert_eq(dispatch_ack(F.d, id, "an.nguyen", "đang xử lý", F.now),
-               IOCD_OK);
+  cr_assert_eq(
+      dispatch_ack(F.d, id, "an.nguyen", "ops-duty", "đang xử lý", F.now),
+      IOCD_OK);
   cr_assert_not_null(strstr(F.audit.data, "\"action\":\"ack\""));
   cr_assert_not_null(strstr(F.audit.data, "\"by\":\"an.nguyen\""));
+  cr_assert_not_null(strstr(F.audit.data, "\"principal\":\"ops-duty\""));
   run_until(MON9 + HOUR(9));
   cr_assert_eq(count(NOTICE_ALERTS, NULL), 1, "no repeat after the ack");
   cr_assert_eq(count(NOTICE_ESCALATION, NULL), 0, "no escalation");
   /* Taken back: the repeat comes at the next flush past repeat_interval. */
-  cr_assert_eq(dispatch_unack(F.d, id, "an.nguyen", NULL, F.now), IOCD_OK);
+  cr_assert_eq(dispatch_unack(F.d, id, "an.nguyen", "ops-duty", NULL, F.now),
+               IOCD_OK);
   run_until(MON9 + HOUR(9) + MIN(5));
   cr_assert_eq(count(NOTICE_ALERTS, NULL), 2);
   cr_assert_eq(count(NOTICE_ESCALATION, NULL), 2,
@@ -597,7 +600,8 @@ Test(dispatch, an_ack_is_shown_in_later_notices_and_ends_at_resolve) {
   fx_start(MON9);
   uint64_t id = fire("online_share_low", "Krông Búk", "warning");
   run_until(MON9 + MIN(1));
-  cr_assert_eq(dispatch_ack(F.d, id, "an.nguyen", "ok", F.now), IOCD_OK);
+  cr_assert_eq(dispatch_ack(F.d, id, "an.nguyen", "ops-duty", "ok", F.now),
+               IOCD_OK);
   fire("online_share_low", "Ea Súp", "warning");
   run_until(MON9 + MIN(6));
   cr_assert_eq(count(NOTICE_ALERTS, NULL), 2);
@@ -610,9 +614,11 @@ Test(dispatch, an_ack_is_shown_in_later_notices_and_ends_at_resolve) {
   resolve("online_share_low", "Krông Búk", "warning");
   cr_assert_null(ack_find(dispatch_acks(F.d), id));
   cr_assert_not_null(strstr(F.audit.data, "\"action\":\"expire\""));
-  cr_assert_eq(dispatch_ack(F.d, id, "an.nguyen", NULL, F.now), IOCD_ESTATE);
-  cr_assert_eq(dispatch_ack(F.d, 42, "an.nguyen", NULL, F.now), IOCD_ENOTFOUND);
-  cr_assert_eq(dispatch_unack(F.d, id, "an.nguyen", NULL, F.now),
+  cr_assert_eq(dispatch_ack(F.d, id, "an.nguyen", "ops-duty", NULL, F.now),
+               IOCD_ESTATE);
+  cr_assert_eq(dispatch_ack(F.d, 42, "an.nguyen", "ops-duty", NULL, F.now),
+               IOCD_ENOTFOUND);
+  cr_assert_eq(dispatch_unack(F.d, id, "an.nguyen", "ops-duty", NULL, F.now),
                IOCD_ENOTFOUND);
 }
 
@@ -750,7 +756,9 @@ Test(dispatch, digest_at_0730_lists_breaches_with_time_to_ack_and_resolve) {
   fx_start(MON9);
   uint64_t x = fire("online_share_low", "Krông Búk", "warning");
   run_until(MON9 + MIN(10));
-  cr_assert_eq(dispatch_ack(F.d, x, "an.nguyen", "gọi huyện", F.now), IOCD_OK);
+  cr_assert_eq(
+      dispatch_ack(F.d, x, "an.nguyen", "ops-duty", "gọi huyện", F.now),
+      IOCD_OK);
   run_until(MON9 + MIN(60));
   resolve("online_share_low", "Krông Búk", "warning");
   run_until(vn(2026, 12, 7, 14, 0));
@@ -883,10 +891,10 @@ Test(dispatch, acks_loaded_at_start_hold_for_their_episode_only) {
   struct buf trail;
   buf_init(&trail, 0);
   /* x acked in this episode (it fires from MON9), y in an earlier one */
-  ack_put(prev, notice_labels_fingerprint(&x), &x, "an", NULL, MON9 + MIN(1),
-          &trail);
-  ack_put(prev, notice_labels_fingerprint(&y), &y, "an", NULL, MON9 - HOUR(24),
-          &trail);
+  ack_put(prev, notice_labels_fingerprint(&x), &x, "an", "ops-duty", NULL,
+          MON9 + MIN(1), &trail);
+  ack_put(prev, notice_labels_fingerprint(&y), &y, "an", "ops-duty", NULL,
+          MON9 - HOUR(24), &trail);
   size_t bad = 1;
   cr_assert_eq(dispatch_load_acks(F.d, trail.data, trail.len, &bad), IOCD_OK);
   cr_assert_eq(bad, 0);
@@ -1113,9 +1121,9 @@ Test(dispatch, a_silence_ended_early_releases_its_alerts_at_once) {
   fire("online_share_low", "Krông Búk", "warning");
   run_until(MON9 + MIN(2));
   cr_assert_eq(F.nout, 0);
-  cr_assert_eq(
-      silence_expire(dispatch_silences(F.d), "0000000000000051", F.now),
-      IOCD_OK);
+  cr_assert_eq(silence_expire(dispatch_silences(F.d), "0000000000000051",
+                              "ops-duty", F.now),
+               IOCD_OK);
   dispatch_tick(F.d, F.now); /* what the caller does after a change */
   cr_assert_eq(F.nout, 1);
   cr_assert_eq(F.out[0]->created_ns, MON9 + MIN(2));

@@ -28,6 +28,7 @@ static struct silence_spec spec(int64_t starts, int64_t ends) {
                                .starts_ns = starts,
                                .ends_ns = ends,
                                .created_by = "admin",
+                               .principal = "ops-duty",
                                .comment = "bảo trì"};
 }
 
@@ -103,7 +104,7 @@ Test(silence, config_silences_keep_their_id_and_are_read_only) {
   cr_assert_str_eq(x->id, silence_at(b, 0)->id, "the same id after a restart");
   char id[17];
   memcpy(id, x->id, sizeof id);
-  cr_assert_eq(silence_expire(a, id, T0), IOCD_ESTATE);
+  cr_assert_eq(silence_expire(a, id, "ops-duty", T0), IOCD_ESTATE);
   cr_assert_eq(silence_delete(a, id), IOCD_ESTATE);
   /* A reload without it: the API's silence stays. */
   cr_assert_eq(silence_set_config(a, NULL, 0, T0, NULL), IOCD_OK);
@@ -127,11 +128,18 @@ Test(silence, expire_ends_it_now_and_gc_collects_after_the_retention) {
   struct silence_spec pend = spec(T0 + HOUR(2), T0 + HOUR(4));
   cr_assert_eq(silence_add(s, &act, 1, T0, NULL, NULL), IOCD_OK);
   cr_assert_eq(silence_add(s, &pend, 2, T0, NULL, NULL), IOCD_OK);
-  cr_assert_eq(silence_expire(s, "0000000000000001", T0 + HOUR(1)), IOCD_OK);
-  cr_assert_eq(silence_expire(s, "0000000000000002", T0 + HOUR(1)), IOCD_OK);
-  cr_assert_eq(silence_expire(s, "0000000000000001", T0 + HOUR(1)),
+  cr_assert_null(silence_get(s, "0000000000000001")->expired_by);
+  cr_assert_eq(silence_expire(s, "0000000000000001", "ops-duty", T0 + HOUR(1)),
+               IOCD_OK);
+  cr_assert_eq(silence_expire(s, "0000000000000002", NULL, T0 + HOUR(1)),
+               IOCD_OK);
+  cr_assert_eq(silence_expire(s, "0000000000000001", "admin", T0 + HOUR(1)),
                IOCD_ESTATE);
-  cr_assert_eq(silence_expire(s, "00000000000000ff", T0), IOCD_ENOTFOUND);
+  cr_assert_str_eq(silence_get(s, "0000000000000001")->expired_by, "ops-duty",
+                   "who ended it, kept by a refused second try");
+  cr_assert_null(silence_get(s, "0000000000000002")->expired_by);
+  cr_assert_eq(silence_expire(s, "00000000000000ff", "ops-duty", T0),
+               IOCD_ENOTFOUND);
   struct notice_labels kb = lbl("Krông Búk");
   cr_assert_null(silence_matching(s, &kb, T0 + HOUR(3)),
                  "the pending one never starts");
@@ -158,6 +166,10 @@ Test(silence, the_api_silences_go_to_json_and_back) {
   sp.matchers = ms;
   sp.nmatchers = 2;
   cr_assert_eq(silence_add(s, &sp, 0x42, T0, NULL, NULL), IOCD_OK);
+  sp.principal = NULL;
+  cr_assert_eq(silence_add(s, &sp, 0x43, T0, NULL, NULL), IOCD_OK);
+  cr_assert_eq(silence_expire(s, "0000000000000043", "admin", T0 + HOUR(1)),
+               IOCD_OK);
   struct config_silence cs = {.matchers = &krong,
                               .nmatchers = 1,
                               .ends_ms = (T0 + HOUR(1)) / NS_PER_MS};
@@ -171,7 +183,7 @@ Test(silence, the_api_silences_go_to_json_and_back) {
   cr_assert_eq(silence_set_from_json(r, b.data, b.len, &skipped, NULL),
                IOCD_OK);
   cr_assert_eq(skipped, 0);
-  cr_assert_eq(silence_count(r), 1, "only the API's silences are written");
+  cr_assert_eq(silence_count(r), 2, "only the API's silences are written");
   const struct silence *x = silence_at(r, 0);
   cr_assert_str_eq(x->id, "0000000000000042");
   cr_assert_eq(x->nmatchers, 2);
@@ -180,11 +192,17 @@ Test(silence, the_api_silences_go_to_json_and_back) {
   cr_assert_eq(x->starts_ns, T0);
   cr_assert_eq(x->ends_ns, T0 + HOUR(2));
   cr_assert_str_eq(x->created_by, "admin");
+  cr_assert_str_eq(x->principal, "ops-duty");
+  cr_assert_null(x->expired_by);
   cr_assert_str_eq(x->comment, "bảo trì");
   cr_assert_not(x->from_config);
+  const struct silence *y = silence_at(r, 1);
+  cr_assert_null(y->principal);
+  cr_assert_str_eq(y->expired_by, "admin");
+  cr_assert_eq(y->ends_ns, T0 + HOUR(1));
   /* Loading again skips the ids already there. */
   cr_assert_eq(silence_set_from_json(r, b.data, b.len, NULL, NULL), IOCD_OK);
-  cr_assert_eq(silence_count(r), 1);
+  cr_assert_eq(silence_count(r), 2);
   buf_cleanup(&b);
   silence_set_free(s);
   silence_set_free(r);
@@ -208,5 +226,33 @@ Test(silence, a_damaged_file_loads_what_it_can) {
   cr_assert_eq(silence_count(s), 1);
   cr_assert_eq(silence_set_from_json(s, "[1,2", 4, NULL, &err), IOCD_EPARSE);
   cr_assert_str_eq(err.msg, "expected a JSON object with a \"silences\" array");
+  silence_set_free(s);
+}
+
+Test(silence, a_file_written_before_the_principal_existed_loads) {
+  static const char doc[] =
+      "{\"silences\":[{\"id\":\"0000000000000007\",\"matchers\":[{"
+      "\"name\":\"district\",\"op\":\"=\",\"value\":\"Lắk\"}],"
+      "\"starts_ms\":1796689800000,\"ends_ms\":1796697000000,"
+      "\"created_by\":\"an.nguyen\",\"comment\":\"bảo trì\","
+      "\"updated_ms\":1796689800000}]}";
+  struct silence_set *s = silence_set_new();
+  size_t skipped = 9;
+  cr_assert_eq(silence_set_from_json(s, doc, strlen(doc), &skipped, NULL),
+               IOCD_OK);
+  cr_assert_eq(skipped, 0);
+  const struct silence *x = silence_get(s, "0000000000000007");
+  cr_assert_not_null(x);
+  cr_assert_str_eq(x->created_by, "an.nguyen");
+  cr_assert_null(x->principal);
+  cr_assert_null(x->expired_by);
+  /* Written again, the principal not known is null. */
+  struct buf b;
+  buf_init(&b, 0);
+  cr_assert_eq(silence_set_to_json(s, &b), IOCD_OK);
+  buf_putc(&b, '\0');
+  cr_assert_not_null(strstr(b.data, "\"principal\":null"), "%s", b.data);
+  cr_assert_not_null(strstr(b.data, "\"expired_by\":null"), "%s", b.data);
+  buf_cleanup(&b);
   silence_set_free(s);
 }
