@@ -38,6 +38,7 @@
  * disk is shared with other work, --dir /dev/shm keeps the disk's stalls
  * (iocd's journal, influxd's WAL) out of the figures.
  */
+#include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -50,7 +51,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_util.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "tests/harness/harness.h"
 
 #define POLL_MS 50
@@ -78,6 +81,8 @@ static const char *const districts[] = {
 #define NDISTRICTS (sizeof districts / sizeof districts[0])
 
 #define MAX_BURSTS 20
+
+#define PROG "bench_alert_burst"
 
 struct opts {
   long rate;   /* iGate messages per second */
@@ -136,62 +141,8 @@ struct bench {
   char dir[256];
   struct h_mosquitto mq;
   struct h_influxd db;
-  double tck;
-  struct buf body;
+  struct bench_metrics met;
 };
-
-static int64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* utime + stime of pid in seconds, or -1. */
-static double proc_cpu_s(pid_t pid, double tck) {
-  char path[64], text[1024];
-  snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-  FILE *f = fopen(path, "r");
-  if (!f) {
-    return -1;
-  }
-  size_t n = fread(text, 1, sizeof text - 1, f);
-  fclose(f);
-  text[n] = '\0';
-  /* Fields are counted from the last ')': the command may hold spaces. */
-  char *p = strrchr(text, ')');
-  for (int field = 3; p && field < 14; field++) {
-    p = strchr(p + 1, ' ');
-  }
-  if (!p) {
-    return -1;
-  }
-  char *end;
-  errno = 0;
-  unsigned long long ut = strtoull(p, &end, 10);
-  unsigned long long st = strtoull(end, &end, 10);
-  return errno ? -1 : (double)(ut + st) / tck;
-}
-
-/* The value of series (exact name and labels) in body, or -1. */
-static double metric_in(const struct buf *body, const char *series) {
-  if (!body->data) {
-    return -1;
-  }
-  size_t n = strlen(series);
-  for (const char *p = body->data; (p = strstr(p, series)) != NULL; p += n) {
-    if ((p == body->data || p[-1] == '\n') && p[n] == ' ') {
-      char *end;
-      double v = strtod(p + n + 1, &end);
-      return end == p + n + 1 ? -1 : v;
-    }
-  }
-  return -1;
-}
-
-static int read_metrics(struct bench *b, int api_port) {
-  buf_reset(&b->body);
-  return h_http_get(api_port, "/metrics", &b->body) == 200 ? 0 : -1;
-}
 
 /* Count of query q in database db, 0 when it has no rows. */
 static long influx_count(const struct bench *b, const char *db, const char *q) {
@@ -270,11 +221,11 @@ static int publish_burst(struct h_pub *p, long k, int value) {
 /* Waits until series reaches want on /metrics, at most STALL_MS. */
 static int wait_metric(struct bench *b, int api_port, const char *series,
                        double want) {
-  int64_t end = mono_ns() + (int64_t)STALL_MS * 1000000;
+  int64_t end = clock_mono_ns() + (int64_t)STALL_MS * 1000000;
   double v = -1;
-  while (mono_ns() < end) {
-    if (read_metrics(b, api_port) == 0) {
-      v = metric_in(&b->body, series);
+  while (clock_mono_ns() < end) {
+    if (bench_metrics_get(&b->met, api_port) == 200) {
+      v = bench_metrics_value(&b->met, series);
       if (v >= want) {
         return 0;
       }
@@ -285,18 +236,6 @@ static int wait_metric(struct bench *b, int api_port, const char *series,
   return -1;
 }
 
-/* Until influxd and iocd are idle: two half-seconds in a row under 5% CPU
- * each, at most SETTLE_MAX_MS. */
-static void settle(const struct bench *b, pid_t iocd) {
-  int64_t end = mono_ns() + (int64_t)SETTLE_MAX_MS * 1000000;
-  for (int quiet = 0; quiet < 2 && mono_ns() < end;) {
-    double a = proc_cpu_s(b->db.pid, b->tck), x = proc_cpu_s(iocd, b->tck);
-    h_sleep_ms(500);
-    double z = proc_cpu_s(b->db.pid, b->tck), y = proc_cpu_s(iocd, b->tck);
-    quiet = z - a < 0.025 && y - x < 0.025 ? quiet + 1 : 0;
-  }
-}
-
 static const char *steady_payload(long k, char *out, size_t n) {
   long received = 1000 + k;
   snprintf(out, n,
@@ -305,11 +244,6 @@ static const char *steady_payload(long k, char *out, size_t n) {
            received, received * 89 / 100, received * 106 / 1000,
            received * 6 / 100, k % 47);
   return out;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
 }
 
 /* The figures of samples with from <= t < to. pub[k] is when message k of
@@ -345,13 +279,12 @@ static void figures(const struct sample *s, size_t ns, double from, double to,
     }
   }
   if (nl > 0) {
-    qsort(lags, nl, sizeof *lags, cmp_double);
+    w->lag_max = bench_percentiles(lags, (long)nl).max; /* sorts lags */
     double sum = 0;
     for (size_t i = 0; i < nl; i++) {
       sum += lags[i];
     }
     w->lag_mean = sum / (double)nl;
-    w->lag_max = lags[nl - 1];
   }
   free(lags);
   if (first < ns && s[last].t > s[first].t) {
@@ -388,14 +321,14 @@ static void *steady_main(void *arg) {
   struct steady *st = arg;
   char payload[256], topic[128];
   while (st->sent < st->npub) {
-    double t = (double)(mono_ns() - st->t0) / 1e9;
+    double t = (double)(clock_mono_ns() - st->t0) / 1e9;
     long due = (long)(t * (double)st->rate) + 1;
     while (st->sent < due && st->sent < st->npub) {
       long k = st->sent;
       snprintf(topic, sizeof topic, "ioc/%s/igate",
                districts[(size_t)k % NDISTRICTS]);
       steady_payload(k, payload, sizeof payload);
-      st->pub[k] = (double)(mono_ns() - st->t0) / 1e9;
+      st->pub[k] = (double)(clock_mono_ns() - st->t0) / 1e9;
       if (h_pub_send(st->p, topic, payload, strlen(payload), 1) != 0) {
         st->rc = -1;
         return NULL;
@@ -428,16 +361,17 @@ static int measure(struct bench *b, const struct variant *v, int api_port,
   size_t ns = 0;
   bool started = false;
   pthread_t thread;
-  if (!st.pub || !s || !st.p || !burster || read_metrics(b, api_port) != 0) {
+  if (!st.pub || !s || !st.p || !burster ||
+      bench_metrics_get(&b->met, api_port) != 200) {
     goto out;
   }
-  double base_written = metric_in(&b->body, SERIES_WRITTEN);
-  double base_taken = metric_in(&b->body, SERIES_TAKEN);
-  double base_alerts = metric_in(&b->body, SERIES_ALERTS_WRITTEN);
+  double base_written = bench_metrics_value(&b->met, SERIES_WRITTEN);
+  double base_taken = bench_metrics_value(&b->met, SERIES_TAKEN);
+  double base_alerts = bench_metrics_value(&b->met, SERIES_ALERTS_WRITTEN);
   if (base_alerts < 0) {
     base_alerts = 0;
   }
-  st.t0 = mono_ns();
+  st.t0 = clock_mono_ns();
   if (pthread_create(&thread, NULL, steady_main, &st) != 0) {
     goto out;
   }
@@ -445,7 +379,7 @@ static int measure(struct bench *b, const struct variant *v, int api_port,
   double t_burst[MAX_BURSTS], t_alerts[MAX_BURSTS];
   long nb = 0; /* bursts sent */
   for (;;) {
-    int64_t now = mono_ns();
+    int64_t now = clock_mono_ns();
     double t = (double)(now - st.t0) / 1e9;
     if (t >= (double)total) {
       break;
@@ -459,15 +393,15 @@ static int measure(struct bench *b, const struct variant *v, int api_port,
       }
       nb++;
     }
-    if (ns < cap && read_metrics(b, api_port) == 0) {
+    if (ns < cap && bench_metrics_get(&b->met, api_port) == 200) {
       struct sample *x = &s[ns++];
-      x->t = (double)(mono_ns() - st.t0) / 1e9;
-      x->written = metric_in(&b->body, SERIES_WRITTEN);
-      x->taken = metric_in(&b->body, SERIES_TAKEN);
-      x->alerts = metric_in(&b->body, SERIES_ALERTS_WRITTEN);
-      x->req_sum = metric_in(&b->body, SERIES_REQ_SUM);
-      x->req_count = metric_in(&b->body, SERIES_REQ_COUNT);
-      x->influxd_cpu = proc_cpu_s(b->db.pid, b->tck);
+      x->t = (double)(clock_mono_ns() - st.t0) / 1e9;
+      x->written = bench_metrics_value(&b->met, SERIES_WRITTEN);
+      x->taken = bench_metrics_value(&b->met, SERIES_TAKEN);
+      x->alerts = bench_metrics_value(&b->met, SERIES_ALERTS_WRITTEN);
+      x->req_sum = bench_metrics_value(&b->met, SERIES_REQ_SUM);
+      x->req_count = bench_metrics_value(&b->met, SERIES_REQ_COUNT);
+      x->influxd_cpu = bench_proc_cpu_s(b->db.pid);
       for (long k = 0; v->fires && k < nb; k++) {
         if (t_alerts[k] < 0 &&
             x->alerts - base_alerts >= (double)(o->burst * (k + 1))) {
@@ -476,7 +410,7 @@ static int measure(struct bench *b, const struct variant *v, int api_port,
       }
     }
     int64_t next = now + (int64_t)POLL_MS * 1000000;
-    int64_t left = next - mono_ns();
+    int64_t left = next - clock_mono_ns();
     if (left > 0) {
       h_sleep_ms((long)(left / 1000000));
     }
@@ -500,7 +434,7 @@ static int measure(struct bench *b, const struct variant *v, int api_port,
   r->nbursts = nb;
   for (long k = 0; k < nb; k++) {
     if (v->fires && t_alerts[k] < 0) {
-      t_alerts[k] = (double)(mono_ns() - st.t0) / 1e9;
+      t_alerts[k] = (double)(clock_mono_ns() - st.t0) / 1e9;
     }
     double t = t_burst[k];
     figures(s, ns, t - (double)o->window, t, st.pub, st.sent, base_written,
@@ -578,7 +512,7 @@ static int phase(struct bench *b, int round, const struct variant *v,
       wait_metric(b, api_port, SERIES_WRITTEN, (double)NDISTRICTS) != 0) {
     goto stop;
   }
-  settle(b, iocd.pid);
+  bench_settle((const pid_t[]){b->db.pid, iocd.pid}, 2, SETTLE_MAX_MS);
   rc = measure(b, v, api_port, &iocd, db, r);
 stop:;
   int status = h_iocd_stop(&iocd, SIGTERM, 30000);
@@ -620,14 +554,6 @@ static void print_result(int round, const struct variant *v,
   }
 }
 
-static double median(double *v, size_t n) {
-  if (n == 0) {
-    return 0;
-  }
-  qsort(v, n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
-}
-
 /* The medians over every burst of every round of variant v. */
 static void print_summary(const struct bench *b, const struct result *res,
                           size_t v) {
@@ -666,11 +592,13 @@ static void print_summary(const struct bench *b, const struct result *res,
     }
   }
   printf("%-10s %6zu %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f", variants[v].name, n,
-         median(fig[LAG_MEAN], n), median(fig[LAG_MAX], n),
-         median(fig[REQUEST], n), median(fig[RATE], n),
-         median(fig[LAG_MAX_ABS], n), median(fig[INTAKE_ABS], n));
+         bench_median(fig[LAG_MEAN], (int)n),
+         bench_median(fig[LAG_MAX], (int)n), bench_median(fig[REQUEST], (int)n),
+         bench_median(fig[RATE], (int)n),
+         bench_median(fig[LAG_MAX_ABS], (int)n),
+         bench_median(fig[INTAKE_ABS], (int)n));
   if (na > 0) {
-    printf(" %9.2f", median(fig[ALERTS], na));
+    printf(" %9.2f", bench_median(fig[ALERTS], (int)na));
   } else {
     printf(" %9s", "-");
   }
@@ -720,20 +648,6 @@ static void usage(FILE *out) {
       "prints every reading of /metrics that falls in a window.\n");
 }
 
-static int parse_long(const char *opt, const char *s, long lo, long hi,
-                      long *out) {
-  char *end;
-  errno = 0;
-  long v = s ? strtol(s, &end, 10) : 0;
-  if (!s || errno || end == s || *end || v < lo || v > hi) {
-    fprintf(stderr, "bench_alert_burst: %s: expected %ld..%ld, got \"%s\"\n",
-            opt, lo, hi, s ? s : "");
-    return -1;
-  }
-  *out = v;
-  return 0;
-}
-
 static int parse_variants(const char *s, unsigned *out) {
   *out = 0;
   while (s && *s) {
@@ -777,19 +691,19 @@ static int parse_args(int argc, char **argv, struct opts *o) {
       o->dir = val;
       rc = val ? 0 : -1;
     } else if (strcmp(a, "--rate") == 0) {
-      rc = parse_long(a, val, 1, 100000, &o->rate);
+      rc = bench_parse_long(PROG, a, val, 1, 100000, &o->rate);
     } else if (strcmp(a, "--burst") == 0) {
-      rc = parse_long(a, val, 1, 1000000, &o->burst);
+      rc = bench_parse_long(PROG, a, val, 1, 1000000, &o->burst);
     } else if (strcmp(a, "--bursts") == 0) {
-      rc = parse_long(a, val, 1, MAX_BURSTS, &o->bursts);
+      rc = bench_parse_long(PROG, a, val, 1, MAX_BURSTS, &o->bursts);
     } else if (strcmp(a, "--warm") == 0) {
-      rc = parse_long(a, val, 1, 3600, &o->warm);
+      rc = bench_parse_long(PROG, a, val, 1, 3600, &o->warm);
     } else if (strcmp(a, "--period") == 0) {
-      rc = parse_long(a, val, 2, 3600, &o->period);
+      rc = bench_parse_long(PROG, a, val, 2, 3600, &o->period);
     } else if (strcmp(a, "--window") == 0) {
-      rc = parse_long(a, val, 1, 3600, &o->window);
+      rc = bench_parse_long(PROG, a, val, 1, 3600, &o->window);
     } else if (strcmp(a, "--repeat") == 0) {
-      rc = parse_long(a, val, 1, MAX_ROUNDS, &v);
+      rc = bench_parse_long(PROG, a, val, 1, MAX_ROUNDS, &v);
       o->rounds = (int)v;
     } else if (strcmp(a, "--variants") == 0) {
       rc = parse_variants(val, &o->variants);
@@ -823,12 +737,12 @@ int main(int argc, char **argv) {
   }
   setvbuf(stdout, NULL, _IOLBF, 0);
   signal(SIGPIPE, SIG_IGN);
-  b.tck = (double)sysconf(_SC_CLK_TCK);
-  buf_init(&b.body, 16u << 20);
+  curl_global_init(CURL_GLOBAL_DEFAULT);
   int exit_code = 1;
   struct result *res = calloc((size_t)b.o.rounds * NVARIANTS, sizeof *res);
   char influx_dir[512];
-  if (!res || make_dir(&b, influx_dir, sizeof influx_dir) != 0 ||
+  if (bench_metrics_init(&b.met, NULL) != 0 || !res ||
+      make_dir(&b, influx_dir, sizeof influx_dir) != 0 ||
       h_mosquitto_start(&b.mq, NULL,
                         "persistence false\nmax_queued_messages 0\n") != 0 ||
       h_influxd_start(&b.db, influx_dir) != 0) {
@@ -903,6 +817,7 @@ out:
     h_rmtree(b.db.dir);
   }
   free(res);
-  buf_cleanup(&b.body);
+  bench_metrics_cleanup(&b.met);
+  curl_global_cleanup();
   return exit_code;
 }

@@ -50,6 +50,7 @@
 #include "bench/bench_util.h"
 #include "bench/pubs.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "tests/harness/harness.h"
 
 #define PROG "bench_api"
@@ -183,7 +184,7 @@ static void client_done(struct load *l, struct client *c, CURLcode rc) {
   long status = 0;
   curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &status);
   bool measuring = atomic_load(l->measuring);
-  int64_t now = bench_mono_ns();
+  int64_t now = clock_mono_ns();
   if (rc == CURLE_OK && status == 200) {
     atomic_fetch_add(&l->answered, 1);
     if (measuring) {
@@ -227,7 +228,7 @@ static void *load_main(void *arg) {
     }
     /* Clients on one address ask different things at first. */
     c->path = (size_t)(i / ADDRESSES) % NPATHS;
-    c->first_ns = bench_mono_ns();
+    c->first_ns = clock_mono_ns();
     snprintf(c->iface, sizeof c->iface, "host!127.0.1.%d", 1 + i % ADDRESSES);
     curl_easy_setopt(c->h, CURLOPT_INTERFACE, c->iface);
     curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, l->headers);
@@ -268,7 +269,7 @@ static void *load_main(void *arg) {
       }
     }
     if (l->interval_ms > 0) {
-      int64_t now = bench_mono_ns();
+      int64_t now = clock_mono_ns();
       for (int i = 0; i < l->nclients; i++) {
         if (cs[i].due_ns && cs[i].due_ns <= now) {
           cs[i].due_ns = 0;
@@ -323,9 +324,9 @@ static void *health_main(void *arg) {
   struct timespec at;
   clock_gettime(CLOCK_MONOTONIC, &at);
   while (!atomic_load(&hl->stop)) {
-    int64_t t0 = bench_mono_ns();
+    int64_t t0 = clock_mono_ns();
     CURLcode rc = curl_easy_perform(h);
-    int64_t t1 = bench_mono_ns();
+    int64_t t1 = clock_mono_ns();
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     if (atomic_load(hl->measuring)) {
@@ -432,7 +433,7 @@ struct phase_result {
  * ms before now - 2 min: inside iocd's past limit, and apart from the
  * batch before (back: its size). */
 static int64_t ts_base(long n, long back) {
-  return bench_real_ns() / 1000000 - n - back - 120000;
+  return clock_realtime_ns() / 1000000 - n - back - 120000;
 }
 
 static int write_config(const struct bench *b, const char *dir,
@@ -482,7 +483,7 @@ static int write_config(const struct bench *b, const char *dir,
 static int wait_written(struct bench *b, const struct h_iocd *iocd,
                         int api_port, long want, const char *what) {
   long written = 0, last = -1;
-  int64_t moved_at = bench_mono_ns();
+  int64_t moved_at = clock_mono_ns();
   for (;;) {
     if (bench_metrics_get(&b->met, api_port) == 200) {
       written = (long)bench_metrics_value(&b->met, SERIES_WRITTEN);
@@ -492,13 +493,13 @@ static int wait_written(struct bench *b, const struct h_iocd *iocd,
     }
     if (written != last) {
       last = written;
-      moved_at = bench_mono_ns();
-    } else if (bench_mono_ns() - moved_at > (int64_t)STALL_MS * 1000000) {
+      moved_at = clock_mono_ns();
+    } else if (clock_mono_ns() - moved_at > (int64_t)STALL_MS * 1000000) {
       fprintf(stderr, PROG ": %s: stuck at %ld of %ld points (see %s)\n", what,
               written, want, iocd->log);
       return -1;
     }
-    bench_sleep_ms(POLL_MS);
+    h_sleep_ms(POLL_MS);
   }
 }
 
@@ -509,7 +510,7 @@ static double metric_now(struct bench *b, int api_port, const char *series) {
     if (bench_metrics_get(&b->met, api_port) == 200) {
       return bench_metrics_value(&b->met, series);
     }
-    bench_sleep_ms(POLL_MS);
+    h_sleep_ms(POLL_MS);
   }
   return -1;
 }
@@ -589,7 +590,7 @@ static int phase(struct bench *b, const char *name, bool api,
   }
   /* Every client has asked once before the clock. */
   int ramp_ms = b->o.interval_ms > RAMP_MS ? b->o.interval_ms : RAMP_MS;
-  bench_sleep_ms(ramp_ms);
+  h_sleep_ms(ramp_ms);
   if (api && atomic_load(&l.answered) == 0) {
     fprintf(stderr, PROG ": %s: no API client got an answer in %d ms\n", name,
             ramp_ms);
@@ -606,7 +607,7 @@ static int phase(struct bench *b, const char *name, bool api,
   atomic_store(&measuring, true);
   int64_t t0 = pubs_go(ps);
   rc = wait_written(b, &iocd, api_port, bg + b->o.n, name);
-  int64_t t_end = bench_mono_ns();
+  int64_t t_end = clock_mono_ns();
   atomic_store(&measuring, false);
   r->seconds = (double)(t_end - t0) / 1e9;
   r->iocd_cpu = bench_proc_cpu_s(iocd.pid) - i0;
@@ -868,7 +869,7 @@ int main(int argc, char **argv) {
       if (phase(&b, name, api, api ? &r->api : &r->quiet) != 0) {
         failed = true;
       }
-      bench_sleep_ms(2000);
+      h_sleep_ms(2000);
     }
   }
 

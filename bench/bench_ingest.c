@@ -15,8 +15,6 @@
  */
 #include <curl/curl.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 #include <pthread.h>
@@ -27,18 +25,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_util.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "tests/harness/harness.h"
-
-#define MOSQUITTO_SUB_BIN "/usr/bin/mosquitto_sub"
 
 /* A publisher keeps at most this many messages unacknowledged; the same
  * number is its MQTT send maximum, so QoS 1 and 2 pipeline. */
@@ -66,6 +62,8 @@
 #define MAX_PUBLISHERS 1000
 #define MAX_ROUNDS 100
 
+#define PROG "bench_ingest"
+
 static const char *const districts[] = {
     "Buôn Ma Thuột", "Buôn Hồ",    "Buôn Đôn",  "Cư Kuin",   "Cư M'gar",
     "Ea H'Leo",      "Ea Kar",     "Ea Súp",    "Krông Ana", "Krông Bông",
@@ -90,8 +88,8 @@ struct opts {
   int rounds;
   long groups;
   bool keep;
-  bool drain; /* --drain: measure how fast a journal backlog drains */
-  long warmup; /* messages per group before each iocd phase's clock */
+  bool drain;        /* --drain: measure how fast a journal backlog drains */
+  long warmup;       /* messages per group before each iocd phase's clock */
   unsigned variants; /* bit v: run variants[v] (iocd always runs) */
 };
 
@@ -148,9 +146,7 @@ struct bench {
   char dir[256];
   struct h_mosquitto mq;
   struct h_influxd db;
-  CURL *curl; /* reused for /metrics, so polling keeps one connection */
-  struct buf body;
-  double tck; /* clock ticks per second */
+  struct bench_metrics met; /* one connection for every /metrics poll */
 };
 
 /* Shared by the publisher threads of one phase. */
@@ -186,64 +182,7 @@ struct pub {
   char err[192];
 };
 
-static int64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t real_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {.tv_sec = ms / 1000,
-                        .tv_nsec = (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
-}
-
 /* ---- /proc readings ---- */
-
-/* utime + stime of pid in seconds, or -1 when it cannot be read. */
-static double proc_cpu_s(pid_t pid, double tck) {
-  char path[64], text[1024];
-  snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-  FILE *f = fopen(path, "r");
-  if (!f) {
-    return -1;
-  }
-  size_t n = fread(text, 1, sizeof text - 1, f);
-  fclose(f);
-  text[n] = '\0';
-  /* The command name may hold spaces and parentheses: fields are counted
-   * from the last ')', which is followed by field 3 (state). */
-  char *p = strrchr(text, ')');
-  if (!p) {
-    return -1;
-  }
-  p++;
-  for (int field = 3; field < 14; field++) {
-    p = strchr(p + 1, ' ');
-    if (!p) {
-      return -1;
-    }
-  }
-  char *end;
-  errno = 0;
-  unsigned long long ut = strtoull(p, &end, 10);
-  if (errno || end == p) {
-    return -1;
-  }
-  p = end;
-  unsigned long long st = strtoull(p, &end, 10);
-  if (errno || end == p) {
-    return -1;
-  }
-  return (double)(ut + st) / tck;
-}
 
 /* VmHWM of pid in MiB, or -1. */
 static double proc_hwm_mib(pid_t pid) {
@@ -280,9 +219,9 @@ static double self_cpu_s(void) {
 
 static void cpu_snap(const struct bench *b, pid_t consumer,
                      struct cpu_snap *s) {
-  s->consumer = consumer > 0 ? proc_cpu_s(consumer, b->tck) : 0;
-  s->broker = proc_cpu_s(b->mq.pid, b->tck);
-  s->influxd = proc_cpu_s(b->db.pid, b->tck);
+  s->consumer = consumer > 0 ? bench_proc_cpu_s(consumer) : 0;
+  s->broker = bench_proc_cpu_s(b->mq.pid);
+  s->influxd = bench_proc_cpu_s(b->db.pid);
   s->self = self_cpu_s();
 }
 
@@ -421,7 +360,7 @@ static bool pub_fail(struct pub *p, const char *what, int rc) {
 
 /* Runs the network until fewer than limit messages are unacknowledged. */
 static bool pub_drain(struct pub *p, long limit, int timeout_ms) {
-  int64_t end = mono_ns() + (int64_t)timeout_ms * 1000000;
+  int64_t end = clock_mono_ns() + (int64_t)timeout_ms * 1000000;
   while (p->unacked > limit) {
     if (p->lost) {
       return pub_fail(p, "connection lost", 0);
@@ -430,7 +369,7 @@ static bool pub_drain(struct pub *p, long limit, int timeout_ms) {
     if (rc != MOSQ_ERR_SUCCESS) {
       return pub_fail(p, "loop", rc);
     }
-    if (mono_ns() > end) {
+    if (clock_mono_ns() > end) {
       return pub_fail(p, "acknowledgements timed out", 0);
     }
   }
@@ -454,13 +393,13 @@ static bool pub_connect(struct pub *p) {
   if (rc != MOSQ_ERR_SUCCESS) {
     return pub_fail(p, "connect", rc);
   }
-  int64_t end = mono_ns() + 10 * INT64_C(1000000000);
+  int64_t end = clock_mono_ns() + 10 * NS_PER_SEC;
   while (p->connack < 0) {
     rc = mosquitto_loop(p->m, 50, 1);
     if (rc != MOSQ_ERR_SUCCESS) {
       return pub_fail(p, "connect", rc);
     }
-    if (mono_ns() > end) {
+    if (clock_mono_ns() > end) {
       return pub_fail(p, "no CONNACK after 10 s", 0);
     }
   }
@@ -515,7 +454,7 @@ static void *pub_main(void *arg) {
   ok = ok && !g->cancel;
   pthread_mutex_unlock(&g->mu);
   if (ok && pub_send_all(p)) {
-    int64_t now = mono_ns();
+    int64_t now = clock_mono_ns();
     long long prev = atomic_load(&p->g->last_ack_ns);
     while (prev < now &&
            !atomic_compare_exchange_weak(&p->g->last_ack_ns, &prev, now)) {
@@ -573,7 +512,7 @@ static int pubs_start(struct pubs *ps, const struct bench *b, long n,
   ps->g.groups = o->groups;
   /* All timestamps lie in the last few minutes: inside iocd's past and
    * future limits, and distinct per message. */
-  ps->g.ts_base_ms = real_ms() - n - back - 120000;
+  ps->g.ts_base_ms = clock_realtime_ns() / NS_PER_MS - n - back - 120000;
   atomic_init(&ps->g.finished, 0);
   atomic_init(&ps->g.last_ack_ns, 0);
   ps->n = o->publishers < n ? o->publishers : (int)n;
@@ -621,7 +560,7 @@ static int64_t pubs_go(struct pubs *ps) {
   ps->g.go = true;
   pthread_cond_broadcast(&ps->g.cv);
   pthread_mutex_unlock(&ps->g.mu);
-  return mono_ns();
+  return clock_mono_ns();
 }
 
 static bool pubs_finished(struct pubs *ps) {
@@ -630,99 +569,31 @@ static bool pubs_finished(struct pubs *ps) {
 
 /* ---- the raw phase ---- */
 
-static pid_t spawn_sub(const struct bench *b, const char *id,
-                       const char *errlog) {
-  char port[16], qos[8], count[32];
-  snprintf(port, sizeof port, "%d", b->mq.port);
-  snprintf(qos, sizeof qos, "%d", b->o.qos);
-  snprintf(count, sizeof count, "%ld", b->o.n);
-  /* MQTT 5 like iocd. At QoS 2, mosquitto_sub 2.0.11 stops in a burst
-   * with "A network protocol error occurred" (so does libmosquitto in
-   * iocd) unless its receive maximum is far above the number in flight:
-   * 20 (the default), 100 and 1000 all failed at 20000 messages. */
-  char client_id[64];
-  snprintf(client_id, sizeof client_id, "%s", id);
-  char *argv[24] = {MOSQUITTO_SUB_BIN,
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    port,
-                    "-V",
-                    "5",
-                    "-q",
-                    qos,
-                    "-i",
-                    client_id,
-                    "-t",
-                    "ioc/#",
-                    "-C",
-                    count};
-  if (b->o.qos == 2) {
-    char *more[] = {"-D", "connect", "receive-maximum", "65535"};
-    memcpy(&argv[15], more, sizeof more);
-  }
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid != 0) {
-    return pid;
-  }
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) {
-    _exit(126);
-  }
-  int in = open("/dev/null", O_RDONLY);
-  int out = open("/dev/null", O_WRONLY);
-  int err = open(errlog, O_WRONLY | O_CREAT | O_APPEND, 0644);
-  if (in < 0 || out < 0 || err < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 ||
-      dup2(err, 2) < 0) {
-    _exit(126);
-  }
-  execv(argv[0], argv);
-  _exit(127);
-}
-
-/* True when the broker log shows the subscription of client id. */
-static bool broker_saw_subscribe(const struct bench *b, const char *id) {
-  char path[512], needle[128];
-  snprintf(path, sizeof path, "%s/mosquitto.log", b->mq.dir);
-  snprintf(needle, sizeof needle, " %s %d ioc/#", id, b->o.qos);
-  FILE *f = fopen(path, "r");
-  if (!f) {
-    return false;
-  }
-  bool found = false;
-  char line[1024];
-  while (!found && fgets(line, sizeof line, f)) {
-    found = strstr(line, needle) != NULL;
-  }
-  fclose(f);
-  return found;
-}
-
 static int phase_raw(struct bench *b, int round, struct phase_result *r) {
   memset(r, 0, sizeof *r);
   char id[64], errlog[512];
   snprintf(id, sizeof id, "bench-raw-%d", round);
   snprintf(errlog, sizeof errlog, "%s/raw-%d.err", b->dir, round);
-  pid_t sub = spawn_sub(b, id, errlog);
+  pid_t sub = bench_spawn_sub(b->mq.port, b->o.qos, id, b->o.n, errlog);
   if (sub < 0) {
     fprintf(stderr, "bench: fork: %s\n", strerror(errno));
     return -1;
   }
-  int64_t end = mono_ns() + 10 * INT64_C(1000000000);
-  while (!broker_saw_subscribe(b, id)) {
+  int64_t end = clock_mono_ns() + 10 * NS_PER_SEC;
+  while (!bench_broker_saw_subscribe(b->mq.dir, id, b->o.qos)) {
     int status;
     if (waitpid(sub, &status, WNOHANG) == sub) {
       fprintf(stderr, "bench: mosquitto_sub exited at start (see %s)\n",
               errlog);
       return -1;
     }
-    if (mono_ns() > end) {
+    if (clock_mono_ns() > end) {
       fprintf(stderr, "bench: mosquitto_sub did not subscribe in 10 s\n");
       kill(sub, SIGKILL);
       waitpid(sub, &status, 0);
       return -1;
     }
-    sleep_ms(20);
+    h_sleep_ms(20);
   }
 
   struct pubs ps;
@@ -746,7 +617,7 @@ static int phase_raw(struct bench *b, int round, struct phase_result *r) {
     memset(&si, 0, sizeof si);
     if (waitid(P_PID, (id_t)sub, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
         si.si_pid == sub) {
-      t_end = mono_ns();
+      t_end = clock_mono_ns();
       exited = true;
       break;
     }
@@ -756,8 +627,8 @@ static int phase_raw(struct bench *b, int round, struct phase_result *r) {
     }
     if (pubs_finished(&ps)) {
       if (done_at == 0) {
-        done_at = mono_ns();
-      } else if (mono_ns() - done_at > (int64_t)STALL_MS * 1000000) {
+        done_at = clock_mono_ns();
+      } else if (clock_mono_ns() - done_at > (int64_t)STALL_MS * 1000000) {
         fprintf(stderr,
                 "bench: mosquitto_sub still waiting %d s after the last "
                 "publish\n",
@@ -765,12 +636,12 @@ static int phase_raw(struct bench *b, int round, struct phase_result *r) {
         break;
       }
     }
-    sleep_ms(2);
+    h_sleep_ms(2);
   }
   /* The broker is idle once the consumer has everything, so reading it
    * now rather than at the consumer's exit changes nothing measurable. */
   cpu_snap(b, 0, &c1);
-  double sub_cpu = proc_cpu_s(sub, b->tck);
+  double sub_cpu = bench_proc_cpu_s(sub);
   if (!exited) {
     kill(sub, SIGKILL);
   }
@@ -796,44 +667,6 @@ static int phase_raw(struct bench *b, int round, struct phase_result *r) {
 }
 
 /* ---- the iocd phase ---- */
-
-static size_t collect(char *ptr, size_t size, size_t nmemb, void *ud) {
-  return buf_append(ud, ptr, size * nmemb) == 0 ? size * nmemb : 0;
-}
-
-/* Fetches iocd's /metrics into b->body; returns the HTTP status or -1. */
-static long get_metrics(struct bench *b, int api_port) {
-  char url[128];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", api_port);
-  buf_reset(&b->body);
-  curl_easy_setopt(b->curl, CURLOPT_URL, url);
-  curl_easy_setopt(b->curl, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(b->curl, CURLOPT_WRITEDATA, &b->body);
-  curl_easy_setopt(b->curl, CURLOPT_TIMEOUT_MS, 5000L);
-  curl_easy_setopt(b->curl, CURLOPT_NOSIGNAL, 1L);
-  long code = -1;
-  if (curl_easy_perform(b->curl) == CURLE_OK) {
-    curl_easy_getinfo(b->curl, CURLINFO_RESPONSE_CODE, &code);
-  }
-  return code;
-}
-
-/* The value of one series (exact name and labels) in the last /metrics
- * answer, or -1 when it is absent. */
-static double metric_value(const struct bench *b, const char *series) {
-  if (!b->body.data) {
-    return -1;
-  }
-  size_t n = strlen(series);
-  for (const char *p = b->body.data; (p = strstr(p, series)) != NULL; p += n) {
-    if ((p == b->body.data || p[-1] == '\n') && p[n] == ' ') {
-      char *end;
-      double v = strtod(p + n + 1, &end);
-      return end == p + n + 1 ? -1 : v;
-    }
-  }
-  return -1;
-}
 
 /* Points stored in InfluxDB: one count per field, since a value-format
  * message carries one field. */
@@ -876,45 +709,6 @@ static const char *sub_config(enum fmt fmt) {
       return "\"topic\": \"ioc/{district}/igate\", \"format\": \"line\"";
   }
   return "";
-}
-
-/* Ends the persistent session iocd leaves at the broker, so later phases
- * do not pay for queueing messages to a client that is gone: a clean start
- * with the same id replaces it, and without a session expiry it ends at the
- * disconnect. */
-struct session_drop {
-  int connack;
-};
-
-static void on_drop_connect(struct mosquitto *m, void *ud, int rc, int flags,
-                            const mosquitto_property *props) {
-  (void)m;
-  (void)flags;
-  (void)props;
-  struct session_drop *s = ud;
-  s->connack = rc;
-}
-
-static void drop_session(int port, const char *client_id) {
-  struct session_drop s = {.connack = -1};
-  struct mosquitto *m = mosquitto_new(client_id, true, &s);
-  if (!m) {
-    return;
-  }
-  mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
-  mosquitto_connect_v5_callback_set(m, on_drop_connect);
-  if (mosquitto_connect(m, "127.0.0.1", port, 30) == MOSQ_ERR_SUCCESS) {
-    int64_t end = mono_ns() + 5 * INT64_C(1000000000);
-    while (s.connack < 0 && mono_ns() < end &&
-           mosquitto_loop(m, 50, 1) == MOSQ_ERR_SUCCESS) {
-    }
-    mosquitto_disconnect(m);
-    mosquitto_loop(m, 0, 1);
-  }
-  if (s.connack != 0) {
-    fprintf(stderr, "bench: could not end the session of %s\n", client_id);
-  }
-  mosquitto_destroy(m);
 }
 
 static int write_iocd_config(const struct bench *b, const char *dir,
@@ -978,45 +772,37 @@ static int warm_up(struct bench *b, const struct h_iocd *iocd, int api_port,
     return -1;
   }
   pubs_go(&ps);
-  int64_t moved_at = mono_ns();
+  int64_t moved_at = clock_mono_ns();
   long last = -1;
   /* The alert points the warm-up raised are written too before the
    * clock starts. */
   double alerts_waiting = 1;
   while (*written < n || alerts_waiting > 0) {
-    if (get_metrics(b, api_port) == 200) {
-      *written = (long)metric_value(b, SERIES_WRITTEN);
-      alerts_waiting = metric_value(b, SERIES_ALERTS_WAITING);
+    if (bench_metrics_get(&b->met, api_port) == 200) {
+      *written = (long)bench_metrics_value(&b->met, SERIES_WRITTEN);
+      alerts_waiting = bench_metrics_value(&b->met, SERIES_ALERTS_WAITING);
     }
     if (*written != last) {
       last = *written;
-      moved_at = mono_ns();
-    } else if (mono_ns() - moved_at > (int64_t)STALL_MS * 1000000) {
-      fprintf(stderr, "bench: %s: warm-up stuck at %ld of %ld (see %s)\n",
-              name, *written, n, iocd->log);
+      moved_at = clock_mono_ns();
+    } else if (clock_mono_ns() - moved_at > (int64_t)STALL_MS * 1000000) {
+      fprintf(stderr, "bench: %s: warm-up stuck at %ld of %ld (see %s)\n", name,
+              *written, n, iocd->log);
       pubs_join(&ps);
       return -1;
     }
-    sleep_ms(POLL_MS);
+    h_sleep_ms(POLL_MS);
   }
-  *msgs = (long)metric_value(b, SERIES_MESSAGES);
+  *msgs = (long)bench_metrics_value(&b->met, SERIES_MESSAGES);
   int rc = pubs_join(&ps);
   /* Then until iocd and influxd are idle: a burst of new series (the
    * warm-up's alert points, with their texts) keeps influxd busy for a
    * while after it acknowledged them, and that is not the steady state
    * either. */
-  int64_t t0 = mono_ns();
-  for (int quiet = 0; quiet < 2 && mono_ns() - t0 < SETTLE_MAX_MS * 1000000LL;) {
-    struct cpu_snap a, z;
-    cpu_snap(b, iocd->pid, &a);
-    sleep_ms(500);
-    cpu_snap(b, iocd->pid, &z);
-    quiet = z.influxd - a.influxd < 0.025 && z.consumer - a.consumer < 0.025
-                ? quiet + 1
-                : 0;
-  }
+  int64_t t0 = clock_mono_ns();
+  bench_settle((const pid_t[]){iocd->pid, b->db.pid}, 2, SETTLE_MAX_MS);
   fprintf(stderr, "%s: warmed up; servers idle after %.1f s\n", name,
-          (double)(mono_ns() - t0) / 1e9);
+          (double)(clock_mono_ns() - t0) / 1e9);
   return rc;
 }
 
@@ -1026,12 +812,12 @@ static int warm_up(struct bench *b, const struct h_iocd *iocd, int api_port,
 static int measure_iocd(struct bench *b, const struct h_iocd *iocd,
                         int api_port, const char *db, const char *name,
                         struct phase_result *r) {
-  if (get_metrics(b, api_port) != 200) {
+  if (bench_metrics_get(&b->met, api_port) != 200) {
     fprintf(stderr, "bench: iocd's /metrics does not answer (see %s)\n",
             iocd->log);
     return -1;
   }
-  bool by_metric = metric_value(b, SERIES_WRITTEN) >= 0;
+  bool by_metric = bench_metrics_value(&b->met, SERIES_WRITTEN) >= 0;
   if (!by_metric) {
     fprintf(stderr,
             "bench: %s is not on /metrics; counting points in InfluxDB "
@@ -1053,14 +839,14 @@ static int measure_iocd(struct bench *b, const struct h_iocd *iocd,
   int64_t t0 = pubs_go(&ps);
 
   long want = base + b->o.n, written = 0, last = -1;
-  int64_t t_end = 0, t_ingested = 0, moved_at = mono_ns();
+  int64_t t_end = 0, t_ingested = 0, moved_at = clock_mono_ns();
   for (;;) {
-    int64_t now = mono_ns();
+    int64_t now = clock_mono_ns();
     if (by_metric) {
-      if (get_metrics(b, api_port) == 200) {
-        written = (long)metric_value(b, SERIES_WRITTEN);
-        if (t_ingested == 0 &&
-            metric_value(b, SERIES_MESSAGES) >= base_msgs + b->o.n) {
+      if (bench_metrics_get(&b->met, api_port) == 200) {
+        written = (long)bench_metrics_value(&b->met, SERIES_WRITTEN);
+        if (t_ingested == 0 && bench_metrics_value(&b->met, SERIES_MESSAGES) >=
+                                   base_msgs + b->o.n) {
           t_ingested = now;
         }
       }
@@ -1080,9 +866,9 @@ static int measure_iocd(struct bench *b, const struct h_iocd *iocd,
               written, want, STALL_MS / 1000, iocd->log);
       break;
     }
-    sleep_ms(by_metric ? POLL_MS : 250);
+    h_sleep_ms(by_metric ? POLL_MS : 250);
   }
-  t_end = mono_ns();
+  t_end = clock_mono_ns();
   cpu_snap(b, iocd->pid, &c1);
   r->rss_mib = proc_hwm_mib(iocd->pid);
   int prc = pubs_join(&ps);
@@ -1144,7 +930,7 @@ static int phase_iocd(struct bench *b, int round, const struct variant *v,
     fprintf(stderr, "bench: iocd exited with status %d (see %s)\n",
             r->exit_status, iocd.log);
   }
-  drop_session(b->mq.port, client_id);
+  bench_drop_session(b->mq.port, client_id);
 
 out:
   buf_cleanup(&cfg);
@@ -1172,149 +958,96 @@ static int phase_drain(struct bench *b) {
     goto out;
   }
   h_influxd_stop(&b->db);
-  fprintf(stderr, "drain: influxd stopped; publishing %ld messages\n",
-          b->o.n);
+  fprintf(stderr, "drain: influxd stopped; publishing %ld messages\n", b->o.n);
   struct pubs ps;
   if (pubs_start(&ps, b, b->o.n, 0) != 0) {
     goto out;
   }
   int64_t p0 = pubs_go(&ps);
   for (;;) {
-    sleep_ms(250);
-    if (get_metrics(b, api_port) == 200 &&
-        metric_value(b, SERIES_MESSAGES) >= (double)b->o.n) {
+    h_sleep_ms(250);
+    if (bench_metrics_get(&b->met, api_port) == 200 &&
+        bench_metrics_value(&b->met, SERIES_MESSAGES) >= (double)b->o.n) {
       break;
     }
-    if (pubs_finished(&ps) && mono_ns() - p0 > INT64_C(600) * 1000000000) {
+    if (pubs_finished(&ps) &&
+        clock_mono_ns() - p0 > INT64_C(600) * 1000000000) {
       fprintf(stderr, "drain: iocd did not take the messages in\n");
       pubs_join(&ps);
       goto out;
     }
   }
-  double in_s = (double)(mono_ns() - p0) / 1e9;
+  double in_s = (double)(clock_mono_ns() - p0) / 1e9;
   if (pubs_join(&ps) != 0) {
     goto out;
   }
-  double backlog =
-      metric_value(b, "iocd_journal_backlog_points{output=\"influxdb\"}");
-  double jbytes = metric_value(b, "iocd_journal_bytes");
+  double backlog = bench_metrics_value(
+      &b->met, "iocd_journal_backlog_points{output=\"influxdb\"}");
+  double jbytes = bench_metrics_value(&b->met, "iocd_journal_bytes");
   if (h_influxd_restart(&b->db) != 0) {
     goto out;
   }
   struct cpu_snap c0, c1;
   cpu_snap(b, iocd.pid, &c0);
-  int64_t t0 = mono_ns(), t_first = 0;
+  int64_t t0 = clock_mono_ns(), t_first = 0;
   double written = 0, first = 0;
   while (written < (double)b->o.n) {
-    sleep_ms(POLL_MS);
-    if (get_metrics(b, api_port) == 200) {
-      written = metric_value(b, SERIES_WRITTEN);
+    h_sleep_ms(POLL_MS);
+    if (bench_metrics_get(&b->met, api_port) == 200) {
+      written = bench_metrics_value(&b->met, SERIES_WRITTEN);
     }
     if (!t_first && written > 0) {
-      t_first = mono_ns();
+      t_first = clock_mono_ns();
       first = written;
     }
-    if (mono_ns() - t0 > INT64_C(1800) * 1000000000) {
+    if (clock_mono_ns() - t0 > INT64_C(1800) * 1000000000) {
       fprintf(stderr, "drain: stuck at %.0f of %ld\n", written, b->o.n);
       goto out;
     }
   }
-  int64_t t_end = mono_ns();
+  int64_t t_end = clock_mono_ns();
   double secs = (double)(t_end - t0) / 1e9;
   double wait_s = (double)(t_first - t0) / 1e9;
-  double rate = t_end > t_first ? (written - first) /
-                                      ((double)(t_end - t_first) / 1e9)
-                                : 0;
+  double rate = t_end > t_first
+                    ? (written - first) / ((double)(t_end - t_first) / 1e9)
+                    : 0;
   cpu_snap(b, iocd.pid, &c1);
   struct cpu_snap cpu;
   cpu_delta(&c0, &c1, &cpu);
   long stored = influx_points(b, "bench_drain", b->o.fmt);
-  printf("\ndrain of a journal backlog (influxd stopped while iocd took the "
-         "messages)\n"
-         "  taken in:  %ld messages in %.1f s while influxd was down\n"
-         "  backlog:   %.0f points, journal %.1f MiB, when influxd came back\n"
-         "  drained:   %.0f points in %.2f s after influxd came back: "
-         "%.2f s until the\n"
-         "             writer found it (probe or retry), then %.0f points/s "
-         "(iocd CPU %.2f s, influxd CPU %.2f s)\n"
-         "  in InfluxDB afterwards: %ld of %ld\n",
-         b->o.n, in_s, backlog, jbytes / 1048576.0, written, secs, wait_s,
-         rate, cpu.consumer, cpu.influxd, stored, b->o.n);
+  printf(
+      "\ndrain of a journal backlog (influxd stopped while iocd took the "
+      "messages)\n"
+      "  taken in:  %ld messages in %.1f s while influxd was down\n"
+      "  backlog:   %.0f points, journal %.1f MiB, when influxd came back\n"
+      "  drained:   %.0f points in %.2f s after influxd came back: "
+      "%.2f s until the\n"
+      "             writer found it (probe or retry), then %.0f points/s "
+      "(iocd CPU %.2f s, influxd CPU %.2f s)\n"
+      "  in InfluxDB afterwards: %ld of %ld\n",
+      b->o.n, in_s, backlog, jbytes / 1048576.0, written, secs, wait_s, rate,
+      cpu.consumer, cpu.influxd, stored, b->o.n);
   rc = stored == b->o.n ? 0 : -1;
 out:
   if (iocd.pid > 0) {
     h_iocd_stop(&iocd, SIGTERM, 30000);
   }
-  drop_session(b->mq.port, client_id);
+  bench_drop_session(b->mq.port, client_id);
   buf_cleanup(&cfg);
   return rc;
 }
 
 /* ---- report ---- */
 
-static void machine_info(char *cpu, size_t n) {
-  snprintf(cpu, n, "unknown CPU");
-  FILE *f = fopen("/proc/cpuinfo", "r");
-  if (!f) {
-    return;
-  }
-  char line[512];
-  while (fgets(line, sizeof line, f)) {
-    if (strncmp(line, "model name", 10) == 0) {
-      char *p = strchr(line, ':');
-      if (p) {
-        p++;
-        while (*p == ' ' || *p == '\t') {
-          p++;
-        }
-        p[strcspn(p, "\n")] = '\0';
-        snprintf(cpu, n, "%s", p);
-      }
-      break;
-    }
-  }
-  fclose(f);
-}
-
-static void loadavg(char *out, size_t n) {
-  snprintf(out, n, "?");
-  FILE *f = fopen("/proc/loadavg", "r");
-  if (!f) {
-    return;
-  }
-  char line[128];
-  if (fgets(line, sizeof line, f)) {
-    /* The first three fields: 1, 5 and 15 minute averages. */
-    char *p = line;
-    for (int i = 0; i < 3 && p; i++) {
-      p = strchr(p + 1, ' ');
-    }
-    if (p) {
-      *p = '\0';
-    }
-    snprintf(out, n, "%s", line);
-  }
-  fclose(f);
-}
-
 static void print_header(const struct bench *b) {
-  char date[64], cpu[256], load[128];
-  time_t t = time(NULL);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", &tm);
-  machine_info(cpu, sizeof cpu);
-  loadavg(load, sizeof load);
-  printf("iocd ingest benchmark, %s\n", date);
-  printf("machine:    %ld CPUs, %s, load average %s at start\n",
-         sysconf(_SC_NPROCESSORS_ONLN), cpu, load);
+  bench_print_header("iocd ingest benchmark", NULL);
   printf(
       "parameters: N=%ld messages, %d publishers, %ld districts, QoS %d, "
       "format %s, %d round%s,\n            iocd warmed up with %ld "
       "message%s per district before the clock starts\n",
       b->o.n, b->o.publishers, b->o.groups ? b->o.groups : b->o.publishers,
-      b->o.qos, fmt_names[b->o.fmt], b->o.rounds,
-      b->o.rounds == 1 ? "" : "s", b->o.warmup, b->o.warmup == 1 ? "" : "s");
+      b->o.qos, fmt_names[b->o.fmt], b->o.rounds, b->o.rounds == 1 ? "" : "s",
+      b->o.warmup, b->o.warmup == 1 ? "" : "s");
   printf("servers:    mosquitto on :%d, influxd on :%d, iocd %s\n", b->mq.port,
          b->db.port, h_iocd_bin());
   fflush(stdout);
@@ -1357,16 +1090,6 @@ static void print_cpu_row(int round, const char *phase,
          per_100k(total, n), total / r->seconds);
 }
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
-}
-
 /* ---- command line ---- */
 
 static void usage(FILE *out) {
@@ -1389,22 +1112,6 @@ static void usage(FILE *out) {
           "                    messages, start influxd and time the drain\n"
           "  -h, --help        this help\n"
           "Environment: IOCD_BIN overrides the iocd binary.\n");
-}
-
-static int parse_long(const char *opt, const char *s, long lo, long hi,
-                      long *out) {
-  char *end;
-  errno = 0;
-  long v = s ? strtol(s, &end, 10) : 0;
-  if (!s || errno || end == s || *end || v < lo || v > hi) {
-    fprintf(stderr,
-            "bench_ingest: %s: expected an integer in %ld..%ld, "
-            "got \"%s\"\n",
-            opt, lo, hi, s ? s : "");
-    return -1;
-  }
-  *out = v;
-  return 0;
 }
 
 /* "no-journal,rules" to a set of variants; "iocd", the reference of the
@@ -1455,7 +1162,7 @@ static int parse_args(int argc, char **argv, struct opts *o) {
     } else if (strcmp(a, "--keep") == 0) {
       o->keep = true;
     } else if (strcmp(a, "--warmup") == 0) {
-      if (parse_long(a, val, 0, 1000, &v) != 0) {
+      if (bench_parse_long(PROG, a, val, 0, 1000, &v) != 0) {
         return -1;
       }
       o->warmup = v;
@@ -1463,13 +1170,13 @@ static int parse_args(int argc, char **argv, struct opts *o) {
     } else if (strcmp(a, "--drain") == 0) {
       o->drain = true;
     } else if (strcmp(a, "-n") == 0) {
-      if (parse_long(a, val, 1, 100000000, &v) != 0) {
+      if (bench_parse_long(PROG, a, val, 1, 100000000, &v) != 0) {
         return -1;
       }
       o->n = v;
       i++;
     } else if (strcmp(a, "--publishers") == 0) {
-      if (parse_long(a, val, 1, MAX_PUBLISHERS, &v) != 0) {
+      if (bench_parse_long(PROG, a, val, 1, MAX_PUBLISHERS, &v) != 0) {
         return -1;
       }
       o->publishers = (int)v;
@@ -1480,19 +1187,19 @@ static int parse_args(int argc, char **argv, struct opts *o) {
       }
       i++;
     } else if (strcmp(a, "--groups") == 0) {
-      if (parse_long(a, val, 1, 1000000, &v) != 0) {
+      if (bench_parse_long(PROG, a, val, 1, 1000000, &v) != 0) {
         return -1;
       }
       o->groups = v;
       i++;
     } else if (strcmp(a, "--qos") == 0) {
-      if (parse_long(a, val, 0, 2, &v) != 0) {
+      if (bench_parse_long(PROG, a, val, 0, 2, &v) != 0) {
         return -1;
       }
       o->qos = (int)v;
       i++;
     } else if (strcmp(a, "--repeat") == 0) {
-      if (parse_long(a, val, 1, MAX_ROUNDS, &v) != 0) {
+      if (bench_parse_long(PROG, a, val, 1, MAX_ROUNDS, &v) != 0) {
         return -1;
       }
       o->rounds = (int)v;
@@ -1536,18 +1243,15 @@ int main(int argc, char **argv) {
   /* Progress goes to stderr; line buffering keeps the two in order when
    * both are captured together. */
   setvbuf(stdout, NULL, _IOLBF, 0);
-  b.tck = (double)sysconf(_SC_CLK_TCK);
-  buf_init(&b.body, 16u << 20);
   signal(SIGPIPE, SIG_IGN);
   mosquitto_lib_init();
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  b.curl = curl_easy_init();
 
   int exit_code = 1;
   int nrows = b.o.rounds * (int)(1 + NVARIANTS);
   struct phase_result *res = calloc((size_t)nrows, sizeof *res);
   double *ratios = calloc((size_t)b.o.rounds * NVARIANTS, sizeof *ratios);
-  if (!b.curl || !res || !ratios) {
+  if (bench_metrics_init(&b.met, NULL) != 0 || !res || !ratios) {
     fprintf(stderr, "bench: out of memory\n");
     goto out;
   }
@@ -1583,7 +1287,7 @@ int main(int argc, char **argv) {
       }
       /* Let influxd finish compacting the previous round's writes and the
        * broker settle before the next measured phase. */
-      sleep_ms(2000);
+      h_sleep_ms(2000);
       fprintf(stderr, "round %d: %s...\n", round, variants[v].name);
       if (phase_iocd(&b, round, &variants[v], &row[1 + v]) != 0) {
         failed = true;
@@ -1593,7 +1297,7 @@ int main(int argc, char **argv) {
         failed = true;
       }
     }
-    sleep_ms(2000);
+    h_sleep_ms(2000);
   }
 
   printf(
@@ -1645,7 +1349,7 @@ int main(int argc, char **argv) {
       }
     }
     if (k > 0) {
-      double m = median(ratios, k);
+      double m = bench_median(ratios, k);
       printf("; median %.3f (target >= 0.9: %s)", m,
              m >= 0.9 ? "met" : "NOT met");
     }
@@ -1680,7 +1384,7 @@ int main(int argc, char **argv) {
     }
     if (k > 0) {
       /* Throughput lost to the variant: 1 - rate(variant) / rate(iocd). */
-      double m = median(ratios, k);
+      double m = bench_median(ratios, k);
       printf("; median %.3f (cost %.1f%% of throughput)", m,
              100.0 * (1.0 - 1.0 / m));
     }
@@ -1700,10 +1404,7 @@ out:
   }
   free(res);
   free(ratios);
-  buf_cleanup(&b.body);
-  if (b.curl) {
-    curl_easy_cleanup(b.curl);
-  }
+  bench_metrics_cleanup(&b.met);
   curl_global_cleanup();
   mosquitto_lib_cleanup();
   return exit_code;

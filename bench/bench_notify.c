@@ -42,10 +42,8 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <mosquitto.h>
-#include <mqtt_protocol.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -55,17 +53,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_util.h"
 #include "bench/pubs.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "tests/harness/harness.h"
-
-#define MOSQUITTO_SUB_BIN "/usr/bin/mosquitto_sub"
 
 /* A phase gives up when nothing moved for this long. */
 #define STALL_MS 30000
@@ -114,12 +111,6 @@ struct probe {
   int64_t sent_ns;       /* "notification ID to ops (webhook): sent" */
 };
 
-/* Percentiles of one series of latencies, in ms. */
-struct pct {
-  long n;
-  double p50, p99, max;
-};
-
 /* The spans reported, each between two instants of a probe. */
 enum span {
   SPAN_TOTAL,
@@ -150,7 +141,7 @@ struct lat_result {
   long sent;    /* probes published (while loaded, for a loaded phase) */
   long matched; /* ... with their webhook request */
   long dups;    /* requests beyond the first for a probe */
-  struct pct span[NSPANS];
+  struct bench_pct span[NSPANS]; /* in ms */
   /* Unloaded: iocd's CPU time from the first probe to the last request
    * (each point's ingest and rules included) per probe, in ms; else 0. */
   double cpu_ms;
@@ -171,73 +162,15 @@ struct bench {
   struct h_mosquitto mq;
   struct h_influxd db;
   struct h_recorder *rec;
-  CURL *curl;
-  struct buf body;
-  double tck;
+  struct bench_metrics met;
   struct probe *probes; /* o.probes of them, reused by every phase */
 };
-
-static int64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t real_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {.tv_sec = ms / 1000,
-                        .tv_nsec = (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
-}
-
-/* utime + stime of pid in seconds, or -1 when it cannot be read. */
-static double proc_cpu_s(pid_t pid, double tck) {
-  char path[64], text[1024];
-  snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-  FILE *f = fopen(path, "r");
-  if (!f) {
-    return -1;
-  }
-  size_t n = fread(text, 1, sizeof text - 1, f);
-  fclose(f);
-  text[n] = '\0';
-  /* Fields are counted from the last ')' (the name may hold spaces). */
-  char *p = strrchr(text, ')');
-  if (!p) {
-    return -1;
-  }
-  p++;
-  for (int field = 3; field < 14; field++) {
-    p = strchr(p + 1, ' ');
-    if (!p) {
-      return -1;
-    }
-  }
-  char *end;
-  errno = 0;
-  unsigned long long ut = strtoull(p, &end, 10);
-  if (errno || end == p) {
-    return -1;
-  }
-  p = end;
-  unsigned long long st = strtoull(p, &end, 10);
-  if (errno || end == p) {
-    return -1;
-  }
-  return (double)(ut + st) / tck;
-}
 
 /* The first timestamp of a batch of n background records that ends back
  * ms before now - 2 min: inside iocd's past limit, and apart from the
  * batch before (back: its size). */
 static int64_t ts_base(long n, long back) {
-  return real_ns() / 1000000 - n - back - 120000;
+  return clock_realtime_ns() / 1000000 - n - back - 120000;
 }
 
 static void probe_name(long k, char *out, size_t n) {
@@ -259,7 +192,7 @@ static int probe_payload(long k, bool breach, char *topic, size_t tn, char *out,
                   "{\"received\": %ld, \"resolved\": %ld, \"online_l3\": %ld, "
                   "\"online_l4\": 100, \"overdue\": 3, \"time\": %lld}",
                   received, received * 95 / 100, l3,
-                  (long long)(real_ns() / 1000000));
+                  (long long)(clock_realtime_ns() / 1000000));
 }
 
 /* The thread that publishes the probes' breaching points, spacing_ms
@@ -288,7 +221,7 @@ static void *prober_main(void *arg) {
     char topic[128], payload[256];
     int len =
         probe_payload(k, true, topic, sizeof topic, payload, sizeof payload);
-    pr->p[k].pub_ns = real_ns();
+    pr->p[k].pub_ns = clock_realtime_ns();
     if (h_pub_send(pr->pub, topic, payload, (size_t)len, 1) != 0) {
       pr->p[k].pub_ns = 0;
       pr->failed = true;
@@ -310,44 +243,6 @@ static void *prober_main(void *arg) {
     pr->failed = true;
   }
   return NULL;
-}
-
-/* ---- iocd's /metrics ---- */
-
-static size_t collect(char *ptr, size_t size, size_t nmemb, void *ud) {
-  return buf_append(ud, ptr, size * nmemb) == 0 ? size * nmemb : 0;
-}
-
-static long get_metrics(struct bench *b, int api_port) {
-  char url[128];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", api_port);
-  buf_reset(&b->body);
-  curl_easy_setopt(b->curl, CURLOPT_URL, url);
-  curl_easy_setopt(b->curl, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(b->curl, CURLOPT_WRITEDATA, &b->body);
-  curl_easy_setopt(b->curl, CURLOPT_TIMEOUT_MS, 5000L);
-  curl_easy_setopt(b->curl, CURLOPT_NOSIGNAL, 1L);
-  long code = -1;
-  if (curl_easy_perform(b->curl) == CURLE_OK) {
-    curl_easy_getinfo(b->curl, CURLINFO_RESPONSE_CODE, &code);
-  }
-  return code;
-}
-
-/* One series of the last /metrics answer, or -1 when absent. */
-static double metric_value(const struct bench *b, const char *series) {
-  if (!b->body.data) {
-    return -1;
-  }
-  size_t n = strlen(series);
-  for (const char *p = b->body.data; (p = strstr(p, series)) != NULL; p += n) {
-    if ((p == b->body.data || p[-1] == '\n') && p[n] == ' ') {
-      char *end;
-      double v = strtod(p + n + 1, &end);
-      return end == p + n + 1 ? -1 : v;
-    }
-  }
-  return -1;
 }
 
 /* ---- iocd ---- */
@@ -421,19 +316,6 @@ static int write_config(const struct bench *b, const char *dir,
   return rc == 0 ? 0 : -1;
 }
 
-/* Until iocd and influxd are idle (twice in a row under 25 ms of CPU in
- * 500 ms each), at most SETTLE_MAX_MS. */
-static void settle(const struct bench *b, pid_t iocd) {
-  int64_t t0 = mono_ns();
-  for (int quiet = 0;
-       quiet < 2 && mono_ns() - t0 < (int64_t)SETTLE_MAX_MS * 1000000;) {
-    double i0 = proc_cpu_s(iocd, b->tck), d0 = proc_cpu_s(b->db.pid, b->tck);
-    sleep_ms(500);
-    double i1 = proc_cpu_s(iocd, b->tck), d1 = proc_cpu_s(b->db.pid, b->tck);
-    quiet = i1 - i0 < 0.025 && d1 - d0 < 0.025 ? quiet + 1 : 0;
-  }
-}
-
 /* Before the clock: every probe's first point, and (loaded) two messages
  * per background district, written with the alert points they raised;
  * then the servers idle. Leaves the background points written in *base. */
@@ -467,13 +349,13 @@ static int warm_up(struct bench *b, const struct h_iocd *iocd, int api_port,
     }
   }
   *base = 0;
-  int64_t moved_at = mono_ns();
+  int64_t moved_at = clock_mono_ns();
   double last = -1;
   while (rc == 0) {
-    if (get_metrics(b, api_port) == 200) {
-      double probes = metric_value(b, SERIES_PROBES_WRITTEN);
-      double written = metric_value(b, SERIES_WRITTEN);
-      double waiting = metric_value(b, SERIES_ALERTS_WAITING);
+    if (bench_metrics_get(&b->met, api_port) == 200) {
+      double probes = bench_metrics_value(&b->met, SERIES_PROBES_WRITTEN);
+      double written = bench_metrics_value(&b->met, SERIES_WRITTEN);
+      double waiting = bench_metrics_value(&b->met, SERIES_ALERTS_WAITING);
       if (probes >= (double)b->o.probes && (bg == 0 || written >= (double)bg) &&
           waiting <= 0) {
         *base = written > 0 ? (long)written : 0;
@@ -481,17 +363,17 @@ static int warm_up(struct bench *b, const struct h_iocd *iocd, int api_port,
       }
       if (probes + written != last) {
         last = probes + written;
-        moved_at = mono_ns();
+        moved_at = clock_mono_ns();
       }
     }
-    if (mono_ns() - moved_at > (int64_t)STALL_MS * 1000000) {
+    if (clock_mono_ns() - moved_at > (int64_t)STALL_MS * 1000000) {
       fprintf(stderr, "bench: warm-up stuck (see %s)\n", iocd->log);
       rc = -1;
     }
-    sleep_ms(POLL_MS);
+    h_sleep_ms(POLL_MS);
   }
   if (rc == 0) {
-    settle(b, iocd->pid);
+    bench_settle((const pid_t[]){iocd->pid, b->db.pid}, 2, SETTLE_MAX_MS);
   }
   return rc;
 }
@@ -627,25 +509,6 @@ static void read_requests(struct bench *b, size_t first) {
   }
 }
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-/* Nearest-rank percentiles of v[0..n) (sorted in place). */
-static struct pct percentiles(double *v, long n) {
-  struct pct r = {.n = n};
-  if (n == 0) {
-    return r;
-  }
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  long i50 = (n * 50 + 99) / 100, i99 = (n * 99 + 99) / 100;
-  r.p50 = v[i50 > 0 ? i50 - 1 : 0];
-  r.p99 = v[i99 > 0 ? i99 - 1 : 0];
-  r.max = v[n - 1];
-  return r;
-}
-
 /* The instant at offset off of p (ns), 0 when not seen. */
 static int64_t probe_at(const struct probe *p, size_t off) {
   int64_t v;
@@ -677,7 +540,7 @@ static void latency_figures(struct bench *b, bool loaded_only,
         tmp[n++] = (double)(to - from) / 1e6;
       }
     }
-    r->span[s] = percentiles(tmp, n);
+    r->span[s] = bench_percentiles(tmp, n);
   }
   free(tmp);
 }
@@ -714,41 +577,13 @@ static void dump_probes(const struct bench *b, const char *name) {
 /* Waits until every probe sent has its webhook request, at most
  * REQUEST_WAIT_MS after the last one. */
 static void wait_requests(struct bench *b, size_t first, long sent) {
-  int64_t end = mono_ns() + (int64_t)REQUEST_WAIT_MS * 1000000;
-  while (h_recorder_count(b->rec) < first + (size_t)sent && mono_ns() < end) {
-    sleep_ms(50);
+  int64_t end = clock_mono_ns() + (int64_t)REQUEST_WAIT_MS * 1000000;
+  while (h_recorder_count(b->rec) < first + (size_t)sent &&
+         clock_mono_ns() < end) {
+    h_sleep_ms(50);
   }
   /* A duplicate would come right after. */
-  sleep_ms(300);
-}
-
-/* Ends iocd's persistent session at the broker, so later phases do not
- * pay for queueing messages to a client that is gone. */
-static void on_drop_connect(struct mosquitto *m, void *ud, int rc, int flags,
-                            const mosquitto_property *props) {
-  (void)m;
-  (void)flags;
-  (void)props;
-  *(int *)ud = rc;
-}
-
-static void drop_session(int port, const char *client_id) {
-  int connack = -1;
-  struct mosquitto *m = mosquitto_new(client_id, true, &connack);
-  if (!m) {
-    return;
-  }
-  mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
-  mosquitto_connect_v5_callback_set(m, on_drop_connect);
-  if (mosquitto_connect(m, "127.0.0.1", port, 30) == MOSQ_ERR_SUCCESS) {
-    int64_t end = mono_ns() + 5 * INT64_C(1000000000);
-    while (connack < 0 && mono_ns() < end &&
-           mosquitto_loop(m, 50, 1) == MOSQ_ERR_SUCCESS) {
-    }
-    mosquitto_disconnect(m);
-    mosquitto_loop(m, 0, 1);
-  }
-  mosquitto_destroy(m);
+  h_sleep_ms(300);
 }
 
 /* One iocd phase: a fresh iocd (notifications on or off), warmed up, then
@@ -803,10 +638,10 @@ static int phase_iocd(struct bench *b, const char *name, bool notify,
                       WARM_BG * b->o.publishers}))) {
     goto out;
   }
-  double i0 = proc_cpu_s(iocd.pid, b->tck);
-  double m0 = proc_cpu_s(b->mq.pid, b->tck);
-  double d0 = proc_cpu_s(b->db.pid, b->tck);
-  int64_t t0 = mono_ns();
+  double i0 = bench_proc_cpu_s(iocd.pid);
+  double m0 = bench_proc_cpu_s(b->mq.pid);
+  double d0 = bench_proc_cpu_s(b->db.pid);
+  int64_t t0 = clock_mono_ns();
   if (loaded) {
     /* The background first: the probes start once it is at full rate. */
     t0 = pubs_go(ps);
@@ -822,30 +657,30 @@ static int phase_iocd(struct bench *b, const char *name, bool notify,
   rc = 0;
   if (loaded) {
     long want = base + b->o.n, written = 0, last = -1;
-    int64_t moved_at = mono_ns();
+    int64_t moved_at = clock_mono_ns();
     for (;;) {
-      if (get_metrics(b, api_port) == 200) {
-        written = (long)metric_value(b, SERIES_WRITTEN);
+      if (bench_metrics_get(&b->met, api_port) == 200) {
+        written = (long)bench_metrics_value(&b->met, SERIES_WRITTEN);
       }
       if (written >= want) {
         break;
       }
       if (written != last) {
         last = written;
-        moved_at = mono_ns();
-      } else if (mono_ns() - moved_at > (int64_t)STALL_MS * 1000000) {
+        moved_at = clock_mono_ns();
+      } else if (clock_mono_ns() - moved_at > (int64_t)STALL_MS * 1000000) {
         fprintf(stderr, "bench: %s: stuck at %ld of %ld points (see %s)\n",
                 name, written, want, iocd.log);
         rc = -1;
         break;
       }
-      sleep_ms(POLL_MS);
+      h_sleep_ms(POLL_MS);
     }
-    int64_t t_end = mono_ns();
+    int64_t t_end = clock_mono_ns();
     ing->seconds = (double)(t_end - t0) / 1e9;
-    ing->iocd_cpu = proc_cpu_s(iocd.pid, b->tck) - i0;
-    ing->broker_cpu = proc_cpu_s(b->mq.pid, b->tck) - m0;
-    ing->influxd_cpu = proc_cpu_s(b->db.pid, b->tck) - d0;
+    ing->iocd_cpu = bench_proc_cpu_s(iocd.pid) - i0;
+    ing->broker_cpu = bench_proc_cpu_s(b->mq.pid) - m0;
+    ing->influxd_cpu = bench_proc_cpu_s(b->db.pid) - d0;
     atomic_store(&pr.stop, true);
     if (pubs_join(ps) != 0) {
       rc = -1;
@@ -860,12 +695,12 @@ static int phase_iocd(struct bench *b, const char *name, bool notify,
   if (notify) {
     wait_requests(b, first, pr.sent);
     if (!loaded && pr.sent > 0) {
-      probe_cpu =
-          (proc_cpu_s(iocd.pid, b->tck) - i0) * 1000.0 / (double)pr.sent;
+      probe_cpu = (bench_proc_cpu_s(iocd.pid) - i0) * 1000.0 / (double)pr.sent;
     }
     read_requests(b, first);
-    double sent =
-        get_metrics(b, api_port) == 200 ? metric_value(b, SERIES_SENT) : -1;
+    double sent = bench_metrics_get(&b->met, api_port) == 200
+                      ? bench_metrics_value(&b->met, SERIES_SENT)
+                      : -1;
     if (sent >= 0 && sent < (double)pr.sent) {
       fprintf(stderr,
               "bench: %s: iocd counted %.0f notifications sent of %ld\n", name,
@@ -893,69 +728,12 @@ out:
     lat->cpu_ms = probe_cpu;
   }
   dump_probes(b, name);
-  drop_session(b->mq.port, client_id);
+  bench_drop_session(b->mq.port, client_id);
   buf_cleanup(&cfg);
   return rc;
 }
 
 /* ---- the raw phase ---- */
-
-static pid_t spawn_sub(const struct bench *b, const char *id,
-                       const char *errlog) {
-  char port[16], count[32], client_id[64];
-  snprintf(port, sizeof port, "%d", b->mq.port);
-  snprintf(count, sizeof count, "%ld", b->o.n);
-  snprintf(client_id, sizeof client_id, "%s", id);
-  char *argv[] = {MOSQUITTO_SUB_BIN,
-                  "-h",
-                  "127.0.0.1",
-                  "-p",
-                  port,
-                  "-V",
-                  "5",
-                  "-q",
-                  "1",
-                  "-i",
-                  client_id,
-                  "-t",
-                  "ioc/#",
-                  "-C",
-                  count,
-                  NULL};
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid != 0) {
-    return pid;
-  }
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) {
-    _exit(126);
-  }
-  int in = open("/dev/null", O_RDONLY);
-  int out = open("/dev/null", O_WRONLY);
-  int err = open(errlog, O_WRONLY | O_CREAT | O_APPEND, 0644);
-  if (in < 0 || out < 0 || err < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 ||
-      dup2(err, 2) < 0) {
-    _exit(126);
-  }
-  execv(argv[0], argv);
-  _exit(127);
-}
-
-static bool broker_saw_subscribe(const struct bench *b, const char *id) {
-  char path[512], needle[128], line[1024];
-  snprintf(path, sizeof path, "%s/mosquitto.log", b->mq.dir);
-  snprintf(needle, sizeof needle, " %s 1 ioc/#", id);
-  FILE *f = fopen(path, "r");
-  if (!f) {
-    return false;
-  }
-  bool found = false;
-  while (!found && fgets(line, sizeof line, f)) {
-    found = strstr(line, needle) != NULL;
-  }
-  fclose(f);
-  return found;
-}
 
 /* N background messages to mosquitto_sub > /dev/null: the broker's rate. */
 static int phase_raw(struct bench *b, int round, struct ingest_result *r) {
@@ -963,21 +741,21 @@ static int phase_raw(struct bench *b, int round, struct ingest_result *r) {
   char id[64], errlog[512];
   snprintf(id, sizeof id, "bench-notify-raw-%d", round);
   snprintf(errlog, sizeof errlog, "%s/raw-%d.err", b->dir, round);
-  pid_t sub = spawn_sub(b, id, errlog);
+  pid_t sub = bench_spawn_sub(b->mq.port, 1, id, b->o.n, errlog);
   if (sub < 0) {
     return -1;
   }
   int status = 0;
-  int64_t end = mono_ns() + 10 * INT64_C(1000000000);
-  while (!broker_saw_subscribe(b, id)) {
-    if (waitpid(sub, &status, WNOHANG) == sub || mono_ns() > end) {
+  int64_t end = clock_mono_ns() + 10 * NS_PER_SEC;
+  while (!bench_broker_saw_subscribe(b->mq.dir, id, 1)) {
+    if (waitpid(sub, &status, WNOHANG) == sub || clock_mono_ns() > end) {
       fprintf(stderr, "bench: mosquitto_sub did not subscribe (see %s)\n",
               errlog);
       kill(sub, SIGKILL);
       waitpid(sub, &status, 0);
       return -1;
     }
-    sleep_ms(20);
+    h_sleep_ms(20);
   }
   struct pubs *ps = pubs_start(&(struct pubs_opts){
       b->mq.port, b->o.publishers, b->o.n, ts_base(b->o.n, 0), 0});
@@ -986,26 +764,26 @@ static int phase_raw(struct bench *b, int round, struct ingest_result *r) {
     waitpid(sub, &status, 0);
     return -1;
   }
-  double m0 = proc_cpu_s(b->mq.pid, b->tck);
+  double m0 = bench_proc_cpu_s(b->mq.pid);
   int64_t t0 = pubs_go(ps), t_end = 0, done_at = 0;
   for (;;) {
     if (waitpid(sub, &status, WNOHANG) == sub) {
-      t_end = mono_ns();
+      t_end = clock_mono_ns();
       break;
     }
     if (pubs_finished(ps)) {
       if (!done_at) {
-        done_at = mono_ns();
-      } else if (mono_ns() - done_at > (int64_t)STALL_MS * 1000000) {
+        done_at = clock_mono_ns();
+      } else if (clock_mono_ns() - done_at > (int64_t)STALL_MS * 1000000) {
         fprintf(stderr, "bench: mosquitto_sub still waiting\n");
         kill(sub, SIGKILL);
         waitpid(sub, &status, 0);
         break;
       }
     }
-    sleep_ms(2);
+    h_sleep_ms(2);
   }
-  r->broker_cpu = proc_cpu_s(b->mq.pid, b->tck) - m0;
+  r->broker_cpu = bench_proc_cpu_s(b->mq.pid) - m0;
   int prc = pubs_join(ps);
   if (!t_end || prc != 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     return -1;
@@ -1017,48 +795,8 @@ static int phase_raw(struct bench *b, int round, struct ingest_result *r) {
 
 /* ---- report ---- */
 
-static void first_line_of(const char *path, const char *key, char *out,
-                          size_t n) {
-  snprintf(out, n, "?");
-  FILE *f = fopen(path, "r");
-  if (!f) {
-    return;
-  }
-  char line[512];
-  while (fgets(line, sizeof line, f)) {
-    if (!key || strncmp(line, key, strlen(key)) == 0) {
-      char *p = key ? strchr(line, ':') : line;
-      p = p ? p + (key ? 1 : 0) : line;
-      while (*p == ' ' || *p == '\t') {
-        p++;
-      }
-      p[strcspn(p, "\n")] = '\0';
-      snprintf(out, n, "%.200s", p);
-      break;
-    }
-  }
-  fclose(f);
-}
-
 static void print_header(const struct bench *b, int argc, char **argv) {
-  char date[64], cpu[256], load[128];
-  time_t t = time(NULL);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", &tm);
-  first_line_of("/proc/cpuinfo", "model name", cpu, sizeof cpu);
-  first_line_of("/proc/loadavg", NULL, load, sizeof load);
-  /* The first three fields: 1, 5 and 15 minute averages. */
-  char *sp = load;
-  for (int i = 0; i < 3 && sp; i++) {
-    sp = strchr(sp + 1, ' ');
-  }
-  if (sp) {
-    *sp = '\0';
-  }
-  printf("iocd notification benchmark, %s\n", date);
-  printf("machine:    %ld CPUs, %s, load average %s at start\n",
-         sysconf(_SC_NPROCESSORS_ONLN), cpu, load);
+  bench_print_header("iocd notification benchmark", NULL);
   printf("rule:       " RULE
          ": online_share_low of config/rules/daklak.jsonc without \"for\"\n"
          "            (none of the default rules fires on one point: they wait "
@@ -1076,15 +814,10 @@ static void print_header(const struct bench *b, int argc, char **argv) {
       b->o.rounds == 1 ? "" : "s");
   printf("servers:    mosquitto on :%d, influxd on :%d, webhook %s, iocd %s\n",
          b->mq.port, b->db.port, h_recorder_url(b->rec), h_iocd_bin());
-  printf("reproduce: ");
-  for (int i = 0; i < argc; i++) {
-    printf(" %s", argv[i]);
-  }
-  printf("\n");
-  fflush(stdout);
+  bench_print_command(argc, argv);
 }
 
-static void print_pct(const struct pct *p) {
+static void print_pct(const struct bench_pct *p) {
   if (p->n == 0) {
     printf("  %6s %6s %6s", "-", "-", "-");
   } else {
@@ -1119,11 +852,6 @@ static void print_lat(const char *phase, const struct lat_result *r) {
   printf("\n");
 }
 
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
-}
-
 /* ---- command line ---- */
 
 static void usage(FILE *out) {
@@ -1142,20 +870,6 @@ static void usage(FILE *out) {
           "  --dump FILE      append every probe's instants to FILE (CSV)\n"
           "  -h, --help       this help\n"
           "Environment: IOCD_BIN overrides the iocd binary.\n");
-}
-
-static int parse_long(const char *opt, const char *s, long lo, long hi,
-                      long *out) {
-  char *end;
-  errno = 0;
-  long v = s ? strtol(s, &end, 10) : 0;
-  if (!s || errno || end == s || *end || v < lo || v > hi) {
-    fprintf(stderr, "bench_notify: %s: expected an integer in %ld..%ld\n", opt,
-            lo, hi);
-    return -1;
-  }
-  *out = v;
-  return 0;
 }
 
 static int parse_args(int argc, char **argv, struct opts *o) {
@@ -1183,8 +897,8 @@ static int parse_args(int argc, char **argv, struct opts *o) {
       k++;
     }
     if (k < sizeof nums / sizeof nums[0]) {
-      if (parse_long(a, i + 1 < argc ? argv[i + 1] : NULL, nums[k].lo,
-                     nums[k].hi, nums[k].out) != 0) {
+      if (bench_parse_long("bench_notify", a, i + 1 < argc ? argv[i + 1] : NULL,
+                           nums[k].lo, nums[k].hi, nums[k].out) != 0) {
         return -1;
       }
       i++;
@@ -1245,16 +959,13 @@ int main(int argc, char **argv) {
     return prc > 0 ? 0 : 2;
   }
   setvbuf(stdout, NULL, _IOLBF, 0);
-  b.tck = (double)sysconf(_SC_CLK_TCK);
-  buf_init(&b.body, 16u << 20);
   signal(SIGPIPE, SIG_IGN);
   mosquitto_lib_init();
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  b.curl = curl_easy_init();
   int exit_code = 1;
   struct round_result *rr = calloc((size_t)b.o.rounds + 1, sizeof *rr);
   b.probes = calloc((size_t)b.o.probes, sizeof *b.probes);
-  if (!b.curl || !rr || !b.probes) {
+  if (bench_metrics_init(&b.met, NULL) != 0 || !rr || !b.probes) {
     fprintf(stderr, "bench: out of memory\n");
     goto out;
   }
@@ -1278,7 +989,7 @@ int main(int argc, char **argv) {
     if (phase_iocd(&b, "unloaded", true, false, &unloaded, &unused) != 0) {
       failed = true;
     }
-    sleep_ms(2000);
+    h_sleep_ms(2000);
   }
   for (int round = 1; round <= b.o.rounds; round++) {
     struct round_result *r = &rr[round];
@@ -1291,7 +1002,7 @@ int main(int argc, char **argv) {
      * fall on one side. */
     for (int k = 0; k < 2; k++) {
       bool on = (k == 0) == (round % 2 == 0);
-      sleep_ms(2000);
+      h_sleep_ms(2000);
       snprintf(name, sizeof name, "%s-%d", on ? "on" : "off", round);
       fprintf(stderr, "round %d: notify %s...\n", round, on ? "on" : "off");
       if (phase_iocd(&b, name, on, true, on ? &r->lat_on : &r->lat_off,
@@ -1299,7 +1010,7 @@ int main(int argc, char **argv) {
         failed = true;
       }
     }
-    sleep_ms(2000);
+    h_sleep_ms(2000);
   }
 
   print_lat_header();
@@ -1321,7 +1032,7 @@ int main(int argc, char **argv) {
         "publishers ran)\n");
     printf("\nrules alone, notifications off (publish -> transition):\n");
     for (int round = 1; round <= b.o.rounds; round++) {
-      const struct pct *p = &rr[round].lat_off.span[SPAN_RULES];
+      const struct bench_pct *p = &rr[round].lat_off.span[SPAN_RULES];
       printf("  loaded %d: %ld probes, p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
              round, p->n, p->p50, p->p99, p->max);
     }
@@ -1353,7 +1064,7 @@ int main(int argc, char **argv) {
       }
     }
     if (k > 0) {
-      double m = median(ratios, k);
+      double m = bench_median(ratios, k);
       printf("; median %.3f (target >= 0.95: %s)", m,
              m >= 0.95 ? "met" : "NOT met");
     }
@@ -1397,10 +1108,7 @@ out:
   }
   free(rr);
   free(b.probes);
-  buf_cleanup(&b.body);
-  if (b.curl) {
-    curl_easy_cleanup(b.curl);
-  }
+  bench_metrics_cleanup(&b.met);
   curl_global_cleanup();
   mosquitto_lib_cleanup();
   return exit_code;

@@ -23,11 +23,10 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 
 static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+  return (double)clock_mono_ns() / 1e9;
 }
 
 /* A configuration of n subscriptions and n rules, each rule reading its own

@@ -1,26 +1,21 @@
 /*
- * Helpers shared by the benchmarks that drive a real iocd: clocks, the CPU
- * time of a process, iocd's /metrics read over HTTP, percentiles and
- * medians, an MQTT session ended, integer options and the header every report
- * starts with (date, machine, load, commit). Blocking, for benchmark programs
- * only.
+ * Helpers shared by the benchmarks that drive a real iocd: the CPU time of a
+ * process and waiting for processes to go idle, iocd's /metrics read over
+ * HTTP, percentiles and medians, an MQTT session ended, integer options and
+ * the header every report starts with (date, machine, load, commit).
+ * Blocking, for benchmark programs only; clocks are core/clock.h's and
+ * sleeps the test harness's (h_sleep_ms).
  */
 #ifndef IOCD_BENCH_UTIL_H
 #define IOCD_BENCH_UTIL_H
 
 #include <curl/curl.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "core/buf.h"
-
-/* CLOCK_MONOTONIC and CLOCK_REALTIME, in ns. */
-int64_t bench_mono_ns(void);
-int64_t bench_real_ns(void);
-
-/* Sleeps ms milliseconds (restarting after signals). */
-void bench_sleep_ms(int ms);
 
 /* utime + stime of pid in seconds, or -1 when it cannot be read. */
 double bench_proc_cpu_s(pid_t pid);
@@ -54,8 +49,22 @@ double bench_metrics_value(const struct bench_metrics *m, const char *series);
 /* Ends the persistent session of client_id at the broker on 127.0.0.1:port
  * (connects with a clean start, then disconnects), so that the phases after
  * an iocd run do not pay for the broker queueing messages to a client that
- * is gone. Best effort: returns nothing. */
-void bench_drop_session(int port, const char *client_id);
+ * is gone. Returns 0, or -1 with a message on stderr when the broker did not
+ * accept the connection (the session may then still be there). */
+int bench_drop_session(int port, const char *client_id);
+
+/* Starts mosquitto_sub (MQTT 5) as a consumer that does nothing: it
+ * subscribes to ioc/# at qos on the broker at 127.0.0.1:port as client_id,
+ * writes the messages to /dev/null and its errors to errlog, and exits after
+ * count messages. It dies with this process. Returns its pid, or -1 when
+ * fork failed (errno set). */
+pid_t bench_spawn_sub(int port, int qos, const char *client_id, long count,
+                      const char *errlog);
+
+/* True when the log of the broker in broker_dir (the harness's
+ * mosquitto.log) shows client_id's subscription to ioc/# at qos. */
+bool bench_broker_saw_subscribe(const char *broker_dir, const char *client_id,
+                                int qos);
 
 /* Nearest-rank percentiles of a series of latencies. */
 struct bench_pct {
@@ -67,18 +76,18 @@ struct bench_pct {
  * 0). */
 struct bench_pct bench_percentiles(double *v, long n);
 
-/* The median of v[0..n) (sorted in place); n > 0. */
+/* The median of v[0..n) (sorted in place), 0 when n is 0. */
 double bench_median(double *v, int n);
 
 /* Parses s as an integer in lo..hi for option opt into *out. Returns 0, or
- * -1 with a message naming prog and opt on stderr (s NULL: the value is
+ * -1 with a message naming prog, opt and s on stderr (s NULL: the value is
  * missing). */
 int bench_parse_long(const char *prog, const char *opt, const char *s, long lo,
                      long hi, long *out);
 
 /* Prints the report's first lines: "<title>, <date UTC>", the machine (CPUs,
- * model, load average now) and the commit of source_dir (`git describe
- * --always --dirty`, "?" without git). */
+ * model, load average now) and, unless source_dir is NULL, the commit of
+ * source_dir (`git describe --always --dirty`, "?" without git). */
 void bench_print_header(const char *title, const char *source_dir);
 
 /* Prints "reproduce:" and the command line. */

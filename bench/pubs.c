@@ -9,8 +9,9 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "core/clock.h"
 
 /* A publisher keeps at most this many messages unacknowledged; the same
  * number is its MQTT send maximum, so QoS 1 pipelines. */
@@ -26,12 +27,6 @@ static const char *const districts[PUBS_NDISTRICTS] = {
 
 const char *pubs_district(size_t k) {
   return districts[k % PUBS_NDISTRICTS];
-}
-
-static int64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 struct pub_group {
@@ -111,7 +106,7 @@ static bool pub_fail(struct pub *p, const char *what, int rc) {
 
 /* Runs the network until at most limit messages are unacknowledged. */
 static bool pub_drain(struct pub *p, long limit, int timeout_ms) {
-  int64_t end = mono_ns() + (int64_t)timeout_ms * 1000000;
+  int64_t end = clock_mono_ns() + (int64_t)timeout_ms * 1000000;
   while (p->unacked > limit) {
     if (p->lost) {
       return pub_fail(p, "connection lost", 0);
@@ -120,7 +115,7 @@ static bool pub_drain(struct pub *p, long limit, int timeout_ms) {
     if (rc != MOSQ_ERR_SUCCESS) {
       return pub_fail(p, "loop", rc);
     }
-    if (mono_ns() > end) {
+    if (clock_mono_ns() > end) {
       return pub_fail(p, "acknowledgements timed out", 0);
     }
   }
@@ -144,13 +139,13 @@ static bool pub_connect(struct pub *p) {
   if (rc != MOSQ_ERR_SUCCESS) {
     return pub_fail(p, "connect", rc);
   }
-  int64_t end = mono_ns() + 10 * INT64_C(1000000000);
+  int64_t end = clock_mono_ns() + 10 * NS_PER_SEC;
   while (p->connack < 0) {
     rc = mosquitto_loop(p->m, 50, 1);
     if (rc != MOSQ_ERR_SUCCESS) {
       return pub_fail(p, "connect", rc);
     }
-    if (mono_ns() > end) {
+    if (clock_mono_ns() > end) {
       return pub_fail(p, "no CONNACK after 10 s", 0);
     }
   }
@@ -290,7 +285,7 @@ int64_t pubs_go(struct pubs *ps) {
   ps->g.go = true;
   pthread_cond_broadcast(&ps->g.cv);
   pthread_mutex_unlock(&ps->g.mu);
-  return mono_ns();
+  return clock_mono_ns();
 }
 
 bool pubs_finished(struct pubs *ps) {
