@@ -29,6 +29,7 @@
 #include "ingest/ingest.h"
 #include "ingest/mqtt.h"
 #include "store/latest.h"
+#include "store/self_metrics.h"
 #include "store/store.h"
 
 enum svc_state { SVC_RUNNING, SVC_STOPPING_MQTT, SVC_STOPPING_STORE, SVC_DONE };
@@ -72,6 +73,8 @@ struct service {
   } last_reload;
   /* The newest value of each series, for GET /api/v1/latest. */
   struct latest *latest;
+  /* The registry written into the outputs (self_metrics). */
+  struct self_metrics *self_metrics;
 };
 
 /* Back-pressure: above PAUSE_AT of the buffer, stop reading from the broker
@@ -312,6 +315,8 @@ static void close_own_handles(struct service *svc) {
   uv_close((uv_handle_t *)&svc->sig_hup, close_cb_noop);
   uv_close((uv_handle_t *)&svc->stats_timer, close_cb_noop);
   uv_close((uv_handle_t *)&svc->resume_timer, close_cb_noop);
+  self_metrics_close(svc->self_metrics);
+  svc->self_metrics = NULL;
 }
 
 static void on_api_closed(void *ud) {
@@ -365,6 +370,7 @@ static void begin_stop(struct service *svc, const char *why) {
   svc->state = SVC_STOPPING_MQTT;
   uv_timer_stop(&svc->stats_timer);
   uv_timer_stop(&svc->resume_timer);
+  self_metrics_stop(svc->self_metrics); /* the last sample, then flushed */
   uv_signal_stop(&svc->sig_hup);
   mqtt_close(svc->mqtt, on_mqtt_closed, svc);
 }
@@ -561,6 +567,11 @@ static void reload_apply(struct service *svc, struct config *ncfg) {
   svc->cfg = ncfg;
   config_free(old);
   apply_logging(ncfg);
+  /* It copies what it keeps; on ENOMEM it keeps writing as before. */
+  if (self_metrics_reconfigure(svc->self_metrics, &ncfg->self_metrics, &err) !=
+      IOCD_OK) {
+    log_error("service", "%s; the self-metrics keep their settings", err.msg);
+  }
   uv_timer_stop(&svc->stats_timer);
   if (ncfg->stats_interval_s > 0) {
     uint64_t ms = (uint64_t)ncfg->stats_interval_s * 1000;
@@ -700,6 +711,12 @@ int service_run(struct config *cfg) {
     log_error("service", "cannot start the store: %s", err.msg);
     goto fail;
   }
+  svc.self_metrics = self_metrics_new(&svc.loop, svc.store, svc.stats,
+                                      &cfg->self_metrics, &err);
+  if (!svc.self_metrics) {
+    log_error("service", "cannot start the self-metrics: %s", err.msg);
+    goto fail;
+  }
   if (service_check(cfg, &err)) {
     log_error("service", "%s", err.msg);
     goto fail;
@@ -797,6 +814,7 @@ fail:
   if (svc.alerts) {
     alerts_close(svc.alerts, on_alerts_closed, &svc);
   }
+  self_metrics_close(svc.self_metrics);
   uv_run(&svc.loop, UV_RUN_DEFAULT);
   ingest_free(svc.ingest);
   latest_free(svc.latest);

@@ -231,6 +231,10 @@ static void file_begin(void *base) {
   ((struct config_file_output *)base)->enabled = true;
 }
 
+static void self_metrics_begin(void *base) {
+  ((struct config_self_metrics *)base)->enabled = true;
+}
+
 static void tls_check(struct cw *c, struct cw_val v, void *base);
 static void mqtt_check(struct cw *c, struct cw_val v, void *base);
 static void influx_check(struct cw *c, struct cw_val v, void *base);
@@ -296,6 +300,10 @@ static const struct cw_key limits_keys[] = {
          366 * D_D),
     KINT("log_burst", T, log_burst, CW_AS_INT, 1, 100000, 10),
     KDUR("log_window", T, log_window_s, CW_AS_INT, D_S, D_S, D_H, 10 * D_S),
+    KDUR("late_after", T, late_after_s, CW_AS_I64, D_S, D_S, 366 * D_D,
+         5 * D_M),
+    KDUR("future_after", T, future_after_s, CW_AS_I64, D_S, D_S, 366 * D_D,
+         D_M),
 };
 #undef T
 static const struct cw_object limits_object =
@@ -387,6 +395,17 @@ static const struct cw_key journal_keys[] = {
 static const struct cw_object journal_object =
     CW_OBJECT(journal_keys, NULL, journal_check);
 
+#define T struct config_self_metrics
+static const struct cw_key self_metrics_keys[] = {
+    KBOOL("enabled", T, enabled, false),
+    KDUR("interval", T, interval_ms, CW_AS_INT, D_MS, D_S, D_H, 10 * D_S),
+    KNAME("measurement", T, measurement, "iocd_internal"),
+    KNAME("host", T, host, NULL),
+};
+#undef T
+static const struct cw_object self_metrics_object =
+    CW_OBJECT(self_metrics_keys, self_metrics_begin, NULL);
+
 #define T struct config
 static const struct cw_key root_keys[] = {
     KSTR("data_dir", T, data_dir, "./var/iocd"),
@@ -404,6 +423,7 @@ static const struct cw_key root_keys[] = {
     KOBJ("file", T, file, &file_object),
     KOBJ("api", T, api, &config__api_obj),
     KOBJ("journal", T, journal, &journal_object),
+    KOBJ("self_metrics", T, self_metrics, &self_metrics_object),
     /* The rules sections need every rule file and the whole main file (a
      * rule may use a parameter defined after it), so config__load_rules
      * reads them after the walk; here they are only known keys. */

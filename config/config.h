@@ -128,6 +128,12 @@ struct config_limits {
   int64_t max_past_s;        /* default 31622400 (366 days) */
   int log_burst;             /* rejected-message log lines per window; 10 */
   int log_window_s;          /* default 10 */
+  /* Feed quality per district (docs/ingest.md): a point older than
+   * late_after at arrival makes its message late, one further ahead than
+   * future_after makes it future. Accepted either way; max_past and
+   * max_future are what reject. 0: the default. */
+  int64_t late_after_s;      /* default 300 */
+  int64_t future_after_s;    /* default 60 */
 };
 
 enum influx_api { INFLUX_V1 = 1, INFLUX_V2 = 2 };
@@ -235,6 +241,16 @@ struct config_journal {
   int fsync_interval_ms; /* default 1000 */
   enum journal_when_full when_full;
   int64_t replay_rate;   /* backlog points per second; 0: unlimited */
+};
+
+/* "self_metrics": iocd's own counters and gauges written as points through
+ * the store, every interval (docs/store.md, "Self-metrics"). On as soon as
+ * the section is present, unless it says "enabled": false. */
+struct config_self_metrics {
+  bool enabled;      /* default false (section absent) */
+  int interval_ms;   /* default 10000 */
+  char *measurement; /* default "iocd_internal" */
+  char *host;        /* the "host" tag; NULL: the machine's host name */
 };
 
 /* The working calendar shared by rules and notifications
@@ -569,6 +585,7 @@ struct config {
   struct config_file_output file;
   struct config_api api; /* "api" */
   struct config_journal journal;
+  struct config_self_metrics self_metrics; /* "self_metrics" */
   struct config_calendar calendar; /* "calendar" */
   struct config_sources sources;   /* "sources" */
   struct config_rules rules;       /* "rule_engine", "params", "rules",

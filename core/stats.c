@@ -495,6 +495,79 @@ int stats_render_prometheus(struct stats *s, struct buf *out) {
   return rc;
 }
 
+/* Splits rendered labels (k="v",k2="v2", as render_labels writes them) into
+ * se's keys and values, unescaped into b, which must not move afterwards:
+ * its capacity is reserved first. */
+static int split_labels(const char *labels, struct buf *b,
+                        struct stats_series *se) {
+  buf_reset(b);
+  size_t n = strlen(labels) + 1;
+  if (buf_reserve(b, n)) {
+    return IOCD_ENOMEM;
+  }
+  char *w = b->data;
+  se->nlabels = 0;
+  for (const char *p = labels; *p;) {
+    const char *eq = strchr(p, '=');
+    if (!eq || eq[1] != '"') {
+      break; /* never: render_labels wrote it */
+    }
+    char *key = w;
+    memcpy(w, p, (size_t)(eq - p));
+    w += eq - p;
+    *w++ = '\0';
+    char *val = w;
+    p = eq + 2;
+    while (*p && *p != '"') {
+      if (*p == '\\' && p[1]) {
+        p++;
+        *w++ = *p == 'n' ? '\n' : *p;
+      } else {
+        *w++ = *p;
+      }
+      p++;
+    }
+    *w++ = '\0';
+    if (*p == '"') {
+      p++;
+    }
+    if (*p == ',') {
+      p++;
+    }
+    if (se->nlabels < STATS_MAX_LABELS) {
+      se->keys[se->nlabels] = key;
+      se->values[se->nlabels] = val;
+      se->nlabels++;
+    }
+  }
+  return IOCD_OK;
+}
+
+int stats_each(struct stats *s, stats_each_fn *fn, void *ud) {
+  if (s->uptime) {
+    stat_set(s->uptime, (double)(clock_mono_ns() - s->start_mono_ns) / 1e9);
+  }
+  struct buf b;
+  buf_init(&b, 1 << 20);
+  int rc = IOCD_OK;
+  for (struct family *f = s->head; f && !rc; f = f->next) {
+    for (struct series *se = f->head; se && !rc; se = se->next) {
+      struct stats_series out = {
+          .name = f->name,
+          .kind = f->kind,
+          .labels = se->labels,
+          .metric = &se->st,
+      };
+      rc = split_labels(se->labels, &b, &out);
+      if (!rc) {
+        rc = fn(ud, &out);
+      }
+    }
+  }
+  buf_cleanup(&b);
+  return rc;
+}
+
 int stats_render_summary(struct stats *s, struct buf *out) {
   int rc = IOCD_OK;
   bool first = true;

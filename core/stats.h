@@ -81,6 +81,28 @@ void stats_process_info(struct stats *s, const char *version,
  * Returns IOCD_OK or the error of buf_*. */
 int stats_render_prometheus(struct stats *s, struct buf *out);
 
+/* One series as stats_each shows it, every pointer borrowed for the call. */
+#define STATS_MAX_LABELS 16
+struct stats_series {
+  const char *name; /* the family's */
+  enum stat_kind kind;
+  const char *labels; /* as in /metrics, escaped: k="v",k2="v2"; or "" */
+  const char *keys[STATS_MAX_LABELS];   /* unescaped, in labels' order */
+  const char *values[STATS_MAX_LABELS]; /* unescaped */
+  size_t nlabels; /* at most STATS_MAX_LABELS; further labels are left out */
+  const struct metric *metric;
+};
+
+typedef int stats_each_fn(void *ud, const struct stats_series *se);
+
+/* Calls fn for every series in the order of /metrics (families, then their
+ * series, in registration order), after bringing iocd_uptime_seconds up to
+ * date as a render does. Stops at fn's first non-zero return and returns
+ * it; returns IOCD_ENOMEM when memory for the labels runs out, else
+ * IOCD_OK. For writers of the registry other than the two renderers
+ * (store/self_metrics.c). */
+int stats_each(struct stats *s, stats_each_fn *fn, void *ud);
+
 /* Appends one line of "name{labels}=value" pairs for the counters and gauges
  * whose value is not zero, for the periodic log summary. */
 int stats_render_summary(struct stats *s, struct buf *out);

@@ -305,6 +305,7 @@ struct ingest {
   struct ingest_scratch scratch;
   struct schema schema;
   struct log_limit loglim[INGEST_NREASONS];
+  struct feed feed; /* feed quality per district (feed.c) */
 };
 
 static void free_subs(struct sub_state *subs, size_t n) {
@@ -399,6 +400,10 @@ struct ingest *ingest_new(const struct config *cfg, struct stats *stats,
     goto fail;
   }
   in->nsubs = cfg->nsubs;
+  if (ingest__feed_init(&in->feed, cfg, stats)) {
+    iocd_err_set(err, IOCD_ENOMEM, "ingest: out of memory");
+    goto fail;
+  }
   in->nosub_rejects =
       stats_counter(stats, "iocd_rejects_total",
                     "Messages rejected, by reason.", "subscription", "",
@@ -424,6 +429,7 @@ void ingest_free(struct ingest *in) {
   free(in->scratch.nums);
   buf_cleanup(&in->scratch.key);
   ingest__schema_cleanup(&in->schema);
+  ingest__feed_cleanup(&in->feed);
   stats_free(in->own_stats);
   free(in);
 }
@@ -435,6 +441,13 @@ int ingest_reconfigure(struct ingest *in, const struct config *cfg,
   if (rc) {
     return rc;
   }
+  struct feed feed;
+  if (ingest__feed_init(&feed, cfg, in->stats)) {
+    free_subs(subs, cfg->nsubs);
+    return iocd_err_set(err, IOCD_ENOMEM, "ingest: out of memory");
+  }
+  ingest__feed_cleanup(&in->feed);
+  in->feed = feed;
   free_subs(in->subs, in->nsubs);
   in->subs = subs;
   in->nsubs = cfg->nsubs;
@@ -853,7 +866,9 @@ int ingest_message_meta(struct ingest *in, const char *topic,
   stat_inc(ss->messages);
   int rc = process(in, si, topic, tlen, payload, len, meta, now_ns, caps,
                    (size_t)ncaps, res);
+  const struct config_subscription *sub = &in->cfg->subs[si];
   if (res->reason != INGEST_OK) {
+    ingest__feed_count(&in->feed, sub, caps, (size_t)ncaps, NULL, res, now_ns);
     return finish_reject(in, ss, topic, tlen, res, now_ns);
   }
   if (rc) {
@@ -865,6 +880,7 @@ int ingest_message_meta(struct ingest *in, const char *topic,
   }
   stat_inc(ss->accepted);
   stat_add(ss->points, res->npoints);
+  ingest__feed_count(&in->feed, sub, caps, (size_t)ncaps, &in->pb, res, now_ns);
   stat_set(in->series, (double)ingest_series_count(in));
   return IOCD_OK;
 }

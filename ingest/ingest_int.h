@@ -44,6 +44,8 @@ struct ingest_limits {
 #define INGEST_DEFAULT_MAX_PAST_S INT64_C(31622400)
 #define INGEST_DEFAULT_LOG_BURST 10
 #define INGEST_DEFAULT_LOG_WINDOW_S 10
+#define INGEST_DEFAULT_LATE_AFTER_S INT64_C(300)
+#define INGEST_DEFAULT_FUTURE_AFTER_S INT64_C(60)
 /* MQTT's own packet limit: no payload can be larger. */
 #define INGEST_MAX_PAYLOAD_CEILING ((size_t)268435455)
 
@@ -254,5 +256,47 @@ int ingest__schema_check(struct schema *s,
 void ingest__schema_commit(struct schema *s);
 
 size_t ingest__schema_series(const struct schema *s);
+
+/* ---- feed quality per district (feed.c) -------------------------------- */
+
+/* One district's counters (docs/ingest.md, "Feed quality per district"):
+ * rejects and last-message gauges are made at their first use. */
+struct feed_district {
+  const char *name; /* sources.districts[i], or "other" */
+  struct metric *messages, *accepted, *late, *future;
+  struct metric *rejects[INGEST_NREASONS];
+  struct metric **last; /* nsystems + 1 gauges, by system */
+};
+
+/* The districts of sources.districts and one "other" for the rest, so
+ * that the series stay bounded whatever topics say. Without
+ * sources.districts nothing is counted. */
+struct feed {
+  struct stats *stats;
+  const char *district_tag, *system_tag; /* borrowed from the config */
+  char **districts;                      /* borrowed: sources.districts */
+  char **systems;                        /* borrowed: sources.systems */
+  size_t nsystems;
+  struct feed_district *d; /* ndistricts + 1; the last is "other" */
+  size_t ndistricts;
+  int64_t late_ns, future_ns;
+};
+
+/* Builds f (caller storage) for cfg, borrowed until the next init, and
+ * registers the per-district counters in stats. Returns IOCD_OK or
+ * IOCD_ENOMEM (f then needs no cleanup). */
+int ingest__feed_init(struct feed *f, const struct config *cfg,
+                      struct stats *stats);
+void ingest__feed_cleanup(struct feed *f);
+
+/* Counts one message of subscription sub whose topic gave caps: accepted
+ * when res->reason is INGEST_OK (its points in pb, which may be NULL for a
+ * reject), rejected otherwise. A message without a district (no capture,
+ * static tag or, when accepted, point tag named sources.district_tag) is
+ * not counted. */
+void ingest__feed_count(struct feed *f, const struct config_subscription *sub,
+                        const struct capture *caps, size_t ncaps,
+                        const struct point_batch *pb,
+                        const struct ingest_result *res, int64_t now_ns);
 
 #endif

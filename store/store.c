@@ -456,14 +456,23 @@ int store_append(struct store *s, size_t source, const struct point_batch *pb) {
   if (s->closing) {
     return IOCD_ECLOSED;
   }
-  if (source >= s->nsrc_map && source != STORE_SOURCE_INTERNAL) {
+  if (source >= s->nsrc_map && source != STORE_SOURCE_INTERNAL &&
+      source != STORE_SOURCE_SELF) {
     return IOCD_EINVAL;
   }
   if (pb->npoints == 0 || s->nouts == 0) {
     return IOCD_OK;
   }
-  uint32_t src_id =
-      source == STORE_SOURCE_INTERNAL ? s->internal_src : s->src_map[source];
+  if (source == STORE_SOURCE_SELF && !s->has_self_src) {
+    static const char self[] = "iocd:self";
+    if (intern_source(s, self, sizeof self - 1, &s->self_src) != IOCD_OK) {
+      return IOCD_ENOMEM;
+    }
+    s->has_self_src = true;
+  }
+  uint32_t src_id = source == STORE_SOURCE_INTERNAL ? s->internal_src
+                    : source == STORE_SOURCE_SELF   ? s->self_src
+                                                    : s->src_map[source];
   struct queue *q =
       source == STORE_SOURCE_INTERNAL && s->route_history ? s->hq : s->q;
   struct source *src = &s->sources[src_id];

@@ -40,6 +40,11 @@ int store_append(struct store *s, size_t source, const struct point_batch *pb);
  * to the history's database (docs/store.md, "The alert history"). */
 #define STORE_SOURCE_INTERNAL ((size_t)-1)
 
+/* The source for iocd's self-metrics (store/self_metrics.h): counted under
+ * the subscription label "iocd:self" and written with the data, to
+ * influxdb.database, journaled like it. */
+#define STORE_SOURCE_SELF ((size_t)-2)
+
 /* Applies a new configuration to the outputs (URL, credentials, batching).
  * Requests in flight finish with the old settings. Returns IOCD_EINVAL with
  * err when the new settings are unusable (the old ones stay). The store

@@ -475,6 +475,10 @@ struct store {
   uint32_t *src_map; /* subscription index -> source id */
   size_t nsrc_map;
   uint32_t internal_src; /* the source of STORE_SOURCE_INTERNAL points */
+  /* The source of STORE_SOURCE_SELF points, made at their first append so
+   * that a configuration without self-metrics has no series for it. */
+  uint32_t self_src;
+  bool has_self_src;
 
   struct buf scratch; /* one message's line protocol */
   uint32_t *line_end; /* one message's line ends */
