@@ -253,10 +253,13 @@ static bool same_addr(const struct api_conn *a, const struct api_conn *b) {
 }
 
 /* The connection to close to make room among those of c's address (all
- * when mine is false): one already answered by the gate, else the oldest. */
+ * when mine is false): one already answered by the gate, else the oldest
+ * of those waiting for the API's share (the load itself), else the oldest.
+ * A health check whose request has not arrived yet is thus not the one
+ * closed while requests wait. */
 static struct api_conn *victim(struct api_gate *g, const struct api_conn *c,
                                bool mine) {
-  struct api_conn *oldest = NULL;
+  struct api_conn *oldest = NULL, *waiting = NULL;
   for (struct api_conn *o = g->first; o; o = o->next) {
     if (!o->counted || (mine && !same_addr(o, c))) {
       continue;
@@ -264,11 +267,14 @@ static struct api_conn *victim(struct api_gate *g, const struct api_conn *c,
     if (o->state == CONN_CLOSING) {
       return o;
     }
+    if (!waiting && o->waiting) {
+      waiting = o;
+    }
     if (!oldest) {
       oldest = o;
     }
   }
-  return oldest;
+  return waiting ? waiting : oldest;
 }
 
 /* Makes room for c when its address holds its share or the gate is full. */
