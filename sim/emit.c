@@ -10,6 +10,9 @@
  *          system tag and the time in nanoseconds;
  *   senml  ioc/{district}/senml: SenML records named {measurement}_{field}.
  *
+ * With no_time the json "time", the line protocol's timestamp and SenML's
+ * "bt" are left out, and iocd stamps each message on arrival.
+ *
  * The example configuration has no JSON subscription for iMail or for the
  * province's services, so in the json format those go as line protocol on
  * ioc/{district}/line and ioc/province/line, where the default rules read
@@ -74,7 +77,7 @@ static int line_of(struct sim *s, const struct feed *f, int64_t t) {
     rc = buf_printf(&s->payload, "%c%s=%" PRId64 "i", k ? ',' : ' ',
                     f->names[k], f->v[k]);
   }
-  return rc ? rc : buf_printf(&s->payload, " %" PRId64, t);
+  return rc || s->no_time ? rc : buf_printf(&s->payload, " %" PRId64, t);
 }
 
 /* Sends feed f in the simulation's format (json falls back to line
@@ -93,9 +96,10 @@ static int send_feed(struct sim *s, const struct feed *f, int64_t t,
     case SIM_FORMAT_JSON:
       rc = buf_printf(&s->topic, "ioc/%s/%s", f->source, f->system);
       rc = rc ? rc : buf_putc(&s->payload, '{');
-      rc = rc ? rc : put_time_json(s, t);
+      rc = rc || s->no_time ? rc : put_time_json(s, t);
       for (size_t k = 0; !rc && k < f->n; k++) {
-        rc = buf_printf(&s->payload, ",\"%s\":%" PRId64, f->names[k], f->v[k]);
+        rc = buf_printf(&s->payload, "%s\"%s\":%" PRId64,
+                        k || !s->no_time ? "," : "", f->names[k], f->v[k]);
       }
       rc = rc ? rc : buf_putc(&s->payload, '}');
       break;
@@ -118,10 +122,10 @@ static int send_feed(struct sim *s, const struct feed *f, int64_t t,
       break;
     case SIM_FORMAT_SENML:
       rc = buf_printf(&s->topic, "ioc/%s/senml", f->source);
-      rc = rc ? rc
-              : buf_printf(&s->payload,
-                           "[{\"bn\":\"%s_\",\"bt\":", f->measurement);
-      rc = rc ? rc : put_senml_time(s, t);
+      rc =
+          rc ? rc : buf_printf(&s->payload, "[{\"bn\":\"%s_\"", f->measurement);
+      rc = rc || s->no_time ? rc : buf_puts(&s->payload, ",\"bt\":");
+      rc = rc || s->no_time ? rc : put_senml_time(s, t);
       for (size_t k = 0; !rc && k < f->n; k++) {
         rc = buf_printf(&s->payload, "%s\"n\":\"%s\",\"v\":%" PRId64 "}",
                         k ? ",{" : ",", f->names[k], f->v[k]);

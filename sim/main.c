@@ -64,8 +64,9 @@ static void usage(FILE *out) {
       "\"now-DUR\"\n"
       "                         (default: now, or now minus --duration "
       "when\n"
-      "                         --speed > 1, so the run ends at the "
-      "present)\n"
+      "                         --speed > 1 without --no-time, so the run "
+      "ends\n"
+      "                         at the present)\n"
       "      --speed X          simulated seconds per real second "
       "(default 1;\n"
       "                         1440: a simulated day per real minute)\n"
@@ -76,6 +77,9 @@ static void usage(FILE *out) {
       "stopped;\n"
       "                         1d with --dry-run or --out)\n"
       "  -f, --format F         json (default), value, line or senml\n"
+      "      --no-time          no time in the payloads: iocd stamps each\n"
+      "                         message on arrival (compressed time for rules\n"
+      "                         on iocd's clock; the demo)\n"
       "      --online-share P   the province's online share, levels 3+4 "
       "(40%%;\n"
       "                         the seed's 2020 figure is 16.61%%)\n"
@@ -183,6 +187,10 @@ static int parse_args(int argc, char **argv, struct cli *c) {
     }
     if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
       c->quiet = true;
+      continue;
+    }
+    if (strcmp(a, "--no-time") == 0) {
+      c->o.no_time = true;
       continue;
     }
     if (i + 1 >= argc) {
@@ -554,7 +562,7 @@ int main(int argc, char **argv) {
   double speed = c.o.speed == 0 ? 1 : c.o.speed;
   int64_t now = clock_realtime_ns();
   c.o.start_ns = now;
-  if (!c.start && speed > 1 && c.duration_ns) {
+  if (!c.start && speed > 1 && c.duration_ns && !c.o.no_time) {
     c.o.start_ns = now - c.duration_ns;
   }
   int status = 1;

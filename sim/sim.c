@@ -205,6 +205,7 @@ struct sim *sim_new(const struct sim_opts *o, struct iocd_err *err) {
   }
   s->cfg = o->cfg;
   s->format = o->format;
+  s->no_time = o->no_time;
   s->speed = speed;
   s->interval = interval;
   s->start = o->start_ns;

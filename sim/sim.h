@@ -43,6 +43,11 @@ struct sim_opts {
   int64_t interval_ns; /* simulated time between two reports of a feed;
                           0: one minute */
   enum sim_format format;
+  /* true: no time in the payloads (json "time", the line protocol's
+   * timestamp, SenML "bt"), so iocd stamps each message on arrival and a
+   * compressed run's figures land at the present, where rules that read
+   * iocd's clock see them (the demo) */
+  bool no_time;
   double online_share; /* the province's share of dossiers submitted
                           online (levels 3 + 4), around which districts
                           vary; 0: 0.40 */

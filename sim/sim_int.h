@@ -54,6 +54,7 @@ struct sim {
   const struct config *cfg;
   struct calendar *cal;
   enum sim_format format;
+  bool no_time; /* payloads without a time: iocd stamps arrival */
   double speed;
   int64_t interval, start;
   int32_t utc_offset_s;

@@ -409,3 +409,70 @@ Test(sim, senml_messages_are_accepted_by_the_example_configuration) {
   const char *subs[] = {"senml", NULL};
   check_format(SIM_FORMAT_SENML, subs);
 }
+
+/* Every point of a run with no_time: stamped with the arrival time that
+ * ingest was given, never the simulated time. */
+struct arrival_check {
+  struct ingest *in;
+  int64_t arrival;
+  size_t points, stamped_elsewhere, rejected;
+};
+
+static int arrival_sink(void *ud, size_t sub, const struct point_batch *pb) {
+  struct arrival_check *ac = ud;
+  (void)sub;
+  for (size_t i = 0; i < pb->npoints; i++) {
+    ac->points++;
+    const struct point *p = &pb->points[i];
+    ac->stamped_elsewhere += p->has_ts && p->ts_ns != ac->arrival;
+  }
+  return 0;
+}
+
+static int ingest_at_arrival(void *ud, const struct sim_msg *m) {
+  struct arrival_check *ac = ud;
+  if (m->kind != SIM_MSG_PUBLISH) {
+    return 0;
+  }
+  cr_assert(strstr(m->payload, "\"time\"") == NULL, "%.*s", (int)m->len,
+            m->payload);
+  cr_assert(strstr(m->payload, "\"bt\"") == NULL, "%.*s", (int)m->len,
+            m->payload);
+  struct ingest_result res;
+  ac->rejected += ingest_message(ac->in, m->topic, m->payload, m->len, NULL,
+                                 ac->arrival, &res) != IOCD_OK;
+  return 0;
+}
+
+Test(sim, no_time_leaves_the_stamp_to_iocds_arrival_time_in_every_format) {
+  const enum sim_format formats[] = {SIM_FORMAT_JSON, SIM_FORMAT_VALUE,
+                                     SIM_FORMAT_LINE, SIM_FORMAT_SENML};
+  for (size_t k = 0; k < sizeof formats / sizeof formats[0]; k++) {
+    struct config *cfg = example();
+    struct stats *st = stats_new();
+    struct iocd_err err = {0};
+    /* Years after the simulated day: a timestamp left in a payload would
+     * differ from it. */
+    struct arrival_check ac = {.arrival = at("2031-03-04T10:00:00+07:00")};
+    ac.in = ingest_new(cfg, st, arrival_sink, &ac, &err);
+    cr_assert_not_null(ac.in, "%s", err.msg);
+    int64_t start = at("2020-09-28T07:00:00+07:00");
+    struct sim_opts o = {.cfg = cfg,
+                         .seed = 3,
+                         .start_ns = start,
+                         .speed = 60,
+                         .interval_ns = 30 * MIN,
+                         .format = formats[k],
+                         .no_time = true};
+    struct sim *s = sim_new(&o, &err);
+    cr_assert_not_null(s, "%s", err.msg);
+    run(s, start, 6 * HOUR, ingest_at_arrival, &ac);
+    cr_assert_gt(ac.points, 50, "format %zu", k);
+    cr_assert_eq(ac.rejected, 0, "format %zu", k);
+    cr_assert_eq(ac.stamped_elsewhere, 0, "format %zu", k);
+    sim_free(s);
+    ingest_free(ac.in);
+    stats_free(st);
+    config_free(cfg);
+  }
+}
