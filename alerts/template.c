@@ -38,6 +38,7 @@ enum word {
   W_SYSTEM,
   W_SEVERITY,
   W_VALUE,
+  W_VALUE_RESOLVED,
   W_THRESHOLD,
   W_THRESHOLD_LC,
   W_TIME,
@@ -74,6 +75,7 @@ static const char *const words[W_COUNT][2] = {
     [W_SYSTEM] = {"Hệ thống", "System"},
     [W_SEVERITY] = {"Mức độ", "Severity"},
     [W_VALUE] = {"Giá trị", "Value"},
+    [W_VALUE_RESOLVED] = {"Giá trị khi khắc phục", "Value when resolved"},
     [W_THRESHOLD] = {"Ngưỡng", "Threshold"},
     [W_THRESHOLD_LC] = {"ngưỡng", "threshold"},
     [W_TIME] = {"Thời gian", "Time"},
@@ -856,7 +858,12 @@ static int alert_rows(struct sink *k, const struct notice_alert *a) {
       rc = template_format_value(a, true, a->threshold, lang, &v);
     }
     if (!rc) {
-      rc = sink_row(k, a->has_value ? W_VALUE : W_THRESHOLD, v.data, false);
+      /* A resolved alert keeps the words of its firing (its summary said
+       * what was wrong), so its value is named as the recovery's. */
+      enum word w = !a->has_value                  ? W_THRESHOLD
+                    : a->status == NOTICE_RESOLVED ? W_VALUE_RESOLVED
+                                                   : W_VALUE;
+      rc = sink_row(k, w, v.data, false);
     }
   }
   if (!rc) {

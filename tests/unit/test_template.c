@@ -194,8 +194,10 @@ Test(template_default, resolved_text_says_from_when_to_when) {
   /* No summary: the rule's name and the district. */
   cr_expect_str_eq(subj, "[ĐÃ KHẮC PHỤC] online_share_low — Krông Búk");
   cr_expect(strstr(text, "Địa bàn: Krông Búk\n") != NULL, "%s", text);
-  cr_expect(strstr(text, "Giá trị: 10,61% (ngưỡng: 30%)\n") != NULL, "%s",
-            text);
+  /* The value is the recovery's, and says so. */
+  cr_expect(
+      strstr(text, "Giá trị khi khắc phục: 10,61% (ngưỡng: 30%)\n") != NULL,
+      "%s", text);
   cr_expect(strstr(text,
                    "Thời gian: từ 09:15 ngày 08/12/2026 đến 11:30 "
                    "ngày 08/12/2026 (2 giờ 15 phút)\n") != NULL,
