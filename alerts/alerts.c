@@ -5,7 +5,8 @@
  * and a timer that runs at least every second, sooner when the engine asks
  * for a deadline, to tick it, to tell it whether the broker is reachable
  * and to save its state when it changed. Every transition becomes the
- * records of records.c; the state file is state_file.c's.
+ * records of records.c, and so does every action on an acknowledgement
+ * that the notifications report; the state file is state_file.c's.
  */
 #include "alerts/alerts.h"
 
@@ -56,6 +57,7 @@ struct alerts {
   bool state_dirty;
   int64_t last_save_ns;
   struct point_batch alert_pb; /* the point of the transition at hand */
+  struct point_batch ack_pb;   /* the point of the ack action at hand */
   struct metric *st_alert_events;
   struct metric *st_alert_points_lost;
   struct metric *st_state_saves;
@@ -84,6 +86,25 @@ static void on_alert_event(void *ud, const struct alert_event *ev) {
     stat_inc(a->st_alert_points_lost);
     log_error("rules", "alert point of %s not stored: %s", ev->rule,
               iocd_strerror(rc));
+  }
+}
+
+/* Every acknowledgement, taking back and end: its `alert_acks` point, on
+ * the transitions' way into the store. */
+static void on_ack_action(void *ud, const struct notify_ack_action *act) {
+  struct alerts *a = ud;
+  if (a->stopped || !a->store) {
+    return;
+  }
+  int rc = alert_ack_record_point(&a->ack_pb, act);
+  if (!rc) {
+    /* app/service.c: store_append with STORE_SOURCE_INTERNAL. */
+    rc = a->store(a->store_ud, &a->ack_pb);
+  }
+  if (rc) {
+    stat_inc(a->st_alert_points_lost);
+    log_error("rules", "%s point of alert %016llx not stored: %s", act->action,
+              (unsigned long long)act->id, iocd_strerror(rc));
   }
 }
 
@@ -200,6 +221,7 @@ static void alerts_free(struct alerts *a) {
   engine_free(a->engine);
   alert_metrics_free(a->alert_metrics);
   pb_cleanup(&a->alert_pb);
+  pb_cleanup(&a->ack_pb);
   free(a);
 }
 
@@ -207,9 +229,9 @@ static void register_metrics(struct alerts *a, struct stats *stats) {
   a->st_alert_events = stats_counter(
       stats, "iocd_alert_events_total",
       "Alert transitions (pending, firing, resolved, ...).", NULL);
-  a->st_alert_points_lost =
-      stats_counter(stats, "iocd_alert_points_lost_total",
-                    "Alert transitions not stored as points.", NULL);
+  a->st_alert_points_lost = stats_counter(
+      stats, "iocd_alert_points_lost_total",
+      "Alert transitions and acknowledgements not stored as points.", NULL);
   a->st_state_saves = stats_counter(stats, "iocd_rules_state_saves_total",
                                     "Writes of the alert state file.", NULL);
   a->st_state_save_failures =
@@ -254,6 +276,8 @@ static int start_notify(struct alerts *a, const struct config *cfg,
       .stats = stats,
       .publish = a->publish,
       .publish_ud = a->publish_ud,
+      .on_ack = on_ack_action,
+      .ack_ud = a,
   };
   int rc = notify_new(&no, &a->notify, err);
   if (!rc) {
@@ -277,6 +301,7 @@ int alerts_new(const struct alerts_opts *o, struct alerts **out,
   a->broker_connected = o->broker_connected;
   a->broker_ud = o->broker_ud;
   pb_init(&a->alert_pb);
+  pb_init(&a->ack_pb);
   a->alert_metrics = alert_metrics_new(o->stats, o->cfg->sources.district_tag,
                                        o->cfg->limits.max_series);
   if (!a->alert_metrics) {

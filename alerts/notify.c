@@ -96,6 +96,8 @@ struct notify {
   int closes; /* handles and courier still closing */
   notify_closed_fn *closed_cb;
   void *closed_ud;
+  notify_ack_fn *on_ack; /* NULL: nobody hears of acknowledgements */
+  void *ack_ud;
   struct metric *st_notices, *st_submit_failures, *st_alerts_refused;
   struct metric *st_storm_folded, *st_flapping, *st_silences, *st_acks;
   struct metric *st_groups;
@@ -519,6 +521,48 @@ static void on_timer(uv_timer_t *t) {
   run_due(n);
 }
 
+/* ---- what on_ack hears ---- */
+
+/* Hands act to on_ack, with the alert's labels as the dispatcher knows
+ * them (else those act has) and, with start, when it started firing. */
+static void tell_ack(struct notify *n, struct notify_ack_action *act,
+                     bool start) {
+  static const struct notice_labels none = {0};
+  const struct notice_alert *known = dispatch_find_alert(n->d, act->id);
+  if (known) {
+    act->labels = &known->labels;
+    act->fired_ns = start ? known->starts_ns : 0;
+  }
+  if (!act->labels) {
+    act->labels = &none;
+  }
+  /* alerts.c: on_ack_action, the `alert_acks` point. */
+  n->on_ack(n->ack_ud, act);
+}
+
+/* Passes a to the dispatcher (dispatch_restore while restoring, with told)
+ * and tells on_ack of the ack that ended with it: the alert resolved, or
+ * it fires in a new episode and the ack was for an earlier one (then its
+ * start is not the acknowledged episode's, and is left out). */
+static int pass_alert(struct notify *n, const struct notice_alert *a,
+                      bool restoring, bool told, int64_t now) {
+  uint64_t fp =
+      a->fingerprint ? a->fingerprint : notice_labels_fingerprint(&a->labels);
+  bool acked = n->on_ack && ack_find(dispatch_acks(n->d), fp);
+  int rc = restoring ? dispatch_restore(n->d, a, told, now)
+                     : dispatch_alert(n->d, a, now);
+  if (acked && !ack_find(dispatch_acks(n->d), fp)) {
+    struct notify_ack_action act = {
+        .action = "expire",
+        .id = fp,
+        .labels = &a->labels,
+        .at_ns = now,
+    };
+    tell_ack(n, &act, a->status == NOTICE_RESOLVED);
+  }
+  return rc;
+}
+
 static void on_emit(void *ud, struct notice *x) {
   struct notify *n = ud;
   struct iocd_err err = {{0}};
@@ -560,7 +604,7 @@ static void on_sent(void *ud, const struct notice *x) {
       a.status = NOTICE_RESOLVED;
       a.starts_ns = known->starts_ns;
       a.ends_ns = now;
-      if (dispatch_alert(n->d, &a, now) == IOCD_OK) {
+      if (pass_alert(n, &a, false, false, now) == IOCD_OK) {
         log_info(MOD, "notifications reach %s again", x->receiver);
       }
       run_due(n);
@@ -595,7 +639,7 @@ static void on_dead(void *ud, const struct notice *dead_letter,
     a.fingerprint = notice_labels_fingerprint(&a.labels);
     a.status = NOTICE_FIRING;
     a.starts_ns = now;
-    rc = dispatch_alert(n->d, &a, now);
+    rc = pass_alert(n, &a, false, false, now);
   }
   if (rc) {
     log_error(MOD, "the failure of notification %016llx to %s not raised: %s",
@@ -617,7 +661,7 @@ void notify_event(struct notify *n, const struct alert_event *ev) {
   struct notice_alert a;
   int rc = notify__event_alert(ev, &a);
   if (!rc) {
-    rc = dispatch_alert(n->d, &a, clock_realtime_ns());
+    rc = pass_alert(n, &a, false, false, clock_realtime_ns());
     if (!rc && a.status == NOTICE_FIRING && !notify__active(ev->prev) &&
         notified_has(n, a.fingerprint) &&
         !dispatch_notified(n->d, a.fingerprint)) {
@@ -642,7 +686,7 @@ void notify_restore(struct notify *n, const struct alert_event *ev) {
   int rc = notify__event_alert(ev, &a);
   if (!rc) {
     bool told = notified_has(n, a.fingerprint);
-    rc = dispatch_restore(n->d, &a, told, clock_realtime_ns());
+    rc = pass_alert(n, &a, true, told, clock_realtime_ns());
     if (!rc) {
       n->restored++;
       n->restored_notified += told;
@@ -722,6 +766,8 @@ int notify_new(const struct notify_opts *opts, struct notify **out,
   }
   n->loop = opts->loop;
   n->cfg = cfg;
+  n->on_ack = opts->on_ack;
+  n->ack_ud = opts->ack_ud;
   n->acks_fd = -1;
   buf_init(&n->notified_text, 64u << 20);
   n->silences_path = path_in(cfg->data_dir, "silences.json");
@@ -937,13 +983,25 @@ int notify_ack(struct notify *n, const char *id, const char *who,
   if (!who || !*who) {
     return iocd_err_set(err, IOCD_EINVAL, "\"by\": who acknowledges");
   }
-  int rc = dispatch_ack(n->d, v, who, principal, comment, clock_realtime_ns());
+  int64_t now = clock_realtime_ns();
+  int rc = dispatch_ack(n->d, v, who, principal, comment, now);
   char note[160];
   principal_note(principal, note, sizeof note);
   switch (rc) {
     case IOCD_OK:
       log_info(MOD, "alert %s acknowledged by %s%s%s%s", id, who, note,
                comment ? ": " : "", comment ? comment : "");
+      if (n->on_ack) {
+        struct notify_ack_action act = {
+            .action = "ack",
+            .id = v,
+            .by = who,
+            .principal = principal,
+            .comment = comment,
+            .at_ns = now,
+        };
+        tell_ack(n, &act, true);
+      }
       run_due(n);
       return IOCD_OK;
     case IOCD_ENOTFOUND:
@@ -963,16 +1021,38 @@ int notify_unack(struct notify *n, const char *id, const char *who,
   if (!who || !*who) {
     return iocd_err_set(err, IOCD_EINVAL, "\"by\": who takes the ack back");
   }
-  int rc = dispatch_unack(n->d, v, who, principal, NULL, clock_realtime_ns());
+  /* The labels of the ack, for an alert the dispatcher no longer knows
+   * (an ack restored from the audit trail). */
+  struct notice_labels acked = {0};
+  const struct ack *k = ack_find(dispatch_acks(n->d), v);
+  if (n->on_ack && k) {
+    notice_labels_copy(&acked, &k->labels); /* left empty on failure */
+  }
+  int64_t now = clock_realtime_ns();
+  int rc = dispatch_unack(n->d, v, who, principal, NULL, now);
   if (rc == IOCD_ENOTFOUND) {
+    notice_labels_cleanup(&acked);
     return iocd_err_set(err, rc, "alert %s is not acknowledged", id);
   }
   if (rc) {
+    notice_labels_cleanup(&acked);
     return iocd_err_set(err, rc, "alert %s: %s", id, iocd_strerror(rc));
   }
   char note[160];
   principal_note(principal, note, sizeof note);
   log_info(MOD, "alert %s: acknowledgement taken back by %s%s", id, who, note);
+  if (n->on_ack) {
+    struct notify_ack_action act = {
+        .action = "unack",
+        .id = v,
+        .labels = &acked,
+        .by = who,
+        .principal = principal,
+        .at_ns = now,
+    };
+    tell_ack(n, &act, true);
+  }
+  notice_labels_cleanup(&acked);
   run_due(n);
   return IOCD_OK;
 }

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "alerts/notice.h"
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/err.h"
@@ -34,12 +35,33 @@ typedef int notify_publish_fn(void *ud, const char *topic, const void *payload,
                               size_t len, int qos, bool retain,
                               notify_published_fn *done, void *done_ud);
 
+/* What changed in the acknowledgement of an alert, once it took effect:
+ * everything is borrowed for the call. */
+struct notify_ack_action {
+  const char *action; /* "ack", "unack" or "expire" (the alert resolved, or
+                         fires again in an episode the ack is not for) */
+  uint64_t id;        /* the alert's id (its fingerprint) */
+  /* The alert's labels (alertname, severity, district, ...) as the
+   * dispatcher knows them now, else as they were acknowledged. */
+  const struct notice_labels *labels;
+  const char *by;        /* whom the request names; NULL for "expire" */
+  const char *principal; /* the API token's name; NULL when not known */
+  const char *comment;   /* NULL when none was given */
+  int64_t at_ns;         /* when it took effect (Unix ns) */
+  int64_t fired_ns;      /* when the alert started firing; 0: not known */
+};
+
+/* Hears of every acknowledgement, taking back and end (notify_opts). */
+typedef void notify_ack_fn(void *ud, const struct notify_ack_action *act);
+
 struct notify_opts {
   uv_loop_t *loop;
   const struct config *cfg;   /* borrowed, as struct alerts_opts says */
   struct stats *stats;        /* borrowed; counters registered here */
   notify_publish_fn *publish; /* NULL: MQTT receivers fail */
   void *publish_ud;
+  notify_ack_fn *on_ack; /* NULL: nobody hears of acknowledgements */
+  void *ack_ud;
 };
 
 /* Checks what the loader cannot: templates (FILE:LINE:COL), that the
@@ -54,7 +76,9 @@ int notify_new(const struct notify_opts *opts, struct notify **out,
 
 /* One transition of the rules engine (pending, firing, resolved, ...):
  * those that change what receivers must know go to the dispatcher. The
- * first one ends the restore (notify_restore_done). */
+ * first one ends the restore (notify_restore_done). An ack it ends (the
+ * alert resolved) reaches on_ack as "expire", as does one notify_restore
+ * ends. */
 void notify_event(struct notify *n, const struct alert_event *ev);
 
 /* At start, after notify_new: one alert of the rules engine's restored
@@ -76,7 +100,8 @@ void notify_event_id(const struct alert_event *ev, char out[17]);
 /* Acknowledges the firing alert id (16 hex digits) by who, on the request
  * of principal (the API token's name, "anonymous" without one; may be
  * NULL), with comment (may be NULL). Both who and principal go into the
- * audit line, which is written before it returns. Returns IOCD_OK,
+ * audit line, which is written before it returns; then on_ack hears of it
+ * ("ack"; notify_unack: "unack"). Returns IOCD_OK,
  * IOCD_ENOTFOUND (no such firing alert), IOCD_EINVAL (bad id or who) with
  * err set. */
 int notify_ack(struct notify *n, const char *id, const char *who,

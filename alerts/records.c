@@ -2,14 +2,18 @@
  * The records of an alert transition: the log line an operator reads in the
  * journal of the service, and the `alerts` point InfluxDB keeps for
  * Grafana's annotations and tables of active alerts. Both are built from
- * the event alone, so the same transition always reads the same way.
+ * the event alone, so the same transition always reads the same way. And
+ * the `alert_acks` point of an acknowledgement, for the time to
+ * acknowledge on the alert history's dashboard.
  */
 #include "alerts/records.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
 
@@ -123,6 +127,72 @@ int alert_record_point(struct point_batch *pb, const struct alert_event *ev) {
       rc = pb_field_string(pb, p, a->key, strlen(a->key), a->value,
                            strlen(a->value));
     }
+  }
+  if (!rc) {
+    pb_point_sort_tags(pb, p);
+  }
+  return rc;
+}
+
+/* Tag and field names of an ack point; a label may not take one. */
+static bool ack_name_reserved(const char *k) {
+  static const char *const names[] = {"rule",      "action",        "by",
+                                      "principal", "comment",       "alert_id",
+                                      "fired_at",  "seconds_to_ack"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    if (strcmp(k, names[i]) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+static int add_string(struct point_batch *pb, struct point *p, const char *k,
+                      const char *v) {
+  return v ? pb_field_string(pb, p, k, strlen(k), v, strlen(v)) : IOCD_OK;
+}
+
+int alert_ack_record_point(struct point_batch *pb,
+                           const struct notify_ack_action *act) {
+  pb_reset(pb);
+  static const char meas[] = "alert_acks";
+  struct point *p = pb_point_new(pb, meas, sizeof meas - 1);
+  if (!p) {
+    return IOCD_ENOMEM;
+  }
+  p->ts_ns = act->at_ns;
+  p->has_ts = true;
+  const struct notice_labels *ls = act->labels;
+  int rc = add_tag(pb, p, "rule", notice_label_get(ls, "alertname"));
+  if (!rc) {
+    rc = add_tag(pb, p, "action", act->action);
+  }
+  for (size_t i = 0; !rc && ls && i < ls->n; i++) {
+    const struct notice_label *l = &ls->v[i];
+    if (strcmp(l->name, "alertname") != 0 && !ack_name_reserved(l->name)) {
+      rc = add_tag(pb, p, l->name, l->value);
+    }
+  }
+  if (!rc) {
+    rc = add_string(pb, p, "by", act->by);
+  }
+  if (!rc) {
+    rc = add_string(pb, p, "principal", act->principal);
+  }
+  if (!rc) {
+    rc = add_string(pb, p, "comment", act->comment);
+  }
+  char id[17];
+  snprintf(id, sizeof id, "%016llx", (unsigned long long)act->id);
+  if (!rc) {
+    rc = pb_field_string(pb, p, "alert_id", 8, id, 16);
+  }
+  if (!rc && act->fired_ns > 0) {
+    rc = pb_field_int(pb, p, "fired_at", 8, act->fired_ns / NS_PER_MS);
+  }
+  if (!rc && act->fired_ns > 0 && strcmp(act->action, "ack") == 0) {
+    rc = pb_field_float(pb, p, "seconds_to_ack", 14,
+                        (double)(act->at_ns - act->fired_ns) / 1e9);
   }
   if (!rc) {
     pb_point_sort_tags(pb, p);

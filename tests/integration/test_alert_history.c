@@ -6,13 +6,20 @@
  * and not in the data's; while the history's destination fails (a retention
  * policy that does not exist yet, a database dropped under iocd) the data
  * keeps landing and the alert points wait, retried, in their own journal,
- * through a restart, until the destination works.
+ * through a restart, until the destination works. And what operators do to
+ * an alert, acknowledging it through the API, taking it back, and the ack
+ * ending as the alert resolves: `alert_acks` points in the history, with
+ * the time it took to acknowledge.
  */
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/buf.h"
 #include "tests/harness/harness.h"
@@ -285,6 +292,233 @@ Test(alert_history, a_history_database_dropped_under_iocd_is_created_again) {
                0, "the history's database was not created again (see %s)",
                e.iocd.log);
   cr_expect_eq(h_env_count(&e, Q_ALERTS_IN_DATA), 0);
+  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
+  h_env_stop(&e);
+}
+
+/* ---- acknowledgements ---- */
+
+static size_t collect(char *p, size_t size, size_t n, void *ud) {
+  buf_append(ud, p, size * n);
+  return size * n;
+}
+
+/* method (POST, DELETE) of a JSON body to path on iocd's API: the status,
+ * the answer in out ('\0'-terminated). */
+static long api_send(int port, const char *method, const char *path,
+                     const char *body, struct buf *out) {
+  char url[256];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+  CURL *c = curl_easy_init();
+  cr_assert_not_null(c);
+  struct curl_slist *hdrs =
+      curl_slist_append(NULL, "Content-Type: application/json");
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+  long status = 0;
+  if (curl_easy_perform(c) == CURLE_OK) {
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  }
+  curl_slist_free_all(hdrs);
+  curl_easy_cleanup(c);
+  buf_putc(out, '\0');
+  return status;
+}
+
+/* The id of the firing alert of district that GET /api/v1/alerts lists. */
+static void firing_alert_id(int port, const char *district, char id[17]) {
+  struct buf b;
+  buf_init(&b, 1 << 20);
+  cr_assert_eq(h_http_get(port, "/api/v1/alerts", &b), 200);
+  buf_putc(&b, '\0');
+  cJSON *doc = cJSON_Parse(b.data);
+  id[0] = '\0';
+  const cJSON *a;
+  cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(doc, "alerts")) {
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(a, "labels"), "district");
+    const cJSON *state = cJSON_GetObjectItemCaseSensitive(a, "state");
+    const cJSON *aid = cJSON_GetObjectItemCaseSensitive(a, "id");
+    if (cJSON_IsString(d) && strcmp(d->valuestring, district) == 0 &&
+        cJSON_IsString(state) && strcmp(state->valuestring, "firing") == 0 &&
+        cJSON_IsString(aid)) {
+      snprintf(id, 17, "%s", aid->valuestring);
+    }
+  }
+  cr_assert_eq(strlen(id), 16, "no firing alert for %s: %s", district, b.data);
+  cJSON_Delete(doc);
+  buf_cleanup(&b);
+}
+
+/* The one row of q in database db, as a JSON object of its columns
+ * (time in ns); the caller deletes it. */
+static cJSON *one_row(const struct h_env *e, const char *db, const char *q) {
+  char *json = NULL;
+  cr_assert_eq(h_influx_query(&e->db, db, q, &json), 0, "%s", q);
+  cJSON *doc = cJSON_Parse(json);
+  const cJSON *series = cJSON_GetArrayItem(
+      cJSON_GetObjectItemCaseSensitive(
+          cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(doc, "results"),
+                             0),
+          "series"),
+      0);
+  const cJSON *cols = cJSON_GetObjectItemCaseSensitive(series, "columns");
+  const cJSON *values = cJSON_GetObjectItemCaseSensitive(series, "values");
+  cr_assert_eq(cJSON_GetArraySize(values), 1, "%s: %s", q, json);
+  const cJSON *row = cJSON_GetArrayItem(values, 0);
+  cJSON *out = cJSON_CreateObject();
+  for (int i = 0; i < cJSON_GetArraySize(cols); i++) {
+    cJSON_AddItemToObject(out, cJSON_GetArrayItem(cols, i)->valuestring,
+                          cJSON_Duplicate(cJSON_GetArrayItem(row, i), true));
+  }
+  cJSON_Delete(doc);
+  free(json);
+  return out;
+}
+
+static const char *row_str(const cJSON *row, const char *col) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(row, col);
+  return cJSON_IsString(v) ? v->valuestring : "(null)";
+}
+
+static double row_num(const cJSON *row, const char *col) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(row, col);
+  cr_assert(cJSON_IsNumber(v), "%s is not a number", col);
+  return v->valuedouble;
+}
+
+static void publish_to(const struct h_env *e, const char *topic, int received) {
+  char payload[64];
+  int len = snprintf(payload, sizeof payload, "{\"received\": %d}", received);
+  cr_assert_eq(h_publish(e->mq.port, topic, payload, (size_t)len, 1, NULL), 0);
+}
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+#define Q_ACKS_OF(action)                                       \
+  "SELECT \"by\", \"principal\", \"comment\", \"alert_id\", "   \
+  "\"fired_at\", \"seconds_to_ack\" FROM \"alert_acks\" WHERE " \
+  "\"action\" = '" action                                       \
+  "' AND \"rule\" = 'received_high' AND "                       \
+  "\"district\" = 'Ea H\\'Leo' AND \"severity\" = 'warning'"
+
+Test(alert_history, an_acknowledgement_lands_with_its_time_to_acknowledge,
+     .timeout = 120) {
+  struct h_env e;
+  cr_assert_eq(h_env_start(&e), 0);
+  /* A receiver that waits an hour before its first notification: nothing
+   * is sent while the test runs; notifications are on, so alerts can be
+   * acknowledged. */
+  cr_assert_eq(
+      h_env_config(
+          &e, "it-history-acks",
+          "  \"subscriptions\": [\n"
+          "    {\"name\": \"igate\", \"topic\": \"ioc/{district}/igate\",\n"
+          "     \"measurement\": \"igate\",\n"
+          "     \"types\": {\"received\": \"integer\"}}\n"
+          "  ],\n"
+          "  \"rules\": [\n"
+          "    {\"name\": \"received_high\", \"expr\": \"igate.received > "
+          "100\",\n"
+          "     \"by\": [\"district\"], \"severity\": \"warning\"}\n"
+          "  ],\n"
+          "  \"notifications\": {\n"
+          "    \"receivers\": [{\"name\": \"ops\", \"type\": \"webhook\",\n"
+          "                   \"url\": \"http://127.0.0.1:%d/hook\"}],\n"
+          "    \"route\": {\"receiver\": \"ops\", \"group_wait\": \"1h\"},\n"
+          "    \"history\": {\"database\": \"" HDB "\"}}\n",
+          h_free_port()),
+      0);
+  cr_assert_eq(h_env_iocd_start(&e), 0, "see %s", e.iocd.log);
+  int64_t t0 = now_ms();
+  static const char district[] = "Ea H'Leo";
+  static const char topic[] = "ioc/Ea H'Leo/igate";
+  publish_to(&e, topic, 50);
+  publish_to(&e, topic, 500);
+  cr_assert_eq(wait_count(&e, HDB,
+                          "SELECT count(active) FROM alerts WHERE "
+                          "\"state\" = 'firing'",
+                          1, 15000),
+               0, "the alert did not fire (see %s)", e.iocd.log);
+  /* A second at least between firing and the ack. */
+  h_sleep_ms(1100);
+
+  char id[17], path[64];
+  firing_alert_id(e.api_port, district, id);
+  snprintf(path, sizeof path, "/api/v1/alerts/%s/ack", id);
+  struct buf b;
+  buf_init(&b, 1 << 20);
+  cr_assert_eq(api_send(e.api_port, "POST", path,
+                        "{\"by\": \"an.nguyen\", \"comment\": \"đã gọi "
+                        "Văn phòng HĐND-UBND huyện\"}",
+                        &b),
+               200, "%s", b.data);
+  int64_t t_ack = now_ms();
+  cr_assert_eq(
+      wait_count(&e, HDB, "SELECT count(alert_id) FROM alert_acks", 1, 15000),
+      0, "no alert_acks point (see %s)", e.iocd.log);
+
+  cJSON *row = one_row(&e, HDB, Q_ACKS_OF("ack"));
+  cr_expect_str_eq(row_str(row, "by"), "an.nguyen");
+  cr_expect_str_eq(row_str(row, "principal"), "anonymous",
+                   "no token: the principal is anonymous");
+  cr_expect_str_eq(row_str(row, "comment"), "đã gọi Văn phòng HĐND-UBND huyện");
+  cr_expect_str_eq(row_str(row, "alert_id"), id);
+  double fired_at = row_num(row, "fired_at");
+  double seconds = row_num(row, "seconds_to_ack");
+  double at_ms = row_num(row, "time") / 1e6;
+  cr_expect(fired_at >= (double)t0 - 1000 && fired_at <= (double)t_ack,
+            "fired_at %.0f not between the publish (%lld) and the ack (%lld)",
+            fired_at, (long long)t0, (long long)t_ack);
+  cr_expect(seconds >= 1.0 && seconds < 60, "seconds_to_ack %f", seconds);
+  cr_expect(fabs(seconds - (at_ms - fired_at) / 1000) < 0.002,
+            "seconds_to_ack %f is not the ack's time (%.0f) minus fired_at "
+            "(%.0f)",
+            seconds, at_ms, fired_at);
+  cJSON_Delete(row);
+
+  /* Taken back, acknowledged again, then the district falls back below
+   * the threshold: the alert resolves and the ack ends. */
+  buf_reset(&b);
+  cr_assert_eq(api_send(e.api_port, "DELETE", path, "{\"by\": \"bình\"}", &b),
+               200, "%s", b.data);
+  buf_reset(&b);
+  cr_assert_eq(api_send(e.api_port, "POST", path, "{\"by\": \"bình\"}", &b),
+               200, "%s", b.data);
+  publish_to(&e, topic, 10);
+  cr_assert_eq(
+      wait_count(&e, HDB, "SELECT count(alert_id) FROM alert_acks", 4, 15000),
+      0, "not four alert_acks points (see %s)", e.iocd.log);
+  row = one_row(&e, HDB, Q_ACKS_OF("unack"));
+  cr_expect_str_eq(row_str(row, "by"), "bình");
+  cr_expect_str_eq(row_str(row, "principal"), "anonymous");
+  cr_expect_eq(row_num(row, "fired_at"), fired_at);
+  cr_expect(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(row, "comment")));
+  cr_expect(
+      cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(row, "seconds_to_ack")));
+  cJSON_Delete(row);
+  row = one_row(&e, HDB, Q_ACKS_OF("expire"));
+  cr_expect(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(row, "by")));
+  cr_expect_str_eq(row_str(row, "alert_id"), id);
+  cr_expect_eq(row_num(row, "fired_at"), fired_at);
+  cJSON_Delete(row);
+  cr_expect_eq(count_in(&e, HDB,
+                        "SELECT count(alert_id) FROM alert_acks WHERE "
+                        "\"action\" = 'ack'"),
+               2);
+  /* In the history's database only. */
+  cr_expect_eq(h_env_count(&e, "SELECT count(alert_id) FROM alert_acks"), 0);
+  cr_expect_eq(h_metric(e.api_port, "iocd_alert_points_lost_total"), 0);
+  buf_cleanup(&b);
   cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
   h_env_stop(&e);
 }
