@@ -304,6 +304,8 @@ static const struct cw_key limits_keys[] = {
          5 * D_M),
     KDUR("future_after", T, future_after_s, CW_AS_I64, D_S, D_S, 366 * D_D,
          D_M),
+    KDUR("silent_after", T, silent_after_s, CW_AS_I64, D_S, D_S, 366 * D_D,
+         10 * D_M),
 };
 #undef T
 static const struct cw_object limits_object =

@@ -131,9 +131,12 @@ struct config_limits {
   /* Feed quality per district (docs/ingest.md): a point older than
    * late_after at arrival makes its message late, one further ahead than
    * future_after makes it future. Accepted either way; max_past and
-   * max_future are what reject. 0: the default. */
+   * max_future are what reject. An accepted message of a district and
+   * system arriving more than silent_after after the previous one ends a
+   * silent period. 0: the default. */
   int64_t late_after_s;      /* default 300 */
   int64_t future_after_s;    /* default 60 */
+  int64_t silent_after_s;    /* default 600 */
 };
 
 enum influx_api { INFLUX_V1 = 1, INFLUX_V2 = 2 };

@@ -13,12 +13,25 @@
  *   iocd_district_last_message_seconds{district,system}
  *                                                     arrival of the last
  *                                                     accepted message
+ *   iocd_district_silent_periods_total{district,system}
+ *                                                     accepted messages that
+ *                                                     came more than
+ *                                                     limits.silent_after
+ *                                                     after the previous one
+ *   iocd_district_silent_seconds_total{district,system}
+ *                                                     the time between them
+ *
+ * Silences are measured on iocd's clock (arrival), never on the payload's
+ * timestamps, and end only with an accepted message: a district that sends
+ * nothing usable is silent. A silence still going on shows as the age of
+ * last_message_seconds.
  *
  * The district of a message is the topic's capture named
  * sources.district_tag, else the subscription's static tag of that name,
  * else (accepted messages) the first point's tag; the system likewise with
  * sources.system_tag, "other" when it is none of sources.systems.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,8 +58,12 @@ int ingest__feed_init(struct feed *f, const struct config *cfg,
   int64_t future_s = cfg->limits.future_after_s > 0
                          ? cfg->limits.future_after_s
                          : INGEST_DEFAULT_FUTURE_AFTER_S;
+  int64_t silent_s = cfg->limits.silent_after_s > 0
+                         ? cfg->limits.silent_after_s
+                         : INGEST_DEFAULT_SILENT_AFTER_S;
   f->late_ns = late_s * NS_PER_SEC;
   f->future_ns = future_s * NS_PER_SEC;
+  f->silent_after_ns = silent_s * NS_PER_SEC;
   if (src->ndistricts == 0) {
     return IOCD_OK;
   }
@@ -57,8 +74,8 @@ int ingest__feed_init(struct feed *f, const struct config *cfg,
   for (size_t i = 0; i <= src->ndistricts; i++) {
     struct feed_district *d = &f->d[i];
     d->name = i < src->ndistricts ? src->districts[i] : other;
-    d->last = calloc(f->nsystems + 1, sizeof *d->last);
-    if (!d->last) {
+    d->sys = calloc(f->nsystems + 1, sizeof *d->sys);
+    if (!d->sys) {
       ingest__feed_cleanup(f);
       return IOCD_ENOMEM;
     }
@@ -87,7 +104,7 @@ int ingest__feed_init(struct feed *f, const struct config *cfg,
 
 void ingest__feed_cleanup(struct feed *f) {
   for (size_t i = 0; f->d && i <= f->ndistricts; i++) {
-    free(f->d[i].last);
+    free(f->d[i].sys);
   }
   free(f->d);
   f->d = NULL;
@@ -158,6 +175,59 @@ static size_t lookup(char *const *names, size_t n, const struct str *s) {
   return i;
 }
 
+/* The series of system si of district d, made at its first accepted
+ * message. When they exist already (made before a reload), the last
+ * arrival and the silences so far are taken from them. */
+static struct feed_system *system_of(struct feed *f, struct feed_district *d,
+                                     size_t si) {
+  struct feed_system *s = &d->sys[si];
+  if (s->last) {
+    return s;
+  }
+  const char *name = si < f->nsystems ? f->systems[si] : other;
+  s->last = stats_gauge(
+      f->stats, "iocd_district_last_message_seconds",
+      "When the last accepted message of a district and system arrived, "
+      "in seconds since the Unix epoch.",
+      "district", d->name, "system", name, NULL);
+  s->silences = stats_counter(
+      f->stats, "iocd_district_silent_periods_total",
+      "Silent periods of a district and system: accepted messages that "
+      "arrived more than limits.silent_after after the previous one.",
+      "district", d->name, "system", name, NULL);
+  s->silent_s = stats_counter(
+      f->stats, "iocd_district_silent_seconds_total",
+      "Seconds of the silent periods of a district and system, each from "
+      "the previous accepted message to the one that ended it.",
+      "district", d->name, "system", name, NULL);
+  double last = s->last->value;
+  uint64_t done = s->silent_s->count;
+  s->seen_ns = last > 0 && last < 9e9 ? (int64_t)(last * 1e9) : 0;
+  s->silent_total_ns = done < (uint64_t)(INT64_MAX / NS_PER_SEC)
+                           ? (int64_t)done * NS_PER_SEC
+                           : INT64_MAX;
+  return s;
+}
+
+/* Records an accepted message of s at now_ns, counting the silence it
+ * ends: a gap of exactly limits.silent_after is not one. A clock that went
+ * back makes no silence. */
+static void arrived(const struct feed *f, struct feed_system *s,
+                    int64_t now_ns) {
+  if (s->seen_ns > 0 && now_ns > s->seen_ns &&
+      now_ns - s->seen_ns > f->silent_after_ns) {
+    int64_t gap = now_ns - s->seen_ns;
+    int64_t before = s->silent_total_ns / NS_PER_SEC;
+    s->silent_total_ns = gap < INT64_MAX - s->silent_total_ns
+                             ? s->silent_total_ns + gap
+                             : INT64_MAX;
+    stat_inc(s->silences);
+    stat_add(s->silent_s, (uint64_t)(s->silent_total_ns / NS_PER_SEC - before));
+  }
+  s->seen_ns = now_ns;
+  stat_set(s->last, (double)now_ns / 1e9);
+}
+
 /* A message is late (or future) when one of its points is. */
 static void time_of_points(const struct feed *f, const struct point_batch *pb,
                            int64_t now_ns, bool *late, bool *future) {
@@ -203,15 +273,7 @@ void ingest__feed_count(struct feed *f, const struct config_subscription *sub,
     if (find_label(sub, caps, ncaps, pb, f->system_tag, &ss)) {
       si = lookup(f->systems, f->nsystems, &ss);
     }
-    if (!d->last[si]) {
-      d->last[si] = stats_gauge(
-          f->stats, "iocd_district_last_message_seconds",
-          "When the last accepted message of a district and system arrived, "
-          "in seconds since the Unix epoch.",
-          "district", d->name, "system",
-          si < f->nsystems ? f->systems[si] : other, NULL);
-    }
-    stat_set(d->last[si], (double)now_ns / 1e9);
+    arrived(f, system_of(f, d, si), now_ns);
   }
   if (late) {
     stat_inc(d->late);

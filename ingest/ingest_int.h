@@ -46,6 +46,7 @@ struct ingest_limits {
 #define INGEST_DEFAULT_LOG_WINDOW_S 10
 #define INGEST_DEFAULT_LATE_AFTER_S INT64_C(300)
 #define INGEST_DEFAULT_FUTURE_AFTER_S INT64_C(60)
+#define INGEST_DEFAULT_SILENT_AFTER_S INT64_C(600)
 /* MQTT's own packet limit: no payload can be larger. */
 #define INGEST_MAX_PAYLOAD_CEILING ((size_t)268435455)
 
@@ -259,13 +260,24 @@ size_t ingest__schema_series(const struct schema *s);
 
 /* ---- feed quality per district (feed.c) -------------------------------- */
 
+/* One system of a district: its series are made at its first accepted
+ * message. seen_ns and silent_total_ns start from the series' values, so that a
+ * silence that spans a reload (a new struct feed) is still counted. */
+struct feed_system {
+  struct metric *last;     /* iocd_district_last_message_seconds */
+  struct metric *silences; /* iocd_district_silent_periods_total */
+  struct metric *silent_s; /* iocd_district_silent_seconds_total */
+  int64_t seen_ns;         /* arrival of the last accepted message; 0: none */
+  int64_t silent_total_ns; /* the silences summed; silent_s in seconds */
+};
+
 /* One district's counters (docs/ingest.md, "Feed quality per district"):
- * rejects and last-message gauges are made at their first use. */
+ * rejects and the series of a system are made at their first use. */
 struct feed_district {
   const char *name; /* sources.districts[i], or "other" */
   struct metric *messages, *accepted, *late, *future;
   struct metric *rejects[INGEST_NREASONS];
-  struct metric **last; /* nsystems + 1 gauges, by system */
+  struct feed_system *sys; /* nsystems + 1, by system; the last is "other" */
 };
 
 /* The districts of sources.districts and one "other" for the rest, so
@@ -279,7 +291,7 @@ struct feed {
   size_t nsystems;
   struct feed_district *d; /* ndistricts + 1; the last is "other" */
   size_t ndistricts;
-  int64_t late_ns, future_ns;
+  int64_t late_ns, future_ns, silent_after_ns;
 };
 
 /* Builds f (caller storage) for cfg, borrowed until the next init, and

@@ -23,7 +23,8 @@ static void env_up(struct h_env *e, const char *client_id) {
           e, client_id,
           "  \"self_metrics\": {\"interval\": \"1s\", \"host\": \"it-host\"},\n"
           "  \"limits\": {\"max_past\": \"1d\", \"max_future\": \"10m\",\n"
-          "             \"late_after\": \"5m\", \"future_after\": \"1m\"},\n"
+          "             \"late_after\": \"5m\", \"future_after\": \"1m\",\n"
+          "             \"silent_after\": \"1s\"},\n"
           "  \"sources\": {\"districts\": [\"Krông Búk\", \"Ea Súp\"],\n"
           "              \"systems\": [\"igate\"]},\n"
           "  \"subscriptions\": [\n"
@@ -138,6 +139,40 @@ Test(self_metrics_e2e, shows_a_districts_rejects_and_late_timestamps,
                             "FROM iocd_internal WHERE district = 'Krông Búk' "
                             "AND system = 'igate'");
   cr_expect(last >= (double)now - 5 && last <= (double)now + 60, "%f", last);
+  cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
+  h_env_stop(&e);
+}
+
+/* A system that sent nothing for longer than limits.silent_after (1 s
+ * here) had a silent period once its next message arrives: counted with
+ * its length, per district and system; a steady feed has none. */
+Test(self_metrics_e2e, shows_a_systems_silent_periods_and_their_length,
+     .timeout = 120) {
+  struct h_env e;
+  env_up(&e, "it-selfm-silent");
+  publish(&e, "ioc/Krông Búk/igate", "{\"received\": 1}");
+  publish(&e, "ioc/Ea Súp/igate", "{\"received\": 1}");
+  publish(&e, "ioc/Ea Súp/igate", "{\"received\": 2}");
+  h_sleep_ms(2500);
+  publish(&e, "ioc/Krông Búk/igate", "{\"received\": 2}");
+  static const char q_periods[] =
+      "SELECT last(iocd_district_silent_periods_total) FROM iocd_internal "
+      "WHERE district = 'Krông Búk' AND system = 'igate'";
+  cr_expect_eq(h_env_wait_count(&e, q_periods, 1, 20000), 0,
+               "no silent period of Krông Búk's igate; see %s", e.iocd.log);
+  cr_expect_eq(h_env_count(&e, q_periods), 1);
+  double seconds =
+      h_env_count(&e,
+                  "SELECT last(iocd_district_silent_seconds_total) FROM "
+                  "iocd_internal WHERE district = 'Krông Búk' AND "
+                  "system = 'igate'");
+  cr_expect(seconds >= 2 && seconds <= 10, "%f", seconds);
+  /* Ea Súp sent twice at once: no silence, so no field (zero counters
+   * are not written). */
+  cr_expect_eq(h_env_count(&e,
+                           "SELECT count(iocd_district_silent_periods_total) "
+                           "FROM iocd_internal WHERE district = 'Ea Súp'"),
+               0);
   cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
   h_env_stop(&e);
 }

@@ -163,6 +163,25 @@ Test(config_errors, rejects_bad_durations) {
   CHECK_CASES(cases);
 }
 
+Test(config_errors, rejects_a_bad_limits_silent_after_where_it_is) {
+  static const struct err_case cases[] = {
+      {"no unit", HEAD " \"limits\": {\"silent_after\": \"10\"}\n}\n",
+       "iocd.jsonc:2:29: limits.silent_after: \"10\" is not a duration (use "
+       "e.g. \"500ms\", \"10s\", \"5m\")\n"},
+      {"zero", HEAD " \"limits\": {\"silent_after\": \"0s\"}\n}\n",
+       "iocd.jsonc:2:29: limits.silent_after: expected a duration from 1s to "
+       "366d, got \"0s\"\n"},
+      {"a number", HEAD " \"limits\": {\"silent_after\": 600}\n}\n",
+       "iocd.jsonc:2:29: limits.silent_after: expected a duration string "
+       "such as \"30s\", got 600\n"},
+  };
+  CHECK_CASES(cases);
+  struct config *cfg =
+      load_ok(HEAD " \"limits\": {\"silent_after\": \"90s\"}\n}\n");
+  cr_expect_eq(cfg->limits.silent_after_s, 90);
+  config_free(cfg);
+}
+
 Test(config_errors, rejects_bad_sizes) {
   static const struct err_case cases[] = {
       {"SI unit", HEAD " \"limits\": {\"max_payload\": \"64KB\"}\n}\n",
@@ -526,6 +545,7 @@ Test(config_defaults, fills_every_default_from_a_minimal_file) {
   cr_expect_eq(lim->max_past_s, 31622400);
   cr_expect_eq(lim->log_burst, 10);
   cr_expect_eq(lim->log_window_s, 10);
+  cr_expect_eq(lim->silent_after_s, 600);
 
   const struct config_influx *in = &cfg->influx;
   cr_expect_eq(in->enabled, false);
