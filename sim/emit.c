@@ -185,14 +185,16 @@ int sim__emit_province(struct sim *s, int64_t t, int64_t real, int total,
 }
 
 /* Malformed messages of each format, as districts' scripts get them wrong:
- * cut short, a word for a number, broken UTF-8, a clock far ahead. */
+ * cut short, a word for a number, broken UTF-8, a clock a day ahead (of
+ * the receiver's clock when it is known: the simulated one may be far
+ * behind it). */
 int sim__emit_bad(struct sim *s, size_t i, int64_t t, int64_t real,
                   sim_emit_fn *emit, void *ud) {
   const char *name = s->d[i].name;
   unsigned variant = (unsigned)(sim__rand(&s->rng) % 4);
+  int64_t ahead = (s->wall ? s->wall + real : t) + INT64_C(86400) * NS_PER_S;
   char ts[48];
-  time_format_rfc3339(t + INT64_C(86400) * NS_PER_S, s->utc_offset_s, -1, ts,
-                      sizeof ts);
+  time_format_rfc3339(ahead, s->utc_offset_s, -1, ts, sizeof ts);
   int rc = IOCD_OK;
   buf_reset(&s->topic);
   buf_reset(&s->payload);
@@ -220,11 +222,11 @@ int sim__emit_bad(struct sim *s, size_t i, int64_t t, int64_t real,
       static const char *const bad[] = {
           "igate,system=igate received=", "igate,system=igate received=1x",
           "igate,system=igate re\xffived=1i", NULL};
-      rc = rc            ? rc
-           : variant < 3 ? buf_puts(&s->payload, bad[variant])
-                         : buf_printf(&s->payload,
-                                      "igate,system=igate received=1i %" PRId64,
-                                      t + INT64_C(86400) * NS_PER_S);
+      rc = rc ? rc
+           : variant < 3
+               ? buf_puts(&s->payload, bad[variant])
+               : buf_printf(&s->payload,
+                            "igate,system=igate received=1i %" PRId64, ahead);
       break;
     }
     case SIM_FORMAT_SENML: {

@@ -562,6 +562,7 @@ int main(int argc, char **argv) {
   double speed = c.o.speed == 0 ? 1 : c.o.speed;
   int64_t now = clock_realtime_ns();
   c.o.start_ns = now;
+  c.o.wall_ns = written ? 0 : now;
   if (!c.start && speed > 1 && c.duration_ns && !c.o.no_time) {
     c.o.start_ns = now - c.duration_ns;
   }

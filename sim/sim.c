@@ -209,6 +209,7 @@ struct sim *sim_new(const struct sim_opts *o, struct iocd_err *err) {
   s->speed = speed;
   s->interval = interval;
   s->start = o->start_ns;
+  s->wall = o->wall_ns;
   s->rng = o->seed;
   s->utc_offset_s = o->cfg->calendar.utc_offset_s;
   buf_init(&s->topic, 4096);

@@ -51,6 +51,11 @@ struct sim_opts {
   double online_share; /* the province's share of dossiers submitted
                           online (levels 3 + 4), around which districts
                           vary; 0: 0.40 */
+  /* The wall clock at real offset 0 (Unix ns) when the messages go to a
+   * receiver, so that bad-payloads' timestamps are a day ahead of its
+   * clock whatever the simulated time (a past day replayed, a compressed
+   * run ending now); 0: a day ahead of the simulated clock (dry runs). */
+  int64_t wall_ns;
 };
 
 /* What the model hands out. */

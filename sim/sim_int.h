@@ -57,6 +57,7 @@ struct sim {
   bool no_time; /* payloads without a time: iocd stamps arrival */
   double speed;
   int64_t interval, start;
+  int64_t wall; /* the wall clock at real offset 0, or 0 */
   int32_t utc_offset_s;
   uint64_t rng;
   uint64_t next_tick; /* the next round of reports */

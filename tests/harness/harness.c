@@ -1115,12 +1115,18 @@ int64_t h__now_ms(void) {
   return now_ms();
 }
 
-int h__write_file(const char *path, const char *text) {
+/* ---- Files ---- */
+
+int h_write_file(const char *path, const char *text) {
   return write_file(path, text);
 }
 
-char *h__read_file(const char *path, size_t *len) {
-  return read_file(path, len);
+char *h_read_file(const char *path, size_t *len) {
+  char *text = read_file(path, len);
+  if (!text) {
+    fail("%s: cannot read it", path);
+  }
+  return text;
 }
 
 int h_make_pki(const char *dir) {

@@ -142,6 +142,56 @@ int h_make_pki(const char *dir);
 /* Path of the iocd binary under test (from the build). */
 const char *h_iocd_bin(void);
 
+/* ---- Files and text, for tests that adapt the shipped files ---- */
+
+/* The whole file at path, NUL-terminated and malloc'd (caller frees);
+ * *len (may be NULL) gets its length without the NUL. NULL when it cannot
+ * be read. */
+char *h_read_file(const char *path, size_t *len);
+
+/* Writes text to path, created or truncated. */
+int h_write_file(const char *path, const char *text);
+
+/* Replaces the first occurrence of from in *text (malloc'd, reallocated
+ * here) with to. -1, *text unchanged, when from is not in it. */
+int h_text_replace(char **text, const char *from, const char *to);
+
+/* Replaces the first from in *text, and everything after it up to (not
+ * including) the first to that follows it, with with. -1, *text
+ * unchanged, when either is missing. */
+int h_text_cut(char **text, const char *from, const char *to, const char *with);
+
+struct h_env;
+
+/* How h_example_config adapts the example to a test that ends in a minute.
+ * Caller storage; {0} keeps the example's values. */
+struct h_example_opts {
+  /* Every rule's "for" (online_share_low's 30m, overdue_backlog_high's
+   * 15m, resolved_ratio_low's 1h); NULL: as written. */
+  const char *rule_for;
+  /* feed_silent's silence (age(_source.seen) > 10m); NULL: 10m. */
+  const char *silent_after;
+  /* rule_engine.evaluation_interval; NULL: as written (15s). */
+  const char *evaluation_interval;
+  /* self_metrics.interval; NULL: as written (10s). */
+  const char *self_metrics_interval;
+  /* limits.silent_after, the silent periods of the feed quality; NULL: as
+   * written (10m). */
+  const char *limits_silent_after;
+  /* Office hours all day every day, no holidays and no make-up days, so
+   * that simulated counters grow whenever a test runs. */
+  bool always_office;
+};
+
+/* The example configuration (config/iocd.example.jsonc) with e's servers
+ * (mqtt.port, influxdb.url, api.listen), data_dir in e->dir, and its rule
+ * file config/rules/daklak.jsonc copied to e->dir/rules.jsonc; both adapted
+ * as o says (o may be NULL). Returns the configuration's text, malloc'd
+ * (caller frees; h_iocd_start takes it), or NULL when a file cannot be
+ * read or written or the example no longer holds a text that is adapted
+ * (named on stderr). */
+char *h_example_config(const struct h_env *e, const struct h_example_opts *o);
+
 /* Everything an end-to-end test runs against: a temporary directory for
  * iocd (its config, logs and data_dir), mosquitto and influxd on free ports,
  * a free port for iocd's API, and iocd once started. Caller storage;

@@ -1,7 +1,7 @@
 /*
  * What the harness's files share (harness.c, receivers.c): process
- * spawning tied to the test process, waiting for ports, and whole-file
- * reads and writes. Test code only.
+ * spawning tied to the test process and waiting for ports. Test code
+ * only.
  */
 #ifndef IOCD_TESTS_HARNESS_INT_H
 #define IOCD_TESTS_HARNESS_INT_H
@@ -22,10 +22,5 @@ bool h__child_alive(pid_t pid);
 bool h__port_accepts(int port);
 /* Monotonic milliseconds. */
 int64_t h__now_ms(void);
-/* Writes text to path; 0 or -1 (with a message on stderr). */
-int h__write_file(const char *path, const char *text);
-/* The whole file, NUL-terminated and malloc'd (*len may be NULL), or
- * NULL. */
-char *h__read_file(const char *path, size_t *len);
 
 #endif

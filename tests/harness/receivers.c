@@ -137,12 +137,12 @@ int h_alertmanager_start(struct h_alertmanager *a) {
   }
   char path[512];
   snprintf(path, sizeof path, "%s/am.yml", a->dir);
-  if (h__write_file(path,
-                    "route:\n"
-                    "  receiver: rec\n"
-                    "  group_wait: 0s\n"
-                    "receivers:\n"
-                    "  - name: rec\n") != 0) {
+  if (h_write_file(path,
+                   "route:\n"
+                   "  receiver: rec\n"
+                   "  group_wait: 0s\n"
+                   "receivers:\n"
+                   "  - name: rec\n") != 0) {
     return -1;
   }
   for (int i = 0; i < START_ATTEMPTS; i++) {

@@ -4,10 +4,11 @@
  * only the provisioned datasource (uid iocd-influxdb); then, after iocd-sim
  * ran a simulated day through mosquitto and iocd into a real influxd (in
  * compressed time, as in test_sim.c, with bad payloads mixed in and the
- * self-metrics every second), every panel query, annotation query and
- * template variable query is expanded as Grafana expands InfluxQL macros
- * and variables, and run: an error or an empty answer fails the test,
- * naming the dashboard, the panel and the query.
+ * self-metrics every second) and an operator acknowledged a firing alert
+ * through iocd's API (the `alert_acks` panels), every panel query,
+ * annotation query and template variable query is expanded as Grafana
+ * expands InfluxQL macros and variables, and run: an error or an empty
+ * answer fails the test, naming the dashboard, the panel and the query.
  *
  * Grafana's expansion, as done here (its InfluxDB datasource):
  *   $timeFilter, $__timeFilter  time >= now() - RANGE and time <= now(),
@@ -23,6 +24,7 @@
  */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
+#include <curl/curl.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -49,18 +51,9 @@ static const char *const uids[NDASH] = {"iocd-wall", "iocd-district",
                                         "iocd-alerts", "iocd-health"};
 
 static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  cr_assert_not_null(f, "%s", path);
-  struct buf b;
-  buf_init(&b, 0);
-  char chunk[4096];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-    cr_assert_eq(buf_append(&b, chunk, n), IOCD_OK);
-  }
-  fclose(f);
-  cr_assert_eq(buf_putc(&b, '\0'), IOCD_OK);
-  return buf_detach(&b, NULL);
+  char *text = h_read_file(path, NULL);
+  cr_assert_not_null(text, "%s", path);
+  return text;
 }
 
 static cJSON *load_dashboard(const char *uid) {
@@ -408,76 +401,25 @@ Test(dashboards, map_has_a_place_for_every_configured_district) {
 
 /* ---- The queries against real data ---- */
 
-static void replace(char **text, const char *from, const char *to) {
-  char *p = strstr(*text, from);
-  cr_assert_not_null(p, "not in the example: %s", from);
-  struct buf b;
-  buf_init(&b, 0);
-  cr_assert_eq(buf_append(&b, *text, (size_t)(p - *text)), IOCD_OK);
-  cr_assert_eq(buf_puts(&b, to), IOCD_OK);
-  cr_assert_eq(buf_puts(&b, p + strlen(from)), IOCD_OK);
-  free(*text);
-  *text = buf_detach(&b, NULL);
-}
-
-static void cut(char **text, const char *from, const char *to,
-                const char *with) {
-  char *a = strstr(*text, from);
-  cr_assert_not_null(a, "%s", from);
-  char *z = strstr(a, to);
-  cr_assert_not_null(z, "%s", to);
-  struct buf b;
-  buf_init(&b, 0);
-  cr_assert_eq(buf_append(&b, *text, (size_t)(a - *text)), IOCD_OK);
-  cr_assert_eq(buf_puts(&b, with), IOCD_OK);
-  cr_assert_eq(buf_puts(&b, z), IOCD_OK);
-  free(*text);
-  *text = buf_detach(&b, NULL);
-}
-
 /* The example configuration and rules adapted as in test_sim.c (servers,
- * office hours all day, fast rules), with self-metrics every second. */
+ * office hours all day, fast rules), with self-metrics every second and
+ * silent periods of the feed quality from 3 s on. */
 static char *adapted_config(const struct h_env *e) {
-  char rules_path[512], tmp[600];
-  snprintf(rules_path, sizeof rules_path, "%s/rules.jsonc", e->dir);
-  char *rules = slurp(IOCD_SOURCE_DIR "/config/rules/daklak.jsonc");
-  while (strstr(rules, "\"for\": \"30m\"")) {
-    replace(&rules, "\"for\": \"30m\"", "\"for\": \"2s\"");
-  }
-  replace(&rules, "age(_source.seen) > 10m", "age(_source.seen) > 4s");
-  FILE *f = fopen(rules_path, "wb");
-  cr_assert_not_null(f);
-  cr_assert(fputs(rules, f) >= 0);
-  cr_assert_eq(fclose(f), 0);
-  free(rules);
-
-  char *cfg = slurp(IOCD_SOURCE_DIR "/config/iocd.example.jsonc");
-  snprintf(tmp, sizeof tmp, "\"data_dir\": \"%s/data\"", e->dir);
-  replace(&cfg, "\"data_dir\": \"./var/iocd\"", tmp);
-  snprintf(tmp, sizeof tmp, "\"port\": %d,", e->mq.port);
-  replace(&cfg, "\"port\": 1883,", tmp);
-  snprintf(tmp, sizeof tmp, "\"url\": \"%s\"", e->db.url);
-  replace(&cfg, "\"url\": \"http://127.0.0.1:8086\"", tmp);
-  snprintf(tmp, sizeof tmp, "\"listen\": \"127.0.0.1:%d\"", e->api_port);
-  replace(&cfg, "\"listen\": \"127.0.0.1:8080\"", tmp);
-  replace(&cfg, "\"office_hours\": [\"07:30-11:30\", \"13:30-17:00\"]",
-          "\"office_hours\": [\"00:00-24:00\"]");
-  replace(&cfg, "\"weekdays\": [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"]",
-          "\"weekdays\": [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", "
-          "\"sat\", \"sun\"]");
-  cut(&cfg, "\"holidays\": [", "\n    // Make-up", "\"holidays\": [],");
-  cut(&cfg, "\"workdays\": [", "\n  },", "\"workdays\": []");
-  replace(&cfg, "\"evaluation_interval\": \"15s\"",
-          "\"evaluation_interval\": \"1s\"");
-  replace(&cfg, "\"interval\": \"10s\"", "\"interval\": \"1s\"");
-  snprintf(tmp, sizeof tmp, "\"rule_files\": [\"%s\"]", rules_path);
-  replace(&cfg, "\"rule_files\": [\"rules/daklak.jsonc\"]", tmp);
+  struct h_example_opts o = {.rule_for = "2s",
+                             .silent_after = "4s",
+                             .evaluation_interval = "1s",
+                             .self_metrics_interval = "1s",
+                             .limits_silent_after = "3s",
+                             .always_office = true};
+  char *cfg = h_example_config(e, &o);
+  cr_assert_not_null(cfg, "the example configuration was not adapted");
   return cfg;
 }
 
 /* A simulated day in a real minute, ending now: Ea H'Leo's online share
- * drops, Lắk's iGate is silent for 8 simulated hours (20 s), bad payloads
- * are mixed in. Returns its exit status. */
+ * drops, Lắk's iGate is silent for 8 simulated hours (20 s) and Ea H'Leo's
+ * iDesk for 4 (10 s), so that each district alone has a silent period, bad
+ * payloads are mixed in. Returns its exit status. */
 static int run_sim(const struct h_env *e, const char *config_path) {
   char log[512];
   snprintf(log, sizeof log, "%s/sim.log", e->dir);
@@ -501,6 +443,8 @@ static int run_sim(const struct h_env *e, const char *config_path) {
                   "online-drop:district=Ea H'Leo,at=0s,for=1d",
                   "--scenario",
                   "feed-silent:district=Lắk,system=igate,at=1h,for=8h",
+                  "--scenario",
+                  "feed-silent:district=Ea H'Leo,system=idesk,at=12h,for=4h",
                   "--scenario",
                   "bad-payloads",
                   NULL};
@@ -619,11 +563,113 @@ static int run_dashboard(const struct h_env *e, const cJSON *d,
   return runs;
 }
 
+/* cfg's "notifications" section (the example's, off, with receivers that
+ * are not there) replaced by one receiver on a closed port that waits an
+ * hour before its first notification: alerts can be acknowledged, and
+ * nothing is sent while the test runs. The section is the file's last. */
+static void notifications_on(char **cfg) {
+  const char *from = strstr(*cfg, "\"notifications\": {");
+  cr_assert_not_null(from, "the example has no notifications section");
+  const char *close = strstr(from, "\n  }\n}");
+  cr_assert(close && strspn(close + 7, " \n") == strlen(close + 7),
+            "the notifications section is not the example's last");
+  struct buf b;
+  buf_init(&b, 0);
+  cr_assert_eq(buf_append(&b, *cfg, (size_t)(from - *cfg)), IOCD_OK);
+  cr_assert_eq(
+      buf_printf(&b,
+                 "\"notifications\": {\"receivers\": [{\"name\": \"ops\", "
+                 "\"type\": \"webhook\", \"url\": "
+                 "\"http://127.0.0.1:%d/hook\"}],\n"
+                 "  \"route\": {\"receiver\": \"ops\", \"group_wait\": "
+                 "\"1h\"}}\n}\n",
+                 h_free_port()),
+      IOCD_OK);
+  cr_assert_eq(buf_putc(&b, '\0'), IOCD_OK);
+  free(*cfg);
+  *cfg = buf_detach(&b, NULL);
+}
+
+static size_t collect(char *p, size_t size, size_t n, void *ud) {
+  buf_append(ud, p, size * n);
+  return size * n;
+}
+
+/* The id of an alert GET /api/v1/alerts lists as firing, in id (16 hex
+ * digits); false when none is. */
+static bool firing_alert(int port, char id[17]) {
+  struct buf b;
+  buf_init(&b, 16u << 20);
+  id[0] = '\0';
+  if (h_http_get(port, "/api/v1/alerts", &b) == 200 &&
+      buf_putc(&b, '\0') == IOCD_OK) {
+    cJSON *doc = cJSON_Parse(b.data);
+    const cJSON *a;
+    cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(doc, "alerts")) {
+      const cJSON *state = cJSON_GetObjectItemCaseSensitive(a, "state");
+      const cJSON *aid = cJSON_GetObjectItemCaseSensitive(a, "id");
+      if (cJSON_IsString(state) && strcmp(state->valuestring, "firing") == 0 &&
+          cJSON_IsString(aid) && strlen(aid->valuestring) == 16) {
+        snprintf(id, 17, "%s", aid->valuestring);
+        break;
+      }
+    }
+    cJSON_Delete(doc);
+  }
+  buf_cleanup(&b);
+  return id[0] != '\0';
+}
+
+struct firing_wait {
+  int port;
+  char id[17];
+};
+
+static bool some_alert_fires(void *ud) {
+  struct firing_wait *w = ud;
+  return firing_alert(w->port, w->id);
+}
+
+/* Acknowledges an alert that fires through iocd's API, as an operator
+ * does, for the panels of the `alert_acks` measurement. Returns the HTTP
+ * status (0: no alert fired within 20 s, or no answer), the answer in
+ * out. */
+static long acknowledge_one(const struct h_env *e, struct buf *out) {
+  struct firing_wait w = {.port = e->api_port};
+  if (h_wait_until(some_alert_fires, &w, 20000) != 0) {
+    return 0;
+  }
+  char url[256];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v1/alerts/%s/ack",
+           e->api_port, w.id);
+  CURL *c = curl_easy_init();
+  cr_assert_not_null(c);
+  struct curl_slist *hdrs =
+      curl_slist_append(NULL, "Content-Type: application/json");
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS,
+                   "{\"by\": \"an.nguyen\", \"comment\": \"đã gọi Văn "
+                   "phòng HĐND-UBND huyện\"}");
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+  long status = 0;
+  if (curl_easy_perform(c) == CURLE_OK) {
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  }
+  curl_slist_free_all(hdrs);
+  curl_easy_cleanup(c);
+  buf_putc(out, '\0');
+  return status;
+}
+
 Test(dashboards, every_query_answers_with_data_after_a_simulated_day,
      .timeout = 300) {
   struct h_env e = {0};
   cr_assert_eq(h_env_start(&e), 0);
   char *cfg = adapted_config(&e);
+  notifications_on(&cfg);
   cr_assert_eq(h_iocd_start(&e.iocd, e.dir, cfg), 0);
   free(cfg);
   cr_assert_eq(h_iocd_wait_log(&e.iocd, "subscribed", 20000), 0);
@@ -641,6 +687,12 @@ Test(dashboards, every_query_answers_with_data_after_a_simulated_day,
                        "SELECT count(\"iocd_district_rejects_total\") FROM "
                        "\"iocd_internal\"",
                        3, 20000);
+  /* An operator acknowledged an alert: the `alert_acks` panels. */
+  struct buf answer;
+  buf_init(&answer, 1 << 20);
+  long ack_status = acknowledge_one(&e, &answer);
+  int acked = h_env_wait_count(
+      &e, "SELECT count(\"alert_id\") FROM \"alert_acks\"", 1, 20000);
 
   struct buf fails;
   buf_init(&fails, 0);
@@ -655,6 +707,10 @@ Test(dashboards, every_query_answers_with_data_after_a_simulated_day,
   cr_assert_eq(sim_rc, 0, "iocd-sim failed");
   cr_assert_eq(resolved, 0, "no alert resolved");
   cr_assert_eq(rejects, 0, "no district rejects in iocd_internal");
+  cr_assert_eq(ack_status, 200, "no alert acknowledged: %s",
+               answer.data ? answer.data : "no alert fired");
+  cr_assert_eq(acked, 0, "no alert_acks point");
+  buf_cleanup(&answer);
   cr_assert_gt(runs, 40, "only %d queries ran", runs);
   cr_assert_eq(fails.len, 0, "%zu-byte report:\n%s", fails.len, fails.data);
   buf_cleanup(&fails);

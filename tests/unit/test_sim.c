@@ -476,3 +476,61 @@ Test(sim, no_time_leaves_the_stamp_to_iocds_arrival_time_in_every_format) {
     config_free(cfg);
   }
 }
+
+/* The bad payloads of a run whose simulated clock is years behind the
+ * receiver's (a past day replayed): each reaches ingest at the wall clock
+ * it was sent at, and the stamp a day ahead is ahead of that one. */
+struct wall_check {
+  struct ingest *in;
+  int64_t wall;
+  size_t bad, accepted_bad, future;
+  char first_fail[512];
+};
+
+static int ingest_at_wall(void *ud, const struct sim_msg *m) {
+  struct wall_check *wc = ud;
+  if (m->kind != SIM_MSG_PUBLISH || !m->bad) {
+    return 0;
+  }
+  struct ingest_result res;
+  int rc = ingest_message(wc->in, m->topic, m->payload, m->len, NULL,
+                          wc->wall + m->real_ns, &res);
+  wc->bad++;
+  wc->future += rc != IOCD_OK && res.reason == INGEST_TIME_FUTURE;
+  if (rc == IOCD_OK && wc->accepted_bad++ == 0) {
+    snprintf(wc->first_fail, sizeof wc->first_fail, "accepted %s %.*s",
+             m->topic, (int)m->len, m->payload);
+  }
+  return 0;
+}
+
+Test(sim, bad_timestamps_are_a_day_ahead_of_the_wall_clock_in_a_replay) {
+  const enum sim_format formats[] = {SIM_FORMAT_JSON, SIM_FORMAT_LINE};
+  for (size_t k = 0; k < sizeof formats / sizeof formats[0]; k++) {
+    struct config *cfg = example();
+    struct stats *st = stats_new();
+    struct iocd_err err = {0};
+    struct wall_check wc = {.wall = at("2026-12-07T09:00:00+07:00")};
+    wc.in = ingest_new(cfg, st, no_sink, NULL, &err);
+    cr_assert_not_null(wc.in, "%s", err.msg);
+    int64_t start = at("2020-09-28T07:00:00+07:00");
+    struct sim_opts o = {.cfg = cfg,
+                         .seed = 9,
+                         .start_ns = start,
+                         .speed = 60,
+                         .interval_ns = 30 * MIN,
+                         .format = formats[k],
+                         .wall_ns = wc.wall};
+    struct sim *s = sim_new(&o, &err);
+    cr_assert_not_null(s, "%s", err.msg);
+    cr_assert_eq(sim_add_scenario(s, "bad-payloads:rate=100%", &err), IOCD_OK);
+    run(s, start, 6 * HOUR, ingest_at_wall, &wc);
+    cr_assert_gt(wc.bad, 100, "format %zu", k);
+    cr_assert_eq(wc.accepted_bad, 0, "format %zu: %s", k, wc.first_fail);
+    cr_assert_gt(wc.future, 10, "format %zu", k);
+    sim_free(s);
+    ingest_free(wc.in);
+    stats_free(st);
+    config_free(cfg);
+  }
+}
