@@ -962,6 +962,35 @@ long h_http_get(int port, const char *path, struct buf *out) {
   return status;
 }
 
+long h_http_request(int port, const char *method, const char *path,
+                    const char *body, struct buf *out) {
+  char url[256];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+  CURL *c = curl_easy_init();
+  if (!c) {
+    return 0;
+  }
+  struct curl_slist *hdrs =
+      body ? curl_slist_append(NULL, "Content-Type: application/json") : NULL;
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+  if (strcmp(method, "POST") == 0 || body) {
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+  }
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_buf);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+  long status = 0;
+  if (curl_easy_perform(c) == CURLE_OK) {
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  }
+  curl_slist_free_all(hdrs);
+  curl_easy_cleanup(c);
+  buf_putc(out, '\0');
+  return status;
+}
+
 double h_metric(int port, const char *series) {
   struct buf b;
   buf_init(&b, 16u << 20);

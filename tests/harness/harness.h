@@ -127,6 +127,12 @@ void h_sleep_ms(long ms);
  * Returns the HTTP status, or 0 when no answer came within 5 s. */
 long h_http_get(int port, const char *path, struct buf *out);
 
+/* method (GET, POST, DELETE, ...) of path on 127.0.0.1:port, with body
+ * (NULL: none; else sent as application/json): the HTTP status (0: no
+ * answer within 5 s), the answer appended to out and '\0'-terminated. */
+long h_http_request(int port, const char *method, const char *path,
+                    const char *body, struct buf *out);
+
 /* The value of one series on iocd's /metrics at port (the exact name and
  * labels as rendered, e.g. iocd_rejects_total{subscription="igate",...}),
  * or -1 when absent or /metrics does not answer. */

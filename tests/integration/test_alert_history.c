@@ -13,7 +13,6 @@
  */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
-#include <curl/curl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -298,38 +297,6 @@ Test(alert_history, a_history_database_dropped_under_iocd_is_created_again) {
 
 /* ---- acknowledgements ---- */
 
-static size_t collect(char *p, size_t size, size_t n, void *ud) {
-  buf_append(ud, p, size * n);
-  return size * n;
-}
-
-/* method (POST, DELETE) of a JSON body to path on iocd's API: the status,
- * the answer in out ('\0'-terminated). */
-static long api_send(int port, const char *method, const char *path,
-                     const char *body, struct buf *out) {
-  char url[256];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-  CURL *c = curl_easy_init();
-  cr_assert_not_null(c);
-  struct curl_slist *hdrs =
-      curl_slist_append(NULL, "Content-Type: application/json");
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-  long status = 0;
-  if (curl_easy_perform(c) == CURLE_OK) {
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  }
-  curl_slist_free_all(hdrs);
-  curl_easy_cleanup(c);
-  buf_putc(out, '\0');
-  return status;
-}
-
 /* The id of the firing alert of district that GET /api/v1/alerts lists. */
 static void firing_alert_id(int port, const char *district, char id[17]) {
   struct buf b;
@@ -457,10 +424,10 @@ Test(alert_history, an_acknowledgement_lands_with_its_time_to_acknowledge,
   snprintf(path, sizeof path, "/api/v1/alerts/%s/ack", id);
   struct buf b;
   buf_init(&b, 1 << 20);
-  cr_assert_eq(api_send(e.api_port, "POST", path,
-                        "{\"by\": \"an.nguyen\", \"comment\": \"đã gọi "
-                        "Văn phòng HĐND-UBND huyện\"}",
-                        &b),
+  cr_assert_eq(h_http_request(e.api_port, "POST", path,
+                              "{\"by\": \"an.nguyen\", \"comment\": \"đã gọi "
+                              "Văn phòng HĐND-UBND huyện\"}",
+                              &b),
                200, "%s", b.data);
   int64_t t_ack = now_ms();
   cr_assert_eq(
@@ -489,11 +456,13 @@ Test(alert_history, an_acknowledgement_lands_with_its_time_to_acknowledge,
   /* Taken back, acknowledged again, then the district falls back below
    * the threshold: the alert resolves and the ack ends. */
   buf_reset(&b);
-  cr_assert_eq(api_send(e.api_port, "DELETE", path, "{\"by\": \"bình\"}", &b),
-               200, "%s", b.data);
+  cr_assert_eq(
+      h_http_request(e.api_port, "DELETE", path, "{\"by\": \"bình\"}", &b), 200,
+      "%s", b.data);
   buf_reset(&b);
-  cr_assert_eq(api_send(e.api_port, "POST", path, "{\"by\": \"bình\"}", &b),
-               200, "%s", b.data);
+  cr_assert_eq(
+      h_http_request(e.api_port, "POST", path, "{\"by\": \"bình\"}", &b), 200,
+      "%s", b.data);
   publish_to(&e, topic, 10);
   cr_assert_eq(
       wait_count(&e, HDB, "SELECT count(alert_id) FROM alert_acks", 4, 15000),

@@ -10,7 +10,6 @@
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
-#include <curl/curl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -102,32 +101,6 @@ static cJSON *get_json(struct h_env *e, const char *path, long want,
   }
   buf_cleanup(&b);
   return doc;
-}
-
-static size_t collect(char *p, size_t size, size_t n, void *ud) {
-  buf_append(ud, p, size * n);
-  return size * n;
-}
-
-/* POST path without a body: the status, the body in out. */
-static long post(int port, const char *path, struct buf *out) {
-  char url[256];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-  CURL *c = curl_easy_init();
-  cr_assert_not_null(c);
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_POST, 1L);
-  curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-  long status = 0;
-  if (curl_easy_perform(c) == CURLE_OK) {
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  }
-  curl_easy_cleanup(c);
-  buf_putc(out, '\0');
-  return status;
 }
 
 /* Sends POST path on two connections at once, both requests written
@@ -428,7 +401,8 @@ Test(api_endpoints, reload_applies_a_new_threshold_and_refuses_a_second) {
   rewrite_config(&e);
   struct buf out;
   buf_init(&out, 1u << 20);
-  cr_assert_eq(post(e.api_port, "/api/v1/reload", &out), 202, "%s", out.data);
+  cr_assert_eq(h_http_request(e.api_port, "POST", "/api/v1/reload", NULL, &out),
+               202, "%s", out.data);
   cr_expect_str_eq(out.data, "{\"reload\":\"started\"}\n");
   lr = last_reload(&e);
   for (int i = 0; i < 100 && cJSON_IsTrue(item(lr, "ok")); i++) {
@@ -449,7 +423,8 @@ Test(api_endpoints, reload_applies_a_new_threshold_and_refuses_a_second) {
   doc = get_json(&e, "/api/v1/rules?rule=nope", 404, NULL);
   cJSON_Delete(doc);
   buf_reset(&out);
-  cr_expect_eq(post(e.api_port, "/api/v1/status", &out), 405);
+  cr_expect_eq(h_http_request(e.api_port, "POST", "/api/v1/status", NULL, &out),
+               405);
   buf_cleanup(&out);
   cr_assert_eq(h_iocd_stop(&e.iocd, SIGTERM, 15000), 0);
   h_env_stop(&e);

@@ -24,7 +24,6 @@
  */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
-#include <curl/curl.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -590,11 +589,6 @@ static void notifications_on(char **cfg) {
   *cfg = buf_detach(&b, NULL);
 }
 
-static size_t collect(char *p, size_t size, size_t n, void *ud) {
-  buf_append(ud, p, size * n);
-  return size * n;
-}
-
 /* The id of an alert GET /api/v1/alerts lists as firing, in id (16 hex
  * digits); false when none is. */
 static bool firing_alert(int port, char id[17]) {
@@ -639,29 +633,12 @@ static long acknowledge_one(const struct h_env *e, struct buf *out) {
   if (h_wait_until(some_alert_fires, &w, 20000) != 0) {
     return 0;
   }
-  char url[256];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v1/alerts/%s/ack",
-           e->api_port, w.id);
-  CURL *c = curl_easy_init();
-  cr_assert_not_null(c);
-  struct curl_slist *hdrs =
-      curl_slist_append(NULL, "Content-Type: application/json");
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-  curl_easy_setopt(c, CURLOPT_POSTFIELDS,
-                   "{\"by\": \"an.nguyen\", \"comment\": \"đã gọi Văn "
-                   "phòng HĐND-UBND huyện\"}");
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-  long status = 0;
-  if (curl_easy_perform(c) == CURLE_OK) {
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  }
-  curl_slist_free_all(hdrs);
-  curl_easy_cleanup(c);
-  buf_putc(out, '\0');
-  return status;
+  char path[64];
+  snprintf(path, sizeof path, "/api/v1/alerts/%s/ack", w.id);
+  return h_http_request(e->api_port, "POST", path,
+                        "{\"by\": \"an.nguyen\", \"comment\": \"đã gọi Văn "
+                        "phòng HĐND-UBND huyện\"}",
+                        out);
 }
 
 Test(dashboards, every_query_answers_with_data_after_a_simulated_day,
