@@ -944,22 +944,7 @@ static size_t collect_buf(char *p, size_t sz, size_t n, void *ud) {
 }
 
 long h_http_get(int port, const char *path, struct buf *out) {
-  char url[256];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-  CURL *c = curl_easy_init();
-  if (!c) {
-    return 0;
-  }
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_buf);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-  long status = 0;
-  if (curl_easy_perform(c) == CURLE_OK) {
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  }
-  curl_easy_cleanup(c);
-  return status;
+  return h_http_request(port, "GET", path, NULL, out);
 }
 
 long h_http_request(int port, const char *method, const char *path,
@@ -987,7 +972,7 @@ long h_http_request(int port, const char *method, const char *path,
   }
   curl_slist_free_all(hdrs);
   curl_easy_cleanup(c);
-  buf_putc(out, '\0');
+  buf_append(out, "", 0); /* data is then a string, even when empty */
   return status;
 }
 

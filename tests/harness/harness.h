@@ -129,7 +129,7 @@ long h_http_get(int port, const char *path, struct buf *out);
 
 /* method (GET, POST, DELETE, ...) of path on 127.0.0.1:port, with body
  * (NULL: none; else sent as application/json): the HTTP status (0: no
- * answer within 5 s), the answer appended to out and '\0'-terminated. */
+ * answer within 5 s), the answer appended to out (out->data a string). */
 long h_http_request(int port, const char *method, const char *path,
                     const char *body, struct buf *out);
 
