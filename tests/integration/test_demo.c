@@ -40,30 +40,8 @@
 #define IOCD_SIM_PATH "iocd-sim"
 #endif
 
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    return NULL;
-  }
-  struct buf b;
-  buf_init(&b, 16u << 20);
-  char chunk[4096];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-    if (buf_append(&b, chunk, n) != 0) {
-      break;
-    }
-  }
-  fclose(f);
-  if (buf_putc(&b, '\0') != 0) {
-    buf_cleanup(&b);
-    return NULL;
-  }
-  return buf_detach(&b, NULL);
-}
-
 static bool file_contains(const char *path, const char *needle) {
-  char *text = slurp(path);
+  char *text = h_read_file(path, NULL);
   bool found = text && strstr(text, needle) != NULL;
   free(text);
   return found;
@@ -270,12 +248,12 @@ Test(demo,
     running = file_contains(out, "press Ctrl-C");
     int status;
     if (!running && waitpid(pid, &status, WNOHANG) == pid) {
-      char *text = slurp(out);
+      char *text = h_read_file(out, NULL);
       cr_assert_fail("the demo exited early:\n%s", text ? text : "");
     }
     h_sleep_ms(500);
   }
-  char *text = slurp(out);
+  char *text = h_read_file(out, NULL);
   cr_assert_not_null(text);
   cr_assert(running, "the demo did not reach its summary:\n%s", text);
   /* It says where it builds and keeps its state, outside the tree. */
@@ -293,7 +271,7 @@ Test(demo,
   cr_assert_eq(kill(-pid, SIGINT), 0);
   int status = 0;
   cr_assert(wait_exit(pid, 60000, &status), "the demo did not stop");
-  text = slurp(out);
+  text = h_read_file(out, NULL);
   cr_assert_not_null(text);
   /* iocd wrote everything it had accepted before it stopped. */
   cr_assert(strstr(text, "demo: iocd: all accepted points written; stopped"),
@@ -313,7 +291,7 @@ Test(demo,
    * exit status 0 because every step happened. */
   pid = start_demo(tree, out, env, uid, gid, "--once");
   cr_assert(wait_exit(pid, 400000, &status), "the second run did not stop");
-  text = slurp(out);
+  text = h_read_file(out, NULL);
   cr_assert_not_null(text);
   cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
             "the second run failed (status %d):\n%s", status, text);

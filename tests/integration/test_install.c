@@ -165,18 +165,9 @@ static void assert_user_wrote(const char *root, const char *rel, uid_t uid) {
 }
 
 static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  cr_assert_not_null(f, "%s", path);
-  struct buf b;
-  buf_init(&b, 1u << 20);
-  char chunk[4096];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-    cr_assert_eq(buf_append(&b, chunk, n), 0);
-  }
-  fclose(f);
-  cr_assert_eq(buf_putc(&b, '\0'), 0);
-  return buf_detach(&b, NULL);
+  char *text = h_read_file(path, NULL);
+  cr_assert_not_null(text, "%s cannot be read", path);
+  return text;
 }
 
 /* Replaces every `from` in text with `to` (text is malloc'd); there must

@@ -543,18 +543,9 @@ Test(store_influx, close_reports_the_points_it_could_not_write) {
 /* ---- File output ------------------------------------------------------- */
 
 static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  cr_assert_not_null(f, "%s", path);
-  struct buf b;
-  buf_init(&b, 0);
-  char chunk[4096];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-    buf_append(&b, chunk, n);
-  }
-  fclose(f);
-  buf_putc(&b, '\0');
-  return buf_detach(&b, NULL);
+  char *text = h_read_file(path, NULL);
+  cr_assert_not_null(text, "%s cannot be read", path);
+  return text;
 }
 
 Test(store_file, appends_exact_line_protocol_in_arrival_order) {
