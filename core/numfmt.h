@@ -2,8 +2,8 @@
  * Numbers as people read them in Vietnamese or English: 1.410.312 and
  * 10,61% (English: 1,410,312 and 10.61%). One formatting for every text
  * iocd writes for a person: the notifications' words (alerts/template.c)
- * and the rules' annotations ({{value}}, {{value|pct}} in rules/engine.c).
- * Pure functions.
+ * and the rules' annotations ({{value}}, {{value|pct}} in
+ * rules/engine_event.c). Pure functions.
  */
 #ifndef IOCD_CORE_NUMFMT_H
 #define IOCD_CORE_NUMFMT_H

@@ -1,7 +1,8 @@
 /*
- * What expr.c and series.c share inside rules/: the layout of a series and
- * its ring of samples (so the evaluator reads samples without a call per
- * sample), label matchers, and the selection of the series a selector sees.
+ * What the rules language (expr*.c) and series.c share inside rules/: the
+ * layout of a series and its ring of samples (so the evaluator, expr_eval.c,
+ * reads samples without a call per sample), label matchers, and the
+ * selection of the series a selector sees.
  */
 #ifndef IOCD_RULES_RULES_INT_H
 #define IOCD_RULES_RULES_INT_H

@@ -690,7 +690,7 @@ static void ring_recompute(struct ring *r, size_t from) {
       size_t pj = ring_slot_of(r, i - 1);
       double prev = r->s[pj].v;
       if (rinc) {
-        /* A drop is a reset to zero, as in counter_increase (expr.c). */
+        /* A drop is a reset to zero, as in counter_increase (expr_eval.c). */
         inc = rinc[pj] + (v >= prev ? v - prev : v);
       }
       if (rsum) {
