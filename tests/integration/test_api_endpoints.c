@@ -132,7 +132,8 @@ static void post_twice(int port, const char *path, int status[2]) {
       have += (size_t)r; /* every answer closes its connection */
     }
     got[have] = '\0';
-    status[i] = strncmp(got, "HTTP/1.1 ", 9) == 0 ? atoi(got + 9) : 0;
+    status[i] =
+        strncmp(got, "HTTP/1.1 ", 9) == 0 ? (int)strtol(got + 9, NULL, 10) : 0;
     close(fd[i]);
   }
 }

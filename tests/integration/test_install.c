@@ -208,7 +208,9 @@ static void service_env(const char *root, const char *extra, struct buf *b,
   size_t n = 0;
   cr_assert_eq(buf_puts(b, "PATH=/usr/bin:/bin"), 0);
   cr_assert_eq(buf_putc(b, '\0'), 0);
-  for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+  char *save = NULL;
+  for (char *line = strtok_r(text, "\n", &save); line;
+       line = strtok_r(NULL, "\n", &save)) {
     if (*line && *line != '#' && strchr(line, '=')) {
       cr_assert_eq(buf_puts(b, line), 0);
       cr_assert_eq(buf_putc(b, '\0'), 0);

@@ -26,7 +26,7 @@ static char tmp[64];
 static char dir[128];
 
 static void setup(void) {
-  strcpy(tmp, "/tmp/iocd-outbox-XXXXXX");
+  snprintf(tmp, sizeof tmp, "%s", "/tmp/iocd-outbox-XXXXXX");
   cr_assert_not_null(mkdtemp(tmp));
   snprintf(dir, sizeof dir, "%s/outbox", tmp);
 }
